@@ -1,0 +1,85 @@
+"""The engine protocol every AI service is built on: ``load()`` once, ``predict()`` many times.
+
+A service is "load engine, expose predict": the HTTP server and the RQ worker of a
+service share one loaded engine. Engines load lazily under a lock, record their load
+time, and serialise inference (one CPU-bound call at a time per engine; parallelism
+comes from more workers, not threads fighting over the same cores).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import structlog
+
+from mediafleet.common.errors import EngineError
+
+log = structlog.get_logger("mediafleet.engine")
+
+
+class Engine(ABC):
+    """Base class of all model engines (one per library: rapidocr, easyocr, ...)."""
+
+    #: Engine name as used in requests and results (``"rapidocr"``).
+    name: ClassVar[str]
+
+    def __init__(self) -> None:
+        self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._loaded = False
+        self.load_time_s: float | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    @property
+    @abstractmethod
+    def model(self) -> str:
+        """Model name, e.g. ``PP-OCRv4``."""
+
+    @property
+    @abstractmethod
+    def model_version(self) -> str:
+        """Version or content hash of the loaded weights."""
+
+    @abstractmethod
+    def _load(self) -> None:
+        """Load weights from local files; never download."""
+
+    def load(self) -> None:
+        """Load once; later calls return at once. Raises EngineError when weights are missing or bad."""
+        if self._loaded:
+            return
+        with self._load_lock:
+            if self._loaded:
+                return
+            start = time.perf_counter()
+            try:
+                self._load()
+            except EngineError:
+                raise
+            except (FileNotFoundError, OSError, RuntimeError, ValueError, KeyError) as exc:
+                raise EngineError(f"{self.name}: cannot load model: {exc}", code="model_not_available") from exc
+            self.load_time_s = time.perf_counter() - start
+            self._loaded = True
+            log.info("engine_loaded", engine=self.name, model=self.model, seconds=round(self.load_time_s, 3))
+
+    def info(self) -> dict[str, Any]:
+        """What ``GET /v1/models`` and ``/readyz`` report about this engine."""
+        return {
+            "engine": self.name,
+            "loaded": self._loaded,
+            "model": self.model if self._loaded else None,
+            "model_version": self.model_version if self._loaded else None,
+            "load_time_s": self.load_time_s,
+        }
+
+    def run_serialised(self, fn, *args, **kwargs):  # noqa: ANN001, ANN201
+        """Call ``fn`` under this engine's run lock (after loading)."""
+        self.load()
+        with self._run_lock:
+            return fn(*args, **kwargs)

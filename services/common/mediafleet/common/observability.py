@@ -1,0 +1,131 @@
+"""Health, readiness and Prometheus metrics shared by every service.
+
+``/healthz`` answers while the process is alive; ``/readyz`` runs the service's
+readiness checks (Redis, database, engine loaded) and answers 503 naming what is
+missing; ``/metrics`` is the Prometheus text exposition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+HTTP_REQUESTS = Counter(
+    "mediafleet_http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "mediafleet_http_request_duration_seconds",
+    "HTTP request latency, seconds",
+    ["service", "method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+TASK_DURATION = Histogram(
+    "mediafleet_task_duration_seconds",
+    "Run time of one task on a worker, seconds",
+    ["task", "engine", "outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+)
+
+#: A readiness check returns None when ready, or a short reason when not.
+ReadinessCheck = Callable[[], str | None]
+
+
+def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
+    """Router with /healthz, /readyz and /metrics. ``checks`` run in a thread pool."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz() -> JSONResponse:
+        results: dict[str, Any] = {}
+        for name, check in checks.items():
+            try:
+                reason = await asyncio.to_thread(check)
+            except Exception as exc:  # a failing check is a "not ready" answer, never a 500
+                reason = f"{type(exc).__name__}: {exc}"
+            results[name] = "ok" if reason is None else reason
+        ready = all(v == "ok" for v in results.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "checks": results}, status_code=200 if ready else 503
+        )
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware recording request counts and latency per route template."""
+
+    def __init__(self, app: ASGIApp, service: str):
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def _send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, _send)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            HTTP_REQUESTS.labels(self.service, method, template, str(status["code"])).inc()
+            HTTP_LATENCY.labels(self.service, method, template).observe(time.perf_counter() - start)
+
+
+def redis_check(client: Any) -> ReadinessCheck:
+    def check() -> str | None:
+        client.ping()
+        return None
+
+    return check
+
+
+def database_check(engine: Any) -> ReadinessCheck:
+    from sqlalchemy import text
+
+    def check() -> str | None:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return None
+
+    return check
+
+
+def serve_in_thread(app: FastAPI, host: str, port: int) -> threading.Thread:
+    """Run ``app`` with uvicorn in a daemon thread (health/metrics of worker processes).
+
+    uvicorn installs no signal handlers outside the main thread, so the worker in the
+    main thread keeps its own SIGTERM handling.
+    """
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, name=f"http-{port}", daemon=True)
+    thread.start()
+    return thread
+
+

@@ -1,0 +1,71 @@
+"""Settings shared by every service (pydantic-settings).
+
+Core values live under the ``MEDIAFLEET_`` prefix and are read by every service
+(``MEDIAFLEET_REDIS_URL``, ``MEDIAFLEET_DATABASE_URL`` ...). Each service adds its
+own section with its own prefix (``GATEWAY_``, ``OCR_``, ``JOB_MANAGER_``), nested
+with ``__`` (for example ``GATEWAY_ADMIN__PASSWORD``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+#: Values that ship in examples and must never reach a production deployment.
+PLACEHOLDER_SECRETS = frozenset({"changethis", "change-me", "changeme", "secret", "admin", ""})
+
+
+class CoreSettings(BaseSettings):
+    """Values every service needs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MEDIAFLEET_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    environment: Environment = "development"
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: SQLAlchemy URL. PostgreSQL in the fleet, SQLite for embedded mode.
+    database_url: str = "sqlite:///var/mediafleet.db"
+    #: Where uploads are stored, content-addressed by SHA-256.
+    media_dir: Path = Path("var/media")
+    #: Where model weights are provisioned ahead of time; nothing is downloaded at run time.
+    models_dir: Path = Path("var/models")
+    #: Upper bound on one task's run time on a worker, seconds.
+    task_timeout_s: int = Field(default=300, ge=1)
+    #: Retries of a task after its first attempt (crash, abandoned worker or error).
+    task_max_retries: int = Field(default=3, ge=0)
+    #: Base of the exponential retry backoff, seconds: base, 2*base, 4*base ...
+    task_retry_backoff_s: int = Field(default=2, ge=0)
+    #: How long a running task may go without a worker heartbeat before it is
+    #: declared abandoned and retried, seconds.
+    task_lease_s: int = Field(default=15, ge=2)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+
+def retry_intervals(core: CoreSettings) -> list[int]:
+    """Exponential backoff schedule in seconds, one entry per retry: b, 2b, 4b ..."""
+    return [core.task_retry_backoff_s * (2**i) for i in range(core.task_max_retries)]
+
+
+def refuse_placeholder(name: str, value: str, core: CoreSettings) -> None:
+    """Raise ``ValueError`` when ``value`` is a placeholder outside development/test.
+
+    Outside production a warning is logged instead, so local use stays easy.
+    """
+    if value.strip().lower() in PLACEHOLDER_SECRETS:
+        message = f"{name} is a placeholder value; set a real one"
+        if core.is_production:
+            raise ValueError(message + " (refused in production)")
+        import structlog
+
+        structlog.get_logger("mediafleet.settings").warning("placeholder_secret", setting=name)

@@ -1,0 +1,60 @@
+"""JWT access and refresh tokens (PyJWT, HS256).
+
+Claims: ``sub`` (user id as a string), ``typ`` (``access`` | ``refresh``), ``ver``
+(the user's token version: bumped on password change, which revokes older tokens),
+``iat``/``exp`` (RFC 7519 NumericDate).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+from mediafleet.common.errors import Unauthorized
+
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: int
+    token_type: str
+    version: int
+
+
+def create_token(
+    secret: str, user_id: int, token_type: str, version: int, ttl: dt.timedelta, now: dt.datetime | None = None
+) -> str:
+    now = now or dt.datetime.now(dt.UTC)
+    payload = {
+        "sub": str(user_id),
+        "typ": token_type,
+        "ver": version,
+        "iat": now,
+        "exp": now + ttl,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(payload, secret, algorithm=ALGORITHM)
+
+
+def decode_token(secret: str, token: str, expected_type: str) -> TokenClaims:
+    """Verify signature, expiry and type.
+
+    Raises:
+        Unauthorized: expired, tampered, malformed, or of the wrong type.
+    """
+    try:
+        payload = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "typ"]})
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("token has expired", code="token_expired") from exc
+    except jwt.InvalidTokenError as exc:
+        raise Unauthorized("token is invalid", code="invalid_token") from exc
+    if payload.get("typ") != expected_type:
+        raise Unauthorized(f"expected a {expected_type} token", code="invalid_token")
+    try:
+        return TokenClaims(int(payload["sub"]), payload["typ"], int(payload.get("ver", 0)))
+    except (TypeError, ValueError) as exc:
+        raise Unauthorized("token is invalid", code="invalid_token") from exc

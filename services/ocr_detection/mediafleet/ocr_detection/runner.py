@@ -1,0 +1,68 @@
+"""The OCR runner: engines by name, loaded once, shared by the HTTP server, the RQ worker and the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from mediafleet.common.errors import BadRequest
+from mediafleet.common.media import load_rgb
+from mediafleet.common.schemas import OcrResult
+from mediafleet.ocr_detection.engines import ENGINE_NAMES, create_engine, engine_class
+from mediafleet.ocr_detection.engines.base import OcrEngine
+from mediafleet.ocr_detection.settings import OcrSettings
+
+log = structlog.get_logger("mediafleet.ocr")
+
+
+class OcrRunner:
+    def __init__(self, settings: OcrSettings):
+        self.settings = settings
+        self._engines: dict[str, OcrEngine] = {}
+
+    def engine(self, name: str | None) -> OcrEngine:
+        """Engine ``name`` (default from settings), created on first use. Raises BadRequest if unknown."""
+        name = name or self.settings.default_engine
+        if name not in self._engines:
+            self._engines[name] = create_engine(name, self.settings)
+        return self._engines[name]
+
+    def preload(self, names: list[str] | None = None) -> None:
+        """Load engines now (service start), so the first job does not pay for it."""
+        for name in names if names is not None else self.settings.preload:
+            self.engine(name).load()
+
+    def models(self) -> list[dict[str, Any]]:
+        return [self._engines[n].info() if n in self._engines else {"engine": n, "loaded": False} for n in ENGINE_NAMES]
+
+    def loaded_engines(self) -> list[str]:
+        return [name for name, eng in self._engines.items() if eng.loaded]
+
+    def validate_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
+        """Normalise ``{"engine", "languages"}``. Raises BadRequest on unknown keys or values."""
+        options = dict(options or {})
+        unknown = set(options) - {"engine", "languages"}
+        if unknown:
+            raise BadRequest(f"unknown OCR options: {', '.join(sorted(unknown))}", code="unknown_option")
+        engine = options.get("engine") or self.settings.default_engine
+        cls = engine_class(engine)
+        languages = options.get("languages") or list(self.settings.default_languages)
+        if not isinstance(languages, list) or not all(isinstance(x, str) and 1 < len(x) < 12 for x in languages):
+            raise BadRequest("languages must be a list of language codes such as ['en', 'fr']")
+        if cls.languages is not None:
+            bad = [x for x in languages if x not in cls.languages]
+            if bad:
+                raise BadRequest(
+                    f"{engine} cannot read {bad}; it reads {list(cls.languages)}", code="unsupported_language"
+                )
+        return {"engine": engine, "languages": languages}
+
+    def analyze(self, path: str | Path, options: dict[str, Any] | None = None) -> OcrResult:
+        """OCR the image at ``path``. Raises BadRequest, InvalidMedia, EngineError."""
+        opts = self.validate_options(options)
+        image = load_rgb(path)
+        result = self.engine(opts["engine"]).predict(image, opts["languages"])
+        log.info("ocr_done", engine=result.engine, lines=len(result.lines), elapsed_ms=result.elapsed_ms)
+        return result

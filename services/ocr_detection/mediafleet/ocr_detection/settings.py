@@ -1,0 +1,45 @@
+"""OCR service settings (prefix ``OCR_``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mediafleet.common.settings import CoreSettings
+
+EngineName = Literal["rapidocr", "easyocr"]
+
+
+class RapidOcrSettings(BaseModel):
+    #: Detection/recognition ONNX models; empty means the PP-OCRv4 models inside the wheel.
+    det_model_path: str | None = None
+    rec_model_path: str | None = None
+    use_cuda: bool = False
+    #: Space-aware CTC decoding: insert a space between two characters when the space
+    #: class reaches this probability in the blank frames between them (0 disables).
+    space_threshold: float = Field(default=0.02, ge=0.0, le=1.0)
+
+
+class EasyOcrSettings(BaseModel):
+    #: ``standard`` picks easyocr's own recogniser for the languages; any other name is a
+    #: custom recogniser described by ``<name>.yaml`` + ``<name>.py`` in ``user_network/``.
+    recog_network: str = "standard"
+    gpu: bool = False
+    quantize: bool = True
+
+
+class OcrSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OCR_", env_nested_delimiter="__", env_file=".env", extra="ignore")
+
+    core: CoreSettings = Field(default_factory=CoreSettings)
+    #: Engine used when a request names none. Chosen from bench/ocr (see README).
+    default_engine: EngineName = "rapidocr"
+    #: Engines loaded at start (a comma-separated env value works: OCR_PRELOAD='["rapidocr"]').
+    preload: list[EngineName] = Field(default_factory=lambda: ["rapidocr"])
+    default_languages: list[str] = Field(default_factory=lambda: ["en"])
+    rapidocr: RapidOcrSettings = Field(default_factory=RapidOcrSettings)
+    easyocr: EasyOcrSettings = Field(default_factory=EasyOcrSettings)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8101

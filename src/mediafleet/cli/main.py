@@ -1,0 +1,154 @@
+"""``mediafleet`` command line.
+
+    mediafleet analyze FILE... --tasks ocr [--engine rapidocr] [--languages en,fr] [--json]
+    mediafleet analyze --api URL FILE...      (same work through a running gateway)
+    mediafleet search QUERY [--json]
+
+Exit status: 0 when every file was analysed, 1 when any file failed (one line on
+stderr per failed file: ``mediafleet: FILE: reason``), 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+KNOWN_TASKS = ("ocr",)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mediafleet", description="Analyse media with the mediafleet engines.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    analyze = sub.add_parser("analyze", help="analyse files (embedded, or through --api)")
+    analyze.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    analyze.add_argument("--tasks", default="ocr", help="comma-separated tasks (available: ocr)")
+    analyze.add_argument("--engine", help="OCR engine: rapidocr or easyocr (default from OCR_DEFAULT_ENGINE)")
+    analyze.add_argument("--languages", help="comma-separated language codes, e.g. en,fr")
+    analyze.add_argument("--json", action="store_true", help="print one JSON object per file")
+    analyze.add_argument("--db", help="SQLAlchemy URL of the embedded store (default MEDIAFLEET_DATABASE_URL)")
+    analyze.add_argument("--api", metavar="URL", help="send the work to a gateway, e.g. http://127.0.0.1:8000")
+    analyze.add_argument("--token", default=os.environ.get("MEDIAFLEET_TOKEN"), help="access token for --api")
+    analyze.add_argument("--username", default=os.environ.get("MEDIAFLEET_USERNAME"))
+    analyze.add_argument("--password", default=os.environ.get("MEDIAFLEET_PASSWORD"))
+    analyze.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for a job (--api)")
+
+    search = sub.add_parser("search", help="full-text search of what analyze read (embedded store)")
+    search.add_argument("query")
+    search.add_argument("--db", help="SQLAlchemy URL of the embedded store")
+    search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--json", action="store_true")
+    return parser
+
+
+def _print_human(item: dict[str, Any]) -> None:
+    media = item["media"]
+    ocr = item["results"].get("ocr")
+    head = f"{item['file']}  ({media['width']}x{media['height']} {media['mime']}"
+    if ocr:
+        head += f", {ocr['engine']} {ocr['elapsed_ms']:.0f} ms, {len(ocr['lines'])} lines"
+    print(head + ")")
+    if ocr:
+        for line in ocr["text"].splitlines():
+            print(f"    {line}")
+
+
+def _fail(file: Path, reason: str) -> None:
+    print(f"mediafleet: {file}: {reason}", file=sys.stderr)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = [t for t in tasks if t not in KNOWN_TASKS]
+    if unknown or not tasks:
+        print(f"mediafleet: unknown task(s) {unknown or tasks}; available: {', '.join(KNOWN_TASKS)}", file=sys.stderr)
+        return 2
+    ocr_opts: dict[str, Any] = {}
+    if args.engine:
+        ocr_opts["engine"] = args.engine
+    if args.languages:
+        ocr_opts["languages"] = [x.strip() for x in args.languages.split(",") if x.strip()]
+    options = {"ocr": ocr_opts} if "ocr" in tasks else {}
+
+    from mediafleet.common.errors import MediafleetError
+
+    if args.api:
+        from mediafleet.cli.client import ApiClient, ApiError
+
+        try:
+            client = ApiClient(args.api, token=args.token, username=args.username, password=args.password)
+        except ApiError as exc:
+            print(f"mediafleet: {args.api}: {exc}", file=sys.stderr)
+            return 1
+        run = lambda path: client.analyze(path, tasks, options, timeout=args.timeout)  # noqa: E731
+        errors: tuple[type[Exception], ...] = (ApiError, OSError)
+    else:
+        from mediafleet.cli.embedded import EmbeddedAnalyzer
+
+        try:
+            analyzer = EmbeddedAnalyzer(database_url=args.db)
+        except MediafleetError as exc:
+            print(f"mediafleet: {exc.message}", file=sys.stderr)
+            return 1
+        run = lambda path: analyzer.analyze(path, tasks, options)  # noqa: E731
+        errors = (MediafleetError, OSError)
+
+    failed = 0
+    for path in args.files:
+        if not path.is_file():
+            _fail(path, "no such file" if not path.exists() else "not a regular file")
+            failed += 1
+            continue
+        try:
+            item = run(path)
+        except errors as exc:
+            _fail(path, getattr(exc, "message", None) or str(exc))
+            failed += 1
+            continue
+        if args.json:
+            print(json.dumps(item, ensure_ascii=False), flush=True)
+        else:
+            _print_human(item)
+    return 1 if failed else 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from mediafleet.cli.embedded import EmbeddedAnalyzer
+    from mediafleet.common.errors import MediafleetError
+
+    try:
+        hits = EmbeddedAnalyzer(database_url=args.db).search(args.query, limit=args.limit)
+    except MediafleetError as exc:
+        print(f"mediafleet: {exc.message}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"query": args.query, "data": hits, "count": len(hits)}, ensure_ascii=False))
+        return 0
+    for hit in hits:
+        print(f"{hit['filename'] or hit['media_id']}  ({hit['path']})")
+        for m in hit["matches"]:
+            print(f"    {m['text']!r}  box={m['box']}")
+    if not hits:
+        print(f"no media matches {args.query!r}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mediafleet.common.logging import configure_logging
+
+    configure_logging(os.environ.get("MEDIAFLEET_LOG_LEVEL", "WARNING"))
+    args = _parser().parse_args(argv)
+    start = time.perf_counter()
+    code = cmd_analyze(args) if args.command == "analyze" else cmd_search(args)
+    if args.command == "analyze" and not getattr(args, "json", False):
+        print(f"done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
