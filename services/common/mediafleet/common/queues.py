@@ -6,6 +6,8 @@ from mediafleet.common.schemas import Priority
 
 #: Tasks each AI service can run, by the service's capability queue.
 TASK_QUEUES = {"ocr": "ocr"}
+#: The function a worker runs for each task (import path; job_manager never imports it).
+TASK_FUNCTIONS = {"ocr": "mediafleet.ocr_detection.tasks.run_ocr_task"}
 
 #: Priorities in the order workers drain them.
 PRIORITY_ORDER = (Priority.high, Priority.normal, Priority.low)

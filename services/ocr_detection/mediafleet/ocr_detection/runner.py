@@ -7,9 +7,12 @@ from typing import Any
 
 import structlog
 
+from pydantic import ValidationError
+
 from mediafleet.common.errors import BadRequest
 from mediafleet.common.media import load_rgb
 from mediafleet.common.schemas import OcrResult
+from mediafleet.common.tasks import OcrOptions
 from mediafleet.ocr_detection.engines import ENGINE_NAMES, create_engine, engine_class
 from mediafleet.ocr_detection.engines.base import OcrEngine
 from mediafleet.ocr_detection.settings import OcrSettings
@@ -41,16 +44,14 @@ class OcrRunner:
         return [name for name, eng in self._engines.items() if eng.loaded]
 
     def validate_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
-        """Normalise ``{"engine", "languages"}``. Raises BadRequest on unknown keys or values."""
-        options = dict(options or {})
-        unknown = set(options) - {"engine", "languages"}
-        if unknown:
-            raise BadRequest(f"unknown OCR options: {', '.join(sorted(unknown))}", code="unknown_option")
-        engine = options.get("engine") or self.settings.default_engine
+        """Normalise ``{"engine", "languages"}`` with defaults. Raises BadRequest on bad values."""
+        try:
+            opts = OcrOptions.model_validate(options or {})
+        except ValidationError as exc:
+            raise BadRequest(f"invalid OCR options: {exc.errors()[0]['msg']}", details=exc.errors(include_url=False)) from exc
+        engine = opts.engine or self.settings.default_engine
+        languages = opts.languages or list(self.settings.default_languages)
         cls = engine_class(engine)
-        languages = options.get("languages") or list(self.settings.default_languages)
-        if not isinstance(languages, list) or not all(isinstance(x, str) and 1 < len(x) < 12 for x in languages):
-            raise BadRequest("languages must be a list of language codes such as ['en', 'fr']")
         if cls.languages is not None:
             bad = [x for x in languages if x not in cls.languages]
             if bad:

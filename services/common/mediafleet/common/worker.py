@@ -1,0 +1,61 @@
+"""RQ worker for model services: loads its engines once and keeps a short lease on running tasks.
+
+- Non-forking (``SimpleWorker``): RQ's forking worker starts a fresh process per job,
+  which would reload the model for every job.
+- Lease: while a task runs, a heartbeat thread renews its entry in RQ's
+  ``StartedJobRegistry`` every ``lease_s / 3`` seconds with a TTL of ``lease_s``.
+  If the process dies (SIGKILL, OOM, lost host), the entry expires within
+  ``lease_s`` and job_manager's reaper (``StartedJobRegistry.cleanup``) retries the
+  task with backoff, or fails it when no retries are left. RQ's own TTL for a
+  non-forking worker is the job timeout + 60 s, far too slow to notice a dead worker.
+- After each task the worker pushes the task id onto ``TASK_EVENTS_KEY`` so
+  job_manager collects the result at once instead of at its next poll.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import redis
+import structlog
+from rq import SimpleWorker
+from rq.job import Job
+from rq.queue import Queue
+from rq.worker import WorkerStatus
+
+from mediafleet.common.queues import TASK_EVENTS_KEY
+
+log = structlog.get_logger("mediafleet.worker")
+
+
+class ModelWorker(SimpleWorker):
+    lease_s: int = 15
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return self.lease_s
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        execution = self.prepare_execution(job)
+        stop = threading.Event()
+        beat = threading.Thread(target=self._renew_lease, args=(job, execution, stop), daemon=True)
+        beat.start()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            stop.set()
+            beat.join()
+            self._notify(job)
+        self.set_state(WorkerStatus.IDLE)
+
+    def _renew_lease(self, job: Job, execution, stop: threading.Event) -> None:  # noqa: ANN001
+        while not stop.wait(max(self.lease_s / 3, 0.5)):
+            try:
+                self.maintain_heartbeats(job, execution)
+            except redis.RedisError as exc:  # Redis restarting: the next beat retries
+                log.warning("lease_renewal_failed", job_id=job.id, error=str(exc))
+
+    def _notify(self, job: Job) -> None:
+        try:
+            self.connection.lpush(TASK_EVENTS_KEY, job.id)
+        except redis.RedisError as exc:  # job_manager's periodic reconciliation still sees it
+            log.warning("task_event_failed", job_id=job.id, error=str(exc))

@@ -1,0 +1,1 @@
+"""Gateway: the public HTTP API (auth, media upload, jobs, search, SSE progress)."""

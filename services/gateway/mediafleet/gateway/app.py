@@ -1,0 +1,89 @@
+"""Gateway application factory and lifespan (DB migration, first admin, Redis clients)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis
+import redis.asyncio as aioredis
+import structlog
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from mediafleet.common.errors import install_error_handlers
+from mediafleet.common.logging import configure_logging
+from mediafleet.common.observability import MetricsMiddleware, database_check, health_router, redis_check
+from mediafleet.common.store import User, create_db_engine, migrate, session_factory
+from mediafleet.gateway.context import GatewayContext
+from mediafleet.gateway.limits import UploadSizeLimit
+from mediafleet.gateway.routes import auth, jobs, media, search
+from mediafleet.gateway.security import hash_password
+from mediafleet.gateway.settings import GatewaySettings
+from mediafleet.gateway.storage import MediaStore
+
+log = structlog.get_logger("mediafleet.gateway")
+
+
+def ensure_admin(ctx: GatewayContext) -> None:
+    """Create the first admin from settings when no user of that name exists."""
+    admin = ctx.settings.admin
+    with ctx.sessions() as session:
+        if session.scalar(select(User).where(User.username == admin.username)) is None:
+            session.add(
+                User(
+                    username=admin.username,
+                    password_hash=hash_password(admin.password.get_secret_value()),
+                    is_admin=True,
+                    must_change_password=True,
+                    token_version=0,
+                )
+            )
+            session.commit()
+            log.info("admin_created", username=admin.username)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    db = create_db_engine(settings.core.database_url)
+    rclient = redis.Redis.from_url(settings.core.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    ctx = GatewayContext(
+        settings=settings,
+        db=db,
+        sessions=session_factory(db),
+        redis=rclient,
+        aredis=aioredis.Redis.from_url(settings.core.redis_url, socket_connect_timeout=2),
+        media=MediaStore(settings.core.media_dir, settings.max_upload_bytes),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        migrate(db)
+        ensure_admin(ctx)
+        log.info("gateway_ready", database=db.url.get_backend_name(), media_dir=str(settings.core.media_dir))
+        yield
+        await ctx.aredis.aclose()
+        rclient.close()
+        db.dispose()
+
+    app = FastAPI(
+        title="mediafleet gateway",
+        version="0.1.0",
+        description="Upload media, run analysis jobs, follow their progress and search what was found.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    app.include_router(health_router({"database": database_check(db), "redis": redis_check(rclient)}))
+    for module in (auth, media, jobs, search):
+        app.include_router(module.router)
+    app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(MetricsMiddleware, service="gateway")
+    return app
+
+
+def main_app() -> FastAPI:
+    """Entry for ``uvicorn --factory mediafleet.gateway.app:main_app``."""
+    settings = GatewaySettings()
+    configure_logging(settings.core.log_level, settings.core.log_format)
+    return create_app(settings)

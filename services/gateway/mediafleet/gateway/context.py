@@ -1,0 +1,23 @@
+"""What the gateway holds for its lifetime (built in the lifespan, reached through deps)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+import redis.asyncio as aioredis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from mediafleet.gateway.settings import GatewaySettings
+from mediafleet.gateway.storage import MediaStore
+
+
+@dataclass
+class GatewayContext:
+    settings: GatewaySettings
+    db: Engine
+    sessions: sessionmaker[Session]
+    redis: redis.Redis
+    aredis: aioredis.Redis
+    media: MediaStore

@@ -1,0 +1,103 @@
+"""``/v1/auth``: OAuth2 password login, refresh, password change; ``/v1/users``: accounts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from mediafleet.common.errors import BadRequest, Conflict, Unauthorized
+from mediafleet.common.store import User
+from mediafleet.common.tokens import create_token, decode_token
+from mediafleet.gateway.deps import AdminUser, ContextDep, CurrentUser, PendingUser, SessionDep
+from mediafleet.gateway.schemas import PasswordChange, RefreshRequest, TokenPair, UserCreate, UserPublic
+from mediafleet.gateway.security import hash_password, verify_password
+
+router = APIRouter(tags=["auth"])
+
+
+def issue_tokens(ctx, user: User) -> TokenPair:  # noqa: ANN001
+    s = ctx.settings
+    key = s.secret_key.get_secret_value()
+    return TokenPair(
+        access_token=create_token(key, user.id, "access", user.token_version, dt.timedelta(seconds=s.access_token_ttl_s)),
+        refresh_token=create_token(
+            key, user.id, "refresh", user.token_version, dt.timedelta(seconds=s.refresh_token_ttl_s)
+        ),
+        expires_in=s.access_token_ttl_s,
+        must_change_password=user.must_change_password,
+    )
+
+
+@router.post("/v1/auth/token", response_model=TokenPair)
+def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], ctx: ContextDep, session: SessionDep) -> TokenPair:
+    """OAuth2 password grant (form fields ``username``, ``password``)."""
+    user = session.scalar(select(User).where(User.username == form.username))
+    if user is None or not verify_password(form.password, user.password_hash):
+        raise Unauthorized("incorrect username or password", code="invalid_credentials")
+    return issue_tokens(ctx, user)
+
+
+@router.post("/v1/auth/refresh", response_model=TokenPair)
+def refresh(body: RefreshRequest, ctx: ContextDep, session: SessionDep) -> TokenPair:
+    claims = decode_token(ctx.settings.secret_key.get_secret_value(), body.refresh_token, "refresh")
+    user = session.get(User, claims.user_id)
+    if user is None or user.token_version != claims.version:
+        raise Unauthorized("token has been revoked", code="invalid_token")
+    return issue_tokens(ctx, user)
+
+
+@router.post("/v1/auth/password", response_model=TokenPair)
+def change_password(body: PasswordChange, user: PendingUser, ctx: ContextDep, session: SessionDep) -> TokenPair:
+    """Change the caller's password; revokes every token issued before and returns new ones."""
+    if not verify_password(body.current_password, user.password_hash):
+        raise Unauthorized("current password is incorrect", code="invalid_credentials")
+    _check_password(ctx, body.new_password)
+    if body.new_password == body.current_password:
+        raise BadRequest("the new password must differ from the current one", code="weak_password")
+    user.password_hash = hash_password(body.new_password)
+    user.must_change_password = False
+    user.token_version += 1
+    session.commit()
+    return issue_tokens(ctx, user)
+
+
+@router.get("/v1/users/me", response_model=UserPublic)
+def me(user: CurrentUser) -> UserPublic:
+    return _public(user)
+
+
+@router.post("/v1/users", response_model=UserPublic, status_code=status.HTTP_201_CREATED)
+def create_user(body: UserCreate, _: AdminUser, ctx: ContextDep, session: SessionDep) -> UserPublic:
+    _check_password(ctx, body.password)
+    user = User(
+        username=body.username,
+        password_hash=hash_password(body.password),
+        is_admin=body.is_admin,
+        must_change_password=False,
+        token_version=0,
+    )
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"user {body.username!r} exists", code="user_exists") from exc
+    return _public(user)
+
+
+def _check_password(ctx, password: str) -> None:  # noqa: ANN001
+    if len(password) < ctx.settings.min_password_length:
+        raise BadRequest(
+            f"password must have at least {ctx.settings.min_password_length} characters", code="weak_password"
+        )
+
+
+def _public(user: User) -> UserPublic:
+    return UserPublic(
+        id=user.id, username=user.username, is_admin=user.is_admin, must_change_password=user.must_change_password
+    )

@@ -1,0 +1,78 @@
+"""``/v1/media``: upload (stored once by SHA-256) and metadata."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, UploadFile, status
+from sqlalchemy.exc import IntegrityError
+
+from mediafleet.common.errors import NotFound
+from mediafleet.common.store import Media, MediaOwner
+from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep
+from mediafleet.gateway.schemas import MediaPublic
+
+router = APIRouter(tags=["media"])
+
+
+@router.post("/v1/media", response_model=MediaPublic, status_code=status.HTTP_201_CREATED)
+def upload_media(file: UploadFile, user: CurrentUser, ctx: ContextDep, session: SessionDep) -> MediaPublic:
+    """Store an image. The same bytes always get the same ``media_id`` (their SHA-256).
+
+    Errors: 413 over ``GATEWAY_MAX_UPLOAD_BYTES``; 415 not a supported image; 422 empty,
+    truncated or corrupt. A rejected upload leaves nothing on disk or in the database.
+    """
+    stored = ctx.media.save(file.file)
+    try:
+        media = session.get(Media, stored.sha256)
+        deduplicated = media is not None
+        if media is None:
+            media = Media(
+                id=stored.sha256,
+                kind=stored.probe.kind,
+                mime=stored.probe.mime,
+                size_bytes=stored.size_bytes,
+                width=stored.probe.width,
+                height=stored.probe.height,
+                storage_path=stored.relative_path,
+            )
+            session.add(media)
+        owner = session.get(MediaOwner, (stored.sha256, user.id))
+        if owner is None:
+            owner = MediaOwner(media_id=stored.sha256, user_id=user.id, filename=file.filename)
+            session.add(owner)
+        session.commit()
+    except IntegrityError:
+        # A concurrent upload of the same bytes won the insert: the row exists now.
+        session.rollback()
+        media = session.get(Media, stored.sha256)
+        owner = session.get(MediaOwner, (stored.sha256, user.id))
+        if media is None or owner is None:
+            raise
+        deduplicated = True
+    except BaseException:
+        session.rollback()
+        ctx.media.discard(stored)
+        raise
+    return _public(media, owner, deduplicated)
+
+
+@router.get("/v1/media/{media_id}", response_model=MediaPublic)
+def get_media(media_id: str, user: CurrentUser, session: SessionDep) -> MediaPublic:
+    media = session.get(Media, media_id)
+    owner = session.get(MediaOwner, (media_id, user.id))
+    if media is None or owner is None:
+        raise NotFound(f"media {media_id} not found", code="media_not_found")
+    return _public(media, owner, True)
+
+
+def _public(media: Media, owner: MediaOwner, deduplicated: bool) -> MediaPublic:
+    return MediaPublic(
+        media_id=media.id,
+        kind=media.kind,
+        mime=media.mime,
+        size_bytes=media.size_bytes,
+        width=media.width,
+        height=media.height,
+        filename=owner.filename,
+        deduplicated=deduplicated,
+        created_at=owner.created_at,
+    )

@@ -1,0 +1,35 @@
+"""``/v1/search``: full-text search of the caller's media by the text OCR read in them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from mediafleet.common.store import MediaOwner
+from mediafleet.common.store.search import search_ocr
+from mediafleet.gateway.deps import CurrentUser, SessionDep
+from mediafleet.gateway.schemas import SearchHit, SearchResults
+
+router = APIRouter(tags=["search"])
+
+
+@router.get("/v1/search", response_model=SearchResults)
+def search(
+    q: Annotated[str, Query(min_length=1, max_length=256)],
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> SearchResults:
+    """Media whose OCR text holds every word of ``q`` (case-insensitive), with the matching lines and boxes."""
+    hits = search_ocr(session, q, user_id=user.id, limit=limit)
+    names = dict(
+        session.execute(
+            select(MediaOwner.media_id, MediaOwner.filename).where(
+                MediaOwner.user_id == user.id, MediaOwner.media_id.in_([h["media_id"] for h in hits])
+            )
+        ).all()
+    )
+    data = [SearchHit(filename=names.get(h["media_id"]), **h) for h in hits]
+    return SearchResults(query=q, data=data, count=len(data))

@@ -1,0 +1,44 @@
+"""Gateway settings (prefix ``GATEWAY_``; core values under ``MEDIAFLEET_``)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mediafleet.common.settings import CoreSettings, refuse_placeholder
+
+
+class AdminSettings(BaseModel):
+    """The first admin, created at start when no user of that name exists.
+
+    Its password must be changed at first login (``POST /v1/auth/password``).
+    """
+
+    username: str = "admin"
+    password: SecretStr = SecretStr("changethis")
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    core: CoreSettings = Field(default_factory=CoreSettings)
+    #: HS256 signing key of access and refresh tokens.
+    secret_key: SecretStr = SecretStr("changethis")
+    access_token_ttl_s: int = Field(default=30 * 60, ge=10)
+    refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
+    #: Largest upload accepted, bytes (nginx's client_max_body_size should match).
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    min_password_length: int = Field(default=10, ge=8)
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @model_validator(mode="after")
+    def _enforce_non_default_secrets(self) -> GatewaySettings:
+        refuse_placeholder("GATEWAY_SECRET_KEY", self.secret_key.get_secret_value(), self.core)
+        refuse_placeholder("GATEWAY_ADMIN__PASSWORD", self.admin.password.get_secret_value(), self.core)
+        if self.core.is_production and len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("GATEWAY_SECRET_KEY must be at least 32 characters in production")
+        return self

@@ -1,0 +1,74 @@
+"""Content-addressed media storage on the media volume.
+
+An upload is streamed to a temporary file while its SHA-256 is computed, probed
+(real content type from the bytes), then moved atomically to
+``<media_dir>/<sha[0:2]>/<sha[2:4]>/<sha><ext>``. A rejected upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from mediafleet.common.errors import PayloadTooLarge
+from mediafleet.common.media import MediaProbe, probe_image
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    sha256: str
+    size_bytes: int
+    probe: MediaProbe
+    relative_path: str
+    #: True when this call created the file (False: same bytes were already stored).
+    created: bool
+
+
+class MediaStore:
+    def __init__(self, root: Path, max_bytes: int):
+        self.root = Path(root)
+        self.max_bytes = max_bytes
+        self.tmp = self.root / ".tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def path_of(self, relative_path: str) -> Path:
+        return self.root / relative_path
+
+    def save(self, source: BinaryIO) -> StoredFile:
+        """Store ``source``. Raises PayloadTooLarge, InvalidMedia, UnsupportedMediaType (nothing kept)."""
+        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with tmp.open("wb") as out:
+                for block in iter(lambda: source.read(CHUNK), b""):
+                    size += len(block)
+                    if size > self.max_bytes:
+                        raise PayloadTooLarge(
+                            f"upload exceeds the limit of {self.max_bytes} bytes",
+                            details={"max_bytes": self.max_bytes},
+                        )
+                    digest.update(block)
+                    out.write(block)
+            probe = probe_image(tmp)
+            sha = digest.hexdigest()
+            rel = f"{sha[:2]}/{sha[2:4]}/{sha}{probe.extension}"
+            final = self.root / rel
+            final.parent.mkdir(parents=True, exist_ok=True)
+            created = not final.exists()
+            if created:
+                os.replace(tmp, final)
+            return StoredFile(sha, size, probe, rel, created)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def discard(self, stored: StoredFile) -> None:
+        """Remove a file this process just created (its database row could not be written)."""
+        if stored.created:
+            self.path_of(stored.relative_path).unlink(missing_ok=True)

@@ -1,0 +1,70 @@
+"""``mediafleet-job-manager``: the reconciliation loop, woken by Redis events, plus health/metrics."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import redis
+import structlog
+from fastapi import FastAPI
+from prometheus_client import Gauge
+
+from mediafleet.common.errors import install_error_handlers
+from mediafleet.common.logging import configure_logging
+from mediafleet.common.observability import database_check, health_router, redis_check, serve_in_thread
+from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY
+from mediafleet.common.store import create_db_engine, migrate, session_factory
+from mediafleet.job_manager.manager import JobManager
+from mediafleet.job_manager.settings import JobManagerSettings
+
+log = structlog.get_logger("mediafleet.job_manager")
+
+QUEUE_DEPTH = Gauge("mediafleet_queue_depth", "Tasks waiting in an RQ queue", ["queue"])
+
+
+def health_app(manager: JobManager, db, conn: redis.Redis) -> FastAPI:  # noqa: ANN001
+    app = FastAPI(title="mediafleet job_manager")
+    install_error_handlers(app)
+    app.include_router(health_router({"database": database_check(db), "redis": redis_check(conn)}))
+    for name, queue in manager.queues.items():
+        QUEUE_DEPTH.labels(name).set_function(lambda q=queue: _safe_count(q))
+    return app
+
+
+def _safe_count(queue) -> float:  # noqa: ANN001
+    try:
+        return float(queue.count)
+    except redis.RedisError:
+        return float("nan")
+
+
+def main() -> None:
+    settings = JobManagerSettings()
+    configure_logging(settings.core.log_level, settings.core.log_format)
+    db = create_db_engine(settings.core.database_url)
+    migrate(db)
+    conn = redis.Redis.from_url(settings.core.redis_url, socket_timeout=settings.reconcile_interval_s + 10)
+    manager = JobManager(settings, session_factory(db), conn)
+    serve_in_thread(health_app(manager, db, conn), settings.http_host, settings.http_port)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info("job_manager_started", queues=list(manager.queues))
+    while not stop.is_set():
+        try:
+            manager.reconcile()
+            # Sleep until an event arrives (new job, task finished, cancel) or the interval passes.
+            if conn.blpop([NEW_JOBS_KEY, TASK_EVENTS_KEY], timeout=settings.reconcile_interval_s):
+                # One pass serves every pending event: each is pushed after the state it
+                # announces is saved, and the pass that follows reads that state.
+                conn.delete(NEW_JOBS_KEY, TASK_EVENTS_KEY)
+        except redis.RedisError as exc:
+            log.warning("redis_unavailable", error=str(exc))
+            stop.wait(1.0)
+    log.info("job_manager_stopped")
+
+
+if __name__ == "__main__":
+    main()

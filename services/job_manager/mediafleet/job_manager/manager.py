@@ -1,0 +1,216 @@
+"""Reconciliation of the SQL store (source of truth for jobs) with the RQ queues.
+
+One pass, idempotent, safe to run any number of times and after any crash:
+
+1. Reap: ``StartedJobRegistry.cleanup()`` on every task queue retries (with backoff)
+   or fails tasks whose worker stopped renewing its lease (see common.worker).
+2. Plan: every queued task without an RQ job gets one, on the queue of its task and
+   priority, with a retry policy (``MEDIAFLEET_TASK_MAX_RETRIES``, exponential
+   backoff from ``MEDIAFLEET_TASK_RETRY_BACKOFF_S``). An RQ job that went missing
+   (Redis lost its data) is enqueued again.
+3. Collect: results of finished RQ jobs are stored on their task (and OCR lines are
+   indexed for search); failures keep their error; the job's status is derived
+   from its tasks; every change is published as a progress event.
+4. Cancel: RQ jobs of canceled tasks are removed from their queue or stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import structlog
+from rq import Queue, Retry
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job as RQJob
+from rq.job import JobStatus as RQStatus
+from rq.registry import StartedJobRegistry
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mediafleet.common import events
+from mediafleet.common.queues import TASK_FUNCTIONS, TASK_QUEUES, queue_name, queue_names
+from mediafleet.common.schemas import JobStatus
+from mediafleet.common.settings import retry_intervals
+from mediafleet.common.store import Job, Media, Task
+from mediafleet.common.store.models import utcnow
+from mediafleet.common.store.search import replace_ocr_lines
+from mediafleet.job_manager.settings import JobManagerSettings
+
+log = structlog.get_logger("mediafleet.job_manager")
+
+ACTIVE = (JobStatus.queued, JobStatus.running)
+
+
+def rq_job_id(task_id: str) -> str:
+    return f"task-{task_id}"
+
+
+class JobManager:
+    def __init__(self, settings: JobManagerSettings, sessions: sessionmaker[Session], conn: redis.Redis):
+        self.settings = settings
+        self.sessions = sessions
+        self.redis = conn
+        self.queues = {
+            name: Queue(name, connection=conn) for task in TASK_QUEUES for name in queue_names(task)
+        }
+
+    # -- one pass -------------------------------------------------------------------
+    def reconcile(self) -> int:
+        """Run one reconciliation pass; returns the number of tasks whose state changed."""
+        self.reap()
+        changed = 0
+        with self.sessions() as session:
+            tasks = session.scalars(
+                select(Task).join(Job).where(Task.status.in_(ACTIVE)).order_by(Task.created_at)
+            ).all()
+            for task in tasks:
+                if task.queue_job_id is None:
+                    changed += self._enqueue(session, task)
+                else:
+                    changed += self._collect(session, task)
+            changed += self._cancel_canceled(session)
+            session.commit()
+        return changed
+
+    def reap(self) -> None:
+        for queue in self.queues.values():
+            StartedJobRegistry(queue=queue).cleanup()
+
+    # -- steps ----------------------------------------------------------------------
+    def _enqueue(self, session: Session, task: Task) -> int:
+        job = task.job
+        media = session.get(Media, job.media_id)
+        core = self.settings.core
+        intervals = retry_intervals(core)
+        payload = {
+            "task_id": task.id,
+            "job_id": job.id,
+            "media_id": job.media_id,
+            "storage_path": media.storage_path,
+            "options": (job.options or {}).get(task.name, {}),
+        }
+        queue = self.queues[queue_name(task.name, job.priority)]
+        rq_id = rq_job_id(task.id)
+        try:
+            RQJob.fetch(rq_id, connection=self.redis)
+            exists = True
+        except NoSuchJobError:
+            exists = False
+        if not exists:
+            queue.enqueue(
+                TASK_FUNCTIONS[task.name],
+                payload,
+                job_id=rq_id,
+                job_timeout=core.task_timeout_s,
+                result_ttl=self.settings.result_ttl_s,
+                failure_ttl=self.settings.result_ttl_s,
+                retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+                description=f"{task.name} of job {job.id}",
+            )
+        task.queue_job_id = rq_id
+        session.flush()
+        log.info("task_enqueued", job_id=job.id, task=task.name, queue=queue.name)
+        events.publish(self.redis, job.id, task=task.name, task_status=JobStatus.queued, queue=queue.name)
+        return 1
+
+    def _collect(self, session: Session, task: Task) -> int:
+        try:
+            rq_job = RQJob.fetch(task.queue_job_id, connection=self.redis)
+        except NoSuchJobError:
+            # Redis lost the job (restarted without persistence): queue it again.
+            log.warning("task_lost_requeued", task_id=task.id)
+            task.queue_job_id = None
+            return self._enqueue(session, task)
+        status = rq_job.get_status(refresh=False)
+        retries_left = rq_job.retries_left if rq_job.retries_left is not None else 0
+        attempts = 1 + max(len(retry_intervals(self.settings.core)) - retries_left, 0)
+        before = (task.status, task.attempts)
+        if status == RQStatus.STARTED:
+            task.status = JobStatus.running
+            task.attempts = attempts
+            task.started_at = task.started_at or utcnow()
+        elif status in (RQStatus.QUEUED, RQStatus.SCHEDULED, RQStatus.DEFERRED):
+            # waiting, possibly for a retry after a failed or abandoned attempt
+            task.status = JobStatus.queued
+            task.attempts = attempts - 1
+        elif status == RQStatus.FINISHED:
+            self._store_result(session, task, rq_job.return_value())
+            task.attempts = max(task.attempts, attempts)
+        elif status == RQStatus.FAILED:
+            task.status = JobStatus.failed
+            task.attempts = attempts
+            task.error = _last_line(rq_job.exc_info) or "task failed"
+            task.finished_at = utcnow()
+        elif status in (RQStatus.CANCELED, RQStatus.STOPPED):
+            task.status = JobStatus.canceled
+            task.finished_at = utcnow()
+        if (task.status, task.attempts) == before:
+            return 0
+        self._refresh_job(task.job)
+        events.publish(
+            self.redis,
+            task.job_id,
+            task=task.name,
+            task_status=task.status,
+            attempts=task.attempts,
+            error=task.error,
+            status=task.job.status,
+        )
+        return 1
+
+    def _store_result(self, session: Session, task: Task, value: dict[str, Any] | None) -> None:
+        task.finished_at = utcnow()
+        if not value or not value.get("ok"):
+            error = (value or {}).get("error") or {"code": "no_result", "message": "task returned no result"}
+            task.status = JobStatus.failed
+            task.error = f"{error['code']}: {error['message']}"
+            return
+        task.status = JobStatus.succeeded
+        task.result = value["result"]
+        task.error = None
+        if task.name == "ocr":
+            replace_ocr_lines(session, task.job.media_id, value["result"])
+
+    def _refresh_job(self, job: Job) -> None:
+        if job.status == JobStatus.canceled:
+            return
+        statuses = [JobStatus(t.status) for t in job.tasks]
+        if all(s == JobStatus.succeeded for s in statuses):
+            job.status = JobStatus.succeeded
+        elif all(s.terminal for s in statuses):
+            job.status = JobStatus.failed
+            job.error = "; ".join(f"{t.name}: {t.error}" for t in job.tasks if t.status == JobStatus.failed)
+        elif any(s != JobStatus.queued for s in statuses):
+            job.status = JobStatus.running
+        else:
+            job.status = JobStatus.queued
+        if JobStatus(job.status).terminal:
+            job.finished_at = utcnow()
+        job.updated_at = utcnow()
+
+    def _cancel_canceled(self, session: Session) -> int:
+        """Stop the RQ work of tasks canceled through the API (queued: removed; running: stopped)."""
+        tasks = session.scalars(
+            select(Task).where(Task.status == JobStatus.canceled, Task.queue_job_id.is_not(None), Task.error.is_(None))
+        ).all()
+        for task in tasks:
+            try:
+                rq_job = RQJob.fetch(task.queue_job_id, connection=self.redis)
+                status = rq_job.get_status(refresh=False)
+                if status == RQStatus.STARTED:
+                    send_stop_job_command(self.redis, rq_job.id)
+                elif status in (RQStatus.QUEUED, RQStatus.SCHEDULED, RQStatus.DEFERRED):
+                    rq_job.cancel()
+            except (NoSuchJobError, InvalidJobOperation):
+                pass  # nothing left to stop
+            task.error = "canceled by user"
+        return len(tasks)
+
+
+def _last_line(text: str | None) -> str | None:
+    if not text:
+        return None
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:2000] if lines else None
