@@ -48,7 +48,9 @@ class OcrRunner:
         try:
             opts = OcrOptions.model_validate(options or {})
         except ValidationError as exc:
-            raise BadRequest(f"invalid OCR options: {exc.errors()[0]['msg']}", details=exc.errors(include_url=False)) from exc
+            errors = exc.errors(include_url=False, include_context=False)
+            code = "unknown_engine" if errors[0]["loc"][:1] == ("engine",) else "invalid_option"
+            raise BadRequest(f"invalid OCR options: {errors[0]['loc']}: {errors[0]['msg']}", details=errors, code=code) from exc
         engine = opts.engine or self.settings.default_engine
         languages = opts.languages or list(self.settings.default_languages)
         cls = engine_class(engine)

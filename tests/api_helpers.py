@@ -1,0 +1,46 @@
+"""Small helpers shared by the API tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ADMIN = "admin"
+FIRST_PASSWORD = "first-admin-password"
+NEW_PASSWORD = "a-much-better-password"
+
+
+def login(client, username: str, password: str) -> dict:  # noqa: ANN001
+    resp = client.post("/v1/auth/token", data={"username": username, "password": password})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def admin_token(client) -> str:  # noqa: ANN001
+    """Log in as the first admin and change its password, as a fresh deployment requires."""
+    first = login(client, ADMIN, FIRST_PASSWORD)
+    resp = client.post(
+        "/v1/auth/password",
+        json={"current_password": FIRST_PASSWORD, "new_password": NEW_PASSWORD},
+        headers=auth(first["access_token"]),
+    )
+    assert resp.status_code == 200, resp.text
+    return resp.json()["access_token"]
+
+
+def upload(client, token: str, path: Path, name: str | None = None):  # noqa: ANN001, ANN201
+    with path.open("rb") as fh:
+        return client.post("/v1/media", files={"file": (name or path.name, fh)}, headers=auth(token))
+
+
+def assert_envelope(resp, status: int, code: str | None = None) -> dict:  # noqa: ANN001
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["message"]
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    return body["error"]

@@ -1,0 +1,60 @@
+"""Fixtures: real Redis and PostgreSQL (fresh database per test), corpus files, API clients."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.servers import PostgresServer, RedisServer
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+SHARED_MEDIA = ROOT.parent / "shared" / "media"
+
+
+def sample(name: str) -> Path:
+    """A committed sample (Apache-2.0 files of the shared corpus), else the shared corpus itself."""
+    for base in (SAMPLES, SHARED_MEDIA):
+        if (base / name).is_file():
+            return base / name
+    raise FileNotFoundError(f"{name} is neither in samples/ nor in ../shared/media")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    if redis_server.proc is None or redis_server.proc.poll() is not None:
+        redis_server.start()
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> str:
+    return pg_server.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mediafleet.db'}"

@@ -1,0 +1,80 @@
+"""Real OCR by RapidOCR (PP-OCRv4 models shipped in its wheel) on the shared corpus."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mediafleet.common.errors import BadRequest
+from mediafleet.ocr_detection.evaluation import cer
+from mediafleet.ocr_detection.runner import OcrRunner
+from mediafleet.ocr_detection.settings import OcrSettings, RapidOcrSettings
+from tests.conftest import ROOT, sample
+
+GROUND_TRUTH = json.loads((ROOT / "bench" / "ocr" / "ground_truth.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def runner() -> OcrRunner:
+    r = OcrRunner(OcrSettings())
+    r.preload(["rapidocr"])
+    return r
+
+
+@pytest.mark.parametrize("name", ["phototest.tif", "english.png"])
+def test_cer_at_most_ten_percent(runner: OcrRunner, name: str) -> None:
+    result = runner.analyze(sample(name), {"engine": "rapidocr"})
+    assert cer(result.text, GROUND_TRUTH[name]["text"]) <= 0.10
+
+
+def test_key_words_found(runner: OcrRunner) -> None:
+    assert "LOUVRE" in runner.analyze(sample("french.jpg")).text.upper()
+    assert "Yuyuan" in runner.analyze(sample("chinese.jpg"), {"languages": ["en", "zh"]}).text
+
+
+def test_words_keep_their_spaces(runner: OcrRunner) -> None:
+    """The stock decoder reads 'Cleanhandswithsoapandwater'; ours keeps the words."""
+    words = set(runner.analyze(sample("english.png")).text.lower().split())
+    assert {"soap", "coronavirus", "clean", "hands", "water", "elbow"} <= words
+
+
+def test_stock_decoder_drops_spaces_without_the_fix() -> None:
+    """Control: with space-aware decoding off (threshold 0) the spaces are lost, as reported."""
+    plain = OcrRunner(OcrSettings(rapidocr=RapidOcrSettings(space_threshold=0.0)))
+    text = plain.analyze(sample("english.png")).text
+    assert "Cleanhandswithsoapandwater" in text.replace(" ", "") and "soap" not in text.lower().split()
+
+
+def test_result_follows_the_conventions(runner: OcrRunner) -> None:
+    result = runner.analyze(sample("phototest.tif"))
+    assert result.engine == "rapidocr" and result.model == "PP-OCRv4" and result.elapsed_ms > 0
+    assert result.text == "\n".join(line.text for line in result.lines)
+    for line in result.lines:
+        x1, y1, x2, y2 = line.box
+        assert 0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 480  # xyxy inside the 640x480 page
+        assert 0 <= line.score <= 1 and len(line.polygon) >= 4
+    tops = [line.box[1] for line in result.lines]
+    assert tops == sorted(tops)  # one column of text: reading order is top to bottom
+    assert result.lines[0].text.startswith("This is a lot of 12 point text")
+
+
+def test_blank_image_gives_no_lines(runner: OcrRunner) -> None:
+    image = np.full((200, 300, 3), 255, dtype=np.uint8)
+    result = runner.engine("rapidocr").predict(image, ["en"])
+    assert result.lines == [] and result.text == ""
+
+
+@pytest.mark.parametrize(
+    ("options", "code"),
+    [
+        ({"engine": "tesseract"}, "unknown_engine"),
+        ({"languages": ["ko"]}, "unsupported_language"),
+        ({"engine": "rapidocr", "dpi": 300}, "invalid_option"),
+    ],
+)
+def test_bad_options_are_refused(runner: OcrRunner, options: dict, code: str) -> None:
+    with pytest.raises(BadRequest) as err:
+        runner.validate_options(options)
+    assert err.value.code == code
