@@ -44,3 +44,18 @@ def assert_envelope(resp, status: int, code: str | None = None) -> dict:  # noqa
     if code is not None:
         assert body["error"]["code"] == code, body
     return body["error"]
+
+
+def wait_job(client, token: str, job_id: str, timeout: float = 120.0, until=None) -> dict:  # noqa: ANN001
+    """Poll ``GET /v1/jobs/{id}`` until ``until(job)`` (default: a terminal status)."""
+    import time
+
+    until = until or (lambda j: j["status"] in ("succeeded", "failed", "canceled"))
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()
+        if until(job):
+            return job
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id}: {job}")
+        time.sleep(0.1)

@@ -58,3 +58,16 @@ def pg_url(pg_server: PostgresServer) -> str:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'mediafleet.db'}"
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, pg_url: str, redis_url: str):  # noqa: ANN201
+    """gateway + job_manager + ocr worker as real processes on real PostgreSQL and Redis."""
+    from tests.fleet import Fleet
+
+    f = Fleet(tmp_path, pg_url, redis_url)
+    try:
+        f.start_all()
+        yield f
+    finally:
+        f.stop_all()

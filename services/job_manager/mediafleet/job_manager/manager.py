@@ -3,7 +3,10 @@
 One pass, idempotent, safe to run any number of times and after any crash:
 
 1. Reap: ``StartedJobRegistry.cleanup()`` on every task queue retries (with backoff)
-   or fails tasks whose worker stopped renewing its lease (see common.worker).
+   or fails tasks whose worker stopped renewing its lease (see common.worker); and
+   schedule: retries whose backoff has passed go back on their queue. job_manager is
+   the fleet's one RQ scheduler (workers run none: RQ's scheduler is a forked child
+   that outlives a SIGKILLed worker).
 2. Plan: every queued task without an RQ job gets one, on the queue of its task and
    priority, with a retry policy (``MEDIAFLEET_TASK_MAX_RETRIES``, exponential
    backoff from ``MEDIAFLEET_TASK_RETRY_BACKOFF_S``). An RQ job that went missing
@@ -26,6 +29,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
 from rq.registry import StartedJobRegistry
+from rq.scheduler import RQScheduler
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,6 +59,7 @@ class JobManager:
         self.queues = {
             name: Queue(name, connection=conn) for task in TASK_QUEUES for name in queue_names(task)
         }
+        self.scheduler = RQScheduler(list(self.queues), connection=conn)
 
     # -- one pass -------------------------------------------------------------------
     def reconcile(self) -> int:
@@ -77,6 +82,9 @@ class JobManager:
     def reap(self) -> None:
         for queue in self.queues.values():
             StartedJobRegistry(queue=queue).cleanup()
+        # Locks make one job_manager the scheduler when several run.
+        if self.scheduler.acquire_locks():
+            self.scheduler.enqueue_scheduled_jobs()
 
     # -- steps ----------------------------------------------------------------------
     def _enqueue(self, session: Session, task: Task) -> int:

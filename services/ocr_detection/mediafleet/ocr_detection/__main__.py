@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     ModelWorker.lease_s = settings.core.task_lease_s
     worker = ModelWorker(queue_names("ocr"), connection=conn)
     log.info("ocr_worker_started", queues=queue_names("ocr"), engines=runner.loaded_engines())
-    worker.work(burst=args.burst, with_scheduler=True)
+    # No scheduler here: job_manager schedules retries (see job_manager.manager).
+    worker.work(burst=args.burst)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,102 @@
+"""The fleet as real local processes (gateway, job_manager, ocr_detection worker) for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.servers import free_port
+
+MODULES = {
+    "gateway": "mediafleet.gateway",
+    "job_manager": "mediafleet.job_manager",
+    "ocr": "mediafleet.ocr_detection",
+}
+
+
+class Fleet:
+    def __init__(self, workdir: Path, database_url: str, redis_url: str, **env: str):
+        self.workdir = workdir
+        self.ports = {name: free_port() for name in MODULES}
+        self.env = {
+            **os.environ,
+            "MEDIAFLEET_ENVIRONMENT": "test",
+            "MEDIAFLEET_DATABASE_URL": database_url,
+            "MEDIAFLEET_REDIS_URL": redis_url,
+            "MEDIAFLEET_MEDIA_DIR": str(workdir / "media"),
+            "MEDIAFLEET_MODELS_DIR": str(workdir / "models"),
+            "MEDIAFLEET_LOG_FORMAT": "json",
+            # fast fault detection for tests: 3 s lease, backoff 1 s, 2 s, ...
+            "MEDIAFLEET_TASK_LEASE_S": "3",
+            "MEDIAFLEET_TASK_RETRY_BACKOFF_S": "1",
+            "MEDIAFLEET_TASK_MAX_RETRIES": "2",
+            "GATEWAY_SECRET_KEY": "fleet-test-secret-key-0123456789abcdef",
+            "GATEWAY_ADMIN__PASSWORD": "first-admin-password",
+            "GATEWAY_PORT": str(self.ports["gateway"]),
+            "JOB_MANAGER_HTTP_PORT": str(self.ports["job_manager"]),
+            "OCR_HTTP_PORT": str(self.ports["ocr"]),
+            "JOB_MANAGER_RECONCILE_INTERVAL_S": "0.5",
+            **env,
+        }
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, Path] = {}
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def start(self, name: str, *args: str, wait: bool = True) -> subprocess.Popen:
+        log = self.workdir / f"{name}.log"
+        self.logs[name] = log
+        proc = subprocess.Popen(
+            [sys.executable, "-m", MODULES[name], *args],
+            env=self.env,
+            cwd=self.workdir,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        self.procs[name] = proc
+        if wait:
+            self.wait_ready(name)
+        return proc
+
+    def wait_ready(self, name: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"{name} exited with {self.procs[name].returncode}:\n{self.log_text(name)}")
+            try:
+                if httpx.get(self.url(name) + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{name} not ready after {timeout} s:\n{self.log_text(name)}")
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> int:
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        return proc.returncode
+
+    def log_text(self, name: str) -> str:
+        path = self.logs.get(name)
+        return path.read_text(errors="replace")[-4000:] if path and path.exists() else ""
+
+    def start_all(self) -> None:
+        for name in MODULES:
+            self.start(name)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)

@@ -1,0 +1,130 @@
+"""Faults on the running fleet: a worker killed mid-task, a task that keeps failing, a gateway restart."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from PIL import Image
+from rq.job import Job as RQJob
+from rq.registry import StartedJobRegistry
+from rq.results import Result
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
+
+from mediafleet.common.store import OcrLineRow, Task
+from tests.api_helpers import admin_token, auth, upload, wait_job
+from tests.conftest import sample
+
+pytestmark = pytest.mark.slow
+
+
+def _big_page(path: Path, tiles: int = 4) -> Path:
+    """english.png tiled 4x4 (3620x1920): a few seconds of OCR, long enough to kill a worker mid-task."""
+    src = Image.open(sample("english.png")).convert("RGB")
+    big = Image.new("RGB", (src.width * tiles, src.height * tiles), "white")
+    for i in range(tiles):
+        for j in range(tiles):
+            big.paste(src, (i * src.width, j * src.height))
+    big.save(path)
+    return path
+
+
+def test_worker_killed_mid_task_is_retried_once_to_completion(fleet, tmp_path: Path) -> None:  # noqa: ANN001
+    r = redis.Redis.from_url(fleet.env["MEDIAFLEET_REDIS_URL"])
+    with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
+        token = admin_token(client)
+        media_id = upload(client, token, _big_page(tmp_path / "page.png")).json()["media_id"]
+        job_id = client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)).json()[
+            "job_id"
+        ]
+        engine = create_engine(fleet.env["MEDIAFLEET_DATABASE_URL"])
+        with Session(engine) as s:
+            task_id = s.scalar(select(Task.id).where(Task.job_id == job_id))
+        rq_id = f"task-{task_id}"
+
+        # Wait until the worker has started this very task, then SIGKILL it.
+        registry = StartedJobRegistry("ocr:normal", connection=r)
+        deadline = time.monotonic() + 60
+        while not any(e.startswith(rq_id) for e in registry.get_job_ids()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert any(e.startswith(rq_id) for e in registry.get_job_ids()), "task never started"
+        time.sleep(0.3)
+        fleet.stop("ocr", signal.SIGKILL)
+
+        # With no worker the task cannot finish; job_manager reaps it after the 3 s lease.
+        time.sleep(5)
+        job = client.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()
+        assert job["status"] in ("queued", "running") and job["results"] == {}
+        assert RQJob.fetch(rq_id, connection=r).retries_left == 1  # one retry spent on the abandoned run
+
+        fleet.start("ocr")
+        job = wait_job(client, token, job_id, timeout=120)
+    assert job["status"] == "succeeded", job
+    assert job["tasks"][0]["attempts"] == 2
+    ocr = job["results"]["ocr"]
+    assert "soap" in ocr["text"].split()
+    # Ran to completion exactly once, and its lines were indexed once.
+    rq_job = RQJob.fetch(rq_id, connection=r)
+    assert [res.type for res in rq_job.results()].count(Result.Type.SUCCESSFUL) == 1
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(OcrLineRow).where(OcrLineRow.media_id == media_id)) == len(
+            ocr["lines"]
+        )
+    engine.dispose()
+
+
+def test_task_that_keeps_failing_ends_failed_with_its_error(fleet) -> None:  # noqa: ANN001
+    # easyocr has no weights in this fleet's models directory: every attempt raises an engine error.
+    with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
+        token = admin_token(client)
+        media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
+        job_id = client.post(
+            "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], "options": {"ocr": {"engine": "easyocr"}}},
+            headers=auth(token),
+        ).json()["job_id"]
+        start = time.monotonic()
+        job = wait_job(client, token, job_id, timeout=60)
+        elapsed = time.monotonic() - start
+        assert job["status"] == "failed"
+        task = job["tasks"][0]
+        assert task["status"] == "failed" and task["attempts"] == 3  # first try + MEDIAFLEET_TASK_MAX_RETRIES=2
+        assert "weights missing" in task["error"] and "ocr:" in job["error"]
+        assert elapsed >= 3  # backoff 1 s then 2 s between the attempts
+        # The fleet keeps working: a rapidocr job right after succeeds.
+        ok = client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)).json()
+        assert wait_job(client, token, ok["job_id"])["status"] == "succeeded"
+
+
+def test_bad_options_fail_without_retry(fleet) -> None:  # noqa: ANN001
+    with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
+        token = admin_token(client)
+        media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
+        job_id = client.post(
+            "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], "options": {"ocr": {"languages": ["ko"]}}},
+            headers=auth(token),
+        ).json()["job_id"]
+        job = wait_job(client, token, job_id)
+    assert job["status"] == "failed" and job["tasks"][0]["attempts"] == 1
+    assert job["tasks"][0]["error"].startswith("unsupported_language:")
+
+
+def test_gateway_restart_between_upload_and_job(fleet) -> None:  # noqa: ANN001
+    with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
+        token = admin_token(client)
+        media_id = upload(client, token, sample("french.jpg")).json()["media_id"]
+    fleet.stop("gateway")
+    fleet.start("gateway")
+    with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
+        assert client.get(f"/v1/media/{media_id}", headers=auth(token)).status_code == 200
+        job_id = client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)).json()[
+            "job_id"
+        ]
+        job = wait_job(client, token, job_id)
+        assert job["status"] == "succeeded" and "LOUVRE" in job["results"]["ocr"]["text"].upper()
+        hits = client.get("/v1/search", params={"q": "louvre"}, headers=auth(token)).json()
+        assert hits["data"][0]["media_id"] == media_id

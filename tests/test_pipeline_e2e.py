@@ -1,0 +1,120 @@
+"""The main job end to end, over real HTTP between real processes on PostgreSQL and Redis:
+upload -> queued OCR job -> worker -> stored results -> SSE progress -> search; and the CLI's --api mode.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from mediafleet.ocr_detection.evaluation import cer
+from tests.api_helpers import admin_token, auth, upload, wait_job
+from tests.conftest import ROOT, sample
+
+GROUND_TRUTH = json.loads((ROOT / "bench" / "ocr" / "ground_truth.json").read_text())
+pytestmark = pytest.mark.slow
+
+
+def _sse_events(client: httpx.Client, token: str, job_id: str) -> list[tuple[str, dict]]:
+    events = []
+    with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=auth(token), timeout=120) as resp:
+        assert resp.status_code == 200
+        kind = None
+        for line in resp.iter_lines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: ") and kind:
+                events.append((kind, json.loads(line[6:])))
+    return events
+
+
+def test_upload_ocr_job_search(fleet) -> None:  # noqa: ANN001
+    with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
+        token = admin_token(client)
+        media = upload(client, token, sample("english.png")).json()
+        created = client.post(
+            "/v1/jobs", json={"media_id": media["media_id"], "tasks": ["ocr"], "options": {"ocr": {"engine": "rapidocr"}}},
+            headers=auth(token),
+        )
+        assert created.status_code == 202 and created.json()["status"] == "queued"
+        job_id = created.json()["job_id"]
+
+        events = _sse_events(client, token, job_id)
+        assert events[0][0] == "job" and events[-1][0] == "job"
+        assert events[-1][1]["status"] == "succeeded"
+        assert any(kind == "progress" and e.get("task_status") == "running" for kind, e in events)
+
+        job = client.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()
+        assert job["status"] == "succeeded" and job["tasks"][0]["attempts"] == 1
+        ocr = job["results"]["ocr"]
+        assert ocr["engine"] == "rapidocr" and cer(ocr["text"], GROUND_TRUTH["english.png"]["text"]) <= 0.10
+
+        for word in ("soap", "coronavirus", "SOAP"):
+            hits = client.get("/v1/search", params={"q": word}, headers=auth(token)).json()
+            assert [h["media_id"] for h in hits["data"]] == [media["media_id"]]
+            match = hits["data"][0]["matches"][0]
+            assert word.lower() in match["text"].lower() and len(match["box"]) == 4
+            assert hits["data"][0]["filename"] == "english.png"
+        assert client.get("/v1/search", params={"q": "louvre"}, headers=auth(token)).json()["count"] == 0
+
+    worker_metrics = httpx.get(fleet.url("ocr") + "/metrics").text
+    assert 'mediafleet_task_duration_seconds_count{engine="rapidocr",outcome="ok",task="ocr"} 1.0' in worker_metrics
+    jm_metrics = httpx.get(fleet.url("job_manager") + "/metrics").text
+    assert 'mediafleet_queue_depth{queue="ocr:normal"} 0.0' in jm_metrics
+    models = httpx.get(fleet.url("ocr") + "/v1/models").json()
+    assert models["data"][0]["engine"] == "rapidocr" and models["data"][0]["loaded"] is True
+
+
+def test_ocr_service_predict_endpoint(fleet) -> None:  # noqa: ANN001
+    with sample("french.jpg").open("rb") as fh:
+        resp = httpx.post(fleet.url("ocr") + "/v1/predict", files={"file": ("f.jpg", fh)}, timeout=60)
+    assert resp.status_code == 200 and "LOUVRE" in resp.json()["text"].upper()
+    bad = httpx.post(fleet.url("ocr") + "/v1/predict", files={"file": ("x.jpg", b"nope")}, timeout=60)
+    assert bad.status_code == 415 and bad.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_cli_api_mode_prints_the_embedded_shape(fleet, tmp_path) -> None:  # noqa: ANN001
+    with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
+        token = admin_token(client)
+    env = {"MEDIAFLEET_TOKEN": token, "PATH": "/usr/bin:/bin"}
+    api = subprocess.run(
+        [sys.executable, "-m", "mediafleet.cli.main", "analyze", "--api", fleet.url("gateway"), "--json",
+         str(sample("french.jpg"))],
+        capture_output=True, text=True, env=env, timeout=180,
+    )
+    assert api.returncode == 0, api.stderr
+    embedded = subprocess.run(
+        [sys.executable, "-m", "mediafleet.cli.main", "analyze", "--json", "--db", f"sqlite:///{tmp_path / 'e.db'}",
+         str(sample("french.jpg"))],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert embedded.returncode == 0, embedded.stderr
+    a, e = json.loads(api.stdout), json.loads(embedded.stdout)
+    assert set(a) == set(e) == {"file", "media", "results"}
+    assert a["media"] == e["media"]
+    assert set(a["results"]["ocr"]) == set(e["results"]["ocr"])
+    assert "LOUVRE" in a["results"]["ocr"]["text"].upper()
+    assert a["results"]["ocr"]["text"] == e["results"]["ocr"]["text"]  # same engine, same bytes, same text
+
+
+def test_high_priority_runs_first(fleet) -> None:  # noqa: ANN001
+    fleet.stop("ocr")  # queue up work while no worker runs
+    with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
+        token = admin_token(client)
+        media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
+        low = [
+            client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], "priority": "low"},
+                        headers=auth(token)).json()["job_id"]
+            for _ in range(2)
+        ]
+        high = client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], "priority": "high"},
+                           headers=auth(token)).json()["job_id"]
+        fleet.start("ocr")
+        done = {j: wait_job(client, token, j) for j in [*low, high]}
+    assert all(job["status"] == "succeeded" for job in done.values())
+    finished = {j: job["tasks"][0]["finished_at"] for j, job in done.items()}
+    assert finished[high] < min(finished[j] for j in low)
