@@ -1,0 +1,71 @@
+# mediafleet — one entry point for setup, demo, tests, the native fleet and benchmarks.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+UV_VERSION  ?= 0.13.9
+UV          := .tools/bin/uv
+VENV        := .venv
+RUN_DIR     := var/run
+LOG_DIR     := var/log
+
+# uv: use this machine's Python and its CA store (networks that re-sign TLS).
+export UV_PYTHON_DOWNLOADS := never
+export UV_SYSTEM_CERTS := 1
+export UV_PYTHON := $(PYTHON)
+
+.PHONY: help demo test test-fast lint bench-ocr sync-demo sync-dev system-deps \
+        run-core-services run-ai-services stop ps logs clean
+
+help:  ## list targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-20s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+sync-demo: $(UV)  ## install only what the demo runs (RapidOCR, no PyTorch)
+	$(UV) sync --frozen --extra rapidocr
+
+sync-dev: $(UV)  ## install every service, both engines and the test tools
+	$(UV) sync --frozen --all-packages --extra rapidocr --extra easyocr --group dev
+
+demo: sync-demo  ## OCR the sample images in embedded mode and search the results
+	@echo "== mediafleet analyze samples/* (embedded: no Redis, no database server, no Docker)"
+	$(VENV)/bin/mediafleet analyze --db sqlite:///var/demo.db samples/english.png samples/phototest.tif samples/french.jpg samples/chinese.jpg
+	@echo "== mediafleet search soap"
+	$(VENV)/bin/mediafleet search --db sqlite:///var/demo.db soap
+
+system-deps:  ## Redis and PostgreSQL servers from Debian packages (the tests start their own)
+	bash scripts/install-system-deps.sh
+
+test: system-deps sync-dev  ## run the whole test suite (starts real Redis and PostgreSQL itself)
+	$(VENV)/bin/pytest
+
+test-fast: sync-dev  ## skip the end-to-end tiers that start the fleet's processes
+	$(VENV)/bin/pytest -m "not slow"
+
+lint: sync-dev
+	$(VENV)/bin/ruff check .
+
+bench-ocr: sync-dev  ## RapidOCR vs easyocr: CER and p50/p95 latency on the shared corpus
+	$(VENV)/bin/python bench/ocr/run.py --runs 5
+
+# -- the fleet as native processes (Docker Compose comes later under the same targets) --
+run-core-services: sync-dev  ## redis + gateway + job_manager as local processes
+	bash scripts/native.sh start core
+
+run-ai-services: sync-dev  ## the AI workers (ocr_detection) as local processes
+	bash scripts/native.sh start ai
+
+stop:  ## stop the native fleet
+	bash scripts/native.sh stop
+
+ps:  ## what the native fleet runs
+	bash scripts/native.sh ps
+
+logs:  ## tail the native fleet's logs
+	tail -n 50 -f $(LOG_DIR)/*.log
+
+clean:
+	rm -rf $(VENV) .tools var .pytest_cache

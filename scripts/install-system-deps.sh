@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the servers the tests and the native fleet use, from Debian's packages, when missing.
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+if [ ${#need[@]} -eq 0 ]; then
+  echo "system deps present: redis-server, postgresql"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "installing ${need[*]} from Debian packages"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+# Debian starts the packaged services on install where an init system runs; the
+# tests never use them (each test session starts its own on a free port).

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The fleet as native local processes: pid files in var/run, logs in var/log.
+#   scripts/native.sh start core|ai   |   stop   |   ps
+# Settings come from the environment or .env (see .env.example); defaults run on
+# SQLite with Redis on 127.0.0.1:6379.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=var/run; LOG=var/log; mkdir -p "$RUN" "$LOG"
+[ -f .env ] && set -a && . ./.env && set +a
+REDIS_URL=${MEDIAFLEET_REDIS_URL:-redis://127.0.0.1:6379/0}
+REDIS_PORT=$(echo "$REDIS_URL" | sed -E 's#.*:([0-9]+)/?.*#\1#')
+
+running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+launch() {  # name command...
+  local name=$1; shift
+  if running "$name"; then echo "$name already running (pid $(cat "$RUN/$name.pid"))"; return; fi
+  nohup "$@" >>"$LOG/$name.log" 2>&1 &
+  echo $! >"$RUN/$name.pid"
+  echo "started $name (pid $!, log $LOG/$name.log)"
+}
+
+wait_ready() {  # name url
+  for _ in $(seq 1 120); do
+    if curl -fsS "$2" >/dev/null 2>&1; then echo "$1 ready: $2"; return 0; fi
+    running "$1" || { echo "$1 exited; see $LOG/$1.log" >&2; tail -n 20 "$LOG/$1.log" >&2; return 1; }
+    sleep 0.5
+  done
+  echo "$1 not ready after 60 s; see $LOG/$1.log" >&2; return 1
+}
+
+case "${1:-}" in
+  start)
+    case "${2:-}" in
+      core)
+        if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+          launch redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$PWD/var" --appendonly yes
+        fi
+        launch gateway .venv/bin/mediafleet-gateway
+        launch job_manager .venv/bin/mediafleet-job-manager
+        wait_ready gateway "http://127.0.0.1:${GATEWAY_PORT:-8000}/readyz"
+        wait_ready job_manager "http://127.0.0.1:${JOB_MANAGER_HTTP_PORT:-8102}/readyz"
+        ;;
+      ai)
+        launch ocr_detection .venv/bin/mediafleet-ocr-detection worker
+        wait_ready ocr_detection "http://127.0.0.1:${OCR_HTTP_PORT:-8101}/readyz"
+        ;;
+      *) echo "usage: $0 start core|ai" >&2; exit 2 ;;
+    esac ;;
+  stop)
+    for name in ocr_detection job_manager gateway redis; do
+      if running "$name"; then kill "$(cat "$RUN/$name.pid")" && echo "stopped $name"; fi
+      rm -f "$RUN/$name.pid"
+    done ;;
+  ps)
+    for f in "$RUN"/*.pid; do
+      [ -e "$f" ] || continue
+      name=$(basename "$f" .pid)
+      if running "$name"; then echo "$name  pid $(cat "$f")  up"; else echo "$name  down"; fi
+    done ;;
+  *) echo "usage: $0 start core|ai | stop | ps" >&2; exit 2 ;;
+esac

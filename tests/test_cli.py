@@ -1,0 +1,65 @@
+"""The ``mediafleet`` command in embedded mode (no Redis, no database server)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import sample
+
+
+def _cli(*args: str, db: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mediafleet.cli.main", *args, "--db", db],
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_analyze_json_then_search(sqlite_url: str) -> None:
+    files = [sample("english.png"), sample("french.jpg")]
+    out = _cli("analyze", *map(str, files), "--tasks", "ocr", "--engine", "rapidocr", "--json", db=sqlite_url)
+    assert out.returncode == 0, out.stderr
+    items = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [Path(i["file"]).name for i in items] == ["english.png", "french.jpg"]
+    first = items[0]
+    assert first["media"]["media_id"] == "f9f8c82b6b15ac6c9367c7939129395d6c45a882a2dadde33aaa810da4d450d5"
+    assert (first["media"]["width"], first["media"]["height"], first["media"]["mime"]) == (905, 480, "image/png")
+    ocr = first["results"]["ocr"]
+    assert set(ocr) >= {"engine", "model", "text", "lines", "elapsed_ms"}
+    assert set(ocr["lines"][0]) == {"text", "box", "polygon", "score"}
+
+    found = _cli("search", "coronavirus", "--json", db=sqlite_url)
+    hits = json.loads(found.stdout)["data"]
+    assert [h["filename"] for h in hits] == ["english.png"]
+    assert "coronavirus" in hits[0]["matches"][0]["text"]
+    louvre = json.loads(_cli("search", "Louvre", "--json", db=sqlite_url).stdout)["data"]
+    assert [h["filename"] for h in louvre] == ["french.jpg"] and len(louvre[0]["matches"]) == 2
+
+
+def test_human_output_prints_the_text(sqlite_url: str) -> None:
+    out = _cli("analyze", str(sample("phototest.tif")), db=sqlite_url)
+    assert out.returncode == 0
+    assert "The quick brown dog jumped over the" in out.stdout
+
+
+def test_unreadable_files_exit_nonzero_with_one_line_each(sqlite_url: str, tmp_path: Path) -> None:
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    out = _cli("analyze", str(text), str(sample("phototest.tif")), str(empty), str(tmp_path / "missing.png"),
+               "--json", db=sqlite_url)
+    assert out.returncode == 1
+    errors = out.stderr.strip().splitlines()
+    assert len(errors) == 3
+    assert errors[0].startswith(f"mediafleet: {text}: ") and "not a supported image" in errors[0]
+    assert errors[1].startswith(f"mediafleet: {empty}: ") and "empty" in errors[1]
+    assert errors[2] == f"mediafleet: {tmp_path / 'missing.png'}: no such file"
+    assert len(out.stdout.splitlines()) == 1  # the good file still got its result
+
+
+def test_unknown_task_is_a_usage_error(sqlite_url: str) -> None:
+    out = _cli("analyze", str(sample("phototest.tif")), "--tasks", "ocr,telepathy", db=sqlite_url)
+    assert out.returncode == 2 and "telepathy" in out.stderr and out.stdout == ""
