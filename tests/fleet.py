@@ -69,7 +69,9 @@ class Fleet:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.procs[name].poll() is not None:
-                raise RuntimeError(f"{name} exited with {self.procs[name].returncode}:\n{self.log_text(name)}")
+                raise RuntimeError(
+                    f"{name} exited with {self.procs[name].returncode}:\n{self.log_text(name)}"
+                )
             try:
                 if httpx.get(self.url(name) + "/readyz", timeout=2).status_code == 200:
                     return

@@ -37,7 +37,9 @@ class RedisServer:
     def __init__(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server is not installed: run `make test` (it installs Debian's redis-server)")
+            raise RuntimeError(
+                "redis-server is not installed: run `make test` (it installs Debian's redis-server)"
+            )
         self.dir = Path(tempfile.mkdtemp(prefix="mf-redis-"))
         self.port = free_port()
         self.binary = binary
@@ -50,8 +52,21 @@ class RedisServer:
     def start(self) -> None:
         # AOF on, like the fleet: a restart keeps acknowledged work.
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--appendonly", "yes", "--save", "", "--protected-mode", "no"],
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--protected-mode",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
         )
         wait_port(self.port)
@@ -100,20 +115,48 @@ class PostgresServer:
     def start(self) -> None:
         if not (self.data / "PG_VERSION").exists():
             subprocess.run(
-                [*self.as_user, _pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", self.user,
-                 "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"],
-                check=True, stdout=subprocess.DEVNULL,
+                [
+                    *self.as_user,
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(self.data),
+                    "-A",
+                    "trust",
+                    "-U",
+                    self.user,
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
             )
         subprocess.run(
-            [*self.as_user, _pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "-t", "60",
-             "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-            check=True, stdout=subprocess.DEVNULL,
+            [
+                *self.as_user,
+                _pg_bin("pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.dir / "log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "start",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
 
     def stop(self) -> None:
         subprocess.run(
             [*self.as_user, _pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
-            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
 
     def restart(self) -> None:
@@ -123,7 +166,9 @@ class PostgresServer:
     def create_database(self, name: str) -> str:
         import psycopg
 
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres", autocommit=True) as c:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres", autocommit=True
+        ) as c:
             c.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 

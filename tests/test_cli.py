@@ -13,7 +13,9 @@ from tests.conftest import sample
 def _cli(*args: str, db: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "mediafleet.cli.main", *args, "--db", db],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -25,7 +27,11 @@ def test_analyze_json_then_search(sqlite_url: str) -> None:
     assert [Path(i["file"]).name for i in items] == ["english.png", "french.jpg"]
     first = items[0]
     assert first["media"]["media_id"] == "f9f8c82b6b15ac6c9367c7939129395d6c45a882a2dadde33aaa810da4d450d5"
-    assert (first["media"]["width"], first["media"]["height"], first["media"]["mime"]) == (905, 480, "image/png")
+    assert (first["media"]["width"], first["media"]["height"], first["media"]["mime"]) == (
+        905,
+        480,
+        "image/png",
+    )
     ocr = first["results"]["ocr"]
     assert set(ocr) >= {"engine", "model", "text", "lines", "elapsed_ms"}
     assert set(ocr["lines"][0]) == {"text", "box", "polygon", "score"}
@@ -49,8 +55,15 @@ def test_unreadable_files_exit_nonzero_with_one_line_each(sqlite_url: str, tmp_p
     text.write_text("not an image")
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
-    out = _cli("analyze", str(text), str(sample("phototest.tif")), str(empty), str(tmp_path / "missing.png"),
-               "--json", db=sqlite_url)
+    out = _cli(
+        "analyze",
+        str(text),
+        str(sample("phototest.tif")),
+        str(empty),
+        str(tmp_path / "missing.png"),
+        "--json",
+        db=sqlite_url,
+    )
     assert out.returncode == 1
     errors = out.stderr.strip().splitlines()
     assert len(errors) == 3

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from mediafleet.common.store import OcrLineRow, Task
 from PIL import Image
 from rq.job import Job as RQJob
 from rq.registry import StartedJobRegistry
@@ -16,7 +17,6 @@ from rq.results import Result
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from mediafleet.common.store import OcrLineRow, Task
 from tests.api_helpers import admin_token, auth, upload, wait_job
 from tests.conftest import sample
 
@@ -39,9 +39,9 @@ def test_worker_killed_mid_task_is_retried_once_to_completion(fleet, tmp_path: P
     with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
         token = admin_token(client)
         media_id = upload(client, token, _big_page(tmp_path / "page.png")).json()["media_id"]
-        job_id = client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)).json()[
-            "job_id"
-        ]
+        job_id = client.post(
+            "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)
+        ).json()["job_id"]
         engine = create_engine(fleet.env["MEDIAFLEET_DATABASE_URL"])
         with Session(engine) as s:
             task_id = s.scalar(select(Task.id).where(Task.job_id == job_id))
@@ -72,9 +72,9 @@ def test_worker_killed_mid_task_is_retried_once_to_completion(fleet, tmp_path: P
     rq_job = RQJob.fetch(rq_id, connection=r)
     assert [res.type for res in rq_job.results()].count(Result.Type.SUCCESSFUL) == 1
     with Session(engine) as s:
-        assert s.scalar(select(func.count()).select_from(OcrLineRow).where(OcrLineRow.media_id == media_id)) == len(
-            ocr["lines"]
-        )
+        assert s.scalar(
+            select(func.count()).select_from(OcrLineRow).where(OcrLineRow.media_id == media_id)
+        ) == len(ocr["lines"])
     engine.dispose()
 
 
@@ -84,7 +84,8 @@ def test_task_that_keeps_failing_ends_failed_with_its_error(fleet) -> None:  # n
         token = admin_token(client)
         media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
         job_id = client.post(
-            "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], "options": {"ocr": {"engine": "easyocr"}}},
+            "/v1/jobs",
+            json={"media_id": media_id, "tasks": ["ocr"], "options": {"ocr": {"engine": "easyocr"}}},
             headers=auth(token),
         ).json()["job_id"]
         start = time.monotonic()
@@ -92,11 +93,15 @@ def test_task_that_keeps_failing_ends_failed_with_its_error(fleet) -> None:  # n
         elapsed = time.monotonic() - start
         assert job["status"] == "failed"
         task = job["tasks"][0]
-        assert task["status"] == "failed" and task["attempts"] == 3  # first try + MEDIAFLEET_TASK_MAX_RETRIES=2
+        assert (
+            task["status"] == "failed" and task["attempts"] == 3
+        )  # first try + MEDIAFLEET_TASK_MAX_RETRIES=2
         assert "weights missing" in task["error"] and "ocr:" in job["error"]
         assert elapsed >= 3  # backoff 1 s then 2 s between the attempts
         # The fleet keeps working: a rapidocr job right after succeeds.
-        ok = client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)).json()
+        ok = client.post(
+            "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)
+        ).json()
         assert wait_job(client, token, ok["job_id"])["status"] == "succeeded"
 
 
@@ -105,7 +110,8 @@ def test_bad_options_fail_without_retry(fleet) -> None:  # noqa: ANN001
         token = admin_token(client)
         media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
         job_id = client.post(
-            "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], "options": {"ocr": {"languages": ["ko"]}}},
+            "/v1/jobs",
+            json={"media_id": media_id, "tasks": ["ocr"], "options": {"ocr": {"languages": ["ko"]}}},
             headers=auth(token),
         ).json()["job_id"]
         job = wait_job(client, token, job_id)
@@ -121,9 +127,9 @@ def test_gateway_restart_between_upload_and_job(fleet) -> None:  # noqa: ANN001
     fleet.start("gateway")
     with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
         assert client.get(f"/v1/media/{media_id}", headers=auth(token)).status_code == 200
-        job_id = client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)).json()[
-            "job_id"
-        ]
+        job_id = client.post(
+            "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)
+        ).json()["job_id"]
         job = wait_job(client, token, job_id)
         assert job["status"] == "succeeded" and "LOUVRE" in job["results"]["ocr"]["text"].upper()
         hits = client.get("/v1/search", params={"q": "louvre"}, headers=auth(token)).json()

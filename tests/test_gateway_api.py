@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
-from sqlalchemy import create_engine, func, select
-from sqlalchemy.orm import Session
-
 from mediafleet.common.queues import NEW_JOBS_KEY
 from mediafleet.common.settings import CoreSettings
 from mediafleet.common.store import Job, Media, MediaOwner
 from mediafleet.common.tokens import create_token
 from mediafleet.gateway.app import create_app
 from mediafleet.gateway.settings import AdminSettings, GatewaySettings
+from pydantic import SecretStr
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
+
 from tests.api_helpers import (
     ADMIN,
     FIRST_PASSWORD,
@@ -57,7 +57,9 @@ def token(client: TestClient) -> str:
 
 
 def _second_user(client: TestClient, token: str) -> str:
-    resp = client.post("/v1/users", json={"username": "bob", "password": "bobs-password-123"}, headers=auth(token))
+    resp = client.post(
+        "/v1/users", json={"username": "bob", "password": "bobs-password-123"}, headers=auth(token)
+    )
     assert resp.status_code == 201, resp.text
     return login(client, "bob", "bobs-password-123")["access_token"]
 
@@ -78,14 +80,18 @@ def _count(settings: GatewaySettings, model) -> int:  # noqa: ANN001
 def test_first_admin_must_change_password(client: TestClient) -> None:
     first = login(client, ADMIN, FIRST_PASSWORD)
     assert first["must_change_password"] is True and first["token_type"] == "bearer"
-    assert_envelope(client.get("/v1/jobs", headers=auth(first["access_token"])), 403, "password_change_required")
+    assert_envelope(
+        client.get("/v1/jobs", headers=auth(first["access_token"])), 403, "password_change_required"
+    )
     weak = client.post(
-        "/v1/auth/password", json={"current_password": FIRST_PASSWORD, "new_password": "short"},
+        "/v1/auth/password",
+        json={"current_password": FIRST_PASSWORD, "new_password": "short"},
         headers=auth(first["access_token"]),
     )
     assert_envelope(weak, 400, "weak_password")
     new = client.post(
-        "/v1/auth/password", json={"current_password": FIRST_PASSWORD, "new_password": NEW_PASSWORD},
+        "/v1/auth/password",
+        json={"current_password": FIRST_PASSWORD, "new_password": NEW_PASSWORD},
         headers=auth(first["access_token"]),
     ).json()
     assert new["must_change_password"] is False
@@ -99,7 +105,9 @@ def test_refresh_token_gives_new_access_token(client: TestClient, token: str) ->
     pair = login(client, ADMIN, NEW_PASSWORD)
     refreshed = client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert refreshed.status_code == 200
-    assert client.get("/v1/users/me", headers=auth(refreshed.json()["access_token"])).json()["username"] == ADMIN
+    assert (
+        client.get("/v1/users/me", headers=auth(refreshed.json()["access_token"])).json()["username"] == ADMIN
+    )
     # an access token is not a refresh token
     assert_envelope(client.post("/v1/auth/refresh", json={"refresh_token": pair["access_token"]}), 401)
 
@@ -122,16 +130,22 @@ def test_placeholder_secrets_refused_in_production() -> None:
         GatewaySettings(core=prod, admin=AdminSettings(password=SecretStr("a-real-admin-password")))
     with pytest.raises(ValueError, match="GATEWAY_ADMIN__PASSWORD"):
         GatewaySettings(core=prod, secret_key=SecretStr(SECRET))
-    ok = GatewaySettings(core=prod, secret_key=SecretStr(SECRET), admin=AdminSettings(password=SecretStr("real-pass-42")))
+    ok = GatewaySettings(
+        core=prod, secret_key=SecretStr(SECRET), admin=AdminSettings(password=SecretStr("real-pass-42"))
+    )
     assert ok.core.is_production
     GatewaySettings(core=CoreSettings(environment="development"))  # development only warns
 
 
 def test_admin_only_user_creation(client: TestClient, token: str) -> None:
     bob = _second_user(client, token)
-    resp = client.post("/v1/users", json={"username": "eve", "password": "eves-password-1"}, headers=auth(bob))
+    resp = client.post(
+        "/v1/users", json={"username": "eve", "password": "eves-password-1"}, headers=auth(bob)
+    )
     assert_envelope(resp, 403, "forbidden")
-    dup = client.post("/v1/users", json={"username": "bob", "password": "another-pass-1"}, headers=auth(token))
+    dup = client.post(
+        "/v1/users", json={"username": "bob", "password": "another-pass-1"}, headers=auth(token)
+    )
     assert_envelope(dup, 409, "user_exists")
 
 
@@ -141,7 +155,9 @@ def test_upload_is_stored_once_by_sha256(client: TestClient, token: str, setting
     assert first.status_code == 201, first.text
     body = first.json()
     assert body["mime"] == "image/tiff" and (body["width"], body["height"]) == (640, 480)
-    assert body["media_id"] == "d2241a1eb6d6cd2eb6544b8e228c2862c852b7467d16ed636caa32179b780692"  # MANIFEST sha256
+    assert (
+        body["media_id"] == "d2241a1eb6d6cd2eb6544b8e228c2862c852b7467d16ed636caa32179b780692"
+    )  # MANIFEST sha256
     again = upload(client, token, sample("phototest.tif"), name="renamed.bin")
     assert again.json()["media_id"] == body["media_id"] and again.json()["deduplicated"] is True
     assert len(_stored_files(settings)) == 1 and _count(settings, Media) == 1
@@ -174,7 +190,9 @@ def test_bad_uploads_leave_nothing_behind(
     assert upload(client, token, sample("phototest.tif")).status_code == 201
 
 
-def test_body_over_the_limit_is_refused_before_parsing(client: TestClient, token: str, settings: GatewaySettings) -> None:
+def test_body_over_the_limit_is_refused_before_parsing(
+    client: TestClient, token: str, settings: GatewaySettings
+) -> None:
     big = b"\0" * (settings.max_upload_bytes + 200_000)
     resp = client.post("/v1/media", files={"file": ("big.png", big)}, headers=auth(token))
     assert_envelope(resp, 413, "payload_too_large")
@@ -186,8 +204,12 @@ def test_job_creation_queues_and_hands_off(client: TestClient, token: str, setti
     media_id = upload(client, token, sample("english.png")).json()["media_id"]
     resp = client.post(
         "/v1/jobs",
-        json={"media_id": media_id, "tasks": ["ocr"], "options": {"ocr": {"engine": "rapidocr", "languages": ["en"]}},
-              "priority": "high"},
+        json={
+            "media_id": media_id,
+            "tasks": ["ocr"],
+            "options": {"ocr": {"engine": "rapidocr", "languages": ["en"]}},
+            "priority": "high",
+        },
         headers=auth(token),
     )
     assert resp.status_code == 202 and resp.json()["status"] == "queued"
@@ -212,17 +234,24 @@ def test_job_creation_queues_and_hands_off(client: TestClient, token: str, setti
 )
 def test_bad_job_requests(client: TestClient, token: str, payload: dict, status: int, code: str) -> None:
     media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
-    assert_envelope(client.post("/v1/jobs", json={"media_id": media_id, **payload}, headers=auth(token)), status, code)
+    assert_envelope(
+        client.post("/v1/jobs", json={"media_id": media_id, **payload}, headers=auth(token)), status, code
+    )
     assert client.get("/v1/jobs", headers=auth(token)).json()["count"] == 0
 
 
-def test_unknown_media_and_other_users_things(client: TestClient, token: str, settings: GatewaySettings) -> None:
+def test_unknown_media_and_other_users_things(
+    client: TestClient, token: str, settings: GatewaySettings
+) -> None:
     assert_envelope(
-        client.post("/v1/jobs", json={"media_id": "0" * 64, "tasks": ["ocr"]}, headers=auth(token)), 404,
+        client.post("/v1/jobs", json={"media_id": "0" * 64, "tasks": ["ocr"]}, headers=auth(token)),
+        404,
         "media_not_found",
     )
     media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
-    job_id = client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)).json()["job_id"]
+    job_id = client.post(
+        "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)
+    ).json()["job_id"]
     bob = _second_user(client, token)
     assert_envelope(client.get(f"/v1/jobs/{job_id}", headers=auth(bob)), 404, "job_not_found")
     assert_envelope(client.delete(f"/v1/jobs/{job_id}", headers=auth(bob)), 404, "job_not_found")
@@ -238,22 +267,28 @@ def test_unknown_media_and_other_users_things(client: TestClient, token: str, se
 def test_list_is_paginated_newest_first(client: TestClient, token: str) -> None:
     media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
     ids = [
-        client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)).json()["job_id"]
+        client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)).json()[
+            "job_id"
+        ]
         for _ in range(5)
     ]
     page1 = client.get("/v1/jobs?limit=2", headers=auth(token)).json()
     page3 = client.get("/v1/jobs?limit=2&offset=4", headers=auth(token)).json()
     assert page1["count"] == 5 and len(page1["data"]) == 2 and len(page3["data"]) == 1
-    seen = [j["job_id"] for j in page1["data"]] + [
-        j["job_id"] for j in client.get("/v1/jobs?limit=2&offset=2", headers=auth(token)).json()["data"]
-    ] + [j["job_id"] for j in page3["data"]]
+    seen = (
+        [j["job_id"] for j in page1["data"]]
+        + [j["job_id"] for j in client.get("/v1/jobs?limit=2&offset=2", headers=auth(token)).json()["data"]]
+        + [j["job_id"] for j in page3["data"]]
+    )
     assert sorted(seen) == sorted(ids)
     assert_envelope(client.get("/v1/jobs?limit=1000", headers=auth(token)), 422)
 
 
 def test_cancel_then_cancel_again(client: TestClient, token: str, settings: GatewaySettings) -> None:
     media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
-    job_id = client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)).json()["job_id"]
+    job_id = client.post(
+        "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)
+    ).json()["job_id"]
     resp = client.delete(f"/v1/jobs/{job_id}", headers=auth(token))
     assert resp.status_code == 200 and resp.json()["status"] == "canceled"
     assert resp.json()["tasks"][0]["status"] == "canceled"
@@ -263,7 +298,9 @@ def test_cancel_then_cancel_again(client: TestClient, token: str, settings: Gate
 
 def test_events_of_a_finished_job_end_with_its_snapshot(client: TestClient, token: str) -> None:
     media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
-    job_id = client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)).json()["job_id"]
+    job_id = client.post(
+        "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)
+    ).json()["job_id"]
     client.delete(f"/v1/jobs/{job_id}", headers=auth(token))
     with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=auth(token)) as resp:
         assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
@@ -276,7 +313,11 @@ def test_events_of_a_finished_job_end_with_its_snapshot(client: TestClient, toke
 
 def test_search_requires_words_and_is_scoped(client: TestClient, token: str) -> None:
     assert_envelope(client.get("/v1/search?q=%20%21", headers=auth(token)), 400, "empty_query")
-    assert client.get("/v1/search?q=louvre", headers=auth(token)).json() == {"query": "louvre", "data": [], "count": 0}
+    assert client.get("/v1/search?q=louvre", headers=auth(token)).json() == {
+        "query": "louvre",
+        "data": [],
+        "count": 0,
+    }
 
 
 def test_health_and_metrics(client: TestClient) -> None:
@@ -285,13 +326,23 @@ def test_health_and_metrics(client: TestClient) -> None:
     assert ready == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
     client.get("/v1/jobs")
     metrics = client.get("/metrics").text
-    assert 'mediafleet_http_requests_total{method="GET",route="/v1/jobs",service="gateway",status="401"}' in metrics
+    assert (
+        'mediafleet_http_requests_total{method="GET",route="/v1/jobs",service="gateway",status="401"}'
+        in metrics
+    )
     assert "mediafleet_http_request_duration_seconds_bucket" in metrics
 
 
 def test_openapi_lists_the_api(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/v1/auth/token", "/v1/media", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/events", "/v1/search"):
+    for path in (
+        "/v1/auth/token",
+        "/v1/media",
+        "/v1/jobs",
+        "/v1/jobs/{job_id}",
+        "/v1/jobs/{job_id}/events",
+        "/v1/search",
+    ):
         assert path in paths
 
 

@@ -10,8 +10,8 @@ import sys
 
 import httpx
 import pytest
-
 from mediafleet.ocr_detection.evaluation import cer
+
 from tests.api_helpers import admin_token, auth, upload, wait_job
 from tests.conftest import ROOT, sample
 
@@ -37,7 +37,12 @@ def test_upload_ocr_job_search(fleet) -> None:  # noqa: ANN001
         token = admin_token(client)
         media = upload(client, token, sample("english.png")).json()
         created = client.post(
-            "/v1/jobs", json={"media_id": media["media_id"], "tasks": ["ocr"], "options": {"ocr": {"engine": "rapidocr"}}},
+            "/v1/jobs",
+            json={
+                "media_id": media["media_id"],
+                "tasks": ["ocr"],
+                "options": {"ocr": {"engine": "rapidocr"}},
+            },
             headers=auth(token),
         )
         assert created.status_code == 202 and created.json()["status"] == "queued"
@@ -62,7 +67,10 @@ def test_upload_ocr_job_search(fleet) -> None:  # noqa: ANN001
         assert client.get("/v1/search", params={"q": "louvre"}, headers=auth(token)).json()["count"] == 0
 
     worker_metrics = httpx.get(fleet.url("ocr") + "/metrics").text
-    assert 'mediafleet_task_duration_seconds_count{engine="rapidocr",outcome="ok",task="ocr"} 1.0' in worker_metrics
+    assert (
+        'mediafleet_task_duration_seconds_count{engine="rapidocr",outcome="ok",task="ocr"} 1.0'
+        in worker_metrics
+    )
     jm_metrics = httpx.get(fleet.url("job_manager") + "/metrics").text
     assert 'mediafleet_queue_depth{queue="ocr:normal"} 0.0' in jm_metrics
     models = httpx.get(fleet.url("ocr") + "/v1/models").json()
@@ -82,15 +90,36 @@ def test_cli_api_mode_prints_the_embedded_shape(fleet, tmp_path) -> None:  # noq
         token = admin_token(client)
     env = {"MEDIAFLEET_TOKEN": token, "PATH": "/usr/bin:/bin"}
     api = subprocess.run(
-        [sys.executable, "-m", "mediafleet.cli.main", "analyze", "--api", fleet.url("gateway"), "--json",
-         str(sample("french.jpg"))],
-        capture_output=True, text=True, env=env, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "mediafleet.cli.main",
+            "analyze",
+            "--api",
+            fleet.url("gateway"),
+            "--json",
+            str(sample("french.jpg")),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
     )
     assert api.returncode == 0, api.stderr
     embedded = subprocess.run(
-        [sys.executable, "-m", "mediafleet.cli.main", "analyze", "--json", "--db", f"sqlite:///{tmp_path / 'e.db'}",
-         str(sample("french.jpg"))],
-        capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "mediafleet.cli.main",
+            "analyze",
+            "--json",
+            "--db",
+            f"sqlite:///{tmp_path / 'e.db'}",
+            str(sample("french.jpg")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert embedded.returncode == 0, embedded.stderr
     a, e = json.loads(api.stdout), json.loads(embedded.stdout)
@@ -107,12 +136,16 @@ def test_high_priority_runs_first(fleet) -> None:  # noqa: ANN001
         token = admin_token(client)
         media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
         low = [
-            client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], "priority": "low"},
-                        headers=auth(token)).json()["job_id"]
+            client.post(
+                "/v1/jobs",
+                json={"media_id": media_id, "tasks": ["ocr"], "priority": "low"},
+                headers=auth(token),
+            ).json()["job_id"]
             for _ in range(2)
         ]
-        high = client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], "priority": "high"},
-                           headers=auth(token)).json()["job_id"]
+        high = client.post(
+            "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], "priority": "high"}, headers=auth(token)
+        ).json()["job_id"]
         fleet.start("ocr")
         done = {j: wait_job(client, token, j) for j in [*low, high]}
     assert all(job["status"] == "succeeded" for job in done.values())

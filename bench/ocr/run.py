@@ -73,7 +73,9 @@ def main() -> int:
 
         make_easyocr_models(tmp / "easyocr")
         models_dir, recog, real = tmp, RECOG_NAME, False
-    settings = OcrSettings(core=CoreSettings(models_dir=models_dir), easyocr=EasyOcrSettings(recog_network=recog))
+    settings = OcrSettings(
+        core=CoreSettings(models_dir=models_dir), easyocr=EasyOcrSettings(recog_network=recog)
+    )
     runner = OcrRunner(settings)
 
     rows = []
@@ -93,16 +95,29 @@ def main() -> int:
                 result = eng.predict(image, languages)
                 times.append((time.perf_counter() - start) * 1000)
             ref = truth[name]
-            hyp, gold = (order_free(result.text), order_free(ref["text"])) if ref.get("order_free") else (
-                result.text, ref["text"])
-            rows.append({
-                "engine": engine, "image": name, "languages": languages, "cer": round(cer(hyp, gold), 4),
-                "p50_ms": round(statistics.median(times), 1), "p95_ms": round(percentile(times, 95), 1),
-                "lines": len(result.lines), "accuracy_meaningful": engine == "rapidocr" or real,
-            })
+            hyp, gold = (
+                (order_free(result.text), order_free(ref["text"]))
+                if ref.get("order_free")
+                else (result.text, ref["text"])
+            )
+            rows.append(
+                {
+                    "engine": engine,
+                    "image": name,
+                    "languages": languages,
+                    "cer": round(cer(hyp, gold), 4),
+                    "p50_ms": round(statistics.median(times), 1),
+                    "p95_ms": round(percentile(times, 95), 1),
+                    "lines": len(result.lines),
+                    "accuracy_meaningful": engine == "rapidocr" or real,
+                }
+            )
             r = rows[-1]
-            print(f"{engine:9s} {name:14s} CER {r['cer']:.3f}  p50 {r['p50_ms']:8.1f} ms  p95 {r['p95_ms']:8.1f} ms"
-                  f"  lines {r['lines']}", flush=True)
+            print(
+                f"{engine:9s} {name:14s} CER {r['cer']:.3f}  p50 {r['p50_ms']:8.1f} ms  p95 {r['p95_ms']:8.1f} ms"
+                f"  lines {r['lines']}",
+                flush=True,
+            )
 
     print("\n| image | RapidOCR CER | RapidOCR p50 / p95 ms | easyocr CER | easyocr p50 / p95 ms |")
     print("|---|---|---|---|---|")
@@ -110,12 +125,16 @@ def main() -> int:
         a = next(r for r in rows if r["engine"] == "rapidocr" and r["image"] == name)
         b = next(r for r in rows if r["engine"] == "easyocr" and r["image"] == name)
         b_cer = f"{b['cer']:.3f}" if b["accuracy_meaningful"] else "n/a (random weights)"
-        print(f"| {name} | {a['cer']:.3f} | {a['p50_ms']:.0f} / {a['p95_ms']:.0f} | {b_cer} | "
-              f"{b['p50_ms']:.0f} / {b['p95_ms']:.0f} |")
+        print(
+            f"| {name} | {a['cer']:.3f} | {a['p50_ms']:.0f} / {a['p95_ms']:.0f} | {b_cer} | "
+            f"{b['p50_ms']:.0f} / {b['p95_ms']:.0f} |"
+        )
     ra = [r["p50_ms"] for r in rows if r["engine"] == "rapidocr"]
     ea = [r["p50_ms"] for r in rows if r["engine"] == "easyocr"]
-    print(f"\nmedian of per-image p50: rapidocr {statistics.median(ra):.0f} ms, easyocr {statistics.median(ea):.0f} ms,"
-          f" easyocr/rapidocr = {statistics.median(ea) / statistics.median(ra):.2f}x ({args.runs} runs per image)")
+    print(
+        f"\nmedian of per-image p50: rapidocr {statistics.median(ra):.0f} ms, easyocr {statistics.median(ea):.0f} ms,"
+        f" easyocr/rapidocr = {statistics.median(ea) / statistics.median(ra):.2f}x ({args.runs} runs per image)"
+    )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2, ensure_ascii=False))
     return 0

@@ -24,7 +24,13 @@ def _error(resp: httpx.Response) -> ApiError:
 
 
 class ApiClient:
-    def __init__(self, base_url: str, token: str | None = None, username: str | None = None, password: str | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+    ):
         self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=60.0)
         if not token:
             if not (username and password):
@@ -38,14 +44,18 @@ class ApiClient:
             token = resp.json()["access_token"]
         self.http.headers["Authorization"] = f"Bearer {token}"
 
-    def analyze(self, path: Path, tasks: list[str], options: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
+    def analyze(
+        self, path: Path, tasks: list[str], options: dict[str, Any], timeout: float = 600.0
+    ) -> dict[str, Any]:
         try:
             with path.open("rb") as fh:
                 resp = self.http.post("/v1/media", files={"file": (path.name, fh)})
             if resp.status_code not in (200, 201):
                 raise _error(resp)
             media = resp.json()
-            resp = self.http.post("/v1/jobs", json={"media_id": media["media_id"], "tasks": tasks, "options": options})
+            resp = self.http.post(
+                "/v1/jobs", json={"media_id": media["media_id"], "tasks": tasks, "options": options}
+            )
             if resp.status_code not in (200, 201, 202):
                 raise _error(resp)
             job_id = resp.json()["job_id"]

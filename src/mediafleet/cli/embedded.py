@@ -11,13 +11,12 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from mediafleet.common.media import probe_image
 from mediafleet.common.store import Media, MediaOwner, User, create_db_engine, migrate, session_factory
 from mediafleet.common.store.search import replace_ocr_lines, search_ocr
 from mediafleet.ocr_detection.runner import OcrRunner
 from mediafleet.ocr_detection.settings import OcrSettings
+from sqlalchemy import select
 
 LOCAL_USER = "local"
 
@@ -41,7 +40,13 @@ class EmbeddedAnalyzer:
     def _local_user_id(self, session) -> int:  # noqa: ANN001
         user = session.scalar(select(User).where(User.username == LOCAL_USER))
         if user is None:
-            user = User(username=LOCAL_USER, password_hash="!", is_admin=False, must_change_password=False, token_version=0)
+            user = User(
+                username=LOCAL_USER,
+                password_hash="!",
+                is_admin=False,
+                must_change_password=False,
+                token_version=0,
+            )
             session.add(user)
             session.flush()
         return user.id

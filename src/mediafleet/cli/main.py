@@ -22,7 +22,9 @@ KNOWN_TASKS = ("ocr",)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mediafleet", description="Analyse media with the mediafleet engines.")
+    parser = argparse.ArgumentParser(
+        prog="mediafleet", description="Analyse media with the mediafleet engines."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     analyze = sub.add_parser("analyze", help="analyse files (embedded, or through --api)")
@@ -31,8 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--engine", help="OCR engine: rapidocr or easyocr (default from OCR_DEFAULT_ENGINE)")
     analyze.add_argument("--languages", help="comma-separated language codes, e.g. en,fr")
     analyze.add_argument("--json", action="store_true", help="print one JSON object per file")
-    analyze.add_argument("--db", help="SQLAlchemy URL of the embedded store (default MEDIAFLEET_DATABASE_URL)")
-    analyze.add_argument("--api", metavar="URL", help="send the work to a gateway, e.g. http://127.0.0.1:8000")
+    analyze.add_argument(
+        "--db", help="SQLAlchemy URL of the embedded store (default MEDIAFLEET_DATABASE_URL)"
+    )
+    analyze.add_argument(
+        "--api", metavar="URL", help="send the work to a gateway, e.g. http://127.0.0.1:8000"
+    )
     analyze.add_argument("--token", default=os.environ.get("MEDIAFLEET_TOKEN"), help="access token for --api")
     analyze.add_argument("--username", default=os.environ.get("MEDIAFLEET_USERNAME"))
     analyze.add_argument("--password", default=os.environ.get("MEDIAFLEET_PASSWORD"))
@@ -66,7 +72,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     unknown = [t for t in tasks if t not in KNOWN_TASKS]
     if unknown or not tasks:
-        print(f"mediafleet: unknown task(s) {unknown or tasks}; available: {', '.join(KNOWN_TASKS)}", file=sys.stderr)
+        print(
+            f"mediafleet: unknown task(s) {unknown or tasks}; available: {', '.join(KNOWN_TASKS)}",
+            file=sys.stderr,
+        )
         return 2
     ocr_opts: dict[str, Any] = {}
     if args.engine:
@@ -118,8 +127,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from mediafleet.cli.embedded import EmbeddedAnalyzer
     from mediafleet.common.errors import MediafleetError
+
+    from mediafleet.cli.embedded import EmbeddedAnalyzer
 
     try:
         hits = EmbeddedAnalyzer(database_url=args.db).search(args.query, limit=args.limit)

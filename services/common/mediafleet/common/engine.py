@@ -14,7 +14,6 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import structlog
-
 from mediafleet.common.errors import EngineError
 
 log = structlog.get_logger("mediafleet.engine")
@@ -63,7 +62,9 @@ class Engine(ABC):
             except EngineError:
                 raise
             except (FileNotFoundError, OSError, RuntimeError, ValueError, KeyError) as exc:
-                raise EngineError(f"{self.name}: cannot load model: {exc}", code="model_not_available") from exc
+                raise EngineError(
+                    f"{self.name}: cannot load model: {exc}", code="model_not_available"
+                ) from exc
             self.load_time_s = time.perf_counter() - start
             self._loaded = True
             log.info("engine_loaded", engine=self.name, model=self.model, seconds=round(self.load_time_s, 3))

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -57,7 +57,8 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
             results[name] = "ok" if reason is None else reason
         ready = all(v == "ok" for v in results.values())
         return JSONResponse(
-            {"status": "ready" if ready else "not_ready", "checks": results}, status_code=200 if ready else 503
+            {"status": "ready" if ready else "not_ready", "checks": results},
+            status_code=200 if ready else 503,
         )
 
     @router.get("/metrics")
@@ -127,5 +128,3 @@ def serve_in_thread(app: FastAPI, host: str, port: int) -> threading.Thread:
     thread = threading.Thread(target=server.run, name=f"http-{port}", daemon=True)
     thread.start()
     return thread
-
-

@@ -32,7 +32,9 @@ class JobStatus(StrEnum):
 
 class OcrLine(BaseModel):
     text: str
-    box: list[float] = Field(description="xyxy in source pixels: [x1, y1, x2, y2]", min_length=4, max_length=4)
+    box: list[float] = Field(
+        description="xyxy in source pixels: [x1, y1, x2, y2]", min_length=4, max_length=4
+    )
     polygon: list[list[float]] = Field(description="detector polygon, [[x, y], ...] in source pixels")
     score: float = Field(ge=0.0, le=1.0, description="recognition confidence")
 

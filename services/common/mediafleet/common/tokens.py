@@ -12,7 +12,6 @@ import uuid
 from dataclasses import dataclass
 
 import jwt
-
 from mediafleet.common.errors import Unauthorized
 
 ALGORITHM = "HS256"
@@ -26,7 +25,12 @@ class TokenClaims:
 
 
 def create_token(
-    secret: str, user_id: int, token_type: str, version: int, ttl: dt.timedelta, now: dt.datetime | None = None
+    secret: str,
+    user_id: int,
+    token_type: str,
+    version: int,
+    ttl: dt.timedelta,
+    now: dt.datetime | None = None,
 ) -> str:
     now = now or dt.datetime.now(dt.UTC)
     payload = {
@@ -47,7 +51,9 @@ def decode_token(secret: str, token: str, expected_type: str) -> TokenClaims:
         Unauthorized: expired, tampered, malformed, or of the wrong type.
     """
     try:
-        payload = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "typ"]})
+        payload = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "typ"]}
+        )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("token has expired", code="token_expired") from exc
     except jwt.InvalidTokenError as exc:

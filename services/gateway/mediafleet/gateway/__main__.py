@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uvicorn
-
 from mediafleet.gateway.settings import GatewaySettings
 
 

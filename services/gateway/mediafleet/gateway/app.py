@@ -9,8 +9,6 @@ import redis
 import redis.asyncio as aioredis
 import structlog
 from fastapi import FastAPI
-from sqlalchemy import select
-
 from mediafleet.common.errors import install_error_handlers
 from mediafleet.common.logging import configure_logging
 from mediafleet.common.observability import MetricsMiddleware, database_check, health_router, redis_check
@@ -21,6 +19,7 @@ from mediafleet.gateway.routes import auth, jobs, media, search
 from mediafleet.gateway.security import hash_password
 from mediafleet.gateway.settings import GatewaySettings
 from mediafleet.gateway.storage import MediaStore
+from sqlalchemy import select
 
 log = structlog.get_logger("mediafleet.gateway")
 

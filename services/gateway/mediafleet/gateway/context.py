@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 import redis
 import redis.asyncio as aioredis
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
 from mediafleet.gateway.settings import GatewaySettings
 from mediafleet.gateway.storage import MediaStore
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 
 @dataclass

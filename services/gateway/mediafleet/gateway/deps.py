@@ -7,12 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.orm import Session
-
 from mediafleet.common.errors import Forbidden, Unauthorized
 from mediafleet.common.store import User
 from mediafleet.common.tokens import decode_token
 from mediafleet.gateway.context import GatewayContext
+from sqlalchemy.orm import Session
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 
@@ -51,9 +50,7 @@ def get_user_pending_password(ctx: ContextDep, session: SessionDep, token: Token
 def get_current_user(ctx: ContextDep, session: SessionDep, token: TokenDep) -> User:
     user = _user_from_token(ctx, session, token)
     if user.must_change_password:
-        raise Forbidden(
-            "change your password first: POST /v1/auth/password", code="password_change_required"
-        )
+        raise Forbidden("change your password first: POST /v1/auth/password", code="password_change_required")
     return user
 
 

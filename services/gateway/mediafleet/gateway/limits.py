@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from mediafleet.common.errors import envelope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Room for multipart boundaries and part headers on top of the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -65,14 +64,20 @@ class UploadSizeLimit:
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps(
-            envelope("payload_too_large", f"request body exceeds the limit of {self.max_bytes} bytes",
-                     {"max_bytes": self.max_bytes})
+            envelope(
+                "payload_too_large",
+                f"request body exceeds the limit of {self.max_bytes} bytes",
+                {"max_bytes": self.max_bytes},
+            )
         ).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})

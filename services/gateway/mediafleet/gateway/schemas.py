@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from mediafleet.common.schemas import JobStatus, Priority
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class TokenPair(BaseModel):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from mediafleet.common.settings import CoreSettings, refuse_placeholder
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from mediafleet.common.settings import CoreSettings, refuse_placeholder
 
 
 class AdminSettings(BaseModel):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from mediafleet.common.settings import CoreSettings
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from mediafleet.common.settings import CoreSettings
 
 
 class JobManagerSettings(BaseSettings):

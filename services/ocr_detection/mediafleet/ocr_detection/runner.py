@@ -6,9 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-
-from pydantic import ValidationError
-
 from mediafleet.common.errors import BadRequest
 from mediafleet.common.media import load_rgb
 from mediafleet.common.schemas import OcrResult
@@ -16,6 +13,7 @@ from mediafleet.common.tasks import OcrOptions
 from mediafleet.ocr_detection.engines import ENGINE_NAMES, create_engine, engine_class
 from mediafleet.ocr_detection.engines.base import OcrEngine
 from mediafleet.ocr_detection.settings import OcrSettings
+from pydantic import ValidationError
 
 log = structlog.get_logger("mediafleet.ocr")
 
@@ -38,7 +36,10 @@ class OcrRunner:
             self.engine(name).load()
 
     def models(self) -> list[dict[str, Any]]:
-        return [self._engines[n].info() if n in self._engines else {"engine": n, "loaded": False} for n in ENGINE_NAMES]
+        return [
+            self._engines[n].info() if n in self._engines else {"engine": n, "loaded": False}
+            for n in ENGINE_NAMES
+        ]
 
     def loaded_engines(self) -> list[str]:
         return [name for name, eng in self._engines.items() if eng.loaded]
@@ -50,7 +51,9 @@ class OcrRunner:
         except ValidationError as exc:
             errors = exc.errors(include_url=False, include_context=False)
             code = "unknown_engine" if errors[0]["loc"][:1] == ("engine",) else "invalid_option"
-            raise BadRequest(f"invalid OCR options: {errors[0]['loc']}: {errors[0]['msg']}", details=errors, code=code) from exc
+            raise BadRequest(
+                f"invalid OCR options: {errors[0]['loc']}: {errors[0]['msg']}", details=errors, code=code
+            ) from exc
         engine = opts.engine or self.settings.default_engine
         languages = opts.languages or list(self.settings.default_languages)
         cls = engine_class(engine)

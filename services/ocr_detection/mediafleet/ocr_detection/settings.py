@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from mediafleet.common.settings import CoreSettings
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from mediafleet.common.settings import CoreSettings
 
 EngineName = Literal["rapidocr", "easyocr"]
 
@@ -31,7 +30,9 @@ class EasyOcrSettings(BaseModel):
 
 
 class OcrSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OCR_", env_nested_delimiter="__", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="OCR_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
 
     core: CoreSettings = Field(default_factory=CoreSettings)
     #: Engine used when a request names none. Chosen from bench/ocr (see README).

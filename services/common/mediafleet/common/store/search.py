@@ -10,11 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import delete, text
-from sqlalchemy.orm import Session
-
 from mediafleet.common.errors import BadRequest
 from mediafleet.common.store.models import OcrLineRow
+from sqlalchemy import delete, text
+from sqlalchemy.orm import Session
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_WORDS = 16
@@ -88,7 +87,9 @@ def search_ocr(session: Session, query: str, user_id: int | None, limit: int = 2
         raise ValueError(f"full-text search supports postgresql and sqlite, not {dialect}")
     groups: dict[str, dict[str, Any]] = {}
     for row in session.execute(text(sql), params).mappings():
-        group = groups.setdefault(row["media_id"], {"media_id": row["media_id"], "score": float(row["rank"]), "matches": []})
+        group = groups.setdefault(
+            row["media_id"], {"media_id": row["media_id"], "score": float(row["rank"]), "matches": []}
+        )
         group["matches"].append(
             {
                 "line_no": row["line_no"],

@@ -7,15 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-
 from mediafleet.common.errors import BadRequest, Conflict, Unauthorized
 from mediafleet.common.store import User
 from mediafleet.common.tokens import create_token, decode_token
 from mediafleet.gateway.deps import AdminUser, ContextDep, CurrentUser, PendingUser, SessionDep
 from mediafleet.gateway.schemas import PasswordChange, RefreshRequest, TokenPair, UserCreate, UserPublic
 from mediafleet.gateway.security import hash_password, verify_password
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 router = APIRouter(tags=["auth"])
 
@@ -24,7 +23,9 @@ def issue_tokens(ctx, user: User) -> TokenPair:  # noqa: ANN001
     s = ctx.settings
     key = s.secret_key.get_secret_value()
     return TokenPair(
-        access_token=create_token(key, user.id, "access", user.token_version, dt.timedelta(seconds=s.access_token_ttl_s)),
+        access_token=create_token(
+            key, user.id, "access", user.token_version, dt.timedelta(seconds=s.access_token_ttl_s)
+        ),
         refresh_token=create_token(
             key, user.id, "refresh", user.token_version, dt.timedelta(seconds=s.refresh_token_ttl_s)
         ),
@@ -34,7 +35,9 @@ def issue_tokens(ctx, user: User) -> TokenPair:  # noqa: ANN001
 
 
 @router.post("/v1/auth/token", response_model=TokenPair)
-def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], ctx: ContextDep, session: SessionDep) -> TokenPair:
+def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], ctx: ContextDep, session: SessionDep
+) -> TokenPair:
     """OAuth2 password grant (form fields ``username``, ``password``)."""
     user = session.scalar(select(User).where(User.username == form.username))
     if user is None or not verify_password(form.password, user.password_hash):
@@ -52,7 +55,9 @@ def refresh(body: RefreshRequest, ctx: ContextDep, session: SessionDep) -> Token
 
 
 @router.post("/v1/auth/password", response_model=TokenPair)
-def change_password(body: PasswordChange, user: PendingUser, ctx: ContextDep, session: SessionDep) -> TokenPair:
+def change_password(
+    body: PasswordChange, user: PendingUser, ctx: ContextDep, session: SessionDep
+) -> TokenPair:
     """Change the caller's password; revokes every token issued before and returns new ones."""
     if not verify_password(body.current_password, user.password_hash):
         raise Unauthorized("current password is incorrect", code="invalid_credentials")
@@ -99,5 +104,8 @@ def _check_password(ctx, password: str) -> None:  # noqa: ANN001
 
 def _public(user: User) -> UserPublic:
     return UserPublic(
-        id=user.id, username=user.username, is_admin=user.is_admin, must_change_password=user.must_change_password
+        id=user.id,
+        username=user.username,
+        is_admin=user.is_admin,
+        must_change_password=user.must_change_password,
     )

@@ -10,12 +10,6 @@ from typing import Annotated
 import redis
 import structlog
 from fastapi import APIRouter, Query, Request, status
-from pydantic import ValidationError
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-from sse_starlette.sse import EventSourceResponse
-from starlette.concurrency import run_in_threadpool
-
 from mediafleet.common.errors import Conflict, NotFound, ValidationFailed
 from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY, job_channel
 from mediafleet.common.schemas import JobStatus
@@ -24,6 +18,11 @@ from mediafleet.common.store.models import utcnow
 from mediafleet.common.tasks import TASK_NAMES, TASK_OPTIONS
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep
 from mediafleet.gateway.schemas import JobCreate, JobCreated, JobPublic, JobsPublic, TaskPublic
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
 
 router = APIRouter(tags=["jobs"])
 log = structlog.get_logger("mediafleet.gateway.jobs")
@@ -47,7 +46,9 @@ def job_public(job: Job) -> JobPublic:
             )
             for t in job.tasks
         ],
-        results={t.name: t.result for t in job.tasks if t.status == JobStatus.succeeded and t.result is not None},
+        results={
+            t.name: t.result for t in job.tasks if t.status == JobStatus.succeeded and t.result is not None
+        },
         error=job.error,
         created_at=job.created_at,
         updated_at=job.updated_at,
@@ -77,7 +78,9 @@ def create_job(body: JobCreate, user: CurrentUser, ctx: ContextDep, session: Ses
     options = {}
     for name in tasks:
         try:
-            options[name] = TASK_OPTIONS[name].model_validate(body.options.get(name, {})).model_dump(exclude_none=True)
+            options[name] = (
+                TASK_OPTIONS[name].model_validate(body.options.get(name, {})).model_dump(exclude_none=True)
+            )
         except ValidationError as exc:
             raise ValidationFailed(
                 f"invalid options for {name}", details=exc.errors(include_url=False, include_context=False)
@@ -151,7 +154,9 @@ def cancel_job(job_id: str, user: CurrentUser, ctx: ContextDep, session: Session
 
 
 @router.get("/v1/jobs/{job_id}/events")
-async def job_events(job_id: str, request: Request, user: CurrentUser, ctx: ContextDep) -> EventSourceResponse:
+async def job_events(
+    job_id: str, request: Request, user: CurrentUser, ctx: ContextDep
+) -> EventSourceResponse:
     """Server-Sent Events: ``job`` (a full snapshot, first and last) and ``progress`` events.
 
     The stream ends after the snapshot of a finished job.

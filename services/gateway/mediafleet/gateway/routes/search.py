@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
-
 from mediafleet.common.store import MediaOwner
 from mediafleet.common.store.search import search_ocr
 from mediafleet.gateway.deps import CurrentUser, SessionDep
 from mediafleet.gateway.schemas import SearchHit, SearchResults
+from sqlalchemy import select
 
 router = APIRouter(tags=["search"])
 

@@ -18,7 +18,6 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-
 from mediafleet.common.errors import BadRequest, EngineError
 from mediafleet.ocr_detection.engines.base import OcrEngine, RawLine
 from mediafleet.ocr_detection.settings import EasyOcrSettings
@@ -91,7 +90,9 @@ class EasyOcrEngine(OcrEngine):
                     quantize=self.settings.quantize,
                 )
             except ValueError as exc:  # easyocr's "X is only compatible with English" and unknown codes
-                raise BadRequest(f"easyocr cannot read {list(key)}: {exc}", code="unsupported_language") from exc
+                raise BadRequest(
+                    f"easyocr cannot read {list(key)}: {exc}", code="unsupported_language"
+                ) from exc
             except FileNotFoundError as exc:
                 raise EngineError(
                     f"easyocr recogniser weights missing for {list(key)}: {exc} (docs/models.md)",
