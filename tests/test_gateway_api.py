@@ -35,10 +35,18 @@ from tests.conftest import sample
 SECRET = "test-secret-key-with-enough-length-0123456789"
 
 
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every gateway test runs on PostgreSQL (the fleet) and on SQLite (the native default)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'gateway.db'}"
+    return request.getfixturevalue("pg_url")
+
+
 @pytest.fixture
-def settings(pg_url: str, redis_url: str, tmp_path: Path) -> GatewaySettings:
+def settings(database_url: str, redis_url: str, tmp_path: Path) -> GatewaySettings:
     return GatewaySettings(
-        core=CoreSettings(database_url=pg_url, redis_url=redis_url, media_dir=tmp_path / "media"),
+        core=CoreSettings(database_url=database_url, redis_url=redis_url, media_dir=tmp_path / "media"),
         secret_key=SecretStr(SECRET),
         admin=AdminSettings(username=ADMIN, password=SecretStr(FIRST_PASSWORD)),
         max_upload_bytes=2_000_000,
@@ -124,8 +132,9 @@ def test_missing_expired_and_tampered_tokens(client: TestClient, token: str) -> 
     assert_envelope(client.post("/v1/auth/token", data={"username": ADMIN, "password": "wrong"}), 401)
 
 
-def test_placeholder_secrets_refused_in_production() -> None:
-    prod = CoreSettings(environment="production")
+@pytest.mark.parametrize("environment", ["production", "test"])
+def test_placeholder_secrets_refused_outside_development(environment: str) -> None:
+    prod = CoreSettings(environment=environment)
     with pytest.raises(ValueError, match="GATEWAY_SECRET_KEY"):
         GatewaySettings(core=prod, admin=AdminSettings(password=SecretStr("a-real-admin-password")))
     with pytest.raises(ValueError, match="GATEWAY_ADMIN__PASSWORD"):
@@ -133,7 +142,7 @@ def test_placeholder_secrets_refused_in_production() -> None:
     ok = GatewaySettings(
         core=prod, secret_key=SecretStr(SECRET), admin=AdminSettings(password=SecretStr("real-pass-42"))
     )
-    assert ok.core.is_production
+    assert ok.core.environment == environment
     GatewaySettings(core=CoreSettings(environment="development"))  # development only warns
 
 

@@ -58,14 +58,13 @@ def retry_intervals(core: CoreSettings) -> list[int]:
 
 
 def refuse_placeholder(name: str, value: str, core: CoreSettings) -> None:
-    """Raise ``ValueError`` when ``value`` is a placeholder outside development/test.
+    """Raise ``ValueError`` when ``value`` is a placeholder outside development.
 
-    Outside production a warning is logged instead, so local use stays easy.
+    In development a warning is logged instead, so a first local run needs no setup.
     """
     if value.strip().lower() in PLACEHOLDER_SECRETS:
-        message = f"{name} is a placeholder value; set a real one"
-        if core.is_production:
-            raise ValueError(message + " (refused in production)")
+        if core.environment != "development":
+            raise ValueError(f"{name} is a placeholder value; set a real one (refused in {core.environment})")
         import structlog
 
         structlog.get_logger("mediafleet.settings").warning("placeholder_secret", setting=name)

@@ -1,0 +1,109 @@
+"""job_manager's reconciliation in process, with an in-process RQ worker, on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from rq import Queue
+
+from mediafleet.common.settings import CoreSettings
+from mediafleet.common.store import create_db_engine, session_factory
+from mediafleet.common.worker import ModelWorker
+from mediafleet.gateway.app import create_app
+from mediafleet.gateway.settings import AdminSettings, GatewaySettings
+from mediafleet.job_manager.manager import JobManager
+from mediafleet.job_manager.settings import JobManagerSettings
+from mediafleet.ocr_detection.runner import OcrRunner
+from mediafleet.ocr_detection.settings import OcrSettings
+from mediafleet.ocr_detection.tasks import Runtime, set_runtime
+from tests.api_helpers import FIRST_PASSWORD, admin_token, auth, upload
+from tests.conftest import sample
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def core(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str) -> CoreSettings:
+    url = (
+        f"sqlite:///{tmp_path / 'jm.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    )
+    return CoreSettings(database_url=url, redis_url=redis_url, media_dir=tmp_path / "media")
+
+
+@pytest.fixture
+def api(core: CoreSettings) -> Iterator[tuple[TestClient, str]]:
+    settings = GatewaySettings(
+        core=core,
+        secret_key=SecretStr("job-manager-test-secret-0123456789abc"),
+        admin=AdminSettings(password=SecretStr(FIRST_PASSWORD)),
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client, admin_token(client)
+
+
+@pytest.fixture
+def manager(core: CoreSettings, api) -> JobManager:  # noqa: ANN001
+    engine = create_db_engine(core.database_url)
+    return JobManager(JobManagerSettings(core=core), session_factory(engine), redis.Redis.from_url(core.redis_url))
+
+
+def _run_worker(core: CoreSettings) -> None:
+    conn = redis.Redis.from_url(core.redis_url)
+    runner = OcrRunner(OcrSettings(core=core))
+    set_runtime(Runtime(runner=runner, redis=conn))
+    ModelWorker(["ocr:high", "ocr:normal", "ocr:low"], connection=conn).work(burst=True)
+
+
+def _new_job(api, name: str = "english.png", priority: str = "normal") -> str:  # noqa: ANN001
+    client, token = api
+    media_id = upload(client, token, sample(name)).json()["media_id"]
+    resp = client.post(
+        "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], "priority": priority}, headers=auth(token)
+    )
+    return resp.json()["job_id"]
+
+
+def test_plan_run_collect_search(api, manager: JobManager, core: CoreSettings) -> None:  # noqa: ANN001
+    client, token = api
+    job_id = _new_job(api, priority="low")
+    assert manager.reconcile() == 1
+    low = Queue("ocr:low", connection=manager.redis)
+    assert low.count == 1 and Queue("ocr:normal", connection=manager.redis).count == 0
+    payload = low.jobs[0].args[0]
+    assert payload["job_id"] == job_id and payload["storage_path"].endswith(".png")
+    assert manager.reconcile() == 0  # idempotent: nothing queued twice
+
+    _run_worker(core)
+    manager.reconcile()
+    job = client.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()
+    assert job["status"] == "succeeded" and job["tasks"][0]["attempts"] == 1
+    assert "Clean hands with soap and water" in job["results"]["ocr"]["text"].splitlines()
+    hits = client.get("/v1/search", params={"q": "coronavirus infection"}, headers=auth(token)).json()["data"]
+    assert hits[0]["matches"][0]["text"] == "Reduce your risk of coronavirus infection:"
+
+
+def test_task_lost_by_redis_is_queued_again(api, manager: JobManager, core: CoreSettings) -> None:  # noqa: ANN001
+    client, token = api
+    job_id = _new_job(api, name="phototest.tif")
+    manager.reconcile()
+    manager.redis.flushall()  # Redis lost everything (no persistence)
+    manager.reconcile()  # finds the task's RQ job missing and enqueues it again
+    assert Queue("ocr:normal", connection=manager.redis).count == 1
+    _run_worker(core)
+    manager.reconcile()
+    assert client.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()["status"] == "succeeded"
+
+
+def test_canceled_job_leaves_the_queue(api, manager: JobManager) -> None:  # noqa: ANN001
+    client, token = api
+    job_id = _new_job(api, name="phototest.tif")
+    manager.reconcile()
+    queue = Queue("ocr:normal", connection=manager.redis)
+    assert queue.count == 1
+    assert client.delete(f"/v1/jobs/{job_id}", headers=auth(token)).json()["status"] == "canceled"
+    manager.reconcile()
+    assert queue.count == 0
+    assert client.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()["status"] == "canceled"
