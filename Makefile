@@ -14,7 +14,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help demo test test-fast lint bench-ocr sync-demo sync-dev system-deps \
+.PHONY: help demo test test-fast lint bench-ocr bench-batch sync-demo sync-dev system-deps \
         run-core-services run-ai-services stop ps logs clean
 
 help:  ## list targets
@@ -50,6 +50,9 @@ lint: sync-dev
 
 bench-ocr: sync-dev  ## RapidOCR vs easyocr: CER and p50/p95 latency on the shared corpus
 	$(VENV)/bin/python bench/ocr/run.py --runs 5
+
+bench-batch: sync-dev  ## batch API vs sequential and concurrent HTTP (the replaced system's scenario)
+	$(VENV)/bin/python bench/batch/run.py --rounds 5
 
 # -- the fleet as native processes (Docker Compose comes later under the same targets) --
 run-core-services: sync-dev  ## redis + gateway + job_manager as local processes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from mediafleet.ocr_detection.decode import SpaceAwareCTCDecoder
 from mediafleet.ocr_detection.evaluation import cer, edit_distance, normalise
 

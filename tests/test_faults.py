@@ -9,7 +9,6 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from mediafleet.common.store import OcrLineRow, Task
 from PIL import Image
 from rq.job import Job as RQJob
 from rq.registry import StartedJobRegistry
@@ -17,6 +16,7 @@ from rq.results import Result
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
+from mediafleet.common.store import OcrLineRow, Task
 from tests.api_helpers import admin_token, auth, upload, wait_job
 from tests.conftest import sample
 

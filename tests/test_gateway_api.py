@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
+
 from mediafleet.common.queues import NEW_JOBS_KEY
 from mediafleet.common.settings import CoreSettings
 from mediafleet.common.store import Job, Media, MediaOwner
 from mediafleet.common.tokens import create_token
 from mediafleet.gateway.app import create_app
 from mediafleet.gateway.settings import AdminSettings, GatewaySettings
-from pydantic import SecretStr
-from sqlalchemy import create_engine, func, select
-from sqlalchemy.orm import Session
-
 from tests.api_helpers import (
     ADMIN,
     FIRST_PASSWORD,

@@ -47,7 +47,9 @@ def api(core: CoreSettings) -> Iterator[tuple[TestClient, str]]:
 @pytest.fixture
 def manager(core: CoreSettings, api) -> JobManager:  # noqa: ANN001
     engine = create_db_engine(core.database_url)
-    return JobManager(JobManagerSettings(core=core), session_factory(engine), redis.Redis.from_url(core.redis_url))
+    return JobManager(
+        JobManagerSettings(core=core), session_factory(engine), redis.Redis.from_url(core.redis_url)
+    )
 
 
 def _run_worker(core: CoreSettings) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from mediafleet.common.errors import InvalidMedia, UnsupportedMediaType
 from mediafleet.common.media import load_rgb, probe_image
-
 from tests.conftest import sample
 
 

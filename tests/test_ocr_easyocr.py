@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from mediafleet.common.errors import EngineError
 from mediafleet.common.settings import CoreSettings
 from mediafleet.ocr_detection.runner import OcrRunner
 from mediafleet.ocr_detection.settings import EasyOcrSettings, OcrSettings
-
 from tests.conftest import sample
 from tests.tiny_models import RECOG_NAME, make_easyocr_models
 

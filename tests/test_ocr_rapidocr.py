@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+
 from mediafleet.common.errors import BadRequest
 from mediafleet.ocr_detection.evaluation import cer
 from mediafleet.ocr_detection.runner import OcrRunner
 from mediafleet.ocr_detection.settings import OcrSettings, RapidOcrSettings
-
 from tests.conftest import ROOT, sample
 
 GROUND_TRUTH = json.loads((ROOT / "bench" / "ocr" / "ground_truth.json").read_text())

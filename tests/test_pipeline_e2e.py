@@ -10,8 +10,8 @@ import sys
 
 import httpx
 import pytest
-from mediafleet.ocr_detection.evaluation import cer
 
+from mediafleet.ocr_detection.evaluation import cer
 from tests.api_helpers import admin_token, auth, upload, wait_job
 from tests.conftest import ROOT, sample
 

@@ -11,12 +11,13 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from mediafleet.common.media import probe_image
 from mediafleet.common.store import Media, MediaOwner, User, create_db_engine, migrate, session_factory
 from mediafleet.common.store.search import replace_ocr_lines, search_ocr
 from mediafleet.ocr_detection.runner import OcrRunner
 from mediafleet.ocr_detection.settings import OcrSettings
-from sqlalchemy import select
 
 LOCAL_USER = "local"
 

@@ -127,9 +127,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from mediafleet.common.errors import MediafleetError
-
     from mediafleet.cli.embedded import EmbeddedAnalyzer
+    from mediafleet.common.errors import MediafleetError
 
     try:
         hits = EmbeddedAnalyzer(database_url=args.db).search(args.query, limit=args.limit)

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import structlog
+
 from mediafleet.common.errors import EngineError
 
 log = structlog.get_logger("mediafleet.engine")

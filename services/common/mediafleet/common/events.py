@@ -7,6 +7,7 @@ from typing import Any
 
 import redis
 import structlog
+
 from mediafleet.common.queues import job_channel
 
 log = structlog.get_logger("mediafleet.events")

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from mediafleet.common.errors import InvalidMedia, UnsupportedMediaType
 from PIL import Image, UnidentifiedImageError
+
+from mediafleet.common.errors import InvalidMedia, UnsupportedMediaType
 
 #: Pillow formats we accept, with their MIME type and the file extension we store.
 IMAGE_FORMATS: dict[str, tuple[str, str]] = {

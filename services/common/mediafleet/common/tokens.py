@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 import jwt
+
 from mediafleet.common.errors import Unauthorized
 
 ALGORITHM = "HS256"

@@ -18,11 +18,12 @@ import threading
 
 import redis
 import structlog
-from mediafleet.common.queues import TASK_EVENTS_KEY
 from rq import SimpleWorker
 from rq.job import Job
 from rq.queue import Queue
 from rq.worker import WorkerStatus
+
+from mediafleet.common.queues import TASK_EVENTS_KEY
 
 log = structlog.get_logger("mediafleet.worker")
 

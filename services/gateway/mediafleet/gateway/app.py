@@ -9,17 +9,20 @@ import redis
 import redis.asyncio as aioredis
 import structlog
 from fastapi import FastAPI
+from sqlalchemy import select
+
 from mediafleet.common.errors import install_error_handlers
 from mediafleet.common.logging import configure_logging
 from mediafleet.common.observability import MetricsMiddleware, database_check, health_router, redis_check
 from mediafleet.common.store import User, create_db_engine, migrate, session_factory
+from mediafleet.gateway.batch.cache import CacheInvalidation, ResponseCache
+from mediafleet.gateway.batch.executor import BatchExecutor, Limits
 from mediafleet.gateway.context import GatewayContext
 from mediafleet.gateway.limits import UploadSizeLimit
-from mediafleet.gateway.routes import auth, jobs, media, search
+from mediafleet.gateway.routes import auth, batch, jobs, media, search
 from mediafleet.gateway.security import hash_password
 from mediafleet.gateway.settings import GatewaySettings
 from mediafleet.gateway.storage import MediaStore
-from sqlalchemy import select
 
 log = structlog.get_logger("mediafleet.gateway")
 
@@ -46,6 +49,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     db = create_db_engine(settings.core.database_url)
     rclient = redis.Redis.from_url(settings.core.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    b = settings.batch
+    cache = ResponseCache(maxsize=max(b.cache_size, 1), ttl_s=b.cache_ttl_s)
+    limits = Limits(b.max_requests, b.concurrency, b.max_retries, b.timeout_s, b.max_item_body_bytes)
     ctx = GatewayContext(
         settings=settings,
         db=db,
@@ -53,6 +59,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         redis=rclient,
         aredis=aioredis.Redis.from_url(settings.core.redis_url, socket_connect_timeout=2),
         media=MediaStore(settings.core.media_dir, settings.max_upload_bytes),
+        batch=BatchExecutor(None, cache, limits),
     )
 
     @asynccontextmanager
@@ -74,9 +81,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.ctx = ctx
     install_error_handlers(app)
     app.include_router(health_router({"database": database_check(db), "redis": redis_check(rclient)}))
-    for module in (auth, media, jobs, search):
+    for module in (auth, media, jobs, search, batch):
         app.include_router(module.router)
-    app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_bytes)
+    ctx.batch.app = app  # sub-requests re-enter the whole app, middleware included
+    app.add_middleware(CacheInvalidation, cache=cache, secret=settings.secret_key.get_secret_value())
+    app.add_middleware(
+        UploadSizeLimit, max_bytes=settings.max_upload_bytes, overrides={"/v1/batch": b.max_body_bytes}
+    )
     app.add_middleware(MetricsMiddleware, service="gateway")
     return app
 

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 import redis
 import redis.asyncio as aioredis
-from mediafleet.gateway.settings import GatewaySettings
-from mediafleet.gateway.storage import MediaStore
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from mediafleet.gateway.batch.executor import BatchExecutor
+from mediafleet.gateway.settings import GatewaySettings
+from mediafleet.gateway.storage import MediaStore
 
 
 @dataclass
@@ -20,3 +22,4 @@ class GatewayContext:
     redis: redis.Redis
     aredis: aioredis.Redis
     media: MediaStore
+    batch: BatchExecutor

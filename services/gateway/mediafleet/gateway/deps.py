@@ -7,11 +7,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
 from mediafleet.common.errors import Forbidden, Unauthorized
 from mediafleet.common.store import User
 from mediafleet.common.tokens import decode_token
 from mediafleet.gateway.context import GatewayContext
-from sqlalchemy.orm import Session
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from mediafleet.common.errors import envelope
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mediafleet.common.errors import envelope
 
 #: Room for multipart boundaries and part headers on top of the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -21,18 +22,21 @@ class UploadSizeLimit:
     Checks ``Content-Length`` up front and counts streamed bytes for chunked bodies.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None):
         self.app = app
-        self.limit = max_bytes + MULTIPART_OVERHEAD
-        self.max_bytes = max_bytes
+        self.default = max_bytes
+        #: Exact paths with a limit of their own (``/v1/batch`` takes JSON, not uploads).
+        self.overrides = overrides or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
+        max_bytes = self.overrides.get(scope["path"], self.default)
+        limit = max_bytes + (MULTIPART_OVERHEAD if scope["path"] not in self.overrides else 0)
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._reject(send)
+        if length is not None and length.isdigit() and int(length) > limit:
+            await self._reject(send, max_bytes)
             return
         state = {"seen": 0, "exceeded": False, "rejected": False}
 
@@ -40,7 +44,7 @@ class UploadSizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 state["seen"] += len(message.get("body", b""))
-                if state["seen"] > self.limit:
+                if state["seen"] > limit:
                     state["exceeded"] = True
                     raise _TooLarge
             return message
@@ -51,7 +55,7 @@ class UploadSizeLimit:
             if state["exceeded"]:
                 if not state["rejected"] and message["type"] == "http.response.start":
                     state["rejected"] = True
-                    await self._reject(send)
+                    await self._reject(send, max_bytes)
                 return
             await send(message)
 
@@ -60,14 +64,14 @@ class UploadSizeLimit:
         except _TooLarge:
             if not state["rejected"]:
                 state["rejected"] = True
-                await self._reject(send)
+                await self._reject(send, max_bytes)
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, send: Send, max_bytes: int) -> None:
         body = json.dumps(
             envelope(
                 "payload_too_large",
-                f"request body exceeds the limit of {self.max_bytes} bytes",
-                {"max_bytes": self.max_bytes},
+                f"request body exceeds the limit of {max_bytes} bytes",
+                {"max_bytes": max_bytes},
             )
         ).encode()
         await send(

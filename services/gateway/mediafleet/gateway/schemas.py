@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from mediafleet.common.schemas import JobStatus, Priority
 from pydantic import BaseModel, ConfigDict, Field
+
+from mediafleet.common.schemas import JobStatus, Priority
 
 
 class TokenPair(BaseModel):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from mediafleet.common.settings import CoreSettings, refuse_placeholder
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mediafleet.common.settings import CoreSettings, refuse_placeholder
 
 
 class AdminSettings(BaseModel):
@@ -15,6 +16,17 @@ class AdminSettings(BaseModel):
 
     username: str = "admin"
     password: SecretStr = SecretStr("changethis")
+
+
+class BatchSettings(BaseModel):
+    max_requests: int = Field(default=50, ge=1, le=1000)
+    concurrency: int = Field(default=20, ge=1, le=200)
+    cache_size: int = Field(default=2000, ge=0)
+    cache_ttl_s: float = Field(default=120.0, ge=0)
+    max_retries: int = Field(default=2, ge=0, le=5)
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_item_body_bytes: int = Field(default=256 * 1024, ge=256)
 
 
 class GatewaySettings(BaseSettings):
@@ -31,6 +43,7 @@ class GatewaySettings(BaseSettings):
     #: Largest upload accepted, bytes (nginx's client_max_body_size should match).
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     min_password_length: int = Field(default=10, ge=8)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
     host: str = "127.0.0.1"
     port: int = 8000
 

@@ -8,6 +8,8 @@ import threading
 import redis
 import structlog
 from fastapi import FastAPI
+from prometheus_client import Gauge
+
 from mediafleet.common.errors import install_error_handlers
 from mediafleet.common.logging import configure_logging
 from mediafleet.common.observability import database_check, health_router, redis_check, serve_in_thread
@@ -15,7 +17,6 @@ from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY
 from mediafleet.common.store import create_db_engine, migrate, session_factory
 from mediafleet.job_manager.manager import JobManager
 from mediafleet.job_manager.settings import JobManagerSettings
-from prometheus_client import Gauge
 
 log = structlog.get_logger("mediafleet.job_manager")
 

@@ -23,14 +23,6 @@ from typing import Any
 
 import redis
 import structlog
-from mediafleet.common import events
-from mediafleet.common.queues import TASK_FUNCTIONS, TASK_QUEUES, queue_name, queue_names
-from mediafleet.common.schemas import JobStatus
-from mediafleet.common.settings import retry_intervals
-from mediafleet.common.store import Job, Media, Task
-from mediafleet.common.store.models import utcnow
-from mediafleet.common.store.search import replace_ocr_lines
-from mediafleet.job_manager.settings import JobManagerSettings
 from rq import Queue, Retry
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
@@ -40,6 +32,15 @@ from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+
+from mediafleet.common import events
+from mediafleet.common.queues import TASK_FUNCTIONS, TASK_QUEUES, queue_name, queue_names
+from mediafleet.common.schemas import JobStatus
+from mediafleet.common.settings import retry_intervals
+from mediafleet.common.store import Job, Media, Task
+from mediafleet.common.store.models import utcnow
+from mediafleet.common.store.search import replace_ocr_lines
+from mediafleet.job_manager.settings import JobManagerSettings
 
 log = structlog.get_logger("mediafleet.job_manager")
 

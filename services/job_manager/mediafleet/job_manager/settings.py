@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from mediafleet.common.settings import CoreSettings
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mediafleet.common.settings import CoreSettings
 
 
 class JobManagerSettings(BaseSettings):

@@ -12,6 +12,7 @@ import argparse
 import redis
 import structlog
 import uvicorn
+
 from mediafleet.common.logging import configure_logging
 from mediafleet.common.observability import redis_check, serve_in_thread
 from mediafleet.common.queues import queue_names

@@ -6,11 +6,12 @@ import tempfile
 from typing import Annotated
 
 from fastapi import FastAPI, Form, UploadFile
+from starlette.concurrency import run_in_threadpool
+
 from mediafleet.common.errors import install_error_handlers
 from mediafleet.common.observability import MetricsMiddleware, ReadinessCheck, health_router
 from mediafleet.common.schemas import OcrResult
 from mediafleet.ocr_detection.runner import OcrRunner
-from starlette.concurrency import run_in_threadpool
 
 
 def create_app(runner: OcrRunner, extra_checks: dict[str, ReadinessCheck] | None = None) -> FastAPI:

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
+
 from mediafleet.common.errors import BadRequest
 from mediafleet.common.media import load_rgb
 from mediafleet.common.schemas import OcrResult
@@ -13,7 +15,6 @@ from mediafleet.common.tasks import OcrOptions
 from mediafleet.ocr_detection.engines import ENGINE_NAMES, create_engine, engine_class
 from mediafleet.ocr_detection.engines.base import OcrEngine
 from mediafleet.ocr_detection.settings import OcrSettings
-from pydantic import ValidationError
 
 log = structlog.get_logger("mediafleet.ocr")
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from mediafleet.common.settings import CoreSettings
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mediafleet.common.settings import CoreSettings
 
 EngineName = Literal["rapidocr", "easyocr"]
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+
 from mediafleet.common import events
 from mediafleet.common.errors import MediafleetError
 from mediafleet.common.observability import TASK_DURATION

@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mediafleet.common.errors import BadRequest
-from mediafleet.common.store.models import OcrLineRow
 from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
+
+from mediafleet.common.errors import BadRequest
+from mediafleet.common.store.models import OcrLineRow
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_WORDS = 16

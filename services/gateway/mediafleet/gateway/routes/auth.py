@@ -7,14 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
 from mediafleet.common.errors import BadRequest, Conflict, Unauthorized
 from mediafleet.common.store import User
 from mediafleet.common.tokens import create_token, decode_token
 from mediafleet.gateway.deps import AdminUser, ContextDep, CurrentUser, PendingUser, SessionDep
 from mediafleet.gateway.schemas import PasswordChange, RefreshRequest, TokenPair, UserCreate, UserPublic
 from mediafleet.gateway.security import hash_password, verify_password
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 router = APIRouter(tags=["auth"])
 

@@ -9,7 +9,13 @@ from typing import Annotated
 
 import redis
 import structlog
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+
 from mediafleet.common.errors import Conflict, NotFound, ValidationFailed
 from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY, job_channel
 from mediafleet.common.schemas import JobStatus
@@ -18,11 +24,6 @@ from mediafleet.common.store.models import utcnow
 from mediafleet.common.tasks import TASK_NAMES, TASK_OPTIONS
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep
 from mediafleet.gateway.schemas import JobCreate, JobCreated, JobPublic, JobsPublic, TaskPublic
-from pydantic import ValidationError
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-from sse_starlette.sse import EventSourceResponse
-from starlette.concurrency import run_in_threadpool
 
 router = APIRouter(tags=["jobs"])
 log = structlog.get_logger("mediafleet.gateway.jobs")
@@ -109,6 +110,7 @@ def create_job(body: JobCreate, user: CurrentUser, ctx: ContextDep, session: Ses
 
 @router.get("/v1/jobs", response_model=JobsPublic)
 def list_jobs(
+    response: Response,
     user: CurrentUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -116,6 +118,7 @@ def list_jobs(
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
 ) -> JobsPublic:
     """The caller's jobs, newest first."""
+    response.headers["Cache-Control"] = "no-store"  # statuses change without any API write
     where = [Job.user_id == user.id]
     if status_filter is not None:
         where.append(Job.status == status_filter)
@@ -127,8 +130,14 @@ def list_jobs(
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobPublic)
-def get_job(job_id: str, user: CurrentUser, session: SessionDep) -> JobPublic:
-    return job_public(_own_job(session, job_id, user.id))
+def get_job(job_id: str, response: Response, user: CurrentUser, session: SessionDep) -> JobPublic:
+    job = _own_job(session, job_id, user.id)
+    # A running job changes under job_manager, not through the API: never cache it.
+    # A finished job does not change any more.
+    response.headers["Cache-Control"] = (
+        "private, max-age=120" if JobStatus(job.status).terminal else "no-store"
+    )
+    return job_public(job)
 
 
 @router.delete("/v1/jobs/{job_id}", response_model=JobPublic)

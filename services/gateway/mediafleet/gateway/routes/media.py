@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, UploadFile, status
+from sqlalchemy.exc import IntegrityError
+
 from mediafleet.common.errors import NotFound
 from mediafleet.common.store import Media, MediaOwner
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep
 from mediafleet.gateway.schemas import MediaPublic
-from sqlalchemy.exc import IntegrityError
 
 router = APIRouter(tags=["media"])
 

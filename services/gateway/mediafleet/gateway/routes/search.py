@@ -4,24 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import select
+
 from mediafleet.common.store import MediaOwner
 from mediafleet.common.store.search import search_ocr
 from mediafleet.gateway.deps import CurrentUser, SessionDep
 from mediafleet.gateway.schemas import SearchHit, SearchResults
-from sqlalchemy import select
 
 router = APIRouter(tags=["search"])
 
 
 @router.get("/v1/search", response_model=SearchResults)
 def search(
+    response: Response,
     q: Annotated[str, Query(min_length=1, max_length=256)],
     user: CurrentUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> SearchResults:
     """Media whose OCR text holds every word of ``q`` (case-insensitive), with the matching lines and boxes."""
+    # Jobs finishing in the background add results: cached answers stay fresh for 15 s at most.
+    response.headers["Cache-Control"] = "private, max-age=15"
     hits = search_ocr(session, q, user_id=user.id, limit=limit)
     names = dict(
         session.execute(

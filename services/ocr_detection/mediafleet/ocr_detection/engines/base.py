@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
+
 from mediafleet.common.engine import Engine
 from mediafleet.common.schemas import OcrLine, OcrResult
 

@@ -18,6 +18,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+
 from mediafleet.common.errors import BadRequest, EngineError
 from mediafleet.ocr_detection.engines.base import OcrEngine, RawLine
 from mediafleet.ocr_detection.settings import EasyOcrSettings

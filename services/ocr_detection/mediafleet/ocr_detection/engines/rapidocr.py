@@ -11,6 +11,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+
 from mediafleet.ocr_detection.decode import SpaceAwareCTCDecoder
 from mediafleet.ocr_detection.engines.base import OcrEngine, RawLine
 from mediafleet.ocr_detection.settings import RapidOcrSettings

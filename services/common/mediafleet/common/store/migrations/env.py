@@ -1,6 +1,7 @@
 """Alembic environment: runs on the connection passed in by ``mediafleet.common.store.db.migrate``."""
 
 from alembic import context
+
 from mediafleet.common.store.models import Base
 
 connection = context.config.attributes["connection"]

@@ -1,0 +1,122 @@
+"""Per-user cache of GET sub-request responses (cachetools' LRU+TTL cache).
+
+Keys always start with the user id, so one user's cached response can never be
+returned to another. Entries are invalidated by writes (batch sub-requests and
+direct API calls alike, see :class:`CacheInvalidation`) to the same resource, and
+responses that say ``Cache-Control: no-store`` / ``no-cache`` are never kept;
+``max-age`` shortens an entry's life below the cache's TTL.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cachetools import TTLCache
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mediafleet.common.errors import MediafleetError
+from mediafleet.common.tokens import decode_token
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_MAX_AGE = re.compile(r"max-age=(\d+)")
+
+
+def resource_of(path: str) -> str:
+    """The resource a path belongs to: its collection, ``/v1/jobs/abc/events`` -> ``/v1/jobs``."""
+    parts = [p for p in path.split("/") if p]
+    return "/" + "/".join(parts[:2])
+
+
+#: Resources whose answers depend on every other resource (search reads media and results).
+DERIVED = ("/v1/search",)
+
+
+@dataclass
+class CachedResponse:
+    status: int
+    headers: dict[str, str]
+    body: Any
+    expires_at: float
+
+
+class ResponseCache:
+    def __init__(self, maxsize: int = 2000, ttl_s: float = 120.0):
+        self.ttl_s = ttl_s
+        self._entries: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl_s)
+
+    @staticmethod
+    def key(user_id: int, path: str, query: str) -> tuple[int, str, str, str]:
+        return (user_id, resource_of(path), path, query)
+
+    def get(self, key: tuple) -> CachedResponse | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires_at < time.monotonic():
+            self._entries.pop(key, None)
+            return None
+        return entry
+
+    def put(self, key: tuple, status: int, headers: dict[str, str], body: Any) -> bool:
+        """Keep a 200 response unless its Cache-Control forbids it. Returns whether it was kept."""
+        if status != 200:
+            return False
+        control = headers.get("cache-control", "").lower()
+        if "no-store" in control or "no-cache" in control:
+            return False
+        ttl = self.ttl_s
+        if match := _MAX_AGE.search(control):
+            ttl = min(ttl, int(match.group(1)))
+        if ttl <= 0:
+            return False
+        self._entries[key] = CachedResponse(status, headers, body, time.monotonic() + ttl)
+        return True
+
+    def invalidate(self, user_id: int, path: str) -> int:
+        """Drop the user's entries of ``path``'s resource and of derived resources. Returns how many."""
+        touched = {resource_of(path), *DERIVED}
+        stale = [k for k in list(self._entries.keys()) if k[0] == user_id and k[1] in touched]
+        for k in stale:
+            self._entries.pop(k, None)
+        return len(stale)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class CacheInvalidation:
+    """ASGI middleware: a successful write through the API invalidates the caller's cached reads."""
+
+    def __init__(self, app: ASGIApp, cache: ResponseCache, secret: str):
+        self.app = app
+        self.cache = cache
+        self.secret = secret
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        status = {"code": 0}
+
+        async def _send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, _send)
+        if 200 <= status["code"] < 300:
+            user_id = self._user(scope)
+            if user_id is not None:
+                self.cache.invalidate(user_id, scope["path"])
+
+    def _user(self, scope: Scope) -> int | None:
+        auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        if not auth.lower().startswith("bearer "):
+            return None
+        try:
+            return decode_token(self.secret, auth[7:], "access").user_id
+        except MediafleetError:
+            return None
