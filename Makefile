@@ -14,8 +14,8 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help demo test test-fast lint bench-ocr bench-batch sync-demo sync-dev system-deps \
-        run-core-services run-ai-services stop ps logs clean
+.PHONY: help demo test test-fast lint bench-ocr bench-batch sync-demo sync-dev system-deps images certs \
+        run-core-services run-ai-services stop ps logs test-compose clean
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-20s %s\n", $$1, $$2}'
@@ -54,21 +54,45 @@ bench-ocr: sync-dev  ## RapidOCR vs easyocr: CER and p50/p95 latency on the shar
 bench-batch: sync-dev  ## batch API vs sequential and concurrent HTTP (the replaced system's scenario)
 	$(VENV)/bin/python bench/batch/run.py --rounds 5
 
-# -- the fleet as native processes (Docker Compose comes later under the same targets) --
-run-core-services: sync-dev  ## redis + gateway + job_manager as local processes
+# -- the fleet: Docker Compose by default, native local processes with NATIVE=1 --------------
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE_FILES ?= -f docker-compose.yml $(if $(GPU),-f docker-compose.gpu.yml)
+
+images:  ## build every image (OFFLINE=1: local base images + build/wheelhouse, for air-gapped hosts)
+	bash scripts/docker.sh setup
+	@if [ "$(OFFLINE)" = 1 ]; then bash scripts/docker.sh local-bases && bash scripts/wheelhouse.sh; fi
+	OFFLINE=$(OFFLINE) bash scripts/docker.sh images
+	bash scripts/docker.sh sizes
+
+certs:  ## (re)generate the self-signed certificate in the nginx certs volume
+	$(COMPOSE) $(COMPOSE_FILES) run --rm --no-deps --entrypoint /usr/local/bin/gen-cert.sh nginx
+
+ifeq ($(NATIVE),1)
+run-core-services: sync-dev  ## redis, postgres, gateway, job_manager, nginx (NATIVE=1: local processes)
 	bash scripts/native.sh start core
-
-run-ai-services: sync-dev  ## the AI workers (ocr_detection) as local processes
+run-ai-services: sync-dev  ## the AI services (NATIVE=1: local processes)
 	bash scripts/native.sh start ai
-
-stop:  ## stop the native fleet
+stop:  ## stop the fleet
 	bash scripts/native.sh stop
-
-ps:  ## what the native fleet runs
+ps:
 	bash scripts/native.sh ps
-
-logs:  ## tail the native fleet's logs
+logs:
 	tail -n 50 -f $(LOG_DIR)/*.log
+else
+run-core-services:
+	$(COMPOSE) $(COMPOSE_FILES) up -d redis postgres gateway job_manager nginx
+run-ai-services:
+	$(COMPOSE) $(COMPOSE_FILES) up -d ocr_detection
+stop:
+	$(COMPOSE) $(COMPOSE_FILES) stop
+ps:
+	$(COMPOSE) $(COMPOSE_FILES) ps
+logs:
+	$(COMPOSE) $(COMPOSE_FILES) logs --tail 100 -f
+endif
+
+test-compose: sync-dev  ## build the images offline, bring the fleet up, run the HTTPS end-to-end and fault tests
+	bash scripts/ci-compose.sh
 
 clean:
 	rm -rf $(VENV) .tools var .pytest_cache

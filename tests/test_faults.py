@@ -134,3 +134,14 @@ def test_gateway_restart_between_upload_and_job(fleet) -> None:  # noqa: ANN001
         assert job["status"] == "succeeded" and "LOUVRE" in job["results"]["ocr"]["text"].upper()
         hits = client.get("/v1/search", params={"q": "louvre"}, headers=auth(token)).json()
         assert hits["data"][0]["media_id"] == media_id
+
+
+def test_killed_worker_stops_counting_as_capacity(fleet) -> None:  # noqa: ANN001
+    """/readyz of the gateway reports OCR capacity; a SIGKILLed worker drops out within its TTL (30 s)."""
+    ready = lambda: httpx.get(fleet.url("gateway") + "/readyz").json()["capabilities"]["ocr"]  # noqa: E731
+    assert ready() == "1 worker"
+    fleet.stop("ocr", signal.SIGKILL)
+    deadline = time.monotonic() + 45
+    while ready() != "no worker: jobs needing it wait in the queue" and time.monotonic() < deadline:
+        time.sleep(1)
+    assert ready().startswith("no worker")

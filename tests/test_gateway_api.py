@@ -332,7 +332,8 @@ def test_search_requires_words_and_is_scoped(client: TestClient, token: str) -> 
 def test_health_and_metrics(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
-    assert ready == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+    assert ready["status"] == "ready" and ready["checks"] == {"database": "ok", "redis": "ok"}
+    assert ready["capabilities"]["ocr"].startswith("no worker")  # no OCR worker runs in this test
     client.get("/v1/jobs")
     metrics = client.get("/metrics").text
     assert (

@@ -131,7 +131,10 @@ def test_cli_api_mode_prints_the_embedded_shape(fleet, tmp_path) -> None:  # noq
 
 
 def test_high_priority_runs_first(fleet) -> None:  # noqa: ANN001
+    assert httpx.get(fleet.url("gateway") + "/readyz").json()["capabilities"] == {"ocr": "1 worker"}
     fleet.stop("ocr")  # queue up work while no worker runs
+    ready = httpx.get(fleet.url("gateway") + "/readyz")
+    assert ready.status_code == 200 and ready.json()["capabilities"]["ocr"].startswith("no worker")
     with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
         token = admin_token(client)
         media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]

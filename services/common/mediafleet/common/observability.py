@@ -38,8 +38,15 @@ TASK_DURATION = Histogram(
 ReadinessCheck = Callable[[], str | None]
 
 
-def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
-    """Router with /healthz, /readyz and /metrics. ``checks`` run in a thread pool."""
+def health_router(
+    checks: dict[str, ReadinessCheck], capabilities: Callable[[], dict[str, str]] | None = None
+) -> APIRouter:
+    """Router with /healthz, /readyz and /metrics. ``checks`` run in a thread pool.
+
+    ``capabilities`` (optional) reports what the fleet can do right now (for example
+    "ocr: no worker"); it is shown in /readyz but does not make the service unready,
+    since the service keeps working without them (jobs wait in their queue).
+    """
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")
@@ -56,10 +63,13 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
                 reason = f"{type(exc).__name__}: {exc}"
             results[name] = "ok" if reason is None else reason
         ready = all(v == "ok" for v in results.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not_ready", "checks": results},
-            status_code=200 if ready else 503,
-        )
+        body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": results}
+        if capabilities is not None:
+            try:
+                body["capabilities"] = await asyncio.to_thread(capabilities)
+            except Exception as exc:  # reported, never a 500
+                body["capabilities"] = {"error": f"{type(exc).__name__}: {exc}"}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @router.get("/metrics")
     async def metrics() -> Response:

@@ -31,8 +31,20 @@ log = structlog.get_logger("mediafleet.worker")
 class ModelWorker(SimpleWorker):
     lease_s: int = 15
 
+    def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        # Short registration TTL: a worker that vanished stops counting as capacity within
+        # about 30 s (RQ's default is 420 s).
+        kwargs.setdefault("worker_ttl", max(2 * self.lease_s, 30))
+        super().__init__(*args, **kwargs)
+
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return self.lease_s
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:  # noqa: ANN001
+        # RQ keeps a worker's registration 60 s past its TTL; keep it to the TTL itself, so a
+        # killed worker stops counting as capacity (gateway /readyz) within worker_ttl. Idle
+        # workers beat every worker_ttl - 15 s, busy ones every lease_s / 3.
+        super().heartbeat(self.worker_ttl, pipeline)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         execution = self.prepare_execution(job)
@@ -59,3 +71,19 @@ class ModelWorker(SimpleWorker):
             self.connection.lpush(TASK_EVENTS_KEY, job.id)
         except redis.RedisError as exc:  # job_manager's periodic reconciliation still sees it
             log.warning("task_event_failed", job_id=job.id, error=str(exc))
+
+
+def capabilities(conn: redis.Redis) -> dict[str, str]:
+    """Live workers per task queue family, e.g. ``{"ocr": "2 workers"}`` or ``{"ocr": "no worker ..."}``."""
+    from rq import Queue, Worker
+
+    from mediafleet.common.queues import TASK_QUEUES, queue_name
+
+    out = {}
+    for task in TASK_QUEUES:
+        workers = Worker.all(connection=conn, queue=Queue(queue_name(task, "normal"), connection=conn))
+        n = len(workers)
+        out[task] = (
+            f"{n} worker{'s' if n != 1 else ''}" if n else "no worker: jobs needing it wait in the queue"
+        )
+    return out

@@ -15,6 +15,7 @@ from mediafleet.common.errors import install_error_handlers
 from mediafleet.common.logging import configure_logging
 from mediafleet.common.observability import MetricsMiddleware, database_check, health_router, redis_check
 from mediafleet.common.store import User, create_db_engine, migrate, session_factory
+from mediafleet.common.worker import capabilities
 from mediafleet.gateway.batch.cache import CacheInvalidation, ResponseCache
 from mediafleet.gateway.batch.executor import BatchExecutor, Limits
 from mediafleet.gateway.context import GatewayContext
@@ -80,7 +81,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    app.include_router(health_router({"database": database_check(db), "redis": redis_check(rclient)}))
+    app.include_router(
+        health_router(
+            {"database": database_check(db), "redis": redis_check(rclient)},
+            capabilities=lambda: capabilities(rclient),
+        )
+    )
     for module in (auth, media, jobs, search, batch):
         app.include_router(module.router)
     ctx.batch.app = app  # sub-requests re-enter the whole app, middleware included

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Docker side of mediafleet.
+#   scripts/docker.sh setup            install Docker + Compose (Debian packages) and start dockerd if none answers
+#   scripts/docker.sh local-bases      build base images locally (debootstrap) where no registry is reachable
+#   scripts/docker.sh images           build every image (OFFLINE=1: local bases + build/wheelhouse, no index)
+#   scripts/docker.sh sizes            print the images' sizes
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LOCAL_BASE=mediafleet-local/python:3.11-bookworm
+TAG=${MEDIAFLEET_TAG:-latest}
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# A docker CLI that can use BuildKit (RUN --mount): buildx, or the Debian client's built-in BuildKit.
+docker_cli() {
+  if docker buildx version >/dev/null 2>&1; then echo docker; return; fi
+  if [ -x /usr/bin/docker ] && /usr/bin/docker version --format '{{.Client.Version}}' 2>/dev/null | grep -q '^20\.'; then
+    echo /usr/bin/docker; return
+  fi
+  echo docker
+}
+
+setup() {
+  local need=()
+  command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+  command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
+  command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+  if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]}"
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    log "starting dockerd"
+    mkdir -p var/log
+    nohup dockerd >var/log/dockerd.log 2>&1 &
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null 2>&1 || { tail -20 var/log/dockerd.log >&2; exit 1; }
+  fi
+  docker version --format 'docker server {{.Server.Version}}, client {{.Client.Version}}'
+}
+
+local_bases() {
+  if ! docker image inspect "$LOCAL_BASE" >/dev/null 2>&1; then
+    log "debootstrap bookworm (minbase + python3) -> $LOCAL_BASE"
+    local root; root=$(mktemp -d)
+    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$root" \
+      http://deb.debian.org/debian >/dev/null
+    tar -C "$root" -c . | docker import -c 'ENV LANG=C.UTF-8' - "$LOCAL_BASE" >/dev/null
+    rm -rf "$root"
+  fi
+  local cli; cli=$(docker_cli)
+  DOCKER_BUILDKIT=1 $cli build -q -f docker/local/redis.Dockerfile -t mediafleet-local/redis:7 . >/dev/null
+  DOCKER_BUILDKIT=1 $cli build -q -f docker/local/postgres.Dockerfile -t mediafleet-local/postgres:15 . >/dev/null
+  log "local bases ready: $LOCAL_BASE, mediafleet-local/redis:7, mediafleet-local/postgres:15"
+}
+
+build() {  # dockerfile tag [build-args...]
+  local file=$1 tag=$2; shift 2
+  local start; start=$(date +%s)
+  DOCKER_BUILDKIT=1 $CLI build --progress=plain -f "$file" -t "$tag" "${COMMON_ARGS[@]}" "$@" . \
+    >"var/log/build-${tag//[\/:]/_}.log" 2>&1 || { tail -40 "var/log/build-${tag//[\/:]/_}.log" >&2; exit 1; }
+  log "built $tag in $(( $(date +%s) - start )) s"
+}
+
+images() {
+  mkdir -p var/log
+  CLI=$(docker_cli)
+  COMMON_ARGS=()
+  local torch_index=https://download.pytorch.org/whl/cpu
+  if [ "${OFFLINE:-0}" = 1 ]; then
+    [ -n "$(ls build/wheelhouse/ai/*.whl 2>/dev/null | head -1)" ] || { log "no wheels: run scripts/wheelhouse.sh"; exit 1; }
+    COMMON_ARGS=(--build-arg "PYTHON_BASE=$LOCAL_BASE" --build-arg "NGINX_BASE=$LOCAL_BASE"
+                 --build-arg "PIP_ARGS=--no-index --find-links /wheels")
+    torch_index=""  # the wheelhouse holds PyPI's default torch build
+  fi
+  build docker/ai-base/Dockerfile mediafleet/ai-base:cpu --build-arg VARIANT=cpu --build-arg "TORCH_INDEX_URL=$torch_index"
+  build docker/ai-base/Dockerfile mediafleet/ai-base:gpu --build-arg VARIANT=gpu --build-arg TORCH_INDEX_URL=
+  build services/gateway/Dockerfile "mediafleet/gateway:$TAG"
+  build services/job_manager/Dockerfile "mediafleet/job_manager:$TAG"
+  build services/ocr_detection/Dockerfile.cpu mediafleet/ocr_detection:cpu
+  build services/ocr_detection/Dockerfile.gpu mediafleet/ocr_detection:gpu
+  build services/nginx/Dockerfile "mediafleet/nginx:$TAG"
+  # Keep the layer cache for the next build, drop the copies of the build context (GBs of wheels).
+  $CLI builder prune -f --filter type=source.local >/dev/null 2>&1 || true
+}
+
+sizes() {
+  docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E '^mediafleet(-local)?/' | sort
+}
+
+case "${1:-}" in
+  setup) setup ;;
+  local-bases) local_bases ;;
+  images) images ;;
+  sizes) sizes ;;
+  *) echo "usage: $0 setup|local-bases|images|sizes" >&2; exit 2 ;;
+esac

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Offline image builds: download every wheel the images install into build/wheelhouse
+# (core/: gateway, job_manager and the build backend; ai/: the AI base with PyTorch),
+# for CPython 3.11 on glibc x86_64 (Debian bookworm ships 3.11.2: markers are evaluated for it), so `docker build` installs with
+# `pip install --no-index --find-links` and never reaches a package index.
+# Air-gapped servers: run this where PyPI is reachable and copy build/wheelhouse over.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=build/wheelhouse
+mkdir -p "$root/core" "$root/ai"
+py=${PYTHON:-python3}
+ort=$(grep -E '^onnxruntime==' docker/requirements-ai.txt | cut -d= -f3)
+# Every manylinux tag Debian bookworm's glibc (2.36) accepts.
+platforms=(--platform linux_x86_64 --platform any --platform manylinux2014_x86_64)
+for minor in $(seq 5 36); do platforms+=(--platform "manylinux_2_${minor}_x86_64"); done
+dl() {
+  "$py" -m pip download --quiet --disable-pip-version-check --dest "$out" --only-binary=:all: \
+    --python-version 3.11.2 --implementation cp --abi cp311 --abi abi3 --abi none "${platforms[@]}" "$@" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+# pip evaluates environment markers for the host interpreter, not --python-version:
+# resolve them here for Debian bookworm's CPython 3.11.2 on Linux x86_64.
+resolve() {
+  "$py" - "$1" <<'PY'
+import sys
+from pip._vendor.packaging.requirements import Requirement
+env = {"python_full_version": "3.11.2", "python_version": "3.11", "sys_platform": "linux",
+       "platform_system": "Linux", "platform_machine": "x86_64", "implementation_name": "cpython",
+       "platform_python_implementation": "CPython", "os_name": "posix", "extra": ""}
+for line in open(sys.argv[1]):
+    line = line.split("#")[0].strip()
+    if not line:
+        continue
+    req = Requirement(line)
+    if req.marker is None or req.marker.evaluate(env):
+        req.marker = None
+        print(req)
+PY
+}
+for set in core ai; do
+  target=$(mktemp)
+  resolve "docker/requirements-$set.txt" >"$target"
+  out=$root/$set dl -r "$target"
+  rm -f "$target"
+done
+out=$root/ai dl "onnxruntime-gpu==${ort}"      # the GPU base swaps ONNX Runtime for its CUDA build
+out=$root/core dl hatchling pip                # build backend of the project's own packages
+for set in core ai; do
+  echo "wheelhouse/$set: $(ls "$root/$set" | grep -c '\.whl$') wheels, $(du -sh "$root/$set" | cut -f1)"
+done

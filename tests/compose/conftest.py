@@ -1,0 +1,123 @@
+"""The Docker Compose fleet, brought up once for the compose tests (make test-compose).
+
+Needs the images (make images) and Docker; talks to the fleet only through nginx over
+HTTPS on 127.0.0.1, verifying TLS against the certificate nginx generated.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("redis", "postgres", "gateway", "job_manager", "ocr_detection", "nginx")
+
+
+class ComposeFleet:
+    def __init__(self, workdir: Path):
+        self.project = os.environ.get("COMPOSE_PROJECT_NAME", "mediafleet-ci")
+        self.https_port = int(os.environ.get("CI_HTTPS_PORT", "18443"))
+        self.http_port = int(os.environ.get("CI_HTTP_PORT", "18080"))
+        self.env_file = workdir / "compose.env"
+        env = {
+            "POSTGRES_PASSWORD": secrets.token_hex(16),
+            "GATEWAY_SECRET_KEY": secrets.token_hex(32),
+            "GATEWAY_ADMIN_PASSWORD": "first-" + secrets.token_hex(8),
+            "HTTPS_PORT": str(self.https_port),
+            "HTTP_PORT": str(self.http_port),
+            # fast fault detection for the tests (defaults: 15 s lease, 2 s backoff)
+            "MEDIAFLEET_TASK_LEASE_S": "4",
+            "MEDIAFLEET_TASK_RETRY_BACKOFF_S": "1",
+            "OCR_MEM_LIMIT": "3g",
+        }
+        for key in ("REDIS_IMAGE", "POSTGRES_IMAGE"):
+            if os.environ.get(key):
+                env[key] = os.environ[key]
+        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        self.admin_password = env["GATEWAY_ADMIN_PASSWORD"]
+        self.base = f"https://localhost:{self.https_port}"
+        self.ca = workdir / "fleet-ca.pem"
+
+    def compose(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        cmd = [
+            "docker-compose",
+            "--project-name",
+            self.project,
+            "--env-file",
+            str(self.env_file),
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            *args,
+        ]
+        out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        if check and out.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(args)} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+            )
+        return out
+
+    def container(self, service: str) -> str:
+        return self.compose("ps", "-q", service).stdout.strip()
+
+    def health(self, service: str) -> str:
+        cid = self.container(service)
+        if not cid:
+            return "missing"
+        out = subprocess.run(
+            [
+                "docker",
+                "inspect",
+                "-f",
+                "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}",
+                cid,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout.strip()
+
+    def wait_healthy(self, services=SERVICES, timeout: float = 300) -> float:  # noqa: ANN001
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            states = {s: self.health(s) for s in services}
+            if all(v == "healthy" for v in states.values()):
+                return time.monotonic() - start
+            time.sleep(1)
+        logs = self.compose("logs", "--tail", "40", check=False).stdout
+        raise TimeoutError(f"not healthy after {timeout} s: {states}\n{logs[-6000:]}")
+
+    def redis_cli(self, *args: str) -> str:
+        return self.compose("exec", "-T", "redis", "redis-cli", *args).stdout.strip()
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base + "/api", verify=ssl.create_default_context(cafile=str(self.ca)), timeout=60
+        )
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeFleet]:
+    f = ComposeFleet(tmp_path_factory.mktemp("compose"))
+    f.compose("down", "-v", "--remove-orphans", check=False)
+    start = time.monotonic()
+    f.compose("up", "-d", timeout=900)
+    waited = f.wait_healthy()
+    print(
+        f"\n[compose] up -> all {len(SERVICES)} services healthy in {time.monotonic() - start:.1f} s "
+        f"(health wait {waited:.1f} s)"
+    )
+    pem = f.compose("exec", "-T", "nginx", "cat", "/etc/nginx/certs/fullchain.pem").stdout
+    f.ca.write_text(pem)
+    try:
+        yield f
+    finally:
+        if os.environ.get("KEEP_FLEET") != "1":
+            f.compose("down", "-v", "--remove-orphans", check=False)

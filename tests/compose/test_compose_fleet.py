@@ -1,0 +1,147 @@
+"""The fleet in Docker Compose, over HTTPS through nginx: the main job, then faults."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.api_helpers import auth, upload, wait_job
+from tests.compose.conftest import ComposeFleet
+from tests.conftest import sample
+
+pytestmark = pytest.mark.compose
+NEW_PASSWORD = "compose-admin-password-2"
+
+
+@pytest.fixture(scope="module")
+def token(fleet: ComposeFleet) -> str:
+    with fleet.client() as c:
+        first = c.post("/v1/auth/token", data={"username": "admin", "password": fleet.admin_password})
+        assert first.status_code == 200, first.text
+        assert first.json()["must_change_password"] is True
+        changed = c.post(
+            "/v1/auth/password",
+            json={"current_password": fleet.admin_password, "new_password": NEW_PASSWORD},
+            headers=auth(first.json()["access_token"]),
+        )
+        assert changed.status_code == 200, changed.text
+        return changed.json()["access_token"]
+
+
+def _job(c: httpx.Client, token: str, media_id: str, **extra) -> str:  # noqa: ANN003
+    resp = c.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], **extra}, headers=auth(token))
+    assert resp.status_code == 202, resp.text
+    return resp.json()["job_id"]
+
+
+def test_tls_redirect_and_headers(fleet: ComposeFleet) -> None:
+    plain = httpx.get(f"http://127.0.0.1:{fleet.http_port}/api/v1/jobs", follow_redirects=False)
+    assert plain.status_code == 301
+    assert plain.headers["location"] == f"https://127.0.0.1:{fleet.https_port}/api/v1/jobs"
+    with fleet.client() as c:
+        resp = c.get("/healthz")
+        assert resp.status_code == 200 and resp.json() == {"status": "ok"}
+        assert resp.headers["strict-transport-security"].startswith("max-age=")
+        assert resp.headers["x-content-type-options"] == "nosniff"
+        assert_error = c.get("/v1/jobs")
+        assert assert_error.status_code == 401 and assert_error.json()["error"]["code"] == "missing_token"
+    with pytest.raises(httpx.ConnectError):  # a client that does not trust the fleet's certificate refuses it
+        httpx.get(fleet.base + "/api/healthz")
+
+
+def test_main_job_over_https(fleet: ComposeFleet, token: str) -> None:
+    with fleet.client() as c:
+        media = upload(c, token, sample("english.png"))
+        assert media.status_code == 201, media.text
+        job_id = _job(c, token, media.json()["media_id"])
+        events = []
+        with c.stream("GET", f"/v1/jobs/{job_id}/events", headers=auth(token)) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+        assert events[-1]["status"] == "succeeded"
+        job = c.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()
+        assert "Clean hands with soap and water" in job["results"]["ocr"]["text"].splitlines()
+        hits = c.get("/v1/search", params={"q": "soap"}, headers=auth(token)).json()
+        assert hits["data"][0]["media_id"] == media.json()["media_id"]
+        assert hits["data"][0]["matches"][0]["text"] == "Clean hands with soap and water"
+
+
+def test_kill_ai_worker_mid_task(fleet: ComposeFleet, token: str, tmp_path: Path) -> None:
+    src = Image.open(sample("english.png")).convert("RGB")
+    big = Image.new("RGB", (src.width * 4, src.height * 4), "white")
+    for i in range(4):
+        for j in range(4):
+            big.paste(src, (i * src.width, j * src.height))
+    big.save(tmp_path / "page.png")
+    with fleet.client() as c:
+        media_id = upload(c, token, tmp_path / "page.png").json()["media_id"]
+        job_id = _job(c, token, media_id)
+        wait_job(c, token, job_id, timeout=60, until=lambda j: j["tasks"][0]["status"] == "running")
+        fleet.compose("kill", "-s", "SIGKILL", "ocr_detection")
+        time.sleep(6)  # past the 4 s lease: job_manager reaps the task and schedules its retry
+        assert c.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()["status"] in ("queued", "running")
+        fleet.compose("start", "ocr_detection")
+        job = wait_job(c, token, job_id, timeout=240)
+    assert job["status"] == "succeeded" and job["tasks"][0]["attempts"] == 2
+    assert "soap" in job["results"]["ocr"]["text"].split()
+
+
+def test_restart_redis_loses_no_acknowledged_work(fleet: ComposeFleet, token: str) -> None:
+    fleet.compose("stop", "ocr_detection")
+    with fleet.client() as c:
+        media_id = upload(c, token, sample("phototest.tif")).json()["media_id"]
+        jobs = [_job(c, token, media_id) for _ in range(3)]
+        deadline = time.monotonic() + 30
+        while fleet.redis_cli("LLEN", "rq:queue:ocr:normal") != "3" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert fleet.redis_cli("LLEN", "rq:queue:ocr:normal") == "3"  # queued tasks, nobody to run them
+        fleet.compose("restart", "redis")
+        fleet.wait_healthy(["redis"])
+        assert fleet.redis_cli("LLEN", "rq:queue:ocr:normal") == "3"  # AOF kept them
+        fleet.compose("start", "ocr_detection")
+        done = [wait_job(c, token, j, timeout=240) for j in jobs]
+    assert [j["status"] for j in done] == ["succeeded"] * 3
+
+
+def test_restart_gateway_and_postgres_keeps_media_and_results(fleet: ComposeFleet, token: str) -> None:
+    with fleet.client() as c:
+        media_id = upload(c, token, sample("french.jpg")).json()["media_id"]
+        job_id = _job(c, token, media_id)
+        assert wait_job(c, token, job_id, timeout=120)["status"] == "succeeded"
+    fleet.compose("restart", "postgres", "gateway")
+    fleet.wait_healthy(["postgres", "gateway", "nginx"])
+    with fleet.client() as c:
+        assert c.get(f"/v1/media/{media_id}", headers=auth(token)).status_code == 200
+        job = c.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()
+        assert "LOUVRE" in job["results"]["ocr"]["text"].upper()
+        hits = c.get("/v1/search", params={"q": "louvre"}, headers=auth(token)).json()
+        assert media_id in [h["media_id"] for h in hits["data"]]
+        # and new work still flows after the restarts
+        assert wait_job(c, token, _job(c, token, media_id), timeout=120)["status"] == "succeeded"
+
+
+def test_stopped_ai_service_jobs_wait_rest_keeps_working(fleet: ComposeFleet, token: str) -> None:
+    fleet.compose("stop", "ocr_detection")
+    try:
+        with fleet.client() as c:
+            ready = c.get("/readyz").json()
+            assert ready["status"] == "ready" and ready["capabilities"]["ocr"].startswith("no worker")
+            media_id = upload(c, token, sample("chinese.jpg")).json()["media_id"]
+            job_id = _job(c, token, media_id)
+            time.sleep(5)
+            assert c.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()["status"] == "queued"
+            assert c.get("/v1/jobs", headers=auth(token)).status_code == 200
+            assert c.get("/v1/search", params={"q": "soap"}, headers=auth(token)).json()["count"] >= 1
+    finally:
+        fleet.compose("start", "ocr_detection")
+    fleet.wait_healthy(["ocr_detection"])
+    with fleet.client() as c:
+        job = wait_job(c, token, job_id, timeout=120)
+        assert job["status"] == "succeeded" and "Yuyuan" in job["results"]["ocr"]["text"]
+        assert c.get("/readyz").json()["capabilities"]["ocr"] == "1 worker"
