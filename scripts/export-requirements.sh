@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 uv=${UV:-.tools/bin/uv}
+out=${OUT_DIR:-docker}
 common=(--frozen --no-hashes --no-emit-workspace --all-packages --no-dev --no-header --no-annotate)
-"$uv" export "${common[@]}" >docker/requirements-core.txt
-"$uv" export "${common[@]}" --extra rapidocr --extra easyocr >docker/requirements-ai.txt
-echo "exported docker/requirements-core.txt ($(grep -c '==' docker/requirements-core.txt) pins)," \
-     "docker/requirements-ai.txt ($(grep -c '==' docker/requirements-ai.txt) pins)"
+"$uv" export "${common[@]}" >"$out/requirements-core.txt"
+"$uv" export "${common[@]}" --extra rapidocr --extra easyocr >"$out/requirements-ai.txt"
+echo "exported $out/requirements-core.txt ($(grep -c '==' "$out/requirements-core.txt") pins)," \
+     "$out/requirements-ai.txt ($(grep -c '==' "$out/requirements-ai.txt") pins)"

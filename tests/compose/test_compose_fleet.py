@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.api_helpers import auth, upload, wait_job
-from tests.compose.conftest import ComposeFleet
+from tests.compose.conftest import ROOT, ComposeFleet
 from tests.conftest import sample
 
 pytestmark = pytest.mark.compose
@@ -37,6 +39,19 @@ def _job(c: httpx.Client, token: str, media_id: str, **extra) -> str:  # noqa: A
     resp = c.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], **extra}, headers=auth(token))
     assert resp.status_code == 202, resp.text
     return resp.json()["job_id"]
+
+
+def test_compose_files_validate(fleet: ComposeFleet) -> None:
+    gpu = fleet.compose("-f", str(ROOT / "docker-compose.gpu.yml"), "config").stdout
+    assert "Dockerfile.gpu" in gpu and "driver: nvidia" in gpu and "mediafleet/ocr_detection:gpu" in gpu
+    bare = subprocess.run(
+        ["docker-compose", "-f", "docker-compose.yml", "config"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"]},
+    )
+    assert bare.returncode != 0 and "set POSTGRES_PASSWORD" in bare.stderr  # required secrets are required
 
 
 def test_tls_redirect_and_headers(fleet: ComposeFleet) -> None:
