@@ -139,6 +139,12 @@ def test_placeholder_secrets_refused_outside_development(environment: str) -> No
         GatewaySettings(core=prod, admin=AdminSettings(password=SecretStr("a-real-admin-password")))
     with pytest.raises(ValueError, match="GATEWAY_ADMIN__PASSWORD"):
         GatewaySettings(core=prod, secret_key=SecretStr(SECRET))
+    with pytest.raises(ValueError, match="GATEWAY_SECRET_KEY"):  # the .env.example value
+        GatewaySettings(
+            core=prod,
+            secret_key=SecretStr("change-me-to-32-or-more-random-characters"),
+            admin=AdminSettings(password=SecretStr("a-real-admin-password")),
+        )
     ok = GatewaySettings(
         core=prod, secret_key=SecretStr(SECRET), admin=AdminSettings(password=SecretStr("real-pass-42"))
     )

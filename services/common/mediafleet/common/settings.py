@@ -62,7 +62,10 @@ def refuse_placeholder(name: str, value: str, core: CoreSettings) -> None:
 
     In development a warning is logged instead, so a first local run needs no setup.
     """
-    if value.strip().lower() in PLACEHOLDER_SECRETS:
+    lowered = value.strip().lower()
+    if lowered in PLACEHOLDER_SECRETS or any(
+        word in lowered for word in ("change-me", "changeme", "changethis")
+    ):
         if core.environment != "development":
             raise ValueError(f"{name} is a placeholder value; set a real one (refused in {core.environment})")
         import structlog
