@@ -97,7 +97,11 @@ def test_kill_ai_worker_mid_task(fleet: ComposeFleet, token: str, tmp_path: Path
     with fleet.client() as c:
         media_id = upload(c, token, tmp_path / "page.png").json()["media_id"]
         job_id = _job(c, token, media_id)
-        wait_job(c, token, job_id, timeout=60, until=lambda j: j["tasks"][0]["status"] == "running")
+        # The worker has taken the task when it appears in RQ's started registry of its queue.
+        deadline = time.monotonic() + 60
+        while fleet.redis_cli("ZCARD", "rq:wip:ocr:normal") == "0" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert fleet.redis_cli("ZCARD", "rq:wip:ocr:normal") == "1", "the task never started"
         fleet.compose("kill", "-s", "SIGKILL", "ocr_detection")
         time.sleep(6)  # past the 4 s lease: job_manager reaps the task and schedules its retry
         assert c.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()["status"] in ("queued", "running")
