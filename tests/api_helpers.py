@@ -59,3 +59,12 @@ def wait_job(client, token: str, job_id: str, timeout: float = 120.0, until=None
         if time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id}: {job}")
         time.sleep(0.1)
+
+
+def create_job(client, token: str, media_id: str, **fields) -> str:  # noqa: ANN001, ANN003
+    """``POST /v1/jobs`` for an OCR job (``fields``: ``options``, ``priority``); returns the job id."""
+    resp = client.post(
+        "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], **fields}, headers=auth(token)
+    )
+    assert resp.status_code == 202, resp.text
+    return resp.json()["job_id"]

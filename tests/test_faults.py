@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from mediafleet.common.store import OcrLineRow, Task
-from tests.api_helpers import admin_token, auth, upload, wait_job
+from tests.api_helpers import admin_token, auth, create_job, upload, wait_job
 from tests.conftest import sample
 
 pytestmark = pytest.mark.slow
@@ -83,11 +83,7 @@ def test_task_that_keeps_failing_ends_failed_with_its_error(fleet) -> None:  # n
     with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
         token = admin_token(client)
         media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
-        job_id = client.post(
-            "/v1/jobs",
-            json={"media_id": media_id, "tasks": ["ocr"], "options": {"ocr": {"engine": "easyocr"}}},
-            headers=auth(token),
-        ).json()["job_id"]
+        job_id = create_job(client, token, media_id, options={"ocr": {"engine": "easyocr"}})
         start = time.monotonic()
         job = wait_job(client, token, job_id, timeout=60)
         elapsed = time.monotonic() - start
@@ -109,11 +105,7 @@ def test_bad_options_fail_without_retry(fleet) -> None:  # noqa: ANN001
     with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
         token = admin_token(client)
         media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
-        job_id = client.post(
-            "/v1/jobs",
-            json={"media_id": media_id, "tasks": ["ocr"], "options": {"ocr": {"languages": ["ko"]}}},
-            headers=auth(token),
-        ).json()["job_id"]
+        job_id = create_job(client, token, media_id, options={"ocr": {"languages": ["ko"]}})
         job = wait_job(client, token, job_id)
     assert job["status"] == "failed" and job["tasks"][0]["attempts"] == 1
     assert job["tasks"][0]["error"].startswith("unsupported_language:")

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.api_helpers import auth, upload, wait_job
+from tests.api_helpers import auth, create_job, upload, wait_job
 from tests.compose.conftest import ROOT, ComposeFleet
 from tests.conftest import sample
 
@@ -33,12 +33,6 @@ def token(fleet: ComposeFleet) -> str:
         )
         assert changed.status_code == 200, changed.text
         return changed.json()["access_token"]
-
-
-def _job(c: httpx.Client, token: str, media_id: str, **extra) -> str:  # noqa: ANN003
-    resp = c.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], **extra}, headers=auth(token))
-    assert resp.status_code == 202, resp.text
-    return resp.json()["job_id"]
 
 
 def test_compose_files_validate(fleet: ComposeFleet) -> None:
@@ -73,7 +67,7 @@ def test_main_job_over_https(fleet: ComposeFleet, token: str) -> None:
     with fleet.client() as c:
         media = upload(c, token, sample("english.png"))
         assert media.status_code == 201, media.text
-        job_id = _job(c, token, media.json()["media_id"])
+        job_id = create_job(c, token, media.json()["media_id"])
         events = []
         with c.stream("GET", f"/v1/jobs/{job_id}/events", headers=auth(token)) as stream:
             for line in stream.iter_lines():
@@ -96,7 +90,7 @@ def test_kill_ai_worker_mid_task(fleet: ComposeFleet, token: str, tmp_path: Path
     big.save(tmp_path / "page.png")
     with fleet.client() as c:
         media_id = upload(c, token, tmp_path / "page.png").json()["media_id"]
-        job_id = _job(c, token, media_id)
+        job_id = create_job(c, token, media_id)
         # The worker has taken the task when it appears in RQ's started registry of its queue.
         deadline = time.monotonic() + 60
         while fleet.redis_cli("ZCARD", "rq:wip:ocr:normal") == "0" and time.monotonic() < deadline:
@@ -115,7 +109,7 @@ def test_restart_redis_loses_no_acknowledged_work(fleet: ComposeFleet, token: st
     fleet.compose("stop", "ocr_detection")
     with fleet.client() as c:
         media_id = upload(c, token, sample("phototest.tif")).json()["media_id"]
-        jobs = [_job(c, token, media_id) for _ in range(3)]
+        jobs = [create_job(c, token, media_id) for _ in range(3)]
         deadline = time.monotonic() + 30
         while fleet.redis_cli("LLEN", "rq:queue:ocr:normal") != "3" and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -131,7 +125,7 @@ def test_restart_redis_loses_no_acknowledged_work(fleet: ComposeFleet, token: st
 def test_restart_gateway_and_postgres_keeps_media_and_results(fleet: ComposeFleet, token: str) -> None:
     with fleet.client() as c:
         media_id = upload(c, token, sample("french.jpg")).json()["media_id"]
-        job_id = _job(c, token, media_id)
+        job_id = create_job(c, token, media_id)
         assert wait_job(c, token, job_id, timeout=120)["status"] == "succeeded"
     fleet.compose("restart", "postgres", "gateway")
     fleet.wait_healthy(["postgres", "gateway", "nginx"])
@@ -142,7 +136,7 @@ def test_restart_gateway_and_postgres_keeps_media_and_results(fleet: ComposeFlee
         hits = c.get("/v1/search", params={"q": "louvre"}, headers=auth(token)).json()
         assert media_id in [h["media_id"] for h in hits["data"]]
         # and new work still flows after the restarts
-        assert wait_job(c, token, _job(c, token, media_id), timeout=120)["status"] == "succeeded"
+        assert wait_job(c, token, create_job(c, token, media_id), timeout=120)["status"] == "succeeded"
 
 
 def test_stopped_ai_service_jobs_wait_rest_keeps_working(fleet: ComposeFleet, token: str) -> None:
@@ -152,7 +146,7 @@ def test_stopped_ai_service_jobs_wait_rest_keeps_working(fleet: ComposeFleet, to
             ready = c.get("/readyz").json()
             assert ready["status"] == "ready" and ready["capabilities"]["ocr"].startswith("no worker")
             media_id = upload(c, token, sample("chinese.jpg")).json()["media_id"]
-            job_id = _job(c, token, media_id)
+            job_id = create_job(c, token, media_id)
             time.sleep(5)
             assert c.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()["status"] == "queued"
             assert c.get("/v1/jobs", headers=auth(token)).status_code == 200
