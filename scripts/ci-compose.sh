@@ -24,7 +24,7 @@ for img in mediafleet/ai-base:gpu mediafleet/ocr_detection:gpu; do
   docker run --rm --entrypoint python3 "$img" -c \
     "import torch, onnxruntime, easyocr, rapidocr_onnxruntime; print('$img', 'torch', torch.__version__, 'cuda build', torch.version.cuda, 'ort', onnxruntime.__version__, onnxruntime.get_available_providers())"
 done
-docker run --rm --entrypoint python3 mediafleet/ocr_detection:gpu -c "import mediafleet.ocr_detection.tasks; print('ocr_detection:gpu imports its service')"
+docker run --rm --entrypoint python3 mediafleet/ocr_detection:gpu -c "import mediafleet.ocr_detection.runner, mediafleet.common.taskrun; print('ocr_detection:gpu imports its service')"
 
 export REDIS_IMAGE=mediafleet-local/redis:7 POSTGRES_IMAGE=mediafleet-local/postgres:15
 .venv/bin/pytest -m compose tests/compose -s -p no:cacheprovider

@@ -41,17 +41,25 @@ case "${1:-}" in
         wait_ready gateway "http://127.0.0.1:${GATEWAY_PORT:-8000}/readyz"
         wait_ready job_manager "http://127.0.0.1:${JOB_MANAGER_HTTP_PORT:-8102}/readyz"
         ;;
-      ai)
-        launch ocr_detection .venv/bin/mediafleet-ocr-detection worker
-        wait_ready ocr_detection "http://127.0.0.1:${OCR_HTTP_PORT:-8101}/readyz"
+      ai)  # every installed capability (mediafleet-service --list: name queue port env-prefix)
+        while read -r name _ port prefix; do
+          var="${prefix}HTTP_PORT"
+          launch "$name" .venv/bin/mediafleet-service "$name" worker
+          wait_ready "$name" "http://127.0.0.1:${!var:-$port}/readyz"
+        done < <(.venv/bin/mediafleet-service --list)
         ;;
       *) echo "usage: $0 start core|ai" >&2; exit 2 ;;
     esac ;;
   stop)
-    for name in ocr_detection job_manager gateway redis; do
-      if running "$name"; then kill "$(cat "$RUN/$name.pid")" && echo "stopped $name"; fi
-      rm -f "$RUN/$name.pid"
-    done ;;
+    for f in "$RUN"/*.pid; do
+      [ -e "$f" ] || continue
+      name=$(basename "$f" .pid)
+      [ "$name" = redis ] && continue  # last, after everything that uses it
+      if running "$name"; then kill "$(cat "$f")" && echo "stopped $name"; fi
+      rm -f "$f"
+    done
+    if running redis; then kill "$(cat "$RUN/redis.pid")" && echo "stopped redis"; fi
+    rm -f "$RUN/redis.pid" ;;
   ps)
     for f in "$RUN"/*.pid; do
       [ -e "$f" ] || continue

@@ -13,10 +13,13 @@ import httpx
 
 from tests.servers import free_port
 
+ROOT = Path(__file__).resolve().parents[1]
+
+#: name -> command line after ``python -m``. AI services run through the generic entry point.
 MODULES = {
-    "gateway": "mediafleet.gateway",
-    "job_manager": "mediafleet.job_manager",
-    "ocr": "mediafleet.ocr_detection",
+    "gateway": ["mediafleet.gateway"],
+    "job_manager": ["mediafleet.job_manager"],
+    "ocr": ["mediafleet.common.service", "ocr_detection"],
 }
 
 
@@ -41,6 +44,8 @@ class Fleet:
             "GATEWAY_PORT": str(self.ports["gateway"]),
             "JOB_MANAGER_HTTP_PORT": str(self.ports["job_manager"]),
             "OCR_HTTP_PORT": str(self.ports["ocr"]),
+            # the test-only echo capability is importable from the repository root
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
             "JOB_MANAGER_RECONCILE_INTERVAL_S": "0.5",
             **env,
         }
@@ -54,7 +59,7 @@ class Fleet:
         log = self.workdir / f"{name}.log"
         self.logs[name] = log
         proc = subprocess.Popen(
-            [sys.executable, "-m", MODULES[name], *args],
+            [sys.executable, "-m", *MODULES[name], *args],
             env=self.env,
             cwd=self.workdir,
             stdout=log.open("ab"),

@@ -21,7 +21,9 @@ def _cli(*args: str, db: str) -> subprocess.CompletedProcess:
 
 def test_analyze_json_then_search(sqlite_url: str) -> None:
     files = [sample("english.png"), sample("french.jpg")]
-    out = _cli("analyze", *map(str, files), "--tasks", "ocr", "--engine", "rapidocr", "--json", db=sqlite_url)
+    out = _cli(
+        "analyze", *map(str, files), "--tasks", "ocr", "-o", "ocr.engine=rapidocr", "--json", db=sqlite_url
+    )
     assert out.returncode == 0, out.stderr
     items = [json.loads(line) for line in out.stdout.splitlines()]
     assert [Path(i["file"]).name for i in items] == ["english.png", "french.jpg"]

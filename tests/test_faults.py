@@ -16,7 +16,7 @@ from rq.results import Result
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from mediafleet.common.store import OcrLineRow, Task
+from mediafleet.common.store import Task, TextSegmentRow
 from tests.api_helpers import admin_token, auth, create_job, upload, wait_job
 from tests.conftest import sample
 
@@ -73,7 +73,7 @@ def test_worker_killed_mid_task_is_retried_once_to_completion(fleet, tmp_path: P
     assert [res.type for res in rq_job.results()].count(Result.Type.SUCCESSFUL) == 1
     with Session(engine) as s:
         assert s.scalar(
-            select(func.count()).select_from(OcrLineRow).where(OcrLineRow.media_id == media_id)
+            select(func.count()).select_from(TextSegmentRow).where(TextSegmentRow.media_id == media_id)
         ) == len(ocr["lines"])
     engine.dispose()
 

@@ -11,8 +11,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from rq import Queue
 
+from mediafleet.common.registry import get as get_capability
 from mediafleet.common.settings import CoreSettings
 from mediafleet.common.store import create_db_engine, session_factory
+from mediafleet.common.taskrun import Runtime
 from mediafleet.common.worker import ModelWorker
 from mediafleet.gateway.app import create_app
 from mediafleet.gateway.settings import AdminSettings, GatewaySettings
@@ -20,7 +22,6 @@ from mediafleet.job_manager.manager import JobManager
 from mediafleet.job_manager.settings import JobManagerSettings
 from mediafleet.ocr_detection.runner import OcrRunner
 from mediafleet.ocr_detection.settings import OcrSettings
-from mediafleet.ocr_detection.tasks import Runtime, set_runtime
 from tests.api_helpers import FIRST_PASSWORD, admin_token, auth, upload
 from tests.conftest import sample
 
@@ -55,8 +56,8 @@ def manager(core: CoreSettings, api) -> JobManager:  # noqa: ANN001
 def _run_worker(core: CoreSettings) -> None:
     conn = redis.Redis.from_url(core.redis_url)
     runner = OcrRunner(OcrSettings(core=core))
-    set_runtime(Runtime(runner=runner, redis=conn))
-    ModelWorker(["ocr:high", "ocr:normal", "ocr:low"], connection=conn).work(burst=True)
+    runtime = Runtime(get_capability("ocr_detection"), runner, conn, core.media_dir)
+    ModelWorker(["ocr:high", "ocr:normal", "ocr:low"], connection=conn, runtime=runtime).work(burst=True)
 
 
 def _new_job(api, name: str = "english.png", priority: str = "normal") -> str:  # noqa: ANN001

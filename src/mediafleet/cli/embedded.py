@@ -1,8 +1,10 @@
-"""Embedded mode: the same engines and the same SQL store in one process.
+"""Embedded mode: the same runners and the same SQL store in one process.
 
 No Redis, no database server, no Docker: results go to a SQLite file
 (``MEDIAFLEET_DATABASE_URL``, default ``sqlite:///var/mediafleet.db``) with an FTS5
-index, so ``mediafleet search`` finds what ``mediafleet analyze`` read.
+index, so ``mediafleet search`` finds what ``mediafleet analyze`` found. Every installed
+capability is available; its runner (and ML library) loads the first time one of its
+tasks runs.
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 
+from mediafleet.common import registry
+from mediafleet.common.capability import Runner
+from mediafleet.common.errors import BadRequest
 from mediafleet.common.media import probe_image
+from mediafleet.common.settings import CoreSettings
 from mediafleet.common.store import Media, MediaOwner, User, create_db_engine, migrate, session_factory
-from mediafleet.common.store.search import replace_ocr_lines, search_ocr
-from mediafleet.ocr_detection.runner import OcrRunner
-from mediafleet.ocr_detection.settings import OcrSettings
+from mediafleet.common.store.search import replace_segments, search_text
 
 LOCAL_USER = "local"
 
@@ -31,12 +36,17 @@ def sha256_file(path: Path) -> str:
 
 
 class EmbeddedAnalyzer:
-    def __init__(self, settings: OcrSettings | None = None, database_url: str | None = None):
-        self.settings = settings or OcrSettings()
-        self.engine = create_db_engine(database_url or self.settings.core.database_url)
+    def __init__(self, database_url: str | None = None):
+        self.engine = create_db_engine(database_url or CoreSettings().database_url)
         migrate(self.engine)
         self.sessions = session_factory(self.engine)
-        self.runner = OcrRunner(self.settings)
+        self._runners: dict[str, Runner] = {}
+
+    def runner(self, task: str) -> Runner:
+        cap = registry.capability_of(task)
+        if cap.name not in self._runners:
+            self._runners[cap.name] = cap.build_runner()
+        return self._runners[cap.name]
 
     def _local_user_id(self, session) -> int:  # noqa: ANN001
         user = session.scalar(select(User).where(User.username == LOCAL_USER))
@@ -53,7 +63,10 @@ class EmbeddedAnalyzer:
         return user.id
 
     def analyze(self, path: Path, tasks: list[str], options: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        """Probe, run ``tasks`` and store the results. Raises InvalidMedia, UnsupportedMediaType, BadRequest."""
+        """Probe, run ``tasks`` (dependencies first) and store the results.
+
+        Raises InvalidMedia, UnsupportedMediaType, BadRequest (bad options, media kind).
+        """
         path = Path(path)
         probe = probe_image(path)
         media_id = sha256_file(path)
@@ -65,10 +78,24 @@ class EmbeddedAnalyzer:
             "width": probe.width,
             "height": probe.height,
         }
+        known = registry.tasks()
         results: dict[str, Any] = {}
-        for task in tasks:
-            if task == "ocr":
-                results["ocr"] = self.runner.analyze(path, options.get("ocr")).model_dump()
+        segments = {}
+        for task in registry.with_dependencies(tasks):
+            spec = known[task][1]
+            if probe.kind not in spec.media_kinds:
+                raise BadRequest(f"task {task} takes {'/'.join(spec.media_kinds)}, not {probe.kind}")
+            try:
+                opts = spec.options.model_validate(options.get(task, {})).model_dump(
+                    mode="json", exclude_none=True
+                )
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                raise BadRequest(f"invalid {task} options: {first['loc']}: {first['msg']}") from exc
+            inputs = {dep: results[dep] for dep in spec.depends_on}
+            result = self.runner(task).run(task, path, opts, inputs, lambda *_: None)
+            results[task] = result.model_dump(mode="json")
+            segments[task] = spec.segments(result)
         with self.sessions.begin() as session:
             if session.get(Media, media_id) is None:
                 session.add(
@@ -85,13 +112,14 @@ class EmbeddedAnalyzer:
             uid = self._local_user_id(session)
             if session.get(MediaOwner, (media_id, uid)) is None:
                 session.add(MediaOwner(media_id=media_id, user_id=uid, filename=path.name))
-            if "ocr" in results:
-                replace_ocr_lines(session, media_id, results["ocr"])
+            session.flush()
+            for task, segs in segments.items():
+                replace_segments(session, media_id, task, segs)
         return {"file": str(path), "media": media, "results": results}
 
     def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         with self.sessions() as session:
-            hits = search_ocr(session, query, user_id=None, limit=limit)
+            hits = search_text(session, query, user_id=None, limit=limit)
             for hit in hits:
                 owner = session.scalar(select(MediaOwner).where(MediaOwner.media_id == hit["media_id"]))
                 media = session.get(Media, hit["media_id"])

@@ -1,6 +1,6 @@
 """``mediafleet`` command line.
 
-    mediafleet analyze FILE... --tasks ocr [--engine rapidocr] [--languages en,fr] [--json]
+    mediafleet analyze FILE... --tasks ocr [-o ocr.engine=rapidocr -o ocr.languages=en,fr] [--json]
     mediafleet analyze --api URL FILE...      (same work through a running gateway)
     mediafleet search QUERY [--json]
 
@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-KNOWN_TASKS = ("ocr",)
+from mediafleet.common import registry
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(task_names: tuple[str, ...], defaults: tuple[str, ...]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mediafleet", description="Analyse media with the mediafleet engines."
     )
@@ -29,9 +29,19 @@ def _parser() -> argparse.ArgumentParser:
 
     analyze = sub.add_parser("analyze", help="analyse files (embedded, or through --api)")
     analyze.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    analyze.add_argument("--tasks", default="ocr", help="comma-separated tasks (available: ocr)")
-    analyze.add_argument("--engine", help="OCR engine: rapidocr or easyocr (default from OCR_DEFAULT_ENGINE)")
-    analyze.add_argument("--languages", help="comma-separated language codes, e.g. en,fr")
+    analyze.add_argument(
+        "--tasks",
+        default=",".join(defaults),
+        help=f"comma-separated tasks (available: {', '.join(task_names) or 'none installed'})",
+    )
+    analyze.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="TASK.KEY=VALUE",
+        help="a task option, e.g. -o ocr.engine=easyocr -o ocr.languages=en,fr (JSON values work too)",
+    )
     analyze.add_argument("--json", action="store_true", help="print one JSON object per file")
     analyze.add_argument(
         "--db", help="SQLAlchemy URL of the embedded store (default MEDIAFLEET_DATABASE_URL)"
@@ -54,14 +64,38 @@ def _parser() -> argparse.ArgumentParser:
 
 def _print_human(item: dict[str, Any]) -> None:
     media = item["media"]
-    ocr = item["results"].get("ocr")
-    head = f"{item['file']}  ({media['width']}x{media['height']} {media['mime']}"
-    if ocr:
-        head += f", {ocr['engine']} {ocr['elapsed_ms']:.0f} ms, {len(ocr['lines'])} lines"
-    print(head + ")")
-    if ocr:
-        for line in ocr["text"].splitlines():
-            print(f"    {line}")
+    print(f"{item['file']}  ({media['width']}x{media['height']} {media['mime']})")
+    known = registry.tasks()
+    for task, raw in item["results"].items():
+        if task not in known:
+            continue
+        spec = known[task][1]
+        result = spec.result.model_validate(raw)
+        print(f"  {task}: {spec.summary(result)}")
+        for seg in spec.segments(result):
+            print(f"    {seg.text}")
+
+
+def _parse_options(pairs: list[str], tasks: list[str]) -> dict[str, dict[str, Any]]:
+    """``["ocr.languages=en,fr"]`` -> ``{"ocr": {"languages": ["en", "fr"]}}``. Raises ValueError."""
+    known = registry.tasks()
+    out: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        task, dot, name = key.partition(".")
+        if not (sep and dot and name):
+            raise ValueError(f"option {pair!r} is not TASK.KEY=VALUE")
+        if task not in tasks:
+            raise ValueError(f"option {pair!r} is for {task!r}, which is not among --tasks")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        field = known[task][1].options.model_fields.get(name)
+        if isinstance(value, str) and field is not None and "list[" in str(field.annotation):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        out.setdefault(task, {})[name] = value
+    return out
 
 
 def _fail(file: Path, reason: str) -> None:
@@ -70,19 +104,19 @@ def _fail(file: Path, reason: str) -> None:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    unknown = [t for t in tasks if t not in KNOWN_TASKS]
+    known = registry.task_names()
+    unknown = [t for t in tasks if t not in known]
     if unknown or not tasks:
         print(
-            f"mediafleet: unknown task(s) {unknown or tasks}; available: {', '.join(KNOWN_TASKS)}",
+            f"mediafleet: unknown task(s) {unknown or tasks}; available: {', '.join(known)}",
             file=sys.stderr,
         )
         return 2
-    ocr_opts: dict[str, Any] = {}
-    if args.engine:
-        ocr_opts["engine"] = args.engine
-    if args.languages:
-        ocr_opts["languages"] = [x.strip() for x in args.languages.split(",") if x.strip()]
-    options = {"ocr": ocr_opts} if "ocr" in tasks else {}
+    try:
+        options = _parse_options(args.option, tasks)
+    except ValueError as exc:
+        print(f"mediafleet: {exc}", file=sys.stderr)
+        return 2
 
     from mediafleet.common.errors import MediafleetError
 
@@ -141,7 +175,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     for hit in hits:
         print(f"{hit['filename'] or hit['media_id']}  ({hit['path']})")
         for m in hit["matches"]:
-            print(f"    {m['text']!r}  box={m['box']}")
+            where = f"box={m['box']}" if m["box"] else f"t={m['start']}-{m['end']} s"
+            print(f"    {m['task']}: {m['text']!r}  {where}")
     if not hits:
         print(f"no media matches {args.query!r}")
     return 0
@@ -151,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     from mediafleet.common.logging import configure_logging
 
     configure_logging(os.environ.get("MEDIAFLEET_LOG_LEVEL", "WARNING"))
-    args = _parser().parse_args(argv)
+    args = _parser(registry.task_names(), registry.default_tasks()).parse_args(argv)
     start = time.perf_counter()
     code = cmd_analyze(args) if args.command == "analyze" else cmd_search(args)
     if args.command == "analyze" and not getattr(args, "json", False):

@@ -1,13 +1,16 @@
-"""Redis keys and RQ queue names shared by gateway, job_manager and workers."""
+"""Redis keys and RQ queue names shared by gateway, job_manager and workers.
+
+Each capability has one family of queues, ``<queue>:high|normal|low`` (its contract names
+``queue``); every task of the capability goes there and the generic task function
+:func:`mediafleet.common.taskrun.run_task` runs it.
+"""
 
 from __future__ import annotations
 
 from mediafleet.common.schemas import Priority
 
-#: Tasks each AI service can run, by the service's capability queue.
-TASK_QUEUES = {"ocr": "ocr"}
-#: The function a worker runs for each task (import path; job_manager never imports it).
-TASK_FUNCTIONS = {"ocr": "mediafleet.ocr_detection.tasks.run_ocr_task"}
+#: The one function every worker runs (import path; job_manager never imports it).
+TASK_FUNCTION = "mediafleet.common.taskrun.run_task"
 
 #: Priorities in the order workers drain them.
 PRIORITY_ORDER = (Priority.high, Priority.normal, Priority.low)
@@ -16,16 +19,34 @@ PRIORITY_ORDER = (Priority.high, Priority.normal, Priority.low)
 NEW_JOBS_KEY = "mediafleet:jobs:new"
 #: Redis list workers push task ids onto when a task changes state; wakes job_manager.
 TASK_EVENTS_KEY = "mediafleet:tasks:events"
+#: Redis hash: task name -> JSON ``{"default_options", "model_versions"}`` written by workers at start.
+ADVERTS_KEY = "mediafleet:adverts"
+
+
+def family_queues(family: str) -> list[str]:
+    """The queues of a capability's queue family, highest priority first (a worker's listening order)."""
+    return [f"{family}:{p.value}" for p in PRIORITY_ORDER]
 
 
 def queue_name(task: str, priority: Priority | str) -> str:
     """RQ queue of ``task`` at ``priority``, e.g. ``ocr:high``."""
-    return f"{TASK_QUEUES[task]}:{Priority(priority).value}"
+    from mediafleet.common.registry import capability_of
+
+    return f"{capability_of(task).queue}:{Priority(priority).value}"
 
 
 def queue_names(task: str) -> list[str]:
-    """All queues of ``task``, highest priority first (the order a worker listens in)."""
-    return [queue_name(task, p) for p in PRIORITY_ORDER]
+    """All queues of ``task``, highest priority first."""
+    from mediafleet.common.registry import capability_of
+
+    return family_queues(capability_of(task).queue)
+
+
+def all_queue_names() -> list[str]:
+    """Every queue of every installed capability."""
+    from mediafleet.common.registry import capabilities
+
+    return [q for cap in capabilities().values() for q in family_queues(cap.queue)]
 
 
 def job_channel(job_id: str) -> str:

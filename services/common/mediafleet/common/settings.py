@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
@@ -46,10 +46,38 @@ class CoreSettings(BaseSettings):
     #: How long a running task may go without a worker heartbeat before it is
     #: declared abandoned and retried, seconds.
     task_lease_s: int = Field(default=15, ge=2)
+    #: Key of the signed media URLs the gateway serves to workers without the media volume
+    #: (unset: no signed URLs; workers read the volume).
+    media_url_secret: SecretStr | None = None
+    #: Gateway URL as workers reach it (``http://gateway:8000``); job_manager adds a signed
+    #: media URL to each task when this and ``media_url_secret`` are set.
+    media_url_base: str | None = None
+    #: Lifetime of a signed media URL, seconds (covers the wait in the queue and retries).
+    media_url_ttl_s: int = Field(default=6 * 3600, ge=60)
+    #: Let webhooks target loopback/private/link-local addresses (SSRF guard off; tests, LANs).
+    webhook_allow_private_targets: bool = False
+    #: Delivery attempts of one webhook before it is marked failed, and the backoff base (s).
+    webhook_max_attempts: int = Field(default=5, ge=1, le=20)
+    webhook_backoff_s: float = Field(default=2.0, ge=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
 
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+
+class ServiceSettings(BaseSettings):
+    """Base of an AI service's settings: core values plus the service's HTTP address.
+
+    A service subclasses it with its own prefix, e.g.
+    ``model_config = SettingsConfigDict(env_prefix="OCR_")``.
+    """
+
+    model_config = SettingsConfigDict(env_nested_delimiter="__", env_file=".env", extra="ignore")
+
+    core: CoreSettings = Field(default_factory=CoreSettings)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8100
 
 
 def retry_intervals(core: CoreSettings) -> list[int]:

@@ -24,6 +24,7 @@ from rq.queue import Queue
 from rq.worker import WorkerStatus
 
 from mediafleet.common.queues import TASK_EVENTS_KEY
+from mediafleet.common.taskrun import Runtime, bound_runtime
 
 log = structlog.get_logger("mediafleet.worker")
 
@@ -31,7 +32,9 @@ log = structlog.get_logger("mediafleet.worker")
 class ModelWorker(SimpleWorker):
     lease_s: int = 15
 
-    def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003
+    def __init__(self, *args, runtime: Runtime | None = None, **kwargs):  # noqa: ANN002, ANN003
+        #: The loaded runner the generic task function uses (bound around each job).
+        self.runtime = runtime
         # Short registration TTL: a worker that vanished stops counting as capacity within
         # about 30 s (RQ's default is 420 s).
         kwargs.setdefault("worker_ttl", max(2 * self.lease_s, 30))
@@ -52,7 +55,11 @@ class ModelWorker(SimpleWorker):
         beat = threading.Thread(target=self._renew_lease, args=(job, execution, stop), daemon=True)
         beat.start()
         try:
-            self.perform_job(job, queue, execution)
+            if self.runtime is None:
+                self.perform_job(job, queue, execution)
+            else:
+                with bound_runtime(self.runtime):
+                    self.perform_job(job, queue, execution)
         finally:
             stop.set()
             beat.join()
@@ -74,16 +81,16 @@ class ModelWorker(SimpleWorker):
 
 
 def capabilities(conn: redis.Redis) -> dict[str, str]:
-    """Live workers per task queue family, e.g. ``{"ocr": "2 workers"}`` or ``{"ocr": "no worker ..."}``."""
+    """Live workers per task, e.g. ``{"ocr": "2 workers"}`` or ``{"ocr": "no worker ..."}``."""
     from rq import Queue, Worker
 
-    from mediafleet.common.queues import TASK_QUEUES, queue_name
+    from mediafleet.common.registry import capabilities as installed
 
     out = {}
-    for task in TASK_QUEUES:
-        workers = Worker.all(connection=conn, queue=Queue(queue_name(task, "normal"), connection=conn))
+    for cap in installed().values():
+        workers = Worker.all(connection=conn, queue=Queue(f"{cap.queue}:normal", connection=conn))
         n = len(workers)
-        out[task] = (
-            f"{n} worker{'s' if n != 1 else ''}" if n else "no worker: jobs needing it wait in the queue"
-        )
+        state = f"{n} worker{'s' if n != 1 else ''}" if n else "no worker: jobs needing it wait in the queue"
+        for task in cap.task_names:
+            out[task] = state
     return out

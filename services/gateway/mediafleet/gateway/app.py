@@ -87,8 +87,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             capabilities=lambda: capabilities(rclient),
         )
     )
-    for module in (auth, media, jobs, search, batch):
-        app.include_router(module.router)
+    for router in (auth.router, media.router, jobs.build_router(), search.router, batch.router):
+        app.include_router(router)
     ctx.batch.app = app  # sub-requests re-enter the whole app, middleware included
     app.add_middleware(CacheInvalidation, cache=cache, secret=settings.secret_key.get_secret_value())
     app.add_middleware(

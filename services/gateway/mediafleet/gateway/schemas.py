@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from mediafleet.common.schemas import JobStatus, Priority
 
@@ -39,6 +39,11 @@ class UserPublic(BaseModel):
     username: str
     is_admin: bool
     must_change_password: bool
+    has_webhook_secret: bool = False
+
+
+class WebhookSecret(BaseModel):
+    secret: str = Field(description="HMAC-SHA256 key of X-Mediafleet-Signature; shown only now")
 
 
 class MediaPublic(BaseModel):
@@ -56,9 +61,15 @@ class MediaPublic(BaseModel):
 class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     media_id: str = Field(min_length=1, max_length=64)
-    tasks: list[str] = Field(min_length=1, max_length=8)
-    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    tasks: list[str] = Field(
+        min_length=1, max_length=16, description="tasks to run; the tasks they depend on are added"
+    )
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="options per task")
     priority: Priority = Priority.normal
+    webhook_url: str | None = Field(
+        default=None, max_length=2048, description="POSTed the signed job summary when the job ends"
+    )
+    use_cache: bool = Field(default=True, description="serve identical earlier work from the result cache")
 
 
 class JobCreated(BaseModel):
@@ -70,43 +81,77 @@ class TaskPublic(BaseModel):
     name: str
     status: JobStatus
     attempts: int
+    cached: bool = Field(description="served from the result cache of identical work")
+    depends_on: list[str]
     error: str | None
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
 
 
-class JobPublic(BaseModel):
+class WebhookAttempt(BaseModel):
+    attempt: int
+    at: str
+    status_code: int | None = None
+    error: str | None = None
+    elapsed_ms: float | None = None
+
+
+class WebhookPublic(BaseModel):
+    url: str
+    state: str = Field(description="pending | delivered | failed")
+    attempts: int
+    next_attempt_at: dt.datetime | None
+    log: list[WebhookAttempt]
+
+
+class JobPublicBase(BaseModel):
+    """A job; ``results`` is typed per task in :func:`job_models` from the installed contracts."""
+
     job_id: str
     media_id: str
     status: JobStatus
     priority: Priority
     options: dict[str, Any]
     tasks: list[TaskPublic]
-    results: dict[str, Any]
+    results: Any
     error: str | None
+    webhook_url: str | None = None
+    webhook: WebhookPublic | None = None
     created_at: dt.datetime
     updated_at: dt.datetime
     finished_at: dt.datetime | None
 
 
-class JobsPublic(BaseModel):
-    data: list[JobPublic]
+class JobsPublicBase(BaseModel):
+    data: list[JobPublicBase]
     count: int = Field(description="total jobs of the caller matching the filter")
     limit: int
     offset: int
 
 
+def job_models(result_types: dict[str, type[BaseModel]]) -> tuple[type[BaseModel], type[BaseModel]]:
+    """``(JobPublic, JobsPublic)`` whose ``results`` has one optional, typed field per task."""
+    fields: dict[str, Any] = {name: (model | None, None) for name, model in result_types.items()}
+    results = create_model("JobResults", __config__=ConfigDict(extra="forbid"), **fields)
+    job = create_model("JobPublic", __base__=JobPublicBase, results=(results, ...))
+    jobs = create_model("JobsPublic", __base__=JobsPublicBase, data=(list[job], ...))
+    return job, jobs
+
+
 class SearchMatch(BaseModel):
-    line_no: int
+    task: str = Field(description="the task whose result holds this text")
+    ref: str = Field(description="where in that result, e.g. lines[3]")
     text: str
-    box: list[float] = Field(description="xyxy in source pixels")
-    score: float
+    box: list[float] | None = Field(description="xyxy in source pixels (images)")
+    start: float | None = Field(description="seconds from media start (audio, video)")
+    end: float | None
+    score: float | None
 
 
 class SearchHit(BaseModel):
     media_id: str
     filename: str | None
-    score: float = Field(description="rank of the best matching line (higher is better)")
+    score: float = Field(description="rank of the best matching segment (higher is better)")
     matches: list[SearchMatch]
 
 

@@ -17,6 +17,7 @@ from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY
 from mediafleet.common.store import create_db_engine, migrate, session_factory
 from mediafleet.job_manager.manager import JobManager
 from mediafleet.job_manager.settings import JobManagerSettings
+from mediafleet.job_manager.webhooks import deliver_due
 
 log = structlog.get_logger("mediafleet.job_manager")
 
@@ -51,6 +52,8 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # Webhooks go out from their own thread: a slow receiver never delays reconciliation.
+    threading.Thread(target=_webhook_loop, args=(manager, stop), name="webhooks", daemon=True).start()
     log.info("job_manager_started", queues=list(manager.queues))
     while not stop.is_set():
         try:
@@ -64,6 +67,17 @@ def main() -> None:
             log.warning("redis_unavailable", error=str(exc))
             stop.wait(1.0)
     log.info("job_manager_stopped")
+
+
+def _webhook_loop(manager: JobManager, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            sent = deliver_due(manager.sessions, manager.settings.core)
+        except Exception as exc:  # the database restarting: try again on the next tick
+            log.warning("webhook_pass_failed", error=f"{type(exc).__name__}: {exc}")
+            sent = 0
+        if not sent:
+            stop.wait(0.5)
 
 
 if __name__ == "__main__":

@@ -7,14 +7,20 @@ One pass, idempotent, safe to run any number of times and after any crash:
    schedule: retries whose backoff has passed go back on their queue. job_manager is
    the fleet's one RQ scheduler (workers run none: RQ's scheduler is a forked child
    that outlives a SIGKILLed worker).
-2. Plan: every queued task without an RQ job gets one, on the queue of its task and
-   priority, with a retry policy (``MEDIAFLEET_TASK_MAX_RETRIES``, exponential
-   backoff from ``MEDIAFLEET_TASK_RETRY_BACKOFF_S``). An RQ job that went missing
-   (Redis lost its data) is enqueued again.
-3. Collect: results of finished RQ jobs are stored on their task (and OCR lines are
-   indexed for search); failures keep their error; the job's status is derived
-   from its tasks; every change is published as a progress event.
+2. Collect: results of finished RQ jobs are stored on their task, their text segments
+   indexed for search (the capability contract's ``segments``) and remembered by the
+   result cache; failures keep their error; the job's status is derived from its tasks;
+   every change is published as a progress event.
+3. Plan: a queued task without an RQ job waits for the tasks it depends on; when they
+   succeeded it is served from the result cache or enqueued, with their results as
+   ``inputs``, on its capability's queue at the job's priority, with a retry policy
+   (``MEDIAFLEET_TASK_MAX_RETRIES``, exponential backoff from
+   ``MEDIAFLEET_TASK_RETRY_BACKOFF_S``); when one failed it fails with the reason.
+   Independent tasks are enqueued together and run in parallel on their queues. An RQ
+   job that went missing (Redis lost its data) is enqueued again.
 4. Cancel: RQ jobs of canceled tasks are removed from their queue or stopped.
+5. Webhooks: a job that ended with a ``webhook_url`` gets a pending delivery
+   (sent by :func:`mediafleet.job_manager.webhooks.deliver_due`).
 """
 
 from __future__ import annotations
@@ -33,13 +39,16 @@ from rq.scheduler import RQScheduler
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mediafleet.common import events
-from mediafleet.common.queues import TASK_FUNCTIONS, TASK_QUEUES, queue_name, queue_names
+from mediafleet.common import events, registry
+from mediafleet.common.media_access import sign_media_url
+from mediafleet.common.outcome import TaskOutcome
+from mediafleet.common.queues import TASK_FUNCTION, all_queue_names, queue_name
 from mediafleet.common.schemas import JobStatus
 from mediafleet.common.settings import retry_intervals
 from mediafleet.common.store import Job, Media, Task
 from mediafleet.common.store.models import utcnow
-from mediafleet.common.store.search import replace_ocr_lines
+from mediafleet.common.store.search import replace_segments
+from mediafleet.job_manager import cache, webhooks
 from mediafleet.job_manager.settings import JobManagerSettings
 
 log = structlog.get_logger("mediafleet.job_manager")
@@ -56,9 +65,7 @@ class JobManager:
         self.settings = settings
         self.sessions = sessions
         self.redis = conn
-        self.queues = {
-            name: Queue(name, connection=conn) for task in TASK_QUEUES for name in queue_names(task)
-        }
+        self.queues = {name: Queue(name, connection=conn) for name in all_queue_names()}
         self.scheduler = RQScheduler(list(self.queues), connection=conn)
 
     # -- one pass -------------------------------------------------------------------
@@ -71,11 +78,19 @@ class JobManager:
                 select(Task).join(Job).where(Task.status.in_(ACTIVE)).order_by(Task.created_at)
             ).all()
             for task in tasks:
-                if task.queue_job_id is None:
-                    changed += self._enqueue(session, task)
-                else:
+                if task.queue_job_id is not None:
                     changed += self._collect(session, task)
+            # Planning a task can finish it (cache hit, failed dependency) and so release its
+            # dependents: plan until nothing moves.
+            waiting = [t for t in tasks if t.queue_job_id is None]
+            while waiting:
+                moved = [t for t in waiting if t.status == JobStatus.queued and self._plan(session, t)]
+                if not moved:
+                    break
+                changed += len(moved)
+                waiting = [t for t in waiting if t.queue_job_id is None and t.status == JobStatus.queued]
             changed += self._cancel_canceled(session)
+            changed += self._queue_webhooks(session)
             session.commit()
         return changed
 
@@ -87,18 +102,66 @@ class JobManager:
             self.scheduler.enqueue_scheduled_jobs()
 
     # -- steps ----------------------------------------------------------------------
-    def _enqueue(self, session: Session, task: Task) -> int:
+    def _plan(self, session: Session, task: Task) -> int:
+        """Wait, fail, serve from cache or enqueue ``task``; returns 1 when its state moved."""
+        job = task.job
+        deps = {t.name: t for t in job.tasks if t.name in (task.depends_on or [])}
+        broken = [t for t in deps.values() if t.status in (JobStatus.failed, JobStatus.canceled)]
+        if broken:
+            dep = broken[0]
+            return self._finish(
+                task, JobStatus.failed, error=f"dependency {dep.name} {dep.status}: {dep.error}"
+            )
+        if any(t.status != JobStatus.succeeded for t in deps.values()):
+            return 0  # runs when its dependencies have succeeded
+        inputs = {name: t.result for name, t in deps.items()}
+        options = (job.options or {}).get(task.name, {})
+        if job.use_cache:
+            hit = cache.lookup(session, self.redis, job.media_id, task.name, options, inputs)
+            if hit is not None:
+                task.result, task.cached = hit.result, True
+                self._index(session, task)
+                log.info("task_cached", job_id=job.id, task=task.name, source_task_id=hit.source_task_id)
+                return self._finish(task, JobStatus.succeeded)
+        return self._enqueue(session, task, inputs)
+
+    def _finish(self, task: Task, status: JobStatus, error: str | None = None) -> int:
+        task.status, task.error, task.finished_at = status, error, utcnow()
+        self._refresh_job(task.job)
+        events.publish(
+            self.redis,
+            task.job_id,
+            task=task.name,
+            task_status=status,
+            cached=task.cached,
+            error=error,
+            status=task.job.status,
+        )
+        return 1
+
+    def _enqueue(self, session: Session, task: Task, inputs: dict[str, Any] | None = None) -> int:
         job = task.job
         media = session.get(Media, job.media_id)
         core = self.settings.core
         intervals = retry_intervals(core)
+        if inputs is None:
+            inputs = {t.name: t.result for t in job.tasks if t.name in (task.depends_on or [])}
         payload = {
+            "task": task.name,
             "task_id": task.id,
             "job_id": job.id,
             "media_id": job.media_id,
             "storage_path": media.storage_path,
             "options": (job.options or {}).get(task.name, {}),
+            "inputs": inputs,
         }
+        if core.media_url_base and core.media_url_secret:
+            payload["media_url"] = sign_media_url(
+                core.media_url_base,
+                job.media_id,
+                core.media_url_secret.get_secret_value(),
+                core.media_url_ttl_s,
+            )
         queue = self.queues[queue_name(task.name, job.priority)]
         rq_id = rq_job_id(task.id)
         try:
@@ -108,7 +171,7 @@ class JobManager:
             exists = False
         if not exists:
             queue.enqueue(
-                TASK_FUNCTIONS[task.name],
+                TASK_FUNCTION,
                 payload,
                 job_id=rq_id,
                 job_timeout=core.task_timeout_s,
@@ -170,16 +233,29 @@ class JobManager:
 
     def _store_result(self, session: Session, task: Task, value: dict[str, Any] | None) -> None:
         task.finished_at = utcnow()
-        if not value or not value.get("ok"):
-            error = (value or {}).get("error") or {"code": "no_result", "message": "task returned no result"}
+        outcome = TaskOutcome.model_validate(value) if value else TaskOutcome(ok=False)
+        if not outcome.ok or outcome.result is None:
             task.status = JobStatus.failed
-            task.error = f"{error['code']}: {error['message']}"
+            task.error = outcome.describe_error()
             return
         task.status = JobStatus.succeeded
-        task.result = value["result"]
+        task.result = outcome.result
         task.error = None
-        if task.name == "ocr":
-            replace_ocr_lines(session, task.job.media_id, value["result"])
+        self._index(session, task)
+        job = task.job
+        inputs = {t.name: t.result for t in job.tasks if t.name in (task.depends_on or [])}
+        options = (job.options or {}).get(task.name, {})
+        cache.store(session, self.redis, job.media_id, task.name, options, inputs, outcome.result, task.id)
+
+    def _index(self, session: Session, task: Task) -> None:
+        """Index the text segments of a task's result (its capability contract says which)."""
+        try:
+            _, spec = registry.tasks()[task.name]
+        except KeyError:
+            log.warning("task_contract_missing", task=task.name)
+            return
+        segments = spec.segments(spec.result.model_validate(task.result))
+        replace_segments(session, task.job.media_id, task.name, segments)
 
     def _refresh_job(self, job: Job) -> None:
         if job.status == JobStatus.canceled:
@@ -196,7 +272,19 @@ class JobManager:
             job.status = JobStatus.queued
         if JobStatus(job.status).terminal:
             job.finished_at = utcnow()
+            webhooks.queue_delivery(job)
         job.updated_at = utcnow()
+
+    def _queue_webhooks(self, session: Session) -> int:
+        """Deliveries for jobs that ended outside this loop (canceled through the API)."""
+        jobs = session.scalars(
+            select(Job).where(
+                Job.webhook_url.is_not(None),
+                Job.status.in_([JobStatus.succeeded, JobStatus.failed, JobStatus.canceled]),
+                ~Job.webhook.has(),
+            )
+        ).all()
+        return sum(webhooks.queue_delivery(job) for job in jobs)
 
     def _cancel_canceled(self, session: Session) -> int:
         """Stop the RQ work of tasks canceled through the API (queued: removed; running: stopped)."""

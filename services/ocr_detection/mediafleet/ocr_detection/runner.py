@@ -1,4 +1,8 @@
-"""The OCR runner: engines by name, loaded once, shared by the HTTP server, the RQ worker and the CLI."""
+"""The OCR runner: engines by name, loaded once, shared by the HTTP server, the RQ worker and the CLI.
+
+Follows :class:`mediafleet.common.capability.Runner`; the generic service, task function
+and CLI call it.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,10 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from mediafleet.common.capability import ProgressFn
 from mediafleet.common.errors import BadRequest
 from mediafleet.common.media import load_rgb
-from mediafleet.common.schemas import OcrResult
-from mediafleet.common.tasks import OcrOptions
+from mediafleet.ocr_detection.contract import OcrOptions, OcrResult
 from mediafleet.ocr_detection.engines import ENGINE_NAMES, create_engine, engine_class
 from mediafleet.ocr_detection.engines.base import OcrEngine
 from mediafleet.ocr_detection.settings import OcrSettings
@@ -36,11 +40,36 @@ class OcrRunner:
         for name in names if names is not None else self.settings.preload:
             self.engine(name).load()
 
-    def models(self) -> list[dict[str, Any]]:
-        return [
+    def models(self) -> dict[str, Any]:
+        """``GET /v1/models``: the default engine and every engine's state."""
+        data = [
             self._engines[n].info() if n in self._engines else {"engine": n, "loaded": False}
             for n in ENGINE_NAMES
         ]
+        return {"default_engine": self.settings.default_engine, "data": data}
+
+    def ready(self) -> str | None:
+        missing = [n for n in self.settings.preload if n not in self.loaded_engines()]
+        return f"engines not loaded: {missing}" if missing else None
+
+    def advertise(self, task: str) -> dict[str, Any]:
+        return {
+            "default_options": self.validate_options({}),
+            "model_versions": {n: e.model_version for n, e in self._engines.items() if e.loaded},
+        }
+
+    def run(
+        self,
+        task: str,
+        media: str | Path,
+        options: dict[str, Any],
+        inputs: dict[str, Any],
+        progress: ProgressFn,
+    ) -> OcrResult:
+        """The contract's entry: ``ocr`` on the image at ``media`` (see :meth:`analyze`)."""
+        if task != "ocr":
+            raise BadRequest(f"ocr_detection does not run {task!r}", code="unknown_task")
+        return self.analyze(media, options)
 
     def loaded_engines(self) -> list[str]:
         return [name for name, eng in self._engines.items() if eng.loaded]

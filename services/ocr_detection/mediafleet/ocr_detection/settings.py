@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from mediafleet.common.settings import CoreSettings
-
-EngineName = Literal["rapidocr", "easyocr"]
+from mediafleet.common.settings import ServiceSettings
+from mediafleet.ocr_detection.contract import EngineName
 
 
 class RapidOcrSettings(BaseModel):
@@ -30,12 +27,9 @@ class EasyOcrSettings(BaseModel):
     quantize: bool = True
 
 
-class OcrSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="OCR_", env_nested_delimiter="__", env_file=".env", extra="ignore"
-    )
+class OcrSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="OCR_")
 
-    core: CoreSettings = Field(default_factory=CoreSettings)
     #: Engine used when a request names none. Chosen from bench/ocr (see README).
     default_engine: EngineName = "rapidocr"
     #: Engines loaded at start (a comma-separated env value works: OCR_PRELOAD='["rapidocr"]').
@@ -43,5 +37,4 @@ class OcrSettings(BaseSettings):
     default_languages: list[str] = Field(default_factory=lambda: ["en"])
     rapidocr: RapidOcrSettings = Field(default_factory=RapidOcrSettings)
     easyocr: EasyOcrSettings = Field(default_factory=EasyOcrSettings)
-    http_host: str = "127.0.0.1"
     http_port: int = 8101

@@ -1,16 +1,28 @@
 """The SQL store: PostgreSQL in the fleet, SQLite in embedded mode (SQLAlchemy 2 + Alembic)."""
 
 from mediafleet.common.store.db import create_db_engine, migrate, session_factory
-from mediafleet.common.store.models import Base, Job, Media, MediaOwner, OcrLineRow, Task, User
+from mediafleet.common.store.models import (
+    Base,
+    CachedResult,
+    Job,
+    Media,
+    MediaOwner,
+    Task,
+    TextSegmentRow,
+    User,
+    WebhookDelivery,
+)
 
 __all__ = [
     "Base",
     "Job",
     "Media",
     "MediaOwner",
-    "OcrLineRow",
     "Task",
+    "TextSegmentRow",
     "User",
+    "WebhookDelivery",
+    "CachedResult",
     "create_db_engine",
     "migrate",
     "session_factory",

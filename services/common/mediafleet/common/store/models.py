@@ -1,6 +1,6 @@
-"""ORM models. The full-text index is dialect-specific and lives in the migration:
-PostgreSQL adds a generated ``tsvector`` column with a GIN index to ``ocr_lines``;
-SQLite adds an FTS5 table ``ocr_lines_fts`` kept in sync by triggers.
+"""ORM models. The full-text index is dialect-specific and lives in the migrations:
+PostgreSQL adds a generated ``tsvector`` column with a GIN index to ``text_segments``;
+SQLite adds an FTS5 table ``text_segments_fts`` kept in sync by triggers.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ class User(Base):
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     #: Bumped on password change; tokens carrying an older version are refused.
     token_version: Mapped[int] = mapped_column(Integer, default=0)
+    #: Key of the HMAC-SHA256 signatures of this user's webhooks (shown once when created).
+    webhook_secret: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
 
 
@@ -70,12 +72,19 @@ class Job(Base):
     priority: Mapped[str] = mapped_column(String(8))
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+    #: POSTed the job summary when the job reaches a terminal state.
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    #: Serve identical earlier work from the result cache.
+    use_cache: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column()
 
     tasks: Mapped[list[Task]] = relationship(
         back_populates="job", order_by="Task.name", cascade="all, delete-orphan", lazy="selectin"
+    )
+    webhook: Mapped[WebhookDelivery | None] = relationship(
+        back_populates="job", cascade="all, delete-orphan", lazy="selectin"
     )
 
 
@@ -88,6 +97,10 @@ class Task(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), index=True)
+    #: Names of the tasks of the same job that must succeed first.
+    depends_on: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: True when the result came from the result cache instead of a run.
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
     #: RQ job id once enqueued (``task-<id>``); None while waiting for job_manager.
     queue_job_id: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -100,18 +113,61 @@ class Task(Base):
     job: Mapped[Job] = relationship(back_populates="tasks")
 
 
-class OcrLineRow(Base):
-    """One recognised line, searchable by full text. Latest OCR of a media replaces earlier ones."""
+class TextSegmentRow(Base):
+    """A searchable piece of text from any capability's result (its contract's ``segments``).
 
-    __tablename__ = "ocr_lines"
+    The latest result of a task for a media replaces that task's earlier segments.
+    ``x1..y2`` (pixels) locate it in an image, ``start``/``end`` (seconds) in audio/video.
+    """
+
+    __tablename__ = "text_segments"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     media_id: Mapped[str] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
-    line_no: Mapped[int] = mapped_column(Integer)
+    task: Mapped[str] = mapped_column(String(32))
+    ref: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
-    x1: Mapped[float] = mapped_column(Float)
-    y1: Mapped[float] = mapped_column(Float)
-    x2: Mapped[float] = mapped_column(Float)
-    y2: Mapped[float] = mapped_column(Float)
-    score: Mapped[float] = mapped_column(Float)
-    engine: Mapped[str] = mapped_column(String(32))
+    x1: Mapped[float | None] = mapped_column(Float)
+    y1: Mapped[float | None] = mapped_column(Float)
+    x2: Mapped[float | None] = mapped_column(Float)
+    y2: Mapped[float | None] = mapped_column(Float)
+    start: Mapped[float | None] = mapped_column(Float)
+    end: Mapped[float | None] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Float)
+
+
+class CachedResult(Base):
+    """A stored result of (media, task, effective options), by the model that made it.
+
+    ``key`` is SHA-256 of ``media_id``, ``task`` and the canonical JSON of the effective
+    options (request over the worker's advertised defaults).
+    """
+
+    __tablename__ = "result_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    media_id: Mapped[str] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(32))
+    engine: Mapped[str | None] = mapped_column(String(64))
+    model_version: Mapped[str | None] = mapped_column(String(128))
+    result: Mapped[dict[str, Any]] = mapped_column()
+    source_task_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class WebhookDelivery(Base):
+    """The webhook of one job: its state and the log of every attempt (``attempts_log``)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    #: pending | delivered | failed
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column()
+    attempts_log: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+    job: Mapped[Job] = relationship(back_populates="webhook")

@@ -1,20 +1,22 @@
-"""Full-text search over OCR lines: PostgreSQL ``tsvector`` or SQLite FTS5.
+"""Full-text search over the text segments of every capability: PostgreSQL ``tsvector`` or SQLite FTS5.
 
 Both index the same tokens: Unicode word characters, case-folded, no stemming
 (PostgreSQL's ``simple`` configuration, SQLite's ``unicode61`` tokenizer). A query
-matches a line that holds every query word (AND).
+matches a segment that holds every query word (AND).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
 
+from mediafleet.common.capability import TextSegment
 from mediafleet.common.errors import BadRequest
-from mediafleet.common.store.models import OcrLineRow
+from mediafleet.common.store.models import TextSegmentRow
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_WORDS = 16
@@ -28,61 +30,67 @@ def query_words(query: str) -> list[str]:
     return words
 
 
-def replace_ocr_lines(session: Session, media_id: str, result: dict[str, Any]) -> int:
-    """Index an OCR result (``OcrResult`` as a dict) for ``media_id``; the latest OCR replaces earlier ones.
+def replace_segments(session: Session, media_id: str, task: str, segments: Sequence[TextSegment]) -> int:
+    """Index ``segments`` of ``task``'s result for ``media_id``, replacing that task's earlier ones.
 
-    Returns the number of lines indexed. The caller commits.
+    Returns the number of segments indexed. The caller commits.
     """
-    session.execute(delete(OcrLineRow).where(OcrLineRow.media_id == media_id))
-    rows = [
-        OcrLineRow(
-            media_id=media_id,
-            line_no=i,
-            text=line["text"],
-            x1=line["box"][0],
-            y1=line["box"][1],
-            x2=line["box"][2],
-            y2=line["box"][3],
-            score=line["score"],
-            engine=result["engine"],
+    session.execute(
+        delete(TextSegmentRow).where(TextSegmentRow.media_id == media_id, TextSegmentRow.task == task)
+    )
+    rows = []
+    for seq, seg in enumerate(segments):
+        box = seg.box or [None, None, None, None]
+        rows.append(
+            TextSegmentRow(
+                media_id=media_id,
+                task=task,
+                ref=seg.ref,
+                seq=seq,
+                text=seg.text,
+                x1=box[0],
+                y1=box[1],
+                x2=box[2],
+                y2=box[3],
+                start=seg.start,
+                end=seg.end,
+                score=seg.score,
+            )
         )
-        for i, line in enumerate(result["lines"])
-    ]
     session.add_all(rows)
     return len(rows)
 
 
-def search_ocr(session: Session, query: str, user_id: int | None, limit: int = 20) -> list[dict[str, Any]]:
-    """Media whose OCR text matches ``query``, best first, each with its matching lines.
+def search_text(session: Session, query: str, user_id: int | None, limit: int = 20) -> list[dict[str, Any]]:
+    """Media whose indexed text matches ``query``, best first, each with its matching segments.
 
     ``user_id`` restricts results to media that user uploaded (None: all, embedded mode).
-    Returns ``[{"media_id", "score", "matches": [{"line_no", "text", "box", "score"}]}]``;
-    ``score`` is the rank of the best line (higher is better).
+    Returns ``[{"media_id", "score", "matches": [{"task", "ref", "text", "box", "start",
+    "end", "score"}]}]``; ``score`` is the rank of the best segment (higher is better).
     """
     words = query_words(query)
     dialect = session.get_bind().dialect.name
     params: dict[str, Any] = {"limit": limit * 10}
     owner_join = ""
     if user_id is not None:
-        owner_join = "JOIN media_owners o ON o.media_id = l.media_id AND o.user_id = :uid"
+        owner_join = "JOIN media_owners o ON o.media_id = s.media_id AND o.user_id = :uid"
         params["uid"] = user_id
+    cols = 's.media_id, s.task, s.ref, s.seq, s.text, s.x1, s.y1, s.x2, s.y2, s.start, s."end", s.score'
     if dialect == "postgresql":
         params["q"] = " & ".join(_pg_lexeme(w) for w in words)
         sql = f"""
-            SELECT l.media_id, l.line_no, l.text, l.x1, l.y1, l.x2, l.y2, l.score,
-                   ts_rank(l.tsv, to_tsquery('simple', :q)) AS rank
-            FROM ocr_lines l {owner_join}
-            WHERE l.tsv @@ to_tsquery('simple', :q)
-            ORDER BY rank DESC, l.media_id, l.line_no
+            SELECT {cols}, ts_rank(s.tsv, to_tsquery('simple', :q)) AS rank
+            FROM text_segments s {owner_join}
+            WHERE s.tsv @@ to_tsquery('simple', :q)
+            ORDER BY rank DESC, s.media_id, s.task, s.seq
             LIMIT :limit"""
     elif dialect == "sqlite":
         params["q"] = " ".join('"' + w.replace('"', '""') + '"' for w in words)
         sql = f"""
-            SELECT l.media_id, l.line_no, l.text, l.x1, l.y1, l.x2, l.y2, l.score,
-                   -bm25(ocr_lines_fts) AS rank
-            FROM ocr_lines_fts f JOIN ocr_lines l ON l.id = f.rowid {owner_join}
-            WHERE ocr_lines_fts MATCH :q
-            ORDER BY rank DESC, l.media_id, l.line_no
+            SELECT {cols}, -bm25(text_segments_fts) AS rank
+            FROM text_segments_fts f JOIN text_segments s ON s.id = f.rowid {owner_join}
+            WHERE text_segments_fts MATCH :q
+            ORDER BY rank DESC, s.media_id, s.task, s.seq
             LIMIT :limit"""
     else:
         raise ValueError(f"full-text search supports postgresql and sqlite, not {dialect}")
@@ -91,11 +99,15 @@ def search_ocr(session: Session, query: str, user_id: int | None, limit: int = 2
         group = groups.setdefault(
             row["media_id"], {"media_id": row["media_id"], "score": float(row["rank"]), "matches": []}
         )
+        box = [row["x1"], row["y1"], row["x2"], row["y2"]]
         group["matches"].append(
             {
-                "line_no": row["line_no"],
+                "task": row["task"],
+                "ref": row["ref"],
                 "text": row["text"],
-                "box": [row["x1"], row["y1"], row["x2"], row["y2"]],
+                "box": box if None not in box else None,
+                "start": row["start"],
+                "end": row["end"],
                 "score": row["score"],
             }
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
@@ -14,7 +15,14 @@ from mediafleet.common.errors import BadRequest, Conflict, Unauthorized
 from mediafleet.common.store import User
 from mediafleet.common.tokens import create_token, decode_token
 from mediafleet.gateway.deps import AdminUser, ContextDep, CurrentUser, PendingUser, SessionDep
-from mediafleet.gateway.schemas import PasswordChange, RefreshRequest, TokenPair, UserCreate, UserPublic
+from mediafleet.gateway.schemas import (
+    PasswordChange,
+    RefreshRequest,
+    TokenPair,
+    UserCreate,
+    UserPublic,
+    WebhookSecret,
+)
 from mediafleet.gateway.security import hash_password, verify_password
 
 router = APIRouter(tags=["auth"])
@@ -32,6 +40,7 @@ def issue_tokens(ctx, user: User) -> TokenPair:  # noqa: ANN001
         ),
         expires_in=s.access_token_ttl_s,
         must_change_password=user.must_change_password,
+        has_webhook_secret=bool(user.webhook_secret),
     )
 
 
@@ -77,6 +86,17 @@ def me(user: CurrentUser) -> UserPublic:
     return _public(user)
 
 
+@router.post("/v1/users/me/webhook-secret", response_model=WebhookSecret, status_code=status.HTTP_201_CREATED)
+def create_webhook_secret(user: CurrentUser, session: SessionDep) -> WebhookSecret:
+    """A new key for the HMAC-SHA256 signatures of the caller's webhooks, shown this once.
+
+    It replaces the previous one at once (deliveries still pending are signed with the new key).
+    """
+    user.webhook_secret = "whsec_" + secrets.token_hex(32)
+    session.commit()
+    return WebhookSecret(secret=user.webhook_secret)
+
+
 @router.post("/v1/users", response_model=UserPublic, status_code=status.HTTP_201_CREATED)
 def create_user(body: UserCreate, _: AdminUser, ctx: ContextDep, session: SessionDep) -> UserPublic:
     _check_password(ctx, body.password)
@@ -109,4 +129,5 @@ def _public(user: User) -> UserPublic:
         username=user.username,
         is_admin=user.is_admin,
         must_change_password=user.must_change_password,
+        has_webhook_secret=bool(user.webhook_secret),
     )

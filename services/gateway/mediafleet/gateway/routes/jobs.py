@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import redis
 import structlog
@@ -16,21 +16,29 @@ from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
+from mediafleet.common import registry, webhooks
 from mediafleet.common.errors import Conflict, NotFound, ValidationFailed
 from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY, job_channel
 from mediafleet.common.schemas import JobStatus
-from mediafleet.common.store import Job, MediaOwner, Task
+from mediafleet.common.store import Job, Media, MediaOwner, Task
 from mediafleet.common.store.models import utcnow
-from mediafleet.common.tasks import TASK_NAMES, TASK_OPTIONS
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep
-from mediafleet.gateway.schemas import JobCreate, JobCreated, JobPublic, JobsPublic, TaskPublic
+from mediafleet.gateway.schemas import (
+    JobCreate,
+    JobCreated,
+    JobPublicBase,
+    JobsPublicBase,
+    TaskPublic,
+    WebhookPublic,
+    job_models,
+)
 
-router = APIRouter(tags=["jobs"])
 log = structlog.get_logger("mediafleet.gateway.jobs")
 
 
-def job_public(job: Job) -> JobPublic:
-    return JobPublic(
+def job_public(job: Job, model: type[JobPublicBase] = JobPublicBase) -> JobPublicBase:
+    hook = job.webhook
+    return model(
         job_id=job.id,
         media_id=job.media_id,
         status=job.status,
@@ -41,6 +49,8 @@ def job_public(job: Job) -> JobPublic:
                 name=t.name,
                 status=t.status,
                 attempts=t.attempts,
+                cached=t.cached,
+                depends_on=t.depends_on or [],
                 error=t.error,
                 started_at=t.started_at,
                 finished_at=t.finished_at,
@@ -51,6 +61,16 @@ def job_public(job: Job) -> JobPublic:
             t.name: t.result for t in job.tasks if t.status == JobStatus.succeeded and t.result is not None
         },
         error=job.error,
+        webhook_url=job.webhook_url,
+        webhook=None
+        if hook is None
+        else WebhookPublic(
+            url=hook.url,
+            state=hook.state,
+            attempts=hook.attempts,
+            next_attempt_at=hook.next_attempt_at,
+            log=hook.attempts_log or [],
+        ),
         created_at=job.created_at,
         updated_at=job.updated_at,
         finished_at=job.finished_at,
@@ -64,139 +84,184 @@ def _own_job(session: Session, job_id: str, user_id: int) -> Job:
     return job
 
 
-@router.post("/v1/jobs", response_model=JobCreated, status_code=status.HTTP_202_ACCEPTED)
-def create_job(body: JobCreate, user: CurrentUser, ctx: ContextDep, session: SessionDep) -> JobCreated:
-    """Record a job and hand it to job_manager, which queues each task at ``priority``."""
-    unknown = [t for t in body.tasks if t not in TASK_NAMES]
+def _plan_tasks(body: JobCreate, media: Media) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Tasks to run (dependencies added, first) and their validated options. Raises ValidationFailed."""
+    known = registry.tasks()
+    unknown = [t for t in body.tasks if t not in known]
     if unknown:
-        raise ValidationFailed(
-            f"unknown task(s) {unknown}; available: {list(TASK_NAMES)}", code="unknown_task"
-        )
-    tasks = list(dict.fromkeys(body.tasks))
+        raise ValidationFailed(f"unknown task(s) {unknown}; available: {list(known)}", code="unknown_task")
+    tasks = registry.with_dependencies(list(dict.fromkeys(body.tasks)))
     stray = [k for k in body.options if k not in tasks]
     if stray:
         raise ValidationFailed(f"options given for tasks not requested: {stray}", code="unknown_option")
     options = {}
     for name in tasks:
+        spec = known[name][1]
+        if media.kind not in spec.media_kinds:
+            raise ValidationFailed(
+                f"task {name} takes {'/'.join(spec.media_kinds)}, not {media.kind}",
+                code="unsupported_media_kind",
+            )
         try:
-            options[name] = (
-                TASK_OPTIONS[name].model_validate(body.options.get(name, {})).model_dump(exclude_none=True)
+            options[name] = spec.options.model_validate(body.options.get(name, {})).model_dump(
+                mode="json", exclude_none=True
             )
         except ValidationError as exc:
             raise ValidationFailed(
                 f"invalid options for {name}", details=exc.errors(include_url=False, include_context=False)
             ) from exc
-    if session.get(MediaOwner, (body.media_id, user.id)) is None:
-        raise NotFound(f"media {body.media_id} not found", code="media_not_found")
-
-    job = Job(
-        id=str(uuid.uuid4()),
-        user_id=user.id,
-        media_id=body.media_id,
-        status=JobStatus.queued,
-        priority=body.priority,
-        options=options,
-    )
-    job.tasks = [Task(id=str(uuid.uuid4()), name=name, status=JobStatus.queued, attempts=0) for name in tasks]
-    session.add(job)
-    session.commit()
-    try:
-        ctx.redis.lpush(NEW_JOBS_KEY, job.id)
-    except redis.RedisError as exc:
-        # The job is recorded; job_manager's reconciliation picks up unqueued tasks.
-        log.warning("job_handoff_deferred", job_id=job.id, error=str(exc))
-    return JobCreated(job_id=job.id, status=JobStatus.queued)
+    return tasks, options
 
 
-@router.get("/v1/jobs", response_model=JobsPublic)
-def list_jobs(
-    response: Response,
-    user: CurrentUser,
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
-) -> JobsPublic:
-    """The caller's jobs, newest first."""
-    response.headers["Cache-Control"] = "no-store"  # statuses change without any API write
-    where = [Job.user_id == user.id]
-    if status_filter is not None:
-        where.append(Job.status == status_filter)
-    count = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
-    jobs = session.scalars(
-        select(Job).where(*where).order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
-    ).all()
-    return JobsPublic(data=[job_public(j) for j in jobs], count=count, limit=limit, offset=offset)
+def build_router() -> APIRouter:
+    """The jobs routes, with ``results`` typed from the installed capability contracts."""
+    result_types = {name: spec.result for name, (_, spec) in registry.tasks().items()}
+    JobPublic, JobsPublic = job_models(result_types)  # noqa: N806
+    router = APIRouter(tags=["jobs"])
 
+    @router.post("/v1/jobs", response_model=JobCreated, status_code=status.HTTP_202_ACCEPTED)
+    def create_job(body: JobCreate, user: CurrentUser, ctx: ContextDep, session: SessionDep) -> JobCreated:
+        """Record a job and hand it to job_manager, which queues each task at ``priority``.
 
-@router.get("/v1/jobs/{job_id}", response_model=JobPublic)
-def get_job(job_id: str, response: Response, user: CurrentUser, session: SessionDep) -> JobPublic:
-    job = _own_job(session, job_id, user.id)
-    # A running job changes under job_manager, not through the API: never cache it.
-    # A finished job does not change any more.
-    response.headers["Cache-Control"] = (
-        "private, max-age=120" if JobStatus(job.status).terminal else "no-store"
-    )
-    return job_public(job)
-
-
-@router.delete("/v1/jobs/{job_id}", response_model=JobPublic)
-def cancel_job(job_id: str, user: CurrentUser, ctx: ContextDep, session: SessionDep) -> JobPublic:
-    """Cancel a queued or running job. 409 when it already finished."""
-    job = _own_job(session, job_id, user.id)
-    if JobStatus(job.status).terminal:
-        raise Conflict(f"job {job_id} already {job.status}", code="job_finished")
-    now = utcnow()
-    job.status = JobStatus.canceled
-    job.finished_at = now
-    for task in job.tasks:
-        if not JobStatus(task.status).terminal:
-            task.status = JobStatus.canceled
-            task.finished_at = now
-    session.commit()
-    try:  # wake job_manager: it drops the queued work and stops a running task
-        ctx.redis.lpush(TASK_EVENTS_KEY, f"cancel:{job.id}")
-        ctx.redis.publish(job_channel(job.id), json.dumps({"job_id": job.id, "status": JobStatus.canceled}))
-    except redis.RedisError as exc:
-        log.warning("cancel_notify_failed", job_id=job.id, error=str(exc))
-    return job_public(job)
-
-
-@router.get("/v1/jobs/{job_id}/events")
-async def job_events(
-    job_id: str, request: Request, user: CurrentUser, ctx: ContextDep
-) -> EventSourceResponse:
-    """Server-Sent Events: ``job`` (a full snapshot, first and last) and ``progress`` events.
-
-    The stream ends after the snapshot of a finished job.
-    """
-
-    def snapshot() -> JobPublic:
-        with ctx.sessions() as session:
-            return job_public(_own_job(session, job_id, user.id))
-
-    first = await run_in_threadpool(snapshot)  # 404 before the stream starts
-
-    async def stream() -> AsyncIterator[dict]:
-        pubsub = ctx.aredis.pubsub()
-        await pubsub.subscribe(job_channel(job_id))
+        Tasks that others depend on are added and run first; independent tasks run in
+        parallel. With ``webhook_url`` the job summary is POSTed, signed with the caller's
+        webhook secret (``POST /v1/users/me/webhook-secret``), when the job ends.
+        """
+        media = session.get(Media, body.media_id)
+        owned = session.get(MediaOwner, (body.media_id, user.id)) is not None
+        if media is None or not owned:
+            raise NotFound(f"media {body.media_id} not found", code="media_not_found")
+        tasks, options = _plan_tasks(body, media)
+        if body.webhook_url is not None:
+            webhooks.check_target(body.webhook_url, ctx.settings.core.webhook_allow_private_targets)
+            if not user.webhook_secret:
+                raise ValidationFailed(
+                    "create a webhook secret first: POST /v1/users/me/webhook-secret",
+                    code="no_webhook_secret",
+                )
+        job = Job(
+            id=str(uuid.uuid4()),
+            user_id=user.id,
+            media_id=body.media_id,
+            status=JobStatus.queued,
+            priority=body.priority,
+            options=options,
+            webhook_url=body.webhook_url,
+            use_cache=body.use_cache,
+        )
+        known = registry.tasks()
+        job.tasks = [
+            Task(
+                id=str(uuid.uuid4()),
+                name=name,
+                status=JobStatus.queued,
+                attempts=0,
+                depends_on=list(known[name][1].depends_on),
+                cached=False,
+            )
+            for name in tasks
+        ]
+        session.add(job)
+        session.commit()
         try:
-            current = first
-            yield {"event": "job", "data": current.model_dump_json()}
-            while not current.status.terminal:
-                if await request.is_disconnected():
-                    return
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is not None:
-                    data = message["data"]
-                    yield {"event": "progress", "data": data if isinstance(data, str) else data.decode()}
-                # Re-read the store after each message and at least once a second, so a
-                # lost pub/sub message never leaves a client hanging.
-                current = await run_in_threadpool(snapshot)
-                if current.status.terminal:
-                    yield {"event": "job", "data": current.model_dump_json()}
-        finally:
-            await pubsub.unsubscribe()
-            await pubsub.aclose()
+            ctx.redis.lpush(NEW_JOBS_KEY, job.id)
+        except redis.RedisError as exc:
+            # The job is recorded; job_manager's reconciliation picks up unqueued tasks.
+            log.warning("job_handoff_deferred", job_id=job.id, error=str(exc))
+        return JobCreated(job_id=job.id, status=JobStatus.queued)
 
-    return EventSourceResponse(stream(), ping=15)
+    @router.get("/v1/jobs", response_model=JobsPublic, response_model_exclude_unset=True)
+    def list_jobs(
+        response: Response,
+        user: CurrentUser,
+        session: SessionDep,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
+    ) -> JobsPublicBase:
+        """The caller's jobs, newest first."""
+        response.headers["Cache-Control"] = "no-store"  # statuses change without any API write
+        where = [Job.user_id == user.id]
+        if status_filter is not None:
+            where.append(Job.status == status_filter)
+        count = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
+        jobs = session.scalars(
+            select(Job).where(*where).order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
+        ).all()
+        return JobsPublic(
+            data=[job_public(j, JobPublic) for j in jobs], count=count, limit=limit, offset=offset
+        )
+
+    @router.get("/v1/jobs/{job_id}", response_model=JobPublic, response_model_exclude_unset=True)
+    def get_job(job_id: str, response: Response, user: CurrentUser, session: SessionDep) -> JobPublicBase:
+        job = _own_job(session, job_id, user.id)
+        # A running job changes under job_manager, not through the API: never cache it.
+        # A finished job does not change any more.
+        response.headers["Cache-Control"] = (
+            "private, max-age=120" if JobStatus(job.status).terminal else "no-store"
+        )
+        return job_public(job, JobPublic)
+
+    @router.delete("/v1/jobs/{job_id}", response_model=JobPublic, response_model_exclude_unset=True)
+    def cancel_job(job_id: str, user: CurrentUser, ctx: ContextDep, session: SessionDep) -> JobPublicBase:
+        """Cancel a queued or running job. 409 when it already finished."""
+        job = _own_job(session, job_id, user.id)
+        if JobStatus(job.status).terminal:
+            raise Conflict(f"job {job_id} already {job.status}", code="job_finished")
+        now = utcnow()
+        job.status = JobStatus.canceled
+        job.finished_at = now
+        for task in job.tasks:
+            if not JobStatus(task.status).terminal:
+                task.status = JobStatus.canceled
+                task.finished_at = now
+        session.commit()
+        try:  # wake job_manager: it drops the queued work and stops a running task
+            ctx.redis.lpush(TASK_EVENTS_KEY, f"cancel:{job.id}")
+            ctx.redis.publish(
+                job_channel(job.id), json.dumps({"job_id": job.id, "status": JobStatus.canceled})
+            )
+        except redis.RedisError as exc:
+            log.warning("cancel_notify_failed", job_id=job.id, error=str(exc))
+        return job_public(job, JobPublic)
+
+    @router.get("/v1/jobs/{job_id}/events")
+    async def job_events(
+        job_id: str, request: Request, user: CurrentUser, ctx: ContextDep
+    ) -> EventSourceResponse:
+        """Server-Sent Events: ``job`` (a full snapshot, first and last) and ``progress`` events.
+
+        The stream ends after the snapshot of a finished job.
+        """
+
+        def snapshot() -> JobPublicBase:
+            with ctx.sessions() as session:
+                return job_public(_own_job(session, job_id, user.id), JobPublic)
+
+        first = await run_in_threadpool(snapshot)  # 404 before the stream starts
+
+        async def stream() -> AsyncIterator[dict]:
+            pubsub = ctx.aredis.pubsub()
+            await pubsub.subscribe(job_channel(job_id))
+            try:
+                current = first
+                yield {"event": "job", "data": current.model_dump_json(exclude_unset=True)}
+                while not current.status.terminal:
+                    if await request.is_disconnected():
+                        return
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None:
+                        data = message["data"]
+                        yield {"event": "progress", "data": data if isinstance(data, str) else data.decode()}
+                    # Re-read the store after each message and at least once a second, so a
+                    # lost pub/sub message never leaves a client hanging.
+                    current = await run_in_threadpool(snapshot)
+                    if current.status.terminal:
+                        yield {"event": "job", "data": current.model_dump_json(exclude_unset=True)}
+            finally:
+                await pubsub.unsubscribe()
+                await pubsub.aclose()
+
+        return EventSourceResponse(stream(), ping=15)
+
+    return router

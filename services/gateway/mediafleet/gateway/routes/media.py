@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, UploadFile, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, UploadFile, status
+from fastapi.responses import FileResponse
 from sqlalchemy.exc import IntegrityError
 
 from mediafleet.common.errors import NotFound
+from mediafleet.common.media_access import verify_media_signature
 from mediafleet.common.store import Media, MediaOwner
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep
 from mediafleet.gateway.schemas import MediaPublic
@@ -62,6 +66,27 @@ def get_media(media_id: str, user: CurrentUser, session: SessionDep) -> MediaPub
     if media is None or owner is None:
         raise NotFound(f"media {media_id} not found", code="media_not_found")
     return _public(media, owner, True)
+
+
+@router.get("/v1/media/{media_id}/content", response_class=FileResponse)
+def media_content(
+    media_id: str,
+    expires: Annotated[int, Query(description="unix seconds")],
+    sig: Annotated[str, Query(max_length=128)],
+    ctx: ContextDep,
+    session: SessionDep,
+) -> FileResponse:
+    """The media's bytes for a worker without the media volume, by a URL job_manager signed.
+
+    No bearer token: the HMAC signature (``MEDIAFLEET_MEDIA_URL_SECRET``) and its expiry are
+    the authorisation. 403 for a wrong or expired signature, 404 when signed URLs are off.
+    """
+    secret = ctx.settings.core.media_url_secret
+    media = session.get(Media, media_id)
+    if secret is None or media is None:
+        raise NotFound(f"media {media_id} not found", code="media_not_found")
+    verify_media_signature(secret.get_secret_value(), media_id, expires, sig)
+    return FileResponse(ctx.media.path_of(media.storage_path), media_type=media.mime)
 
 
 def _public(media: Media, owner: MediaOwner, deduplicated: bool) -> MediaPublic:

@@ -1,4 +1,4 @@
-"""``/v1/search``: full-text search of the caller's media by the text OCR read in them."""
+"""``/v1/search``: full-text search of the caller's media by the text any capability found in them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from mediafleet.common.store import MediaOwner
-from mediafleet.common.store.search import search_ocr
+from mediafleet.common.store.search import search_text
 from mediafleet.gateway.deps import CurrentUser, SessionDep
 from mediafleet.gateway.schemas import SearchHit, SearchResults
 
@@ -23,10 +23,14 @@ def search(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> SearchResults:
-    """Media whose OCR text holds every word of ``q`` (case-insensitive), with the matching lines and boxes."""
+    """Media whose indexed text (OCR lines, transcripts ...) holds every word of ``q``.
+
+    Case-insensitive; each hit lists its matching segments with their task and their box
+    (images) or time span (audio, video).
+    """
     # Jobs finishing in the background add results: cached answers stay fresh for 15 s at most.
     response.headers["Cache-Control"] = "private, max-age=15"
-    hits = search_ocr(session, q, user_id=user.id, limit=limit)
+    hits = search_text(session, q, user_id=user.id, limit=limit)
     names = dict(
         session.execute(
             select(MediaOwner.media_id, MediaOwner.filename).where(

@@ -10,7 +10,7 @@ from typing import ClassVar
 import numpy as np
 
 from mediafleet.common.engine import Engine
-from mediafleet.common.schemas import OcrLine, OcrResult
+from mediafleet.ocr_detection.contract import OcrLine, OcrResult
 
 #: (polygon [[x, y] x 4+], text, score) as both libraries return them.
 RawLine = tuple[Sequence[Sequence[float]], str, float]

@@ -1,0 +1,167 @@
+"""The capability contract: what an AI service declares so the rest of the fleet can use it.
+
+A capability is one folder, ``services/<name>/``, whose package exposes a light contract
+module (pydantic and ``mediafleet.common`` only, no ML library) with one
+:class:`Capability`. The gateway, job_manager and the CLI read contracts through
+:mod:`mediafleet.common.registry` and never import the capability's engines; the worker
+entry point (:mod:`mediafleet.common.service`), the HTTP app factory
+(:mod:`mediafleet.common.service_app`) and the task glue (:mod:`mediafleet.common.taskrun`)
+are generic and load the runner named by the contract.
+
+The runner a contract names (``"module:Class"``, imported late, as roboflow inference's
+registries and Immich's ``get_model_class`` do) is built as ``Runner(settings)`` from the
+contract's settings class and follows :class:`Runner`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MediaKind = Literal["image", "audio", "video"]
+
+
+class TextSegment(BaseModel):
+    """A piece of text a result holds, indexed for full-text search.
+
+    ``ref`` points into the result (``"lines[3]"``); a segment of an image carries a
+    ``box`` (xyxy, source pixels), one of audio/video a ``start``/``end`` (seconds from
+    media start); either may be absent.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1)
+    ref: str = Field(max_length=64)
+    box: list[float] | None = Field(default=None, min_length=4, max_length=4)
+    start: float | None = Field(default=None, ge=0)
+    end: float | None = Field(default=None, ge=0)
+    score: float | None = None
+
+
+class VectorItem(BaseModel):
+    """An embedding a result holds, for a vector collection (L2-normalised float32, cosine)."""
+
+    collection: str
+    ref: str
+    vector: list[float]
+
+
+def no_segments(result: Any) -> list[TextSegment]:
+    return []
+
+
+def no_vectors(result: Any) -> list[VectorItem]:
+    return []
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task a capability runs.
+
+    - ``options``: pydantic model of the task's options (``extra="forbid"``); values left
+      ``None`` take the service's defaults.
+    - ``result``: pydantic model of the result (recorded with ``engine``, ``model``,
+      ``model_version``, ``elapsed_ms`` by convention).
+    - ``depends_on``: tasks that must succeed first; their results reach the runner as
+      ``inputs[name]``. A job asking for this task gets its dependencies added.
+    - ``segments`` / ``vectors``: pure functions of a validated result.
+    - ``summary``: one line for people (the CLI's human output).
+    - ``default``: run when a CLI call names no tasks.
+    """
+
+    name: str
+    options: type[BaseModel]
+    result: type[BaseModel]
+    summary: Callable[[Any], str]
+    media_kinds: tuple[MediaKind, ...] = ("image",)
+    depends_on: tuple[str, ...] = ()
+    segments: Callable[[Any], list[TextSegment]] = no_segments
+    vectors: Callable[[Any], list[VectorItem]] = no_vectors
+    description: str = ""
+    #: Run when a CLI call names no tasks (``mediafleet analyze FILE``).
+    default: bool = False
+
+
+@dataclass(frozen=True)
+class Capability:
+    """An AI capability: its service name, tasks, runner and settings (import paths).
+
+    ``queue`` is the family of RQ queues its workers listen on (``<queue>:high|normal|low``);
+    ``http_port`` the default port of its HTTP server.
+    """
+
+    name: str
+    title: str
+    tasks: tuple[TaskSpec, ...]
+    runner: str
+    settings: str
+    queue: str
+    http_port: int
+    env_prefix: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def task(self, name: str) -> TaskSpec:
+        for spec in self.tasks:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tasks)
+
+    def load_settings(self, **overrides: Any) -> Any:
+        return import_object(self.settings)(**overrides)
+
+    def build_runner(self, settings: Any | None = None) -> Runner:
+        """Import the runner class (this is where ML libraries may load) and build it."""
+        return import_object(self.runner)(settings if settings is not None else self.load_settings())
+
+
+ProgressFn = Callable[[float, str], None]
+
+
+class Runner(Protocol):
+    """What a capability's runner offers the generic worker, HTTP app and CLI."""
+
+    settings: Any
+
+    def preload(self) -> None:
+        """Load the engines the settings name (service start); raises EngineError."""
+
+    def ready(self) -> str | None:
+        """None when it can serve, else why not (shown by ``/readyz``)."""
+
+    def models(self) -> dict[str, Any]:
+        """What ``GET /v1/models`` returns."""
+
+    def advertise(self, task: str) -> dict[str, Any]:
+        """``{"default_options": {...}, "model_versions": {engine: version}}`` of loaded engines.
+
+        Published by workers; job_manager's result cache uses it to tell a stored result
+        of the current model from one of an older model.
+        """
+
+    def run(
+        self,
+        task: str,
+        media: Path,
+        options: dict[str, Any],
+        inputs: dict[str, Any],
+        progress: ProgressFn,
+    ) -> BaseModel:
+        """Run ``task`` on the media file; raises BadRequest/InvalidMedia (no retry) or others."""
+
+
+def import_object(path: str) -> Any:
+    """Resolve ``"package.module:attr"``. Raises ImportError / AttributeError."""
+    module, _, attr = path.partition(":")
+    if not attr:
+        raise ImportError(f"{path!r} is not of the form 'module:attribute'")
+    return getattr(importlib.import_module(module), attr)

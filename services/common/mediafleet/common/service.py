@@ -1,0 +1,88 @@
+"""``mediafleet-service NAME [worker|serve]``: the entry point of every AI service.
+
+``worker`` (default): an RQ worker on the capability's queues (``<queue>:high``,
+``:normal``, ``:low``) with the HTTP app (health, metrics, ``/v1/predict``) in a thread;
+both share the runner loaded at start, and the worker binds it for each job.
+``serve``: only the HTTP app. ``mediafleet-service --list``: the installed capabilities,
+one per line (``name queue http_port env_prefix``), for scripts that iterate over them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from mediafleet.common import registry
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mediafleet-service", description=__doc__.splitlines()[0])
+    parser.add_argument("name", nargs="?", help=f"capability ({', '.join(registry.capabilities())})")
+    parser.add_argument("mode", nargs="?", choices=("worker", "serve"), default="worker")
+    parser.add_argument("--burst", action="store_true", help="worker: exit when the queues are empty")
+    parser.add_argument("--list", action="store_true", help="print the installed capabilities and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for cap in registry.capabilities().values():
+            print(cap.name, cap.queue, cap.http_port, cap.env_prefix)
+        return 0
+    if not args.name:
+        parser.error("name a capability (or --list)")
+    try:
+        cap = registry.get(args.name)
+    except KeyError as exc:
+        print(f"mediafleet-service: {exc.args[0]}", file=sys.stderr)
+        return 2
+    run(cap, args.mode, burst=args.burst)
+    return 0
+
+
+def run(cap, mode: str, burst: bool = False) -> None:  # noqa: ANN001
+    import redis
+    import structlog
+    import uvicorn
+
+    from mediafleet.common.logging import configure_logging
+    from mediafleet.common.observability import redis_check, serve_in_thread
+    from mediafleet.common.queues import family_queues
+    from mediafleet.common.service_app import create_service_app
+    from mediafleet.common.taskrun import Runtime
+    from mediafleet.common.worker import ModelWorker
+
+    log = structlog.get_logger(f"mediafleet.{cap.name}")
+    settings = cap.load_settings()
+    configure_logging(settings.core.log_level, settings.core.log_format)
+    runner = cap.build_runner(settings)
+    runner.preload()  # before taking any job: never load a model per job
+
+    if mode == "serve":
+        uvicorn.run(create_service_app(cap, runner), host=settings.http_host, port=settings.http_port)
+        return
+
+    conn = redis.Redis.from_url(settings.core.redis_url)
+    try:
+        advertise(conn, cap, runner)
+    except redis.RedisError as exc:
+        log.warning("advert_failed", error=str(exc))
+    app = create_service_app(cap, runner, {"redis": redis_check(conn)})
+    serve_in_thread(app, settings.http_host, settings.http_port)
+    ModelWorker.lease_s = settings.core.task_lease_s
+    runtime = Runtime(capability=cap, runner=runner, redis=conn, media_dir=settings.core.media_dir)
+    queues = family_queues(cap.queue)
+    worker = ModelWorker(queues, connection=conn, runtime=runtime)
+    log.info("worker_started", capability=cap.name, queues=queues, models=runner.models())
+    # No RQ scheduler here: job_manager schedules retries (see job_manager.manager).
+    worker.work(burst=burst)
+
+
+def advertise(conn, cap, runner) -> None:  # noqa: ANN001
+    """Publish each task's default options and loaded model versions (job_manager's result cache
+    compares stored results with them)."""
+    from mediafleet.common.queues import ADVERTS_KEY
+
+    conn.hset(ADVERTS_KEY, mapping={t: json.dumps(runner.advertise(t)) for t in cap.task_names})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

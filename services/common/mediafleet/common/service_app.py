@@ -1,0 +1,74 @@
+"""HTTP app of any AI service, typed from its contract.
+
+``POST /v1/predict`` (multipart: ``file``, ``task``, ``options`` as JSON, ``inputs`` as
+JSON for tasks with dependencies) runs a task synchronously on the loaded runner, with no
+storage and no queue; ``GET /v1/models`` reports what is loaded; ``/healthz``, ``/readyz``,
+``/metrics`` come from :mod:`mediafleet.common.observability`.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from typing import Annotated, Any, Union
+
+from fastapi import FastAPI, Form, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from mediafleet.common.capability import Capability, Runner
+from mediafleet.common.errors import BadRequest, install_error_handlers
+from mediafleet.common.observability import MetricsMiddleware, ReadinessCheck, health_router
+
+
+def _json_form(name: str, value: str | None) -> dict[str, Any]:
+    if not value:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"{name} is not valid JSON: {exc}", code="invalid_option") from exc
+    if not isinstance(parsed, dict):
+        raise BadRequest(f"{name} must be a JSON object", code="invalid_option")
+    return parsed
+
+
+def create_service_app(
+    cap: Capability, runner: Runner, extra_checks: dict[str, ReadinessCheck] | None = None
+) -> FastAPI:
+    """The service's HTTP app over an existing runner (engines are loaded by the caller).
+
+    Route annotations must not name local variables: this module uses postponed
+    annotations and FastAPI resolves them in the module's globals.
+    """
+    app = FastAPI(title=f"mediafleet {cap.name}", version="0.1.0", description=cap.title)
+    install_error_handlers(app)
+    app.include_router(health_router({"engines": runner.ready, **(extra_checks or {})}))
+    app.add_middleware(MetricsMiddleware, service=cap.name)
+    results = tuple(spec.result for spec in cap.tasks)
+    result_type: Any = results[0] if len(results) == 1 else Union[results]  # noqa: UP007
+    default_task = cap.tasks[0].name
+
+    @app.get("/v1/models")
+    def models() -> dict[str, Any]:
+        return runner.models()
+
+    @app.post("/v1/predict", response_model=result_type)
+    async def predict(
+        file: UploadFile,
+        task: Annotated[
+            str, Form(description="the task to run (default: the capability's first)")
+        ] = default_task,
+        options: Annotated[str | None, Form(description="task options as a JSON object")] = None,
+        inputs: Annotated[str | None, Form(description="results of the task's dependencies, JSON")] = None,
+    ) -> Any:
+        """Run one task on the uploaded file and return its result."""
+        if task not in cap.task_names:
+            raise BadRequest(f"{cap.name} runs {list(cap.task_names)}, not {task!r}", code="unknown_task")
+        opts, deps = _json_form("options", options), _json_form("inputs", inputs)
+        with tempfile.NamedTemporaryFile(suffix=".upload") as tmp:
+            while block := await file.read(1 << 20):
+                tmp.write(block)
+            tmp.flush()
+            return await run_in_threadpool(runner.run, task, tmp.name, opts, deps, lambda *_: None)
+
+    return app

@@ -1,0 +1,101 @@
+"""The one task function every AI worker runs, whatever its capability.
+
+Payload (built by job_manager)::
+
+    {"task", "task_id", "job_id", "media_id", "storage_path", "media_url" (optional),
+     "options": {...}, "inputs": {dependency task: its result}}
+
+The worker that runs the job provides the loaded runner: :class:`ModelWorker` binds its
+:class:`Runtime` for the duration of each job (a context variable, so nothing is set at
+import time and a second worker object in the same process has its own runtime).
+
+Returns a :class:`~mediafleet.common.outcome.TaskOutcome` as a dict: ``ok=True`` with the
+result, or ``ok=False`` for errors no retry can fix (4xx errors: bad options, undecodable
+or unreachable media). Anything else raises, and RQ retries the task with backoff.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from mediafleet.common import events
+from mediafleet.common.capability import Capability, Runner
+from mediafleet.common.errors import MediafleetError
+from mediafleet.common.media_access import open_media
+from mediafleet.common.observability import TASK_DURATION
+from mediafleet.common.outcome import TaskOutcome
+
+
+@dataclass
+class Runtime:
+    """What a worker process holds for its jobs: the capability, its loaded runner, Redis."""
+
+    capability: Capability
+    runner: Runner
+    redis: redis.Redis
+    media_dir: Path
+
+
+_current: contextvars.ContextVar[Runtime | None] = contextvars.ContextVar("mediafleet_runtime", default=None)
+
+
+@contextmanager
+def bound_runtime(runtime: Runtime) -> Iterator[None]:
+    token = _current.set(runtime)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def current_runtime() -> Runtime:
+    rt = _current.get()
+    if rt is None:
+        raise RuntimeError(
+            "no runtime bound: tasks run on a worker started by `mediafleet-service NAME worker`"
+        )
+    return rt
+
+
+def run_task(payload: dict[str, Any]) -> dict[str, Any]:
+    rt = current_runtime()
+    task, job_id, task_id = payload["task"], payload["job_id"], payload["task_id"]
+    if task not in rt.capability.task_names:
+        return TaskOutcome.failure("wrong_queue", f"{rt.capability.name} does not run {task!r}").model_dump(
+            mode="json"
+        )
+    events.publish(rt.redis, job_id, task=task, task_id=task_id, task_status="running")
+    options = payload.get("options") or {}
+    engine = str(options.get("engine") or "default")
+
+    def progress(fraction: float, message: str = "") -> None:
+        events.publish(
+            rt.redis,
+            job_id,
+            task=task,
+            task_id=task_id,
+            progress=round(min(max(fraction, 0.0), 1.0), 3),
+            message=message,
+        )
+
+    start = time.perf_counter()
+    try:
+        with open_media(payload, rt.media_dir) as path:
+            result = rt.runner.run(task, path, options, payload.get("inputs") or {}, progress)
+    except MediafleetError as exc:
+        if exc.status_code >= 500:
+            TASK_DURATION.labels(task, engine, "error").observe(time.perf_counter() - start)
+            raise
+        TASK_DURATION.labels(task, engine, "rejected").observe(time.perf_counter() - start)
+        return TaskOutcome.failure(exc.code, exc.message).model_dump(mode="json")
+    used = getattr(result, "engine", None) or engine
+    TASK_DURATION.labels(task, used, "ok").observe(time.perf_counter() - start)
+    return TaskOutcome.success(result).model_dump(mode="json")

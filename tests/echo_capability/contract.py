@@ -1,0 +1,70 @@
+"""Contract of the test-only ``echo`` capability (registered through MEDIAFLEET_EXTRA_CAPABILITIES)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mediafleet.common.capability import Capability, TaskSpec, TextSegment
+
+
+class EchoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(default=None, max_length=200, description="text to return and index")
+    sleep_s: float = Field(default=0.0, ge=0, le=30)
+    reject: bool = Field(default=False, description="fail with a 4xx error (no retry)")
+    crash: bool = Field(default=False, description="raise (retried)")
+
+
+class EchoResult(BaseModel):
+    engine: str
+    model: str
+    model_version: str
+    media_sha256: str
+    size_bytes: int
+    text: str
+    elapsed_ms: float
+
+
+class UpperOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UpperResult(BaseModel):
+    engine: str
+    model: str
+    model_version: str
+    text: str = Field(description="the echo task's text, upper-cased")
+    elapsed_ms: float
+
+
+def _segments(result: EchoResult | UpperResult) -> list[TextSegment]:
+    return [TextSegment(text=result.text, ref="text")] if result.text else []
+
+
+CAPABILITY = Capability(
+    name="echo",
+    title="Test-only: returns what it is given",
+    queue="echo",
+    http_port=8199,
+    env_prefix="ECHO_",
+    runner="tests.echo_capability.runner:EchoRunner",
+    settings="tests.echo_capability.runner:EchoSettings",
+    tasks=(
+        TaskSpec(
+            name="echo",
+            options=EchoOptions,
+            result=EchoResult,
+            segments=_segments,
+            summary=lambda r: f"{r.size_bytes} bytes, text {r.text!r}",
+        ),
+        TaskSpec(
+            name="echo_upper",
+            options=UpperOptions,
+            result=UpperResult,
+            depends_on=("echo",),
+            segments=_segments,
+            summary=lambda r: r.text,
+        ),
+    ),
+)
