@@ -20,7 +20,10 @@ MODULES = {
     "gateway": ["mediafleet.gateway"],
     "job_manager": ["mediafleet.job_manager"],
     "ocr": ["mediafleet.common.service", "ocr_detection"],
+    "echo": ["mediafleet.common.service", "echo"],
 }
+#: What start_all starts: the main job's processes.
+DEFAULT = ("gateway", "job_manager", "ocr")
 
 
 class Fleet:
@@ -44,6 +47,7 @@ class Fleet:
             "GATEWAY_PORT": str(self.ports["gateway"]),
             "JOB_MANAGER_HTTP_PORT": str(self.ports["job_manager"]),
             "OCR_HTTP_PORT": str(self.ports["ocr"]),
+            "ECHO_HTTP_PORT": str(self.ports["echo"]),
             # the test-only echo capability is importable from the repository root
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
             "JOB_MANAGER_RECONCILE_INTERVAL_S": "0.5",
@@ -55,12 +59,14 @@ class Fleet:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
-    def start(self, name: str, *args: str, wait: bool = True) -> subprocess.Popen:
+    def start(
+        self, name: str, *args: str, wait: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
         log = self.workdir / f"{name}.log"
         self.logs[name] = log
         proc = subprocess.Popen(
             [sys.executable, "-m", *MODULES[name], *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             cwd=self.workdir,
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
@@ -101,7 +107,7 @@ class Fleet:
         return path.read_text(errors="replace")[-4000:] if path and path.exists() else ""
 
     def start_all(self) -> None:
-        for name in MODULES:
+        for name in DEFAULT:
             self.start(name)
 
     def stop_all(self) -> None:
