@@ -14,7 +14,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help demo test test-fast lint bench-ocr bench-batch sync-demo sync-dev system-deps images certs \
+.PHONY: help demo test test-fast lint bench-ocr bench-batch bench-cache new-service sync-demo sync-dev system-deps images certs \
         run-core-services run-ai-services stop ps logs test-compose clean
 
 help:  ## list targets
@@ -54,6 +54,17 @@ bench-ocr: sync-dev  ## RapidOCR vs easyocr: CER and p50/p95 latency on the shar
 bench-batch: sync-dev  ## batch API vs sequential and concurrent HTTP (the replaced system's scenario)
 	$(VENV)/bin/python bench/batch/run.py --rounds 5
 
+bench-cache: system-deps sync-dev  ## a repeated OCR job served from the result cache vs the first run
+	$(VENV)/bin/python bench/cache/run.py --rounds 5 --repeats 5
+
+new-service: sync-dev  ## create a capability from templates/capability: make new-service NAME=pose_estimation
+	@test -n "$(NAME)" || { echo "usage: make new-service NAME=snake_case_name"; exit 2; }
+	$(VENV)/bin/python scripts/new-service.py $(NAME)
+	$(UV) lock
+	$(UV) sync --frozen --all-packages --extra rapidocr --extra easyocr --group dev
+	UV=$(UV) bash scripts/export-requirements.sh
+	$(VENV)/bin/pytest -q services/$(NAME)/tests
+
 # -- the fleet: Docker Compose by default, native local processes with NATIVE=1 --------------
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILES ?= -f docker-compose.yml $(if $(GPU),-f docker-compose.gpu.yml)
@@ -82,13 +93,13 @@ else
 run-core-services:
 	$(COMPOSE) $(COMPOSE_FILES) up -d redis postgres gateway job_manager nginx
 run-ai-services:
-	$(COMPOSE) $(COMPOSE_FILES) up -d ocr_detection
+	$(COMPOSE) $(COMPOSE_FILES) --profile ai up -d
 stop:
-	$(COMPOSE) $(COMPOSE_FILES) stop
+	$(COMPOSE) $(COMPOSE_FILES) --profile ai stop
 ps:
-	$(COMPOSE) $(COMPOSE_FILES) ps
+	$(COMPOSE) $(COMPOSE_FILES) --profile ai ps
 logs:
-	$(COMPOSE) $(COMPOSE_FILES) logs --tail 100 -f
+	$(COMPOSE) $(COMPOSE_FILES) --profile ai logs --tail 100 -f
 endif
 
 test-compose: sync-dev  ## build the images offline, bring the fleet up, run the HTTPS end-to-end and fault tests

@@ -19,12 +19,31 @@ OFFLINE=1 bash scripts/docker.sh images
 stamp "images built in $(( $(date +%s) - t_build )) s"
 bash scripts/docker.sh sizes
 
-# GPU images cannot run here (no GPU): check that they import their engines.
-for img in mediafleet/ai-base:gpu mediafleet/ocr_detection:gpu; do
-  docker run --rm --entrypoint python3 "$img" -c \
-    "import torch, onnxruntime, easyocr, rapidocr_onnxruntime; print('$img', 'torch', torch.__version__, 'cuda build', torch.version.cuda, 'ort', onnxruntime.__version__, onnxruntime.get_available_providers())"
+# GPU images cannot run here (no GPU): check that each imports its runner and its CUDA builds.
+for file in services/*/Dockerfile.gpu; do
+  name=$(basename "$(dirname "$file")")
+  docker run --rm --entrypoint python3 "mediafleet/$name:gpu" - "$name" <<'PY'
+import importlib.util, sys
+from mediafleet.common import registry
+cap = registry.get(sys.argv[1])
+runner = cap.build_runner()  # imports the runner module; engines load later, on a GPU
+found = {}
+if importlib.util.find_spec("torch"):
+    import torch
+    found["torch"] = f"{torch.__version__} (cuda build {torch.version.cuda})"
+if importlib.util.find_spec("onnxruntime"):
+    import onnxruntime
+    found["onnxruntime"] = f"{onnxruntime.__version__} {onnxruntime.get_available_providers()}"
+print(f"mediafleet/{cap.name}:gpu imports {type(runner).__name__}; {found}")
+PY
 done
-docker run --rm --entrypoint python3 mediafleet/ocr_detection:gpu -c "import mediafleet.ocr_detection.runner, mediafleet.common.taskrun; print('ocr_detection:gpu imports its service')"
+for variant in cpu gpu; do
+  for file in services/*/Dockerfile.$variant; do
+    name=$(basename "$(dirname "$file")")
+    docker run --rm --entrypoint python3 "mediafleet/$name:$variant" -c \
+      "import importlib.util as u; print('mediafleet/$name:$variant', 'torch' if u.find_spec('torch') else 'no torch')"
+  done
+done
 
 export REDIS_IMAGE=mediafleet-local/redis:7 POSTGRES_IMAGE=mediafleet-local/postgres:15
 .venv/bin/pytest -m compose tests/compose -s -p no:cacheprovider

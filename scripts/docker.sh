@@ -71,17 +71,26 @@ images() {
   COMMON_ARGS=()
   local torch_index=https://download.pytorch.org/whl/cpu
   if [ "${OFFLINE:-0}" = 1 ]; then
-    [ -n "$(ls build/wheelhouse/ai/*.whl 2>/dev/null | head -1)" ] || { log "no wheels: run scripts/wheelhouse.sh"; exit 1; }
+    [ -n "$(ls build/wheelhouse/core/*.whl 2>/dev/null | head -1)" ] || { log "no wheels: run scripts/wheelhouse.sh"; exit 1; }
+    mkdir -p build/wheelhouse/ai
     COMMON_ARGS=(--build-arg "PYTHON_BASE=$LOCAL_BASE" --build-arg "NGINX_BASE=$LOCAL_BASE"
                  --build-arg "PIP_ARGS=--no-index --find-links /wheels")
     torch_index=""  # the wheelhouse holds PyPI's default torch build
   fi
-  build docker/ai-base/Dockerfile mediafleet/ai-base:cpu --build-arg VARIANT=cpu --build-arg "TORCH_INDEX_URL=$torch_index"
-  build docker/ai-base/Dockerfile mediafleet/ai-base:gpu --build-arg VARIANT=gpu --build-arg TORCH_INDEX_URL=
+  build docker/ai-base/Dockerfile mediafleet/ai-base
   build services/gateway/Dockerfile "mediafleet/gateway:$TAG"
   build services/job_manager/Dockerfile "mediafleet/job_manager:$TAG"
-  build services/ocr_detection/Dockerfile.cpu mediafleet/ocr_detection:cpu
-  build services/ocr_detection/Dockerfile.gpu mediafleet/ocr_detection:gpu
+  # every capability folder with Dockerfiles: mediafleet/<name>:cpu and :gpu
+  local variant file name
+  for file in services/*/Dockerfile.cpu services/*/Dockerfile.gpu; do
+    [ -e "$file" ] || continue
+    name=$(basename "$(dirname "$file")"); variant=${file##*.}
+    if [ "$variant" = cpu ]; then
+      build "$file" "mediafleet/$name:cpu" --build-arg "TORCH_INDEX_URL=$torch_index"
+    else
+      build "$file" "mediafleet/$name:gpu"
+    fi
+  done
   build services/nginx/Dockerfile "mediafleet/nginx:$TAG"
   # Keep the layer cache for the next build, drop the copies of the build context (GBs of wheels).
   $CLI builder prune -f --filter type=source.local >/dev/null 2>&1 || true

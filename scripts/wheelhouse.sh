@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Offline image builds: download every wheel the images install into build/wheelhouse
-# (core/: gateway, job_manager and the build backend; ai/: the AI base with PyTorch),
+# (core/: gateway, job_manager and the build backend; ai/: every capability's engines, the
+# union of services/*/requirements/all.txt),
 # for CPython 3.11 on glibc x86_64 (Debian bookworm ships 3.11.2: markers are evaluated for it), so `docker build` installs with
 # `pip install --no-index --find-links` and never reaches a package index.
 # Air-gapped servers: run this where PyPI is reachable and copy build/wheelhouse over.
@@ -9,7 +10,9 @@ cd "$(dirname "$0")/.."
 root=build/wheelhouse
 mkdir -p "$root/core" "$root/ai"
 py=${PYTHON:-python3}
-ort=$(grep -E '^onnxruntime==' docker/requirements-ai.txt | cut -d= -f3)
+ai_reqs=$(mktemp)
+cat services/*/requirements/all.txt | sort -u >"$ai_reqs"
+ort=$(grep -E '^onnxruntime==' "$ai_reqs" | cut -d= -f3 | cut -d' ' -f1 | head -1)
 # Every manylinux tag Debian bookworm's glibc (2.36) accepts.
 platforms=(--platform linux_x86_64 --platform any --platform manylinux2014_x86_64)
 for minor in $(seq 5 36); do platforms+=(--platform "manylinux_2_${minor}_x86_64"); done
@@ -39,11 +42,13 @@ PY
 }
 for set in core ai; do
   target=$(mktemp)
-  resolve "docker/requirements-$set.txt" >"$target"
+  if [ "$set" = core ]; then resolve docker/requirements-core.txt >"$target"; else resolve "$ai_reqs" >"$target"; fi
   out=$root/$set dl -r "$target"
   rm -f "$target"
 done
-out=$root/ai dl "onnxruntime-gpu==${ort}"      # the GPU base swaps ONNX Runtime for its CUDA build
+rm -f "$ai_reqs"
+# GPU images swap ONNX Runtime for its CUDA build
+[ -z "$ort" ] || out=$root/ai dl "onnxruntime-gpu==${ort}"
 out=$root/core dl hatchling pip                # build backend of the project's own packages
 for set in core ai; do
   echo "wheelhouse/$set: $(ls "$root/$set" | grep -c '\.whl$') wheels, $(du -sh "$root/$set" | cut -f1)"

@@ -18,7 +18,6 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("redis", "postgres", "gateway", "job_manager", "ocr_detection", "nginx")
 
 
 class ComposeFleet:
@@ -55,6 +54,8 @@ class ComposeFleet:
             str(self.env_file),
             "-f",
             str(ROOT / "docker-compose.yml"),
+            "--profile",
+            "ai",  # every AI service too
             *args,
         ]
         out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
@@ -84,7 +85,12 @@ class ComposeFleet:
         )
         return out.stdout.strip()
 
-    def wait_healthy(self, services=SERVICES, timeout: float = 300) -> float:  # noqa: ANN001
+    def services(self) -> list[str]:
+        """Every service of the compose file, AI services (profile "ai") included."""
+        return self.compose("config", "--services").stdout.split()
+
+    def wait_healthy(self, services: list[str] | None = None, timeout: float = 300) -> float:
+        services = services or self.services()
         start = time.monotonic()
         while time.monotonic() - start < timeout:
             states = {s: self.health(s) for s in services}
@@ -111,7 +117,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeFleet]:
     f.compose("up", "-d", timeout=900)
     waited = f.wait_healthy()
     print(
-        f"\n[compose] up -> all {len(SERVICES)} services healthy in {time.monotonic() - start:.1f} s "
+        f"\n[compose] up -> all {len(f.services())} services healthy in {time.monotonic() - start:.1f} s "
         f"(health wait {waited:.1f} s)"
     )
     pem = f.compose("exec", "-T", "nginx", "cat", "/etc/nginx/certs/fullchain.pem").stdout

@@ -52,6 +52,12 @@ class VectorItem(BaseModel):
     vector: list[float]
 
 
+class NoOptions(BaseModel):
+    """Options of a task that takes none (any key is refused)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 def no_segments(result: Any) -> list[TextSegment]:
     return []
 
@@ -105,6 +111,25 @@ class Capability:
     http_port: int
     env_prefix: str
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def validate_options(self, task: str, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` checked against the task's options schema (None values dropped).
+
+        Raises BadRequest (``invalid_option``) naming the first bad field.
+        """
+        from pydantic import ValidationError
+
+        from mediafleet.common.errors import BadRequest
+
+        try:
+            model = self.task(task).options.model_validate(options or {})
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_context=False)
+            raise BadRequest(
+                f"invalid {task} options: {errors[0]['loc']}: {errors[0]['msg']}", details=errors,
+                code="invalid_option",
+            ) from exc
+        return model.model_dump(mode="json", exclude_none=True)
 
     def task(self, name: str) -> TaskSpec:
         for spec in self.tasks:

@@ -15,9 +15,13 @@ from typing import Any, ClassVar
 
 import structlog
 
-from mediafleet.common.errors import EngineError
+from mediafleet.common.errors import BadRequest, EngineError
 
 log = structlog.get_logger("mediafleet.engine")
+
+
+class EngineNotInstalled(BadRequest):
+    """The engine's library is missing from this image or environment (a 4xx: retrying cannot help)."""
 
 
 class Engine(ABC):
@@ -62,6 +66,11 @@ class Engine(ABC):
                 self._load()
             except EngineError:
                 raise
+            except ImportError as exc:  # not in this image: no retry brings it
+                raise EngineNotInstalled(
+                    f"{self.name} is not installed here ({exc.name or exc}); use an image or "
+                    "environment with its libraries", code="engine_not_installed"
+                ) from exc
             except (FileNotFoundError, OSError, RuntimeError, ValueError, KeyError) as exc:
                 raise EngineError(
                     f"{self.name}: cannot load model: {exc}", code="model_not_available"
@@ -85,3 +94,28 @@ class Engine(ABC):
         self.load()
         with self._run_lock:
             return fn(*args, **kwargs)
+
+
+class EngineRunner:
+    """Defaults of :class:`~mediafleet.common.capability.Runner` for a runner over Engine objects.
+
+    A subclass fills ``self.engines`` (name -> Engine) in ``__init__`` and writes ``run``;
+    preload, readiness, ``/v1/models`` and the cache advert come from here.
+    """
+
+    engines: dict[str, Engine]
+
+    def preload(self) -> None:
+        for engine in self.engines.values():
+            engine.load()
+
+    def ready(self) -> str | None:
+        missing = [name for name, engine in self.engines.items() if not engine.loaded]
+        return f"engines not loaded: {missing}" if missing else None
+
+    def models(self) -> dict[str, Any]:
+        return {"data": [engine.info() for engine in self.engines.values()]}
+
+    def advertise(self, task: str) -> dict[str, Any]:
+        versions = {name: e.model_version for name, e in self.engines.items() if e.loaded}
+        return {"default_options": {}, "model_versions": versions}

@@ -64,7 +64,7 @@ def create_service_app(
         """Run one task on the uploaded file and return its result."""
         if task not in cap.task_names:
             raise BadRequest(f"{cap.name} runs {list(cap.task_names)}, not {task!r}", code="unknown_task")
-        opts, deps = _json_form("options", options), _json_form("inputs", inputs)
+        opts, deps = cap.validate_options(task, _json_form("options", options)), _json_form("inputs", inputs)
         with tempfile.NamedTemporaryFile(suffix=".upload") as tmp:
             while block := await file.read(1 << 20):
                 tmp.write(block)

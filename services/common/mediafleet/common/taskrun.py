@@ -88,6 +88,7 @@ def run_task(payload: dict[str, Any]) -> dict[str, Any]:
 
     start = time.perf_counter()
     try:
+        options = rt.capability.validate_options(task, options)
         with open_media(payload, rt.media_dir) as path:
             result = rt.runner.run(task, path, options, payload.get("inputs") or {}, progress)
     except MediafleetError as exc:
