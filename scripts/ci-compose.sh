@@ -22,7 +22,7 @@ bash scripts/docker.sh sizes
 # GPU images cannot run here (no GPU): check that each imports its runner and its CUDA builds.
 for file in services/*/Dockerfile.gpu; do
   name=$(basename "$(dirname "$file")")
-  docker run --rm --entrypoint python3 "mediafleet/$name:gpu" - "$name" <<'PY'
+  docker run -i --rm --entrypoint python3 "mediafleet/$name:gpu" - "$name" <<'PY'
 import importlib.util, sys
 from mediafleet.common import registry
 cap = registry.get(sys.argv[1])
