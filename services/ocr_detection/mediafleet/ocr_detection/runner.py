@@ -13,7 +13,7 @@ import structlog
 from pydantic import ValidationError
 
 from mediafleet.common.capability import ProgressFn
-from mediafleet.common.errors import BadRequest
+from mediafleet.common.errors import BadRequest, EngineError
 from mediafleet.common.media import load_rgb
 from mediafleet.ocr_detection.contract import OcrOptions, OcrResult
 from mediafleet.ocr_detection.engines import ENGINE_NAMES, create_engine, engine_class
@@ -27,6 +27,7 @@ class OcrRunner:
     def __init__(self, settings: OcrSettings):
         self.settings = settings
         self._engines: dict[str, OcrEngine] = {}
+        self._load_errors: dict[str, str] = {}
 
     def engine(self, name: str | None) -> OcrEngine:
         """Engine ``name`` (default from settings), created on first use. Raises BadRequest if unknown."""
@@ -36,9 +37,19 @@ class OcrRunner:
         return self._engines[name]
 
     def preload(self, names: list[str] | None = None) -> None:
-        """Load engines now (service start), so the first job does not pay for it."""
+        """Load engines now (service start), so the first job does not pay for it.
+
+        An engine whose weights are not provisioned does not stop the service: ``/readyz``
+        answers 503 with the command that provisions them, and the other engines serve.
+        """
         for name in names if names is not None else self.settings.preload:
-            self.engine(name).load()
+            try:
+                self.engine(name).load()
+            except EngineError as exc:
+                if exc.code != "model_not_available":
+                    raise
+                self._load_errors[name] = exc.message
+                log.error("engine_not_loaded", engine=name, error=exc.message)
 
     def models(self) -> dict[str, Any]:
         """``GET /v1/models``: the default engine and every engine's state."""
@@ -50,7 +61,9 @@ class OcrRunner:
 
     def ready(self) -> str | None:
         missing = [n for n in self.settings.preload if n not in self.loaded_engines()]
-        return f"engines not loaded: {missing}" if missing else None
+        if not missing:
+            return None
+        return "; ".join(self._load_errors.get(n, f"{n}: not loaded") for n in missing)
 
     def advertise(self, task: str) -> dict[str, Any]:
         return {

@@ -35,6 +35,12 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _pull_hint() -> str:
+    from mediafleet.common.catalogue import models_for, pull_hint
+
+    return "; ".join(pull_hint(m) for m in models_for("ocr_detection", "easyocr")) or "see docs/models.md"
+
+
 class EasyOcrEngine(OcrEngine):
     name = "easyocr"
 
@@ -64,7 +70,7 @@ class EasyOcrEngine(OcrEngine):
         path = self.model_dir / detection_models["craft"]["filename"]
         if not path.is_file():
             raise EngineError(
-                f"easyocr detector weights missing: {path} (provision them: docs/models.md)",
+                f"easyocr detector weights missing: {path}; run `{_pull_hint()}`",
                 code="model_not_available",
             )
         official = _md5(path) == detection_models["craft"]["md5sum"]
@@ -96,7 +102,8 @@ class EasyOcrEngine(OcrEngine):
                 ) from exc
             except FileNotFoundError as exc:
                 raise EngineError(
-                    f"easyocr recogniser weights missing for {list(key)}: {exc} (docs/models.md)",
+                    f"easyocr recogniser weights missing for {list(key)}: {exc}; English: run "
+                    f"`{_pull_hint()}`, other languages: docs/models.md",
                     code="model_not_available",
                 ) from exc
             # What Reader.setDetector() would do, without its MD5 gate (see module docstring).

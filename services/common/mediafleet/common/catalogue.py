@@ -1,0 +1,122 @@
+"""The model catalogue (``catalogue.toml`` beside this module): names, files, checksums, licences, sources.
+
+Light (stdlib + pydantic): services read it to say which command provisions a missing
+model; :mod:`mediafleet.common.provision` downloads and verifies.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CATALOGUE_PATH = Path(__file__).with_name("catalogue.toml")
+SourceKind = Literal["official", "package"]
+
+
+class OfficialSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    #: File inside a zip archive at ``url``.
+    member: str | None = None
+    compression: Literal["bz2"] | None = None
+    #: Whether the catalogue's checksum was taken from this very source.
+    checked: bool = False
+
+
+class PackagePart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: A pip requirement pinned to one version, e.g. ``nudenet==3.4.2``.
+    package: str = Field(pattern=r"^[A-Za-z0-9_.-]+==[A-Za-z0-9_.+-]+$")
+    #: Path inside the wheel (zip) or sdist (tar.gz).
+    member: str
+
+
+class PackageSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    package: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+==[A-Za-z0-9_.+-]+$")
+    member: str | None = None
+    #: Files concatenated in order into the one file (a model split across packages).
+    parts: list[PackagePart] | None = None
+
+    def pieces(self) -> list[PackagePart]:
+        if self.parts:
+            return self.parts
+        if not (self.package and self.member):
+            raise ValueError("a package source needs package + member, or parts")
+        return [PackagePart(package=self.package, member=self.member)]
+
+
+class ModelFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: Relative to the models directory, e.g. ``easyocr/craft_mlt_25k.pth``.
+    path: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(gt=0, description="bytes")
+    official: OfficialSource | None = None
+    package: PackageSource | None = None
+
+    def source(self, kind: SourceKind) -> OfficialSource | PackageSource | None:
+        return self.official if kind == "official" else self.package
+
+
+class ModelEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    capability: str
+    engine: str
+    description: str
+    licence: str
+    licence_source: str
+    files: list[ModelFile] = Field(min_length=1)
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@cache
+def catalogue() -> dict[str, ModelEntry]:
+    """Every catalogued model by name. Raises ValueError on a malformed catalogue."""
+    data = tomllib.loads(CATALOGUE_PATH.read_text())
+    entries = [ModelEntry.model_validate(m) for m in data.get("models", [])]
+    out: dict[str, ModelEntry] = {}
+    paths: set[str] = set()
+    for entry in entries:
+        if entry.name in out:
+            raise ValueError(f"catalogue: model {entry.name!r} appears twice")
+        for f in entry.files:
+            if f.path in paths:
+                raise ValueError(f"catalogue: file {f.path} belongs to two models")
+            paths.add(f.path)
+        out[entry.name] = entry
+    return out
+
+
+def models_for(capability: str, engine: str | None = None) -> list[ModelEntry]:
+    return [
+        m for m in catalogue().values() if m.capability == capability and (engine is None or m.engine == engine)
+    ]
+
+
+def missing_files(entry: ModelEntry, models_dir: Path) -> list[str]:
+    """Files of ``entry`` absent from ``models_dir`` or of the wrong size (cheap; no hashing)."""
+    out = []
+    for f in entry.files:
+        path = Path(models_dir) / f.path
+        if not path.is_file() or path.stat().st_size != f.size:
+            out.append(f.path)
+    return out
+
+
+def pull_hint(entry: ModelEntry) -> str:
+    """The command that provisions ``entry`` (named in readiness and error messages)."""
+    return f"mediafleet models pull {entry.name}"
