@@ -7,3 +7,14 @@ import os
 os.environ.setdefault("MEDIAFLEET_EXTRA_CAPABILITIES", "tests.echo_capability.contract:CAPABILITY")
 
 from tests.conftest import *  # noqa: E402, F403
+
+
+def pytest_report_header(config) -> list[str]:  # noqa: ANN001
+    """Where Redis and PostgreSQL come from, and their versions (said once, at the top)."""
+    from tests.servers import image_versions, server_mode
+
+    try:
+        mode, why = server_mode()
+        return [f"test servers: {mode} ({why})", f"server versions: {image_versions(mode)}"]
+    except Exception as exc:  # the fixtures will fail with the same reason, per test
+        return [f"test servers: unavailable: {exc}"]

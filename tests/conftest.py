@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.servers import PostgresServer, RedisServer
+from tests.servers import (
+    PostgresContainerServer,
+    PostgresServer,
+    RedisContainerServer,
+    RedisServer,
+    server_mode,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
@@ -48,16 +54,22 @@ def real_models_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
+def servers_mode() -> tuple[str, str]:
+    """``("container" | "process", why)``: where this session's Redis and PostgreSQL come from."""
+    return server_mode()
+
+
+@pytest.fixture(scope="session")
+def redis_server(servers_mode: tuple[str, str]) -> Iterator[RedisServer | RedisContainerServer]:
+    server = RedisContainerServer() if servers_mode[0] == "container" else RedisServer()
     server.start()
     yield server
     server.cleanup()
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    if redis_server.proc is None or redis_server.proc.poll() is not None:
+def redis_url(redis_server: RedisServer | RedisContainerServer) -> str:
+    if not redis_server.running():
         redis_server.start()
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()
@@ -66,15 +78,15 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
+def pg_server(servers_mode: tuple[str, str]) -> Iterator[PostgresServer | PostgresContainerServer]:
+    server = PostgresContainerServer() if servers_mode[0] == "container" else PostgresServer()
     server.start()
     yield server
     server.cleanup()
 
 
 @pytest.fixture
-def pg_url(pg_server: PostgresServer) -> str:
+def pg_url(pg_server: PostgresServer | PostgresContainerServer) -> str:
     return pg_server.create_database(f"t_{uuid.uuid4().hex[:12]}")
 
 

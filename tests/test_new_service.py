@@ -25,7 +25,12 @@ def test_generated_service_passes_its_own_tests(tmp_path: Path) -> None:
     )
     assert made.returncode == 0, made.stderr
     service = tmp_path / "services" / "demo_probe"
-    assert {p.name for p in service.iterdir()} >= {"pyproject.toml", "Dockerfile.cpu", "Dockerfile.gpu", "tests"}
+    assert {p.name for p in service.iterdir()} >= {
+        "pyproject.toml",
+        "Dockerfile.cpu",
+        "Dockerfile.gpu",
+        "tests",
+    }
     code = [p for p in (service / "mediafleet").rglob("*.py")]
     lines = sum(len(p.read_text().splitlines()) for p in code)
     assert lines < 100, f"{lines} lines of generated code"
@@ -33,7 +38,9 @@ def test_generated_service_passes_its_own_tests(tmp_path: Path) -> None:
 
     compose = yaml.safe_load((tmp_path / "docker-compose.yml").read_text())
     block = compose["services"]["demo_probe"]
-    assert block["profiles"] == ["ai"] and block["image"] == "mediafleet/demo_probe:${DEMO_PROBE_VARIANT:-cpu}"
+    assert (
+        block["profiles"] == ["ai"] and block["image"] == "mediafleet/demo_probe:${DEMO_PROBE_VARIANT:-cpu}"
+    )
     assert block["environment"]["MEDIAFLEET_REDIS_URL"] == "redis://redis:6379/0"  # the shared anchors
     assert list(compose["services"])[-1] == "nginx"
 
@@ -61,5 +68,7 @@ def test_generated_service_passes_its_own_tests(tmp_path: Path) -> None:
         text=True,
     )
     assert again.returncode == 2 and "exists" in again.stderr
-    bad = subprocess.run([sys.executable, "scripts/new-service.py", "Bad-Name"], cwd=ROOT, capture_output=True)
+    bad = subprocess.run(
+        [sys.executable, "scripts/new-service.py", "Bad-Name"], cwd=ROOT, capture_output=True
+    )
     assert bad.returncode == 2

@@ -83,7 +83,9 @@ def main() -> int:
 
     def row(name: str, xs: list[float]) -> str:
         p95 = sorted(xs)[max(0, round(0.95 * len(xs)) - 1)]
-        return f"{name:<38} n={len(xs):<3} p50 {statistics.median(xs) * 1000:8.1f} ms   p95 {p95 * 1000:8.1f} ms"
+        return (
+            f"{name:<38} n={len(xs):<3} p50 {statistics.median(xs) * 1000:8.1f} ms   p95 {p95 * 1000:8.1f} ms"
+        )
 
     print("OCR job on english.png (905x480), POST /v1/jobs -> terminal status, real processes")
     print(row("(a) first job (runs OCR)", first))

@@ -165,7 +165,10 @@ def test_package_source_with_parts_and_fallback(server: Server, tmp_path: Path) 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "mediafleet.cli.main", "models", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "mediafleet.cli.main", "models", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

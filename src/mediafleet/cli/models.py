@@ -18,7 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     common.add_argument(
         "--models-dir", type=Path, help="where weights live (default MEDIAFLEET_MODELS_DIR, var/models)"
     )
-    lst = msub.add_parser("list", parents=[common], help="every catalogued model: present or missing, size, licence")
+    lst = msub.add_parser(
+        "list", parents=[common], help="every catalogued model: present or missing, size, licence"
+    )
     lst.add_argument("--json", action="store_true")
     pull = msub.add_parser("pull", parents=[common], help="download and verify models")
     pull.add_argument("names", nargs="*", metavar="NAME")

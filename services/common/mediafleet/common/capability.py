@@ -126,7 +126,8 @@ class Capability:
         except ValidationError as exc:
             errors = exc.errors(include_url=False, include_context=False)
             raise BadRequest(
-                f"invalid {task} options: {errors[0]['loc']}: {errors[0]['msg']}", details=errors,
+                f"invalid {task} options: {errors[0]['loc']}: {errors[0]['msg']}",
+                details=errors,
                 code="invalid_option",
             ) from exc
         return model.model_dump(mode="json", exclude_none=True)

@@ -103,7 +103,9 @@ def catalogue() -> dict[str, ModelEntry]:
 
 def models_for(capability: str, engine: str | None = None) -> list[ModelEntry]:
     return [
-        m for m in catalogue().values() if m.capability == capability and (engine is None or m.engine == engine)
+        m
+        for m in catalogue().values()
+        if m.capability == capability and (engine is None or m.engine == engine)
     ]
 
 

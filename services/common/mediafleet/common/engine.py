@@ -69,7 +69,8 @@ class Engine(ABC):
             except ImportError as exc:  # not in this image: no retry brings it
                 raise EngineNotInstalled(
                     f"{self.name} is not installed here ({exc.name or exc}); use an image or "
-                    "environment with its libraries", code="engine_not_installed"
+                    "environment with its libraries",
+                    code="engine_not_installed",
                 ) from exc
             except (FileNotFoundError, OSError, RuntimeError, ValueError, KeyError) as exc:
                 raise EngineError(

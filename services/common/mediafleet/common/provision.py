@@ -102,11 +102,15 @@ def _progress_bar(f: ModelFile, show: bool) -> Iterator[Callable[[int], object]]
         return
     from tqdm import tqdm
 
-    with tqdm(total=f.size, unit="B", unit_scale=True, unit_divisor=1024, desc=f.path, file=sys.stderr) as bar:
+    with tqdm(
+        total=f.size, unit="B", unit_scale=True, unit_divisor=1024, desc=f.path, file=sys.stderr
+    ) as bar:
         yield bar.update
 
 
-def install(f: ModelFile, models_dir: Path, write: Callable[[_Sink], None], show_progress: bool = False) -> Path:
+def install(
+    f: ModelFile, models_dir: Path, write: Callable[[_Sink], None], show_progress: bool = False
+) -> Path:
     """Write ``f`` through ``write(sink)`` into a temporary file, verify, move into place.
 
     Raises ChecksumMismatch (nothing kept) or whatever ``write`` raises (nothing kept).
@@ -187,7 +191,15 @@ def fetch_package(requirement: str, cache_dir: Path) -> Path:
 
     if (hit := cached()) is not None:
         return hit
-    cmd = [*_pip_command(), "download", "--no-deps", "--quiet", "--disable-pip-version-check", "--dest", str(dest)]
+    cmd = [
+        *_pip_command(),
+        "download",
+        "--no-deps",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--dest",
+        str(dest),
+    ]
     out = subprocess.run([*cmd, requirement], capture_output=True, text=True)
     if out.returncode != 0:
         lines = [ln for ln in out.stderr.splitlines() if ln.strip() and "is ignored" not in ln]
@@ -265,7 +277,14 @@ def pull(
             )
             try:
                 install(f, models_dir, write, show_progress)
-            except (ProvisionError, httpx.HTTPError, OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+            except (
+                ProvisionError,
+                httpx.HTTPError,
+                OSError,
+                zipfile.BadZipFile,
+                tarfile.TarError,
+                EOFError,
+            ) as exc:
                 failures.append(f"{kind}: {exc}")
                 log(f"{f.path}: {kind} source failed: {exc}")
                 continue
