@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -39,49 +40,50 @@ def effective_options(options: dict[str, Any], adv: dict[str, Any]) -> dict[str,
     return {**adv.get("default_options", {}), **given}
 
 
-def cache_key(media_id: str, task: str, options: dict[str, Any], inputs: dict[str, Any]) -> str:
-    """SHA-256 hex of the canonical JSON of (media, task, effective options, dependency results)."""
-    blob = json.dumps([media_id, task, options, inputs], sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+@dataclass(frozen=True)
+class Work:
+    """A piece of work as the cache sees it: media, task, requested options, dependency results."""
+
+    media_id: str
+    task: str
+    options: dict[str, Any]
+    inputs: dict[str, Any]
+
+    def key(self, adv: dict[str, Any]) -> str:
+        """SHA-256 hex of the canonical JSON of (media, task, effective options, dependency results)."""
+        blob = json.dumps(
+            [self.media_id, self.task, effective_options(self.options, adv), self.inputs],
+            sort_keys=True,
+            separators=(",", ":"),
+            default=str,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def lookup(
-    session: Session,
-    conn: redis.Redis,
-    media_id: str,
-    task: str,
-    options: dict[str, Any],
-    inputs: dict[str, Any],
-) -> CachedResult | None:
-    adv = advert(conn, task)
+def lookup(session: Session, conn: redis.Redis, work: Work) -> CachedResult | None:
+    """The stored result of identical work made by the currently advertised model, or None."""
+    adv = advert(conn, work.task)
     if adv is None:
         return None
-    row = session.get(CachedResult, cache_key(media_id, task, effective_options(options, adv), inputs))
+    row = session.get(CachedResult, work.key(adv))
     if row is None or row.model_version is None:
         return None
     current = adv.get("model_versions", {}).get(row.engine or "")
     if current != row.model_version:
-        log.info("cache_stale", task=task, engine=row.engine, stored=row.model_version, current=current)
+        log.info("cache_stale", task=work.task, engine=row.engine, stored=row.model_version, current=current)
         return None
     return row
 
 
 def store(
-    session: Session,
-    conn: redis.Redis,
-    media_id: str,
-    task: str,
-    options: dict[str, Any],
-    inputs: dict[str, Any],
-    result: dict[str, Any],
-    source_task_id: str,
+    session: Session, conn: redis.Redis, work: Work, result: dict[str, Any], source_task_id: str
 ) -> None:
     """Remember ``result`` (which names its ``engine`` and ``model_version``) for identical work."""
-    adv = advert(conn, task)
+    adv = advert(conn, work.task)
     if adv is None or not result.get("model_version"):
         return
-    key = cache_key(media_id, task, effective_options(options, adv), inputs)
-    row = session.get(CachedResult, key) or CachedResult(key=key, media_id=media_id, task=task)
+    key = work.key(adv)
+    row = session.get(CachedResult, key) or CachedResult(key=key, media_id=work.media_id, task=work.task)
     row.engine = result.get("engine")
     row.model_version = str(result["model_version"])
     row.result = result

@@ -117,7 +117,7 @@ class JobManager:
         inputs = {name: t.result for name, t in deps.items()}
         options = (job.options or {}).get(task.name, {})
         if job.use_cache:
-            hit = cache.lookup(session, self.redis, job.media_id, task.name, options, inputs)
+            hit = cache.lookup(session, self.redis, cache.Work(job.media_id, task.name, options, inputs))
             if hit is not None:
                 task.result, task.cached = hit.result, True
                 self._index(session, task)
@@ -245,7 +245,8 @@ class JobManager:
         job = task.job
         inputs = {t.name: t.result for t in job.tasks if t.name in (task.depends_on or [])}
         options = (job.options or {}).get(task.name, {})
-        cache.store(session, self.redis, job.media_id, task.name, options, inputs, outcome.result, task.id)
+        work = cache.Work(job.media_id, task.name, options, inputs)
+        cache.store(session, self.redis, work, outcome.result, task.id)
 
     def _index(self, session: Session, task: Task) -> None:
         """Index the text segments of a task's result (its capability contract says which)."""
