@@ -82,11 +82,17 @@ def media_content(
     the authorisation. 403 for a wrong or expired signature, 404 when signed URLs are off.
     """
     secret = ctx.settings.core.media_url_secret
-    media = session.get(Media, media_id)
-    if secret is None or media is None:
+    if secret is None:
         raise NotFound(f"media {media_id} not found", code="media_not_found")
+    # the signature first: an unsigned probe must not learn whether some content is stored
     verify_media_signature(secret.get_secret_value(), media_id, expires, sig)
-    return FileResponse(ctx.media.path_of(media.storage_path), media_type=media.mime)
+    media = session.get(Media, media_id)
+    if media is None:
+        raise NotFound(f"media {media_id} not found", code="media_not_found")
+    path = ctx.media.path_of(media.storage_path)
+    if not path.is_file():  # the row outlived its bytes (volume restored from an older backup)
+        raise NotFound(f"media {media_id} has no stored bytes", code="media_bytes_missing")
+    return FileResponse(path, media_type=media.mime)
 
 
 def _public(media: Media, owner: MediaOwner, deduplicated: bool) -> MediaPublic:
