@@ -149,10 +149,12 @@ def test_backoff_doubles_and_gives_up(tmp_path: Path, redis_url: str) -> None:
             s.manager.reconcile()
             before = dt.datetime.now(dt.UTC)
             deliver_due(s.manager.sessions, core)
+            after = dt.datetime.now(dt.UTC)
             with s.manager.sessions() as session:
                 delivery = session.get(WebhookDelivery, job_id)
-                wait = (delivery.next_attempt_at.replace(tzinfo=dt.UTC) - before).total_seconds()
-                assert 1.9 <= wait <= 2.4  # 2 s backoff + up to 10 % jitter
+                due = delivery.next_attempt_at.replace(tzinfo=dt.UTC)
+                # 2 s backoff + up to 10 % jitter, counted from the end of the failed attempt
+                assert before + dt.timedelta(seconds=2.0) <= due <= after + dt.timedelta(seconds=2.2)
                 delivery.next_attempt_at = before  # make the retry due now
                 session.commit()
             deliver_due(s.manager.sessions, core)
