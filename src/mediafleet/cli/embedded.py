@@ -13,7 +13,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import select
 
 from mediafleet.common import registry
@@ -82,16 +81,10 @@ class EmbeddedAnalyzer:
         results: dict[str, Any] = {}
         segments = {}
         for task in registry.with_dependencies(tasks):
-            spec = known[task][1]
+            cap, spec = known[task]
             if probe.kind not in spec.media_kinds:
                 raise BadRequest(f"task {task} takes {'/'.join(spec.media_kinds)}, not {probe.kind}")
-            try:
-                opts = spec.options.model_validate(options.get(task, {})).model_dump(
-                    mode="json", exclude_none=True
-                )
-            except ValidationError as exc:
-                first = exc.errors(include_url=False)[0]
-                raise BadRequest(f"invalid {task} options: {first['loc']}: {first['msg']}") from exc
+            opts = cap.validate_options(task, options.get(task, {}))
             inputs = {dep: results[dep] for dep in spec.depends_on}
             result = self.runner(task).run(task, path, opts, inputs, lambda *_: None)
             results[task] = result.model_dump(mode="json")

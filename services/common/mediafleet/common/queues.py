@@ -35,13 +35,6 @@ def queue_name(task: str, priority: Priority | str) -> str:
     return f"{capability_of(task).queue}:{Priority(priority).value}"
 
 
-def queue_names(task: str) -> list[str]:
-    """All queues of ``task``, highest priority first."""
-    from mediafleet.common.registry import capability_of
-
-    return family_queues(capability_of(task).queue)
-
-
 def all_queue_names() -> list[str]:
     """Every queue of every installed capability."""
     from mediafleet.common.registry import capabilities
