@@ -88,6 +88,10 @@ def test_catalogue_is_consistent() -> None:
     assert {"smollm2-135m-instruct", "gemma3-270m"} <= set(cat)
     for m in cat.values():
         assert m.licence and m.licence_source
+        if m.export is not None:  # made here from a catalogued model with a package source
+            assert cat[m.export.source].export is None and m.export.made_with
+            assert all(f.package is None and f.official is None for f in m.files)
+            continue
         for f in m.files:
             assert f.package is not None, f"{f.path}: every file here has a package source"
             f.package.pieces()  # well formed
@@ -192,3 +196,52 @@ def test_models_command(real_models_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "easyocr/english_g2.pth").write_bytes(bytes(data))
     bad = _cli("verify", "easyocr-en", "--models-dir", str(tmp_path))
     assert bad.returncode == 1 and "easyocr/english_g2.pth: sha256 mismatch" in bad.stdout
+
+
+def reverse_exporter(source: Path, target: Path) -> dict[str, str]:
+    """A stand-in exporter: the source file's bytes reversed."""
+    target.write_bytes(Path(source).read_bytes()[::-1])
+    return {"reverser": "1.0"}
+
+
+def exported_entry(data: bytes) -> ModelEntry:
+    return ModelEntry.model_validate(
+        {
+            "name": "test-model-rev",
+            "capability": "echo",
+            "engine": "echo",
+            "description": "test export",
+            "licence": "MIT",
+            "licence_source": "test",
+            "files": [file_spec(path="t/w.rev", data=data)],
+            "export": {
+                "source": "test-model",
+                "format": "rev",
+                "exporter": "tests.common.test_provision:reverse_exporter",
+                "made_with": {"reverser": "0.9"},
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize("good", [True, False])
+def test_export_pulls_the_source_then_verifies_the_export(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, good: bool
+) -> None:
+    from mediafleet.common import catalogue as catalogue_module
+
+    server.routes["/w.bin"] = PAYLOAD
+    parent = entry([file_spec(official={"url": server.base + "/w.bin"})])
+    child = exported_entry(PAYLOAD[::-1] if good else PAYLOAD)  # a wrong export: not reversed
+    monkeypatch.setattr(catalogue_module, "catalogue", lambda: {parent.name: parent, child.name: child})
+    if good:
+        assert provision.pull(child, tmp_path) == {"t/w.rev": "export"}
+        assert (tmp_path / "t/w.rev").read_bytes() == PAYLOAD[::-1]
+        assert leftovers(tmp_path) == ["t/w.bin", "t/w.rev"]
+        assert provision.export(child, tmp_path) == {"t/w.rev": "present"}
+    else:
+        with pytest.raises(provision.ChecksumMismatch) as err:
+            provision.export(child, tmp_path)
+        assert "{'reverser': '1.0'}" in str(err.value) and "{'reverser': '0.9'}" in str(err.value)
+        assert leftovers(tmp_path) == ["t/w.bin"]  # the source stays, nothing of the export
+    assert catalogue_module.pull_hint(child) == "mediafleet models export test-model --format rev"

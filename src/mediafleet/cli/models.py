@@ -30,6 +30,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     pull.add_argument("--cache-dir", type=Path, help="downloaded packages (default MEDIAFLEET_MODELS_CACHE)")
     pull.add_argument("--quiet", action="store_true", help="no progress bars")
+    export = msub.add_parser(
+        "export", parents=[common], help="make a catalogued export of a model (e.g. ONNX), verified"
+    )
+    export.add_argument("name", metavar="NAME", help="the source model, e.g. yolo11n-pose")
+    export.add_argument("--format", required=True, help="target format, e.g. onnx")
+    export.add_argument(
+        "--cache-dir", type=Path, help="downloaded packages (default MEDIAFLEET_MODELS_CACHE)"
+    )
     verify = msub.add_parser("verify", parents=[common], help="check the SHA-256 of every present file")
     verify.add_argument("names", nargs="*", metavar="NAME")
 
@@ -69,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
                 if state == "missing" and any(s == "ok" for s in states):
                     state = "partial"
                 sources = sorted({k for f in entry.files for k in ("official", "package") if f.source(k)})
+                if entry.export is not None:
+                    sources = [f"export:{entry.export.source}"]
                 rows.append(
                     {
                         "name": entry.name,
@@ -99,6 +109,27 @@ def run(args: argparse.Namespace) -> int:
                     source=args.source,
                     cache_dir=args.cache_dir,
                     show_progress=not args.quiet and sys.stderr.isatty(),
+                    log=lambda line: print(f"mediafleet: {line}", file=sys.stderr),
+                )
+                how = ", ".join(f"{Path(p).name} ({s})" for p, s in done.items())
+                print(f"{entry.name}: verified in {models_dir}: {how}")
+            return 0
+        if args.models_command == "export":
+            from mediafleet.common.catalogue import exports_of
+
+            targets = exports_of(args.name, args.format)
+            if not targets:
+                known = [
+                    f"{m.export.source} --format {m.export.format}" for m in catalogue().values() if m.export
+                ]
+                raise KeyError(
+                    f"no catalogued {args.format} export of {args.name!r}; known: {', '.join(known)}"
+                )
+            for entry in targets:
+                done = provision.export(
+                    entry,
+                    models_dir,
+                    cache_dir=args.cache_dir,
                     log=lambda line: print(f"mediafleet: {line}", file=sys.stderr),
                 )
                 how = ", ".join(f"{Path(p).name} ({s})" for p, s in done.items())

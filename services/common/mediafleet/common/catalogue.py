@@ -67,6 +67,21 @@ class ModelFile(BaseModel):
         return self.official if kind == "official" else self.package
 
 
+class ExportSpec(BaseModel):
+    """A model made on this host from another catalogued model by the capability's own exporter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Catalogue name of the source model (pulled first when missing).
+    source: str
+    #: Target format, e.g. ``onnx`` (``mediafleet models export SOURCE --format onnx``).
+    format: str
+    #: ``module:function`` taking (source file, target file) and returning the library versions used.
+    exporter: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    #: Library versions the catalogue's checksum was recorded with (another version may give other bytes).
+    made_with: dict[str, str] = Field(default_factory=dict)
+
+
 class ModelEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -77,6 +92,8 @@ class ModelEntry(BaseModel):
     licence: str
     licence_source: str
     files: list[ModelFile] = Field(min_length=1)
+    #: Set for a model exported here from another one (its files have no download source).
+    export: ExportSpec | None = None
 
     @property
     def size(self) -> int:
@@ -98,7 +115,24 @@ def catalogue() -> dict[str, ModelEntry]:
                 raise ValueError(f"catalogue: file {f.path} belongs to two models")
             paths.add(f.path)
         out[entry.name] = entry
+    for entry in entries:
+        if entry.export is not None:
+            if entry.export.source not in out or out[entry.export.source].export is not None:
+                raise ValueError(f"catalogue: {entry.name} is exported from an unknown or exported model")
+            if len(entry.files) != 1:
+                raise ValueError(f"catalogue: exported model {entry.name} must have exactly one file")
+        elif any(f.official is None and f.package is None for f in entry.files):
+            raise ValueError(f"catalogue: a file of {entry.name} has no source")
     return out
+
+
+def exports_of(name: str, fmt: str | None = None) -> list[ModelEntry]:
+    """Catalogued models exported from ``name`` (optionally in format ``fmt``)."""
+    return [
+        m
+        for m in catalogue().values()
+        if m.export is not None and m.export.source == name and (fmt is None or m.export.format == fmt)
+    ]
 
 
 def models_for(capability: str, engine: str | None = None) -> list[ModelEntry]:
@@ -121,4 +155,6 @@ def missing_files(entry: ModelEntry, models_dir: Path) -> list[str]:
 
 def pull_hint(entry: ModelEntry) -> str:
     """The command that provisions ``entry`` (named in readiness and error messages)."""
+    if entry.export is not None:
+        return f"mediafleet models export {entry.export.source} --format {entry.export.format}"
     return f"mediafleet models pull {entry.name}"

