@@ -5,12 +5,14 @@ Images only for now (Pillow). Audio and video join when their services exist.
 
 from __future__ import annotations
 
+import contextlib
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mediafleet.common.errors import InvalidMedia, UnsupportedMediaType
 
@@ -73,15 +75,41 @@ def probe_image(path: str | Path) -> MediaProbe:
     return MediaProbe(kind="image", mime=mime, width=width, height=height, extension=ext)
 
 
-def load_rgb(path: str | Path) -> np.ndarray:
-    """Decode an image to an RGB array, shape (H, W, 3), dtype uint8, EXIF orientation ignored.
+def load_rgb(path: str | Path, exif_transpose: bool = False) -> np.ndarray:
+    """Decode an image to an RGB array, shape (H, W, 3), dtype uint8.
+
+    ``exif_transpose``: rotate/flip to the displayed orientation (EXIF tag 0x0112), so
+    coordinates computed on the array match what a viewer shows; otherwise the stored
+    orientation. Animated images give their first frame; grayscale, palette, RGBA, CMYK and
+    16-bit images are converted to 8-bit RGB (alpha dropped). A broken EXIF block is ignored.
 
     Raises InvalidMedia / UnsupportedMediaType like :func:`probe_image`.
     """
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", message="(?i).*corrupt exif", category=UserWarning)
+            img = Image.open(path)
+        with img:
+            if img.width * img.height > MAX_PIXELS:  # checked on the header, before any decoding
+                raise InvalidMedia(f"{path}: image is too large to decode: {img.width}x{img.height} pixels")
+            if exif_transpose:
+                # unreadable EXIF: keep the stored orientation (Pillow warns, then may raise)
+                with (
+                    warnings.catch_warnings(),
+                    contextlib.suppress(OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error),
+                ):
+                    warnings.simplefilter("ignore", UserWarning)
+                    img = ImageOps.exif_transpose(img)
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: scale, do not clip
+                arr = np.asarray(img, dtype=np.float64)
+                top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+                grey = np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=2)
             return np.asarray(img.convert("RGB"), dtype=np.uint8)
     except UnidentifiedImageError as exc:
         raise UnsupportedMediaType(f"{path}: not a supported image") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidMedia(f"{path}: image refused as a decompression bomb: {exc}") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidMedia(f"{path}: image data cannot be decoded: {exc}") from exc
