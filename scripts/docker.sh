@@ -4,6 +4,10 @@
 #   scripts/docker.sh local-bases      build base images locally (debootstrap) where no registry is reachable
 #   scripts/docker.sh images           build every image (OFFLINE=1: local bases + build/wheelhouse, no index)
 #   scripts/docker.sh sizes            print the images' sizes
+#   scripts/docker.sh load-models DIR [PROJECT]
+#                                      copy provisioned weights (mediafleet models pull --models-dir DIR)
+#                                      into the fleet's `models` volume (PROJECT: compose project name,
+#                                      default COMPOSE_PROJECT_NAME or this folder's name)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,6 +82,15 @@ images() {
     torch_index=""  # the wheelhouse holds PyPI's default torch build
   fi
   build docker/ai-base/Dockerfile mediafleet/ai-base
+  # the shared PyTorch layer, when a capability image starts FROM it
+  if grep -qs 'mediafleet/ai-torch' services/*/Dockerfile.*; then
+    build docker/ai-torch/Dockerfile mediafleet/ai-torch:gpu --build-arg TORCH_INDEX_URL=
+    if [ -z "$torch_index" ]; then  # offline: the wheelhouse's PyPI build serves both variants
+      docker tag mediafleet/ai-torch:gpu mediafleet/ai-torch:cpu
+    else
+      build docker/ai-torch/Dockerfile mediafleet/ai-torch:cpu --build-arg "TORCH_INDEX_URL=$torch_index"
+    fi
+  fi
   build services/gateway/Dockerfile "mediafleet/gateway:$TAG"
   build services/job_manager/Dockerfile "mediafleet/job_manager:$TAG"
   # every capability folder with Dockerfiles: mediafleet/<name>:cpu and :gpu
@@ -100,10 +113,23 @@ sizes() {
   docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E '^mediafleet(-local)?/' | sort
 }
 
+load_models() {  # DIR [PROJECT]: the compose `models` volume gets DIR's files (AI services mount it read-only)
+  local src=${1:?usage: $0 load-models DIR [PROJECT]}
+  local project=${2:-${COMPOSE_PROJECT_NAME:-$(basename "$PWD")}}
+  local volume="${project}_models"
+  [ -d "$src" ] || { log "no such directory: $src"; exit 2; }
+  docker volume inspect "$volume" >/dev/null 2>&1 || docker volume create \
+    --label com.docker.compose.project="$project" --label com.docker.compose.volume=models "$volume" >/dev/null
+  docker run --rm --user 0 --entrypoint sh -v "$volume:/models" -v "$(cd "$src" && pwd):/src:ro" mediafleet/ai-base \
+    -c 'cp -r /src/. /models/ && rm -rf /models/.tmp && chmod -R a+rX /models && du -sh /models'
+  log "weights from $src are in volume $volume"
+}
+
 case "${1:-}" in
   setup) setup ;;
   local-bases) local_bases ;;
   images) images ;;
   sizes) sizes ;;
-  *) echo "usage: $0 setup|local-bases|images|sizes" >&2; exit 2 ;;
+  load-models) shift; load_models "$@" ;;
+  *) echo "usage: $0 setup|local-bases|images|sizes|load-models DIR [PROJECT]" >&2; exit 2 ;;
 esac

@@ -85,6 +85,30 @@ class ComposeFleet:
         )
         return out.stdout.strip()
 
+    def diagnostics(self) -> str:
+        """Each container's state and last health checks, and the services' recent logs."""
+        lines = []
+        for service in self.services():
+            cid = self.container(service)
+            if not cid:
+                lines.append(f"{service}: no container")
+                continue
+            out = subprocess.run(
+                [
+                    "docker",
+                    "inspect",
+                    "-f",
+                    "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}"
+                    '{{range .State.Health.Log}} | {{.ExitCode}} {{printf "%.200s" .Output}}{{end}}{{end}}',
+                    cid,
+                ],
+                capture_output=True,
+                text=True,
+            )
+            lines.append(f"{service}: {out.stdout.strip()}")
+        logs = self.compose("logs", "--tail", "30", check=False).stdout
+        return "\n".join(lines) + "\n" + logs[-8000:]
+
     def services(self) -> list[str]:
         """Every service of the compose file, AI services (profile "ai") included."""
         return self.compose("config", "--services").stdout.split()
@@ -97,8 +121,7 @@ class ComposeFleet:
             if all(v == "healthy" for v in states.values()):
                 return time.monotonic() - start
             time.sleep(1)
-        logs = self.compose("logs", "--tail", "40", check=False).stdout
-        raise TimeoutError(f"not healthy after {timeout} s: {states}\n{logs[-6000:]}")
+        raise TimeoutError(f"not healthy after {timeout} s: {states}\n{self.diagnostics()}")
 
     def redis_cli(self, *args: str) -> str:
         return self.compose("exec", "-T", "redis", "redis-cli", *args).stdout.strip()
@@ -113,16 +136,26 @@ class ComposeFleet:
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeFleet]:
     f = ComposeFleet(tmp_path_factory.mktemp("compose"))
     f.compose("down", "-v", "--remove-orphans", check=False)
-    start = time.monotonic()
-    f.compose("up", "-d", timeout=900)
-    waited = f.wait_healthy()
-    print(
-        f"\n[compose] up -> all {len(f.services())} services healthy in {time.monotonic() - start:.1f} s "
-        f"(health wait {waited:.1f} s)"
-    )
-    pem = f.compose("exec", "-T", "nginx", "cat", "/etc/nginx/certs/fullchain.pem").stdout
-    f.ca.write_text(pem)
-    try:
+    try:  # taken down whatever happens: containers left behind restart with the next dockerd
+        # the real weights `make test` provisioned (pose), into the fleet's read-only models volume
+        models = os.environ.get("MEDIAFLEET_TEST_MODELS_DIR") or str(
+            Path.home() / ".cache/mediafleet/test-models"
+        )
+        subprocess.run(
+            ["bash", str(ROOT / "scripts/docker.sh"), "load-models", models, f.project], check=True
+        )
+        start = time.monotonic()
+        try:
+            f.compose("up", "-d", timeout=900)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{f.diagnostics()}") from exc
+        waited = f.wait_healthy()
+        print(
+            f"\n[compose] up -> all {len(f.services())} services healthy in {time.monotonic() - start:.1f} s "
+            f"(health wait {waited:.1f} s)"
+        )
+        pem = f.compose("exec", "-T", "nginx", "cat", "/etc/nginx/certs/fullchain.pem").stdout
+        f.ca.write_text(pem)
         yield f
     finally:
         if os.environ.get("KEEP_FLEET") != "1":

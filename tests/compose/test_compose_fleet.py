@@ -81,6 +81,23 @@ def test_main_job_over_https(fleet: ComposeFleet, token: str) -> None:
         assert hits["data"][0]["matches"][0]["text"] == "Clean hands with soap and water"
 
 
+@pytest.mark.parametrize("runtime", [None, "onnx"])
+def test_pose_job_on_real_weights(fleet: ComposeFleet, token: str, runtime: str | None) -> None:
+    """The pose service reads YOLO11n-pose (.pt, and its ONNX export) from the models volume."""
+    with fleet.client() as c:
+        media_id = upload(c, token, sample("zidane.jpg")).json()["media_id"]
+        body = {"media_id": media_id, "tasks": ["pose"], "use_cache": False}
+        if runtime:
+            body["options"] = {"pose": {"runtime": runtime}}
+        resp = c.post("/v1/jobs", json=body, headers=auth(token))
+        assert resp.status_code == 202, resp.text
+        job = wait_job(c, token, resp.json()["job_id"], timeout=180)
+    assert job["status"] == "succeeded", job
+    pose = job["results"]["pose"]
+    assert pose["runtime"] == (runtime or "pt") and len(pose["people"]) == 2
+    assert all(len(p["keypoints"]) == 17 for p in pose["people"])
+
+
 def test_kill_ai_worker_mid_task(fleet: ComposeFleet, token: str, tmp_path: Path) -> None:
     src = Image.open(sample("english.png")).convert("RGB")
     big = Image.new("RGB", (src.width * 4, src.height * 4), "white")

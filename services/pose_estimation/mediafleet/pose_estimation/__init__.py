@@ -1,0 +1,1 @@
+"""mediafleet pose_estimation capability."""

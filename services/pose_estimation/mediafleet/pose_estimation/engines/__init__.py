@@ -1,0 +1,1 @@
+"""The ultralytics engine (one per runtime); ultralytics is imported inside ``load()``."""

@@ -1,0 +1,82 @@
+"""The pose runner: one engine per runtime, loaded once, shared by the HTTP server, the RQ worker and the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from mediafleet.common.capability import ProgressFn
+from mediafleet.common.engine import EngineRunner
+from mediafleet.common.errors import BadRequest, EngineError
+from mediafleet.common.media import load_rgb
+from mediafleet.pose_estimation.contract import CAPABILITY, PoseResult
+from mediafleet.pose_estimation.engines.ultralytics import UltralyticsPoseEngine
+from mediafleet.pose_estimation.settings import PoseSettings
+
+log = structlog.get_logger("mediafleet.pose")
+
+
+class PoseRunner(EngineRunner):
+    def __init__(self, settings: PoseSettings):
+        self.settings = settings
+        self.engines = {
+            runtime: UltralyticsPoseEngine(
+                runtime,
+                settings.core.models_dir,
+                model=settings.model,
+                imgsz=settings.imgsz,
+                device=settings.device,
+                config_dir=settings.config_dir,
+                threads=settings.threads,
+            )
+            for runtime in ("onnx", "pt")
+        }
+        self._load_errors: dict[str, str] = {}
+
+    def preload(self) -> None:
+        """Load the runtimes of ``POSE_PRELOAD``. A missing model does not stop the service:
+        ``/readyz`` answers 503 naming the command that provisions it."""
+        for runtime in self.settings.preload:
+            try:
+                self.engines[runtime].load()
+            except EngineError as exc:
+                if exc.code != "model_not_available":
+                    raise
+                self._load_errors[runtime] = exc.message
+                log.error("engine_not_loaded", runtime=runtime, error=exc.message)
+
+    def ready(self) -> str | None:
+        missing = [r for r in self.settings.preload if not self.engines[r].loaded]
+        if not missing:
+            return None
+        return "; ".join(self._load_errors.get(r, f"{r}: not loaded") for r in missing)
+
+    def models(self) -> dict[str, Any]:
+        data = [{**engine.info(), "runtime": runtime} for runtime, engine in self.engines.items()]
+        return {"default_runtime": self.settings.default_runtime, "data": data}
+
+    def validate_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
+        opts = CAPABILITY.validate_options("pose", options or {})
+        opts["runtime"] = opts.get("runtime") or self.settings.default_runtime
+        return opts
+
+    def advertise(self, task: str) -> dict[str, Any]:
+        return {
+            "default_options": self.validate_options({}),
+            "model_versions": {r: e.model_version for r, e in self.engines.items() if e.loaded},
+        }
+
+    def run(
+        self, task: str, media: Path, options: dict[str, Any], inputs: dict[str, Any], progress: ProgressFn
+    ) -> PoseResult:
+        if task != "pose":
+            raise BadRequest(f"pose_estimation does not run {task!r}", code="unknown_task")
+        opts = self.validate_options(options)
+        image = load_rgb(media, exif_transpose=True)
+        result = self.engines[opts["runtime"]].predict(
+            image, conf=opts["conf"], max_people=opts["max_people"]
+        )
+        log.info("pose_done", runtime=result.runtime, people=len(result.people), elapsed_ms=result.elapsed_ms)
+        return result
