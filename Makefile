@@ -15,7 +15,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
 
-.PHONY: test-models help demo test test-fast lint bench-ocr bench-pose bench-batch bench-cache new-service sync-demo sync-dev system-deps images certs \
+.PHONY: test-models help demo test test-fast lint bench-ocr bench-pose bench-vector-db bench-batch bench-cache new-service sync-demo sync-dev system-deps images certs \
         run-core-services run-ai-services stop ps logs test-compose clean
 
 help:  ## list targets
@@ -65,6 +65,9 @@ bench-ocr: sync-dev test-models  ## RapidOCR vs easyocr (real weights): CER and 
 
 bench-pose: sync-dev test-models  ## YOLO11n-pose on PyTorch vs ONNX Runtime (real weights): p50/p95 and batch throughput
 	$(VENV)/bin/python bench/pose/run.py --runs 10 --models-dir $(TEST_MODELS_DIR)
+
+bench-vector-db: sync-dev  ## flat vs HNSW vs IVF: 100k x 512 clustered vectors, p50/p99 search, recall@10, memory
+	$(VENV)/bin/python bench/vector_db/run.py
 
 bench-batch: sync-dev  ## batch API vs sequential and concurrent HTTP (the replaced system's scenario)
 	$(VENV)/bin/python bench/batch/run.py --rounds 5

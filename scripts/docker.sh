@@ -93,6 +93,7 @@ images() {
   fi
   build services/gateway/Dockerfile "mediafleet/gateway:$TAG"
   build services/job_manager/Dockerfile "mediafleet/job_manager:$TAG"
+  build services/vector_db/Dockerfile "mediafleet/vector_db:$TAG"
   # every capability folder with Dockerfiles: mediafleet/<name>:cpu and :gpu
   local variant file name
   for file in services/*/Dockerfile.cpu services/*/Dockerfile.gpu; do

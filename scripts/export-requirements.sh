@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Pinned requirements of the images, exported from uv.lock (run after `uv lock`).
 #   docker/requirements-core.txt         gateway and job_manager
+#   docker/requirements-vector-db.txt    vector_db (FAISS)
 #   services/<cap>/requirements/<set>.txt each capability image: base (no extra), one per extra, all
 #   docker/requirements-torch.txt        the shared PyTorch layer (docker/ai-torch): torch, torchvision and
 #                                        their dependencies, pinned as in the capabilities' sets
@@ -16,6 +17,8 @@ mkdir -p "$out/docker"
 sort -u "$out/docker/requirements-core.txt.gw" "$out/docker/requirements-core.txt.jm" >"$out/docker/requirements-core.txt"
 rm -f "$out/docker/requirements-core.txt."{gw,jm}
 echo "docker/requirements-core.txt: $(grep -c '==' "$out/docker/requirements-core.txt") pins"
+"$uv" export "${common[@]}" --package mediafleet-vector-db >"$out/docker/requirements-vector-db.txt"
+echo "docker/requirements-vector-db.txt: $(grep -c '==' "$out/docker/requirements-vector-db.txt") pins"
 for pyproject in services/*/pyproject.toml; do
   grep -q '"mediafleet.capabilities"' "$pyproject" || continue
   dir=$(dirname "$pyproject"); name=$(basename "$dir")

@@ -38,8 +38,10 @@ case "${1:-}" in
         fi
         launch gateway .venv/bin/mediafleet-gateway
         launch job_manager .venv/bin/mediafleet-job-manager
+        VECTOR_DB_DATA_DIR=${VECTOR_DB_DATA_DIR:-$PWD/var/vectors} launch vector_db .venv/bin/mediafleet-vector-db
         wait_ready gateway "http://127.0.0.1:${GATEWAY_PORT:-8000}/readyz"
         wait_ready job_manager "http://127.0.0.1:${JOB_MANAGER_HTTP_PORT:-8102}/readyz"
+        wait_ready vector_db "http://127.0.0.1:${VECTOR_DB_HTTP_PORT:-8103}/readyz"
         ;;
       ai)  # every installed capability (mediafleet-service --list: name queue port env-prefix)
         while read -r name _ port prefix; do

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Offline image builds: download every wheel the images install into build/wheelhouse
-# (core/: gateway, job_manager and the build backend; ai/: every capability's engines, the
+# (core/: gateway, job_manager, vector_db and the build backend; ai/: every capability's engines, the
 # union of services/*/requirements/all.txt),
 # for CPython 3.11 on glibc x86_64 (Debian bookworm ships 3.11.2: markers are evaluated for it), so `docker build` installs with
 # `pip install --no-index --find-links` and never reaches a package index.
@@ -42,7 +42,12 @@ PY
 }
 for set in core ai; do
   target=$(mktemp)
-  if [ "$set" = core ]; then resolve docker/requirements-core.txt >"$target"; else resolve "$ai_reqs" >"$target"; fi
+  if [ "$set" = core ]; then
+    cat docker/requirements-core.txt docker/requirements-vector-db.txt | sort -u >"$target.in"
+    resolve "$target.in" >"$target"; rm -f "$target.in"
+  else
+    resolve "$ai_reqs" >"$target"
+  fi
   out=$root/$set dl -r "$target"
   rm -f "$target"
 done

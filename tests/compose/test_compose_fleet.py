@@ -175,3 +175,35 @@ def test_stopped_ai_service_jobs_wait_rest_keeps_working(fleet: ComposeFleet, to
         job = wait_job(c, token, job_id, timeout=120)
         assert job["status"] == "succeeded" and "Yuyuan" in job["results"]["ocr"]["text"]
         assert c.get("/readyz").json()["capabilities"]["ocr"] == "1 worker"
+
+
+def test_vector_db_keeps_acknowledged_vectors_across_sigkill(fleet: ComposeFleet) -> None:
+    """vector_db on the internal network with its own volume: an acknowledged upsert survives SIGKILL."""
+    base = "http://127.0.0.1:8103/v1/collections/ci"
+
+    def curl(method: str, url: str, body: dict | None = None) -> dict:
+        args = [
+            "exec",
+            "-T",
+            "vector_db",
+            "curl",
+            "-fsS",
+            "-X",
+            method,
+            url,
+            "-H",
+            "content-type: application/json",
+        ]
+        if body is not None:
+            args += ["-d", json.dumps(body)]
+        return json.loads(fleet.compose(*args).stdout or "{}")
+
+    assert curl("PUT", base, {"dim": 3, "metric": "cosine", "index": "hnsw"})["dim"] == 3
+    items = [{"id": f"m{i}", "vector": [1.0, i / 10, 0.0], "payload": {"i": i}} for i in range(5)]
+    assert curl("POST", f"{base}/upsert", {"owner": "u1", "items": items})["upserted"] == 5
+    fleet.compose("kill", "-s", "SIGKILL", "vector_db")
+    fleet.compose("start", "vector_db")
+    fleet.wait_healthy(["vector_db"])
+    assert curl("GET", f"{base}/count?owner=u1") == {"count": 5}
+    hits = curl("POST", f"{base}/search", {"owner": "u1", "vector": [1.0, 0.0, 0.0], "k": 1})["data"]
+    assert hits[0]["id"] == "m0" and hits[0]["payload"] == {"i": 0}

@@ -1,0 +1,1 @@
+"""mediafleet vector_db: durable FAISS collections over HTTP (see store.py)."""

@@ -1,0 +1,22 @@
+"""vector_db settings (prefix ``VECTOR_DB_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from mediafleet.common.settings import ServiceSettings
+
+
+class VectorDbSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="VECTOR_DB_", env_nested_delimiter="__", extra="ignore")
+
+    #: One folder per collection: spec.json, snapshot.npz, wal.log (compose: the `vectors` volume).
+    data_dir: Path = Path("var/vectors")
+    #: Writes between snapshots (each write is durable in the log before it is acknowledged).
+    snapshot_every: int = Field(default=10_000, ge=1)
+    #: fsync the log on every write (off only for benchmarks of the index itself).
+    fsync: bool = True
+    http_port: int = 8103
