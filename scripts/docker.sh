@@ -69,14 +69,23 @@ build() {  # dockerfile tag [build-args...]
   log "built $tag in $(( $(date +%s) - start )) s"
 }
 
+free_gb() { df -Pk /var/lib/docker 2>/dev/null | awk 'NR==2 {print int($4 / 1048576)}'; }
+
 images() {
   mkdir -p var/log
+  # Superseded images and their build cache pile up (each PyTorch layer is ~6 GB): free them
+  # first when the disk is short, so a build never dies half-way with "no space left on device".
+  docker image prune -f >/dev/null 2>&1 || true
+  if [ "$(free_gb)" -lt 30 ]; then
+    log "$(free_gb) GB free: pruning the docker build cache"
+    docker builder prune -af >/dev/null 2>&1 || true
+  fi
   CLI=$(docker_cli)
   COMMON_ARGS=()
   local torch_index=https://download.pytorch.org/whl/cpu
+  mkdir -p build/wheelhouse/core build/wheelhouse/ai build/wheelhouse/torch  # bind-mounted, empty online
   if [ "${OFFLINE:-0}" = 1 ]; then
     [ -n "$(ls build/wheelhouse/core/*.whl 2>/dev/null | head -1)" ] || { log "no wheels: run scripts/wheelhouse.sh"; exit 1; }
-    mkdir -p build/wheelhouse/ai
     COMMON_ARGS=(--build-arg "PYTHON_BASE=$LOCAL_BASE" --build-arg "NGINX_BASE=$LOCAL_BASE"
                  --build-arg "PIP_ARGS=--no-index --find-links /wheels")
     torch_index=""  # the wheelhouse holds PyPI's default torch build
@@ -106,8 +115,11 @@ images() {
     fi
   done
   build services/nginx/Dockerfile "mediafleet/nginx:$TAG"
-  # Keep the layer cache for the next build, drop the copies of the build context (GBs of wheels).
+  # Keep the layer cache for the next build, drop the copies of the build context (GBs of wheels)
+  # and the images these builds replaced.
   $CLI builder prune -f --filter type=source.local >/dev/null 2>&1 || true
+  docker image prune -f >/dev/null 2>&1 || true
+  log "$(free_gb) GB free on the docker disk"
 }
 
 sizes() {

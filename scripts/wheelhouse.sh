@@ -40,6 +40,12 @@ for line in open(sys.argv[1]):
         print(req)
 PY
 }
+# PyTorch and its dependencies first, alone in torch/ (the shared image layer docker/ai-torch binds
+# only this folder, so new wheels of a capability do not rebuild it), then hard-linked into ai/
+mkdir -p "$root/torch"
+target=$(mktemp); resolve docker/requirements-torch.txt >"$target"
+out=$root/torch dl -r "$target"; rm -f "$target"
+for f in "$root"/torch/*.whl; do [ -e "$root/ai/$(basename "$f")" ] || ln "$f" "$root/ai/" 2>/dev/null || cp "$f" "$root/ai/"; done
 for set in core ai; do
   target=$(mktemp)
   if [ "$set" = core ]; then
@@ -55,6 +61,6 @@ rm -f "$ai_reqs"
 # GPU images swap ONNX Runtime for its CUDA build
 [ -z "$ort" ] || out=$root/ai dl "onnxruntime-gpu==${ort}"
 out=$root/core dl hatchling pip                # build backend of the project's own packages
-for set in core ai; do
+for set in torch core ai; do
   echo "wheelhouse/$set: $(ls "$root/$set" | grep -c '\.whl$') wheels, $(du -sh "$root/$set" | cut -f1)"
 done
