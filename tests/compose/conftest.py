@@ -36,6 +36,8 @@ class ComposeFleet:
             "MEDIAFLEET_TASK_LEASE_S": "4",
             "MEDIAFLEET_TASK_RETRY_BACKOFF_S": "1",
             "OCR_MEM_LIMIT": "3g",
+            # no CLIP weights are reachable here: the service serves NSFW (NudeNet, real weights)
+            "CLIP_PRELOAD": '["nudenet"]',
         }
         for key in ("REDIS_IMAGE", "POSTGRES_IMAGE"):
             if os.environ.get(key):

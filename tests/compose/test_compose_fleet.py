@@ -98,6 +98,19 @@ def test_pose_job_on_real_weights(fleet: ComposeFleet, token: str, runtime: str 
     assert all(len(p["keypoints"]) == 17 for p in pose["people"])
 
 
+def test_nsfw_job_on_real_weights(fleet: ComposeFleet, token: str) -> None:
+    """clip_nsfw scores bus.jpg with NudeNet 320n from the models volume: safe, shoes seen as covered feet."""
+    with fleet.client() as c:
+        media_id = upload(c, token, sample("bus.jpg")).json()["media_id"]
+        resp = c.post("/v1/jobs", json={"media_id": media_id, "tasks": ["nsfw"]}, headers=auth(token))
+        assert resp.status_code == 202, resp.text
+        job = wait_job(c, token, resp.json()["job_id"], timeout=180)
+    assert job["status"] == "succeeded", job
+    verdict = job["results"]["nsfw"]["nsfw"]
+    assert verdict["label"] == "safe" and verdict["engine"] == "nudenet" and verdict["score"] < 0.5
+    assert "FEET_COVERED" in {d["label"] for d in verdict["detections"]}
+
+
 def test_kill_ai_worker_mid_task(fleet: ComposeFleet, token: str, tmp_path: Path) -> None:
     src = Image.open(sample("english.png")).convert("RGB")
     big = Image.new("RGB", (src.width * 4, src.height * 4), "white")

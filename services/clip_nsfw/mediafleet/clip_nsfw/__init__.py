@@ -1,0 +1,1 @@
+"""mediafleet clip_nsfw capability."""

@@ -1,0 +1,145 @@
+"""NudeNet 3.4 (320n) on ONNX Runtime, re-implemented from nudenet/nudenet.py without OpenCV.
+
+Pre-processing as ``nudenet._read_image``: pad the image at the right and bottom to a
+square, resize to 320 x 320, scale to [0, 1], channels in **RGB** order (nudenet reads
+BGR with cv2 and passes ``swapRB=True`` to ``blobFromImage``), NCHW float32. The model
+is a YOLOv8 detector: output (1, 4 + 18, 2100), rows of (cx, cy, w, h) in the 320 px
+input and 18 class scores. Post-processing as ``nudenet._postprocess``: keep rows whose
+best class score is >= 0.2, scale boxes back by the padded size / 320, non-maximum
+suppression at IoU 0.45 for scores >= 0.25. The NSFW score is the highest score among
+the exposed-body-part classes (contract ``NSFW_CLASSES``), 0 when none is detected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mediafleet.clip_nsfw.contract import NSFW_CLASSES, NUDENET_CLASSES, Detection
+from mediafleet.clip_nsfw.engines.openclip import sha256_prefix
+from mediafleet.common.catalogue import catalogue, missing_files, pull_hint
+from mediafleet.common.engine import Engine
+from mediafleet.common.errors import EngineError
+
+INPUT = 320
+
+
+def resize_bilinear(image: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, C) uint8 -> (size, size, C) float32 by OpenCV's INTER_LINEAR rule (half-pixel centres,
+    no antialiasing), as ``cv2.dnn.blobFromImage`` resizes for nudenet."""
+    h, w = image.shape[:2]
+
+    def axis(n_src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        src = (np.arange(size) + 0.5) * (n_src / size) - 0.5
+        src = np.clip(src, 0, n_src - 1)
+        lo = np.floor(src).astype(np.int64)
+        hi = np.minimum(lo + 1, n_src - 1)
+        return lo, hi, (src - lo).astype(np.float32)
+
+    y0, y1, fy = axis(h)
+    x0, x1, fx = axis(w)
+    img = image.astype(np.float32)
+    top = img[y0][:, x0] * (1 - fx)[None, :, None] + img[y0][:, x1] * fx[None, :, None]
+    bottom = img[y1][:, x0] * (1 - fx)[None, :, None] + img[y1][:, x1] * fx[None, :, None]
+    return top * (1 - fy)[:, None, None] + bottom * fy[:, None, None]
+
+
+def preprocess(image: np.ndarray, channel_order: str = "rgb") -> tuple[np.ndarray, float]:
+    """RGB (H, W, 3) uint8 -> ((1, 3, 320, 320) float32, scale from input pixels to image pixels)."""
+    h, w = image.shape[:2]
+    side = max(h, w)
+    padded = np.zeros((side, side, 3), dtype=np.uint8)
+    padded[:h, :w] = image
+    resized = resize_bilinear(padded, INPUT)
+    if channel_order == "bgr":
+        resized = resized[..., ::-1]
+    blob = (resized / 255.0).astype(np.float32).transpose(2, 0, 1)[None]
+    return np.ascontiguousarray(blob), side / INPUT
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.45) -> list[int]:
+    """Greedy non-maximum suppression over xyxy boxes; indices kept, best first."""
+    order = np.argsort(-scores)
+    keep: list[int] = []
+    while len(order):
+        i = order[0]
+        keep.append(int(i))
+        rest = order[1:]
+        x1 = np.maximum(boxes[i, 0], boxes[rest, 0])
+        y1 = np.maximum(boxes[i, 1], boxes[rest, 1])
+        x2 = np.minimum(boxes[i, 2], boxes[rest, 2])
+        y2 = np.minimum(boxes[i, 3], boxes[rest, 3])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+        overlap = inter / (area(boxes[i]) + area(boxes[rest]) - inter + 1e-9)
+        order = rest[overlap <= iou]
+    return keep
+
+
+class NudeNetEngine(Engine):
+    name = "nudenet"
+
+    def __init__(self, models_dir: Path, providers: list[str] | None = None):
+        super().__init__()
+        self.models_dir = Path(models_dir)
+        self.providers = providers
+        self._session = None
+        self._version = ""
+
+    @property
+    def model(self) -> str:
+        return "nudenet-320n"
+
+    @property
+    def model_version(self) -> str:
+        return self._version
+
+    def _load(self) -> None:
+        entry = catalogue()["nudenet-320n"]
+        missing = missing_files(entry, self.models_dir)
+        if missing:
+            raise EngineError(
+                f"nudenet-320n: {', '.join(missing)} missing in {self.models_dir}; run `{pull_hint(entry)}`",
+                code="model_not_available",
+            )
+        import onnxruntime as ort
+
+        path = self.models_dir / entry.files[0].path
+        providers = self.providers or [
+            p for p in ort.get_available_providers() if p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+        ]
+        self._session = ort.InferenceSession(str(path), providers=providers)
+        self._version = sha256_prefix(path)
+
+    def detect(self, image: np.ndarray, channel_order: str = "rgb") -> list[Detection]:
+        """Detections >= 0.2 (after NMS) on an RGB (H, W, 3) uint8 image, boxes xyxy in its pixels."""
+        self.load()
+        blob, scale = preprocess(image, channel_order)
+        name = self._session.get_inputs()[0].name
+        (out,) = self.run_serialised(self._session.run, None, {name: blob})
+        rows = out[0].T  # (2100, 22)
+        cls_scores = rows[:, 4:]
+        best = cls_scores.max(axis=1)
+        keep = best >= 0.2
+        rows, best, cls = rows[keep], best[keep], cls_scores[keep].argmax(axis=1)
+        cx, cy, w, h = (rows[:, i] * scale for i in range(4))
+        h_img, w_img = image.shape[:2]
+        boxes = np.stack(
+            [np.clip(cx - w / 2, 0, w_img), np.clip(cy - h / 2, 0, h_img),
+             np.clip(cx + w / 2, 0, w_img), np.clip(cy + h / 2, 0, h_img)], axis=1,
+        )  # fmt: skip
+        kept = [i for i in nms(boxes, best) if best[i] >= 0.25] if len(best) else []
+        return [
+            Detection(
+                label=NUDENET_CLASSES[int(cls[i])],
+                score=round(float(best[i]), 4),
+                box=[round(float(v), 1) for v in boxes[i]],
+            )  # fmt: skip
+            for i in kept
+        ]
+
+    @staticmethod
+    def score(detections: list[Detection]) -> float:
+        """The highest score among exposed-body-part detections (0 when none)."""
+        return max((d.score for d in detections if d.label in NSFW_CLASSES), default=0.0)

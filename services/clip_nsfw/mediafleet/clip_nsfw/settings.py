@@ -1,0 +1,34 @@
+"""clip_nsfw settings (prefix ``CLIP_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from mediafleet.common.settings import ServiceSettings
+
+
+class ClipNsfwSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CLIP_", env_nested_delimiter="__", extra="ignore")
+
+    #: open_clip architecture and pretrained tag (README: how to fetch the weights).
+    model: str = "ViT-B-32"
+    pretrained: str = "laion2b_s34b_b79k"
+    #: The open_clip checkpoint; default ``<models>/clip/<model>-<pretrained>.bin``.
+    weights: Path | None = None
+    #: A JSON model config for an architecture open_clip does not know (tests: a tiny model).
+    arch_config: Path | None = None
+    #: NSFW engine when a request names none, and thresholds per engine.
+    nsfw_engine: Literal["nudenet", "clip"] = "nudenet"
+    nudenet_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    clip_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Engines loaded at start.
+    preload: list[Literal["open_clip", "nudenet"]] = Field(default_factory=lambda: ["open_clip", "nudenet"])
+    device: str = "cpu"
+    http_port: int = 8112
+
+    def weights_path(self) -> Path:
+        return self.weights or self.core.models_dir / "clip" / f"{self.model}-{self.pretrained}.bin"

@@ -1,0 +1,127 @@
+"""NudeNet 320n on its real weights (`make test` provisions nudenet-320n).
+
+The shared corpus is all safe: every image must come out `safe` with the default engine.
+No unsafe media is committed or read, so the score's response to nudity itself cannot be
+tested here; what is tested is that the pipeline around the model is right:
+- with nudenet's own channel order, this re-implementation reproduces the reference
+  package's detections on the corpus (nudenet 3.4.2 from the package cache, run with
+  OpenCV as it ships);
+- the channel order the model expects: RGB. nudenet 3.4.2 calls
+  ``cv2.cvtColor(bgr, COLOR_RGBA2BGR)`` on a 3-channel image, which swaps R and B, then
+  ``blobFromImage(swapRB=True)`` swaps back, so it feeds BGR; on the corpus RGB gives the
+  labels a person would (biden.jpg FACE_MALE, bus.jpg's shoes FEET_COVERED), BGR does not;
+- the score is the highest exposed-class detection, the label follows the threshold.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mediafleet.clip_nsfw.contract import NSFW_CLASSES, Detection
+from mediafleet.clip_nsfw.engines.nudenet import NudeNetEngine, resize_bilinear
+from mediafleet.clip_nsfw.runner import ClipNsfwRunner
+from mediafleet.clip_nsfw.settings import ClipNsfwSettings
+from mediafleet.common.errors import BadRequest
+from mediafleet.common.media import load_rgb
+from mediafleet.common.settings import CoreSettings
+from tests.conftest import SHARED_MEDIA, sample
+
+CORPUS_IMAGES = sorted(
+    p.name for p in SHARED_MEDIA.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif")
+)
+
+
+@pytest.fixture(scope="module")
+def runner(real_models_dir: Path) -> ClipNsfwRunner:
+    r = ClipNsfwRunner(ClipNsfwSettings(core=CoreSettings(models_dir=real_models_dir), preload=["nudenet"]))
+    r.preload()
+    assert r.ready() is None
+    return r
+
+
+def test_corpus_is_safe(runner: ClipNsfwRunner) -> None:
+    assert len(CORPUS_IMAGES) >= 20
+    scores = {}
+    for name in CORPUS_IMAGES:
+        result = runner.run("nsfw", sample(name), {}, {}, lambda *_: None)
+        assert result.nsfw.engine == "nudenet" and result.nsfw.threshold == 0.5
+        assert result.nsfw.label == "safe", (name, result.nsfw)
+        scores[name] = result.nsfw.score
+    assert max(scores.values()) < 0.5
+
+
+@pytest.fixture(scope="module")
+def reference_nudenet(real_models_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """nudenet 3.4.2's own NudeDetector, from the wheel `models pull` cached (pure Python + OpenCV)."""
+    import zipfile
+
+    from mediafleet.common.provision import default_cache_dir, fetch_package
+
+    wheel = fetch_package("nudenet==3.4.2", default_cache_dir())
+    target = tmp_path_factory.mktemp("nudenet-ref")
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extract("nudenet/nudenet.py", target)
+        zf.extract("nudenet/__init__.py", target)
+    sys.path.insert(0, str(target))
+    try:
+        from nudenet.nudenet import NudeDetector
+    finally:
+        sys.path.remove(str(target))
+    return NudeDetector(model_path=str(real_models_dir / "nudenet" / "320n.onnx"))
+
+
+@pytest.mark.parametrize("name", ["t1.jpg", "bus.jpg", "human-pose.jpeg", "biden.jpg", "obama2.jpg"])
+def test_reproduces_the_reference_package(runner: ClipNsfwRunner, reference_nudenet, name: str) -> None:  # noqa: ANN001
+    import cv2
+
+    path = str(sample(name))
+    ref = reference_nudenet.detect(path)
+    rgb = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)  # the same decoder as the reference
+    ours = runner.nudenet.detect(rgb, channel_order="bgr")  # the order nudenet 3.4.2 feeds
+    assert len(ours) >= 1 and abs(len(ours) - len(ref)) <= 1
+    for d in ours:
+        match = [r for r in ref if r["class"] == d.label and abs(r["score"] - d.score) <= 0.01]
+        assert match, (d, ref)
+        x, y, w, h = match[0]["box"]
+        assert np.allclose(d.box, [x, y, x + w, y + h], atol=4), (d.box, match[0]["box"])
+
+
+def test_the_model_reads_rgb(runner: ClipNsfwRunner) -> None:
+    def labels(name: str, order: str) -> set[str]:
+        return {d.label for d in runner.nudenet.detect(load_rgb(sample(name)), channel_order=order)}
+
+    assert "FACE_MALE" in labels("biden.jpg", "rgb") and "FACE_MALE" not in labels("biden.jpg", "bgr")
+    assert "FEET_COVERED" in labels("bus.jpg", "rgb") and "FEET_EXPOSED" in labels("bus.jpg", "bgr")
+
+
+def test_score_is_the_highest_exposed_detection(runner: ClipNsfwRunner) -> None:
+    dets = [Detection(label="FACE_FEMALE", score=0.9, box=[0, 0, 1, 1]),
+            Detection(label=NSFW_CLASSES[0], score=0.31, box=[0, 0, 1, 1]),
+            Detection(label=NSFW_CLASSES[2], score=0.62, box=[0, 0, 1, 1])]  # fmt: skip
+    assert NudeNetEngine.score(dets) == 0.62 and NudeNetEngine.score(dets[:1]) == 0.0
+    assert runner.nsfw_options({"threshold": 0.2}) == {"engine": "nudenet", "threshold": 0.2}
+    with pytest.raises(BadRequest):
+        runner.nsfw_options({"threshold": 2})
+
+
+def test_resize_matches_opencv_inter_linear() -> None:
+    import cv2
+
+    img = np.asarray(Image.open(sample("bus.jpg")).convert("RGB"))
+    ours = resize_bilinear(img, 320)
+    ref = cv2.resize(img, (320, 320), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    assert np.abs(ours - ref).max() <= 1.0
+
+
+def test_missing_weights_name_the_command(tmp_path: Path) -> None:
+    r = ClipNsfwRunner(
+        ClipNsfwSettings(core=CoreSettings(models_dir=tmp_path), preload=["nudenet", "open_clip"])
+    )
+    r.preload()
+    reason = r.ready()
+    assert "mediafleet models pull nudenet-320n" in reason and "CLIP weights missing" in reason
