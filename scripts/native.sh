@@ -44,10 +44,14 @@ case "${1:-}" in
         wait_ready vector_db "http://127.0.0.1:${VECTOR_DB_HTTP_PORT:-8103}/readyz"
         ;;
       ai)  # every installed capability (mediafleet-service --list: name queue port env-prefix)
+        # alive is enough to go on: a capability whose weights are not provisioned runs but is
+        # not ready, and says why (its jobs wait in the queue; the others serve)
         while read -r name _ port prefix; do
           var="${prefix}HTTP_PORT"
           launch "$name" .venv/bin/mediafleet-service "$name" worker
-          wait_ready "$name" "http://127.0.0.1:${!var:-$port}/readyz"
+          wait_ready "$name" "http://127.0.0.1:${!var:-$port}/healthz"
+          curl -fsS "http://127.0.0.1:${!var:-$port}/readyz" >/dev/null 2>&1 \
+            || echo "$name is up but not ready: $(curl -sS "http://127.0.0.1:${!var:-$port}/readyz")" >&2
         done < <(.venv/bin/mediafleet-service --list)
         ;;
       *) echo "usage: $0 start core|ai" >&2; exit 2 ;;
