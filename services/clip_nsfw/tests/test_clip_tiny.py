@@ -9,9 +9,6 @@ the zero-shot path, offline loading. Semantic quality needs real weights (README
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +25,7 @@ from mediafleet.common.settings import CoreSettings
 from mediafleet.common.taskrun import Runtime
 from mediafleet.common.worker import ModelWorker
 from tests.conftest import sample
+from tests.offline import run_without_network
 
 CONFIG = Path(__file__).with_name("tiny-clip.json")
 NAME = "mf-tiny-clip"
@@ -125,19 +123,8 @@ def test_clip_task_through_a_worker(runner: ClipNsfwRunner, redis_url: str, tmp_
     assert nsfw["ok"] is True and nsfw["result"]["nsfw"]["label"] == "safe"
 
 
-CHILD = r"""
-import json, socket, sys
+BODY = r"""
 from pathlib import Path
-attempts = []
-_connect = socket.socket.connect
-def connect(self, address):
-    if self.family in (socket.AF_INET, socket.AF_INET6):
-        attempts.append(str(address)); raise OSError("network disabled in this test")
-    return _connect(self, address)
-socket.socket.connect = connect
-def refuse(*a, **k):
-    attempts.append(f"dns {a[:1]}"); raise OSError("network disabled in this test")
-socket.getaddrinfo = refuse
 from mediafleet.clip_nsfw.runner import ClipNsfwRunner
 from mediafleet.clip_nsfw.settings import ClipNsfwSettings
 from mediafleet.common.settings import CoreSettings
@@ -146,16 +133,10 @@ r = ClipNsfwRunner(ClipNsfwSettings(core=CoreSettings(models_dir=Path(models)), 
     pretrained="seed0", weights=Path(ckpt), arch_config=Path(config)))
 r.preload()
 r.run("clip", Path(image), {}, {}, None); r.embed_text("a cat"); r.run("nsfw", Path(image), {}, {}, None)
-print(json.dumps({"attempts": attempts, "ready": r.ready()}))
+report = {"ready": r.ready()}
 """
 
 
 def test_loading_and_inference_open_no_socket(runner: ClipNsfwRunner, real_models_dir: Path) -> None:
-    ckpt = runner.settings.weights
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(ckpt), str(CONFIG), str(real_models_dir), str(sample("bus.jpg"))],
-        capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert report == {"attempts": [], "ready": None}
+    args = (str(runner.settings.weights), str(CONFIG), str(real_models_dir), str(sample("bus.jpg")))
+    assert run_without_network(BODY, *args) == {"ready": None, "attempts": []}

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import structlog
 from PIL import Image
 
 from mediafleet.clip_nsfw.contract import CAPABILITY, ClipResult, NsfwResult, NsfwVerdict
@@ -16,10 +15,8 @@ from mediafleet.clip_nsfw.engines.openclip import OpenClipEngine
 from mediafleet.clip_nsfw.settings import ClipNsfwSettings
 from mediafleet.common.capability import ProgressFn
 from mediafleet.common.engine import EngineRunner
-from mediafleet.common.errors import BadRequest, EngineError
+from mediafleet.common.errors import BadRequest
 from mediafleet.common.media import load_rgb
-
-log = structlog.get_logger("mediafleet.clip_nsfw")
 
 #: CLIP zero-shot NSFW prompts: the score is the softmax mass (logit scale 100, as CLIP's
 #: zero-shot classification) on the first set against all of them.
@@ -40,23 +37,11 @@ class ClipNsfwRunner(EngineRunner):
         )
         self.nudenet = NudeNetEngine(settings.core.models_dir)
         self.engines = {"open_clip": self.clip, "nudenet": self.nudenet}
-        self._load_errors: dict[str, str] = {}
         self._prompt_vectors: np.ndarray | None = None
 
-    def preload(self) -> None:
-        """Load ``CLIP_PRELOAD``; missing weights leave ``/readyz`` at 503 with the reason."""
-        for name in self.settings.preload:
-            try:
-                self.engines[name].load()
-            except EngineError as exc:
-                if exc.code != "model_not_available":
-                    raise
-                self._load_errors[name] = exc.message
-                log.error("engine_not_loaded", engine=name, error=exc.message)
-
-    def ready(self) -> str | None:
-        missing = [n for n in self.settings.preload if not self.engines[n].loaded]
-        return "; ".join(self._load_errors.get(n, f"{n}: not loaded") for n in missing) or None
+    def preload_names(self) -> list[str]:
+        """``CLIP_PRELOAD``; missing weights leave ``/readyz`` at 503 with the reason (EngineRunner)."""
+        return list(self.settings.preload)
 
     def advertise(self, task: str) -> dict[str, Any]:
         opts = self.nsfw_options({}) if task == "nsfw" else {}

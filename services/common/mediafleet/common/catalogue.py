@@ -158,3 +158,23 @@ def pull_hint(entry: ModelEntry) -> str:
     if entry.export is not None:
         return f"mediafleet models export {entry.export.source} --format {entry.export.format}"
     return f"mediafleet models pull {entry.name}"
+
+
+def require_files(name: str, models_dir: Path) -> list[Path]:
+    """The files of catalogued model ``name`` in ``models_dir``, in catalogue order.
+
+    Raises EngineError (``model_not_available``) naming the missing files and the command
+    that provisions them (what ``/readyz`` then reports).
+    """
+    from mediafleet.common.errors import EngineError
+
+    entry = catalogue().get(name)
+    if entry is None:
+        raise EngineError(f"model {name!r} is not in the catalogue", code="model_not_available")
+    missing = missing_files(entry, models_dir)
+    if missing:
+        raise EngineError(
+            f"{name}: {', '.join(missing)} missing in {models_dir}; run `{pull_hint(entry)}`",
+            code="model_not_available",
+        )
+    return [Path(models_dir) / f.path for f in entry.files]

@@ -106,13 +106,33 @@ class EngineRunner:
 
     engines: dict[str, Engine]
 
+    def preload_names(self) -> list[str]:
+        """Engines loaded at start (default: all); a runner narrows it from its settings."""
+        return list(self.engines)
+
     def preload(self) -> None:
-        for engine in self.engines.values():
-            engine.load()
+        """Load the engines of :meth:`preload_names` now, so the first job does not pay for it.
+
+        An engine whose weights are not provisioned (``model_not_available``) does not stop
+        the service: ``/readyz`` answers 503 with the reason, which names the command that
+        provisions them, and the other engines serve. Any other load error is raised.
+        """
+        errors = self.__dict__.setdefault("_load_errors", {})
+        for name in self.preload_names():
+            try:
+                self.engines[name].load()
+            except EngineError as exc:
+                if exc.code != "model_not_available":
+                    raise
+                errors[name] = exc.message
+                log.error("engine_not_loaded", engine=name, error=exc.message)
 
     def ready(self) -> str | None:
-        missing = [name for name, engine in self.engines.items() if not engine.loaded]
-        return f"engines not loaded: {missing}" if missing else None
+        missing = [name for name in self.preload_names() if not self.engines[name].loaded]
+        if not missing:
+            return None
+        errors = self.__dict__.get("_load_errors", {})
+        return "; ".join(errors.get(name, f"{name}: not loaded") for name in missing)
 
     def models(self) -> dict[str, Any]:
         return {"data": [engine.info() for engine in self.engines.values()]}

@@ -9,7 +9,7 @@ import structlog
 
 from mediafleet.common.capability import ProgressFn
 from mediafleet.common.engine import EngineRunner
-from mediafleet.common.errors import BadRequest, EngineError
+from mediafleet.common.errors import BadRequest
 from mediafleet.common.media import load_rgb
 from mediafleet.pose_estimation.contract import CAPABILITY, PoseResult
 from mediafleet.pose_estimation.engines.ultralytics import UltralyticsPoseEngine
@@ -33,25 +33,10 @@ class PoseRunner(EngineRunner):
             )
             for runtime in ("onnx", "pt")
         }
-        self._load_errors: dict[str, str] = {}
 
-    def preload(self) -> None:
-        """Load the runtimes of ``POSE_PRELOAD``. A missing model does not stop the service:
-        ``/readyz`` answers 503 naming the command that provisions it."""
-        for runtime in self.settings.preload:
-            try:
-                self.engines[runtime].load()
-            except EngineError as exc:
-                if exc.code != "model_not_available":
-                    raise
-                self._load_errors[runtime] = exc.message
-                log.error("engine_not_loaded", runtime=runtime, error=exc.message)
-
-    def ready(self) -> str | None:
-        missing = [r for r in self.settings.preload if not self.engines[r].loaded]
-        if not missing:
-            return None
-        return "; ".join(self._load_errors.get(r, f"{r}: not loaded") for r in missing)
+    def preload_names(self) -> list[str]:
+        """``POSE_PRELOAD``; a missing model leaves ``/readyz`` at 503 naming the command (EngineRunner)."""
+        return list(self.settings.preload)
 
     def models(self) -> dict[str, Any]:
         data = [{**engine.info(), "runtime": runtime} for runtime, engine in self.engines.items()]

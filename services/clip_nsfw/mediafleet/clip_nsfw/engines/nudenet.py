@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from mediafleet.clip_nsfw.contract import NSFW_CLASSES, NUDENET_CLASSES, Detection
-from mediafleet.clip_nsfw.engines.openclip import sha256_prefix
-from mediafleet.common.catalogue import catalogue, missing_files, pull_hint
+from mediafleet.common.catalogue import require_files
 from mediafleet.common.engine import Engine
-from mediafleet.common.errors import EngineError
+from mediafleet.common.provision import sha256_of
 
 INPUT = 320
 
@@ -96,21 +95,14 @@ class NudeNetEngine(Engine):
         return self._version
 
     def _load(self) -> None:
-        entry = catalogue()["nudenet-320n"]
-        missing = missing_files(entry, self.models_dir)
-        if missing:
-            raise EngineError(
-                f"nudenet-320n: {', '.join(missing)} missing in {self.models_dir}; run `{pull_hint(entry)}`",
-                code="model_not_available",
-            )
+        (path,) = require_files("nudenet-320n", self.models_dir)
         import onnxruntime as ort
 
-        path = self.models_dir / entry.files[0].path
         providers = self.providers or [
             p for p in ort.get_available_providers() if p in ("CUDAExecutionProvider", "CPUExecutionProvider")
         ]
         self._session = ort.InferenceSession(str(path), providers=providers)
-        self._version = sha256_prefix(path)
+        self._version = sha256_of(path)[:12]
 
     def detect(self, image: np.ndarray, channel_order: str = "rgb") -> list[Detection]:
         """Detections >= 0.2 (after NMS) on an RGB (H, W, 3) uint8 image, boxes xyxy in its pixels."""

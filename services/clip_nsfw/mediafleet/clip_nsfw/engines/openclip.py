@@ -9,7 +9,6 @@ product), as in open_clip's README (``features /= features.norm(dim=-1, keepdim=
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -20,14 +19,7 @@ import numpy as np
 
 from mediafleet.common.engine import Engine
 from mediafleet.common.errors import EngineError
-
-
-def sha256_prefix(path: Path, n: int = 12) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:n]
+from mediafleet.common.provision import sha256_of
 
 
 class OpenClipEngine(Engine):
@@ -83,7 +75,7 @@ class OpenClipEngine(Engine):
         self._tokenizer = open_clip.get_tokenizer(self.model_name)
         with torch.no_grad():
             self.dim = int(model.encode_text(self._tokenizer(["x"])).shape[-1])
-        self._version = sha256_prefix(self.weights)
+        self._version = sha256_of(self.weights)[:12]
 
     def embed_images(self, images: list) -> np.ndarray:  # noqa: ANN001
         """PIL RGB images -> (n, dim) float32, rows L2-normalised."""

@@ -9,7 +9,6 @@ and export open no socket.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import time
@@ -17,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mediafleet.common.catalogue import catalogue, missing_files, pull_hint
+from mediafleet.common.catalogue import require_files
 from mediafleet.common.engine import Engine
-from mediafleet.common.errors import EngineError
+from mediafleet.common.provision import sha256_of
 from mediafleet.pose_estimation.contract import Person, PoseResult, Runtime
 
 
@@ -52,27 +51,12 @@ def import_ultralytics():  # noqa: ANN201
     return YOLO
 
 
-def sha256_prefix(path: Path, n: int = 12) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:n]
-
-
 def model_file(models_dir: Path, model: str, runtime: Runtime) -> Path:
-    """The catalogued file of ``model`` for ``runtime``. Raises EngineError naming the command that provisions it."""
-    name = model if runtime == "pt" else f"{model}-{runtime}"
-    entry = catalogue().get(name)
-    if entry is None:
-        raise EngineError(f"model {name!r} is not in the catalogue", code="model_not_available")
-    missing = missing_files(entry, models_dir)
-    if missing:
-        raise EngineError(
-            f"{name}: {', '.join(missing)} missing in {models_dir}; run `{pull_hint(entry)}`",
-            code="model_not_available",
-        )
-    return Path(models_dir) / entry.files[0].path
+    """The catalogued file of ``model`` for ``runtime`` (``<model>-onnx`` for ONNX).
+
+    Raises EngineError naming the command that provisions it.
+    """
+    return require_files(model if runtime == "pt" else f"{model}-{runtime}", models_dir)[0]
 
 
 class UltralyticsPoseEngine(Engine):
@@ -127,7 +111,7 @@ class UltralyticsPoseEngine(Engine):
         else:
             self._device = "cpu"  # ONNX Runtime picks CUDA itself when onnxruntime-gpu is installed
         self._yolo = YOLO(str(path), task="pose")
-        self._version = sha256_prefix(path)
+        self._version = sha256_of(path)[:12]
         # one warm-up call: the first predict builds the predictor (and ONNX Runtime's session)
         self._yolo.predict(
             np.zeros((64, 64, 3), np.uint8), imgsz=self.imgsz, device=self._device, verbose=False
