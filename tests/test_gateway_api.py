@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,8 @@ from pydantic import SecretStr
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from mediafleet.common.queues import NEW_JOBS_KEY
+from mediafleet.common import events
+from mediafleet.common.queues import NEW_JOBS_KEY, job_events_key
 from mediafleet.common.settings import CoreSettings
 from mediafleet.common.store import Job, Media, MediaOwner
 from mediafleet.common.tokens import create_token
@@ -324,6 +327,73 @@ def test_events_of_a_finished_job_end_with_its_snapshot(client: TestClient, toke
     assert events[0].startswith("event: job")
     data = json.loads(events[-1].split("data: ", 1)[1])
     assert data["job_id"] == job_id and data["status"] == "canceled"
+
+
+def _events_until_finished(
+    client: TestClient, token: str, settings: GatewaySettings, job_id: str, headers: dict | None = None
+) -> list[tuple[str, str | None, dict]]:
+    """Open the job's SSE stream; 1 s later a 'worker' finishes the job in the store."""
+
+    def finish() -> None:
+        time.sleep(1.0)
+        with Session(create_engine(settings.core.database_url)) as session:
+            session.get(Job, job_id).status = "succeeded"
+            session.commit()
+
+    worker = threading.Thread(target=finish)
+    worker.start()
+    try:
+        with client.stream(
+            "GET", f"/v1/jobs/{job_id}/events", headers={**auth(token), **(headers or {})}
+        ) as resp:
+            assert resp.status_code == 200
+            body = "".join(resp.iter_text())
+    finally:
+        worker.join()
+    out = []
+    for block in (b for b in body.split("\r\n\r\n") if b.strip()):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        out.append((fields["event"], fields.get("id"), json.loads(fields["data"])))
+    return out
+
+
+def test_events_published_before_the_client_connects_are_replayed(
+    client: TestClient, token: str, settings: GatewaySettings
+) -> None:
+    """A fast task's events that precede the SSE connection still reach the client, in order,
+    and a reconnect with Last-Event-ID resumes after the last event it saw."""
+    media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
+    job_id = client.post(
+        "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)
+    ).json()["job_id"]
+    r = redis.Redis.from_url(settings.core.redis_url)
+    events.publish(r, job_id, task="ocr", task_status="running")
+    events.publish(r, job_id, task="ocr", progress=0.5)
+
+    seen = _events_until_finished(client, token, settings, job_id)
+    kinds = [kind for kind, _, _ in seen]
+    assert kinds[0] == "job" and kinds[-1] == "job" and seen[-1][2]["status"] == "succeeded"
+    progress = [(eid, data) for kind, eid, data in seen if kind == "progress"]
+    assert [d.get("task_status") or d.get("progress") for _, d in progress] == ["running", 0.5]
+    assert all(eid for eid, _ in progress) and progress[0][0] < progress[1][0]
+
+    # Resume: a second job, reconnecting after its first event, gets only the second.
+    job2 = client.post(
+        "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], "use_cache": False}, headers=auth(token)
+    ).json()["job_id"]
+    events.publish(r, job2, task="ocr", task_status="running")
+    events.publish(r, job2, task="ocr", progress=0.25)
+    first_id = r.xrange(job_events_key(job2))[0][0].decode()
+    resumed = _events_until_finished(client, token, settings, job2, {"Last-Event-ID": first_id})
+    assert [d.get("progress") for kind, _, d in resumed if kind == "progress"] == [0.25]
+    # A malformed Last-Event-ID is ignored: the whole history again.
+    job3 = client.post(
+        "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], "use_cache": False}, headers=auth(token)
+    ).json()["job_id"]
+    events.publish(r, job3, task="ocr", task_status="running")
+    again = _events_until_finished(client, token, settings, job3, {"Last-Event-ID": "junk"})
+    assert [d.get("task_status") for kind, _, d in again if kind == "progress"] == ["running"]
+    assert 0 < r.ttl(job_events_key(job3)) <= events.EVENTS_TTL_S
 
 
 def test_search_requires_words_and_is_scoped(client: TestClient, token: str) -> None:

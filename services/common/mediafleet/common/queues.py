@@ -42,6 +42,6 @@ def all_queue_names() -> list[str]:
     return [q for cap in capabilities().values() for q in family_queues(cap.queue)]
 
 
-def job_channel(job_id: str) -> str:
-    """Redis pub/sub channel carrying a job's progress events (JSON)."""
+def job_events_key(job_id: str) -> str:
+    """Redis stream holding a job's progress events (entries with one field ``data``: JSON)."""
     return f"mediafleet:job:{job_id}:events"

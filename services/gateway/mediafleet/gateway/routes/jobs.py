@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -16,9 +17,9 @@ from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from mediafleet.common import registry, webhooks
+from mediafleet.common import events, registry, webhooks
 from mediafleet.common.errors import Conflict, NotFound, ValidationFailed
-from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY, job_channel
+from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY, job_events_key
 from mediafleet.common.schemas import JobStatus
 from mediafleet.common.store import Job, Media, MediaOwner, Task
 from mediafleet.common.store.models import utcnow
@@ -34,6 +35,7 @@ from mediafleet.gateway.schemas import (
 )
 
 log = structlog.get_logger("mediafleet.gateway.jobs")
+_STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
 
 def job_public(job: Job, model: type[JobPublicBase] = JobPublicBase) -> JobPublicBase:
@@ -218,11 +220,9 @@ def build_router() -> APIRouter:
         session.commit()
         try:  # wake job_manager: it drops the queued work and stops a running task
             ctx.redis.lpush(TASK_EVENTS_KEY, f"cancel:{job.id}")
-            ctx.redis.publish(
-                job_channel(job.id), json.dumps({"job_id": job.id, "status": JobStatus.canceled})
-            )
         except redis.RedisError as exc:
             log.warning("cancel_notify_failed", job_id=job.id, error=str(exc))
+        events.publish(ctx.redis, job.id, status=JobStatus.canceled)
         return job_public(job, JobPublic)
 
     @router.get("/v1/jobs/{job_id}/events")
@@ -231,6 +231,8 @@ def build_router() -> APIRouter:
     ) -> EventSourceResponse:
         """Server-Sent Events: ``job`` (a full snapshot, first and last) and ``progress`` events.
 
+        Progress events are replayed from the job's start (its Redis stream), each with an SSE
+        ``id``; a client that reconnects with ``Last-Event-ID`` gets only the events after it.
         The stream ends after the snapshot of a finished job.
         """
 
@@ -239,28 +241,43 @@ def build_router() -> APIRouter:
                 return job_public(_own_job(session, job_id, user.id), JobPublic)
 
         first = await run_in_threadpool(snapshot)  # 404 before the stream starts
+        key = job_events_key(job_id)
+        resume = request.headers.get("last-event-id", "")
+        last_id = resume if _STREAM_ID.fullmatch(resume) else "0-0"
+
+        async def progress(block_ms: int | None) -> AsyncIterator[dict]:
+            nonlocal last_id
+            try:
+                batches = await ctx.aredis.xread({key: last_id}, count=100, block=block_ms)
+            except redis.RedisError as exc:  # progress is advisory: the snapshots still come
+                log.warning("events_read_failed", job_id=job_id, error=str(exc))
+                await asyncio.sleep(1.0 if block_ms else 0)
+                batches = []
+            for _key, entries in batches or []:
+                for entry_id, fields in entries:
+                    last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                    data = fields.get(b"data", fields.get("data", b"{}"))
+                    yield {
+                        "event": "progress",
+                        "id": last_id,
+                        "data": data if isinstance(data, str) else data.decode(),
+                    }
 
         async def stream() -> AsyncIterator[dict]:
-            pubsub = ctx.aredis.pubsub()
-            await pubsub.subscribe(job_channel(job_id))
-            try:
-                current = first
-                yield {"event": "job", "data": current.model_dump_json(exclude_unset=True)}
-                while not current.status.terminal:
-                    if await request.is_disconnected():
-                        return
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None:
-                        data = message["data"]
-                        yield {"event": "progress", "data": data if isinstance(data, str) else data.decode()}
-                    # Re-read the store after each message and at least once a second, so a
-                    # lost pub/sub message never leaves a client hanging.
-                    current = await run_in_threadpool(snapshot)
-                    if current.status.terminal:
-                        yield {"event": "job", "data": current.model_dump_json(exclude_unset=True)}
-            finally:
-                await pubsub.unsubscribe()
-                await pubsub.aclose()
+            current = first
+            yield {"event": "job", "data": current.model_dump_json(exclude_unset=True)}
+            while not current.status.terminal:
+                if await request.is_disconnected():
+                    return
+                # Block at most a second, then re-read the store: a job whose events expired
+                # or were never written (Redis down) still ends.
+                async for event in progress(1000):
+                    yield event
+                current = await run_in_threadpool(snapshot)
+                if current.status.terminal:
+                    async for event in progress(None):  # what came in since the last read
+                        yield event
+                    yield {"event": "job", "data": current.model_dump_json(exclude_unset=True)}
 
         return EventSourceResponse(stream(), ping=15)
 
