@@ -55,7 +55,7 @@ test: system-deps sync-dev test-models  ## run the whole test suite (starts real
 	$(VENV)/bin/pytest
 
 test-fast: sync-dev test-models  ## skip the end-to-end tiers that start the fleet's processes
-	$(VENV)/bin/pytest -m "not slow and not compose"
+	$(VENV)/bin/pytest -m "not slow and not compose and not real_models"
 
 lint: sync-dev
 	$(VENV)/bin/ruff check .

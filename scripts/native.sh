@@ -36,6 +36,8 @@ case "${1:-}" in
         if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
           launch redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$PWD/var" --appendonly yes
         fi
+        # gateway and job_manager find vector_db here (embeddings, semantic search, /similar)
+        export MEDIAFLEET_VECTOR_DB_URL=${MEDIAFLEET_VECTOR_DB_URL:-http://127.0.0.1:${VECTOR_DB_HTTP_PORT:-8103}}
         launch gateway .venv/bin/mediafleet-gateway
         launch job_manager .venv/bin/mediafleet-job-manager
         VECTOR_DB_DATA_DIR=${VECTOR_DB_DATA_DIR:-$PWD/var/vectors} launch vector_db .venv/bin/mediafleet-vector-db

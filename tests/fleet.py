@@ -1,4 +1,4 @@
-"""The fleet as real local processes (gateway, job_manager, ocr_detection worker) for end-to-end tests."""
+"""The fleet as real local processes (gateway, job_manager, AI workers, vector_db) for end-to-end tests."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ MODULES = {
     "job_manager": ["mediafleet.job_manager"],
     "ocr": ["mediafleet.common.service", "ocr_detection"],
     "echo": ["mediafleet.common.service", "echo"],
+    "clip": ["mediafleet.common.service", "clip_nsfw"],
+    "vector_db": ["mediafleet.vector_db"],
 }
 #: What start_all starts: the main job's processes.
 DEFAULT = ("gateway", "job_manager", "ocr")
@@ -48,6 +50,11 @@ class Fleet:
             "JOB_MANAGER_HTTP_PORT": str(self.ports["job_manager"]),
             "OCR_HTTP_PORT": str(self.ports["ocr"]),
             "ECHO_HTTP_PORT": str(self.ports["echo"]),
+            "CLIP_HTTP_PORT": str(self.ports["clip"]),
+            "VECTOR_DB_HTTP_PORT": str(self.ports["vector_db"]),
+            "VECTOR_DB_DATA_DIR": str(workdir / "vectors"),
+            "MEDIAFLEET_VECTOR_DB_URL": f"http://127.0.0.1:{self.ports['vector_db']}",
+            "MEDIAFLEET_VECTOR_BACKOFF_S": "0.5",
             # the test-only echo capability is importable from the repository root
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
             "JOB_MANAGER_RECONCILE_INTERVAL_S": "0.5",

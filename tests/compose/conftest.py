@@ -18,6 +18,24 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+TINY_CLIP_NAME = "mf-tiny-clip"
+
+
+def tiny_clip_models(target: Path) -> Path:
+    """A models folder with the tiny open_clip checkpoint where clip_nsfw looks for weights."""
+    import importlib.util
+    import shutil
+
+    path = ROOT / "services/clip_nsfw/tests/tiny_clip.py"
+    spec = importlib.util.spec_from_file_location("tiny_clip", path)
+    assert spec and spec.loader
+    tiny = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tiny)
+    assert tiny.NAME == TINY_CLIP_NAME
+    (target / "clip").mkdir(parents=True, exist_ok=True)
+    tiny.make_checkpoint(target / "clip" / f"{TINY_CLIP_NAME}-seed0.bin")
+    shutil.copyfile(tiny.CONFIG, target / "clip" / "tiny-clip.json")
+    return target
 
 
 class ComposeFleet:
@@ -36,8 +54,11 @@ class ComposeFleet:
             "MEDIAFLEET_TASK_LEASE_S": "4",
             "MEDIAFLEET_TASK_RETRY_BACKOFF_S": "1",
             "OCR_MEM_LIMIT": "3g",
-            # no CLIP weights are reachable here: the service serves NSFW (NudeNet, real weights)
-            "CLIP_PRELOAD": '["nudenet"]',
+            # no CLIP weights are reachable here: clip_nsfw loads the tiny generated open_clip
+            # model from the models volume (tiny_clip_models) through the ViT-B-32 code path
+            "CLIP_MODEL": TINY_CLIP_NAME,
+            "CLIP_PRETRAINED": "seed0",
+            "CLIP_ARCH_CONFIG": "/models/clip/tiny-clip.json",
         }
         for key in ("REDIS_IMAGE", "POSTGRES_IMAGE"):
             if os.environ.get(key):
@@ -143,9 +164,11 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeFleet]:
         models = os.environ.get("MEDIAFLEET_TEST_MODELS_DIR") or str(
             Path.home() / ".cache/mediafleet/test-models"
         )
-        subprocess.run(
-            ["bash", str(ROOT / "scripts/docker.sh"), "load-models", models, f.project], check=True
-        )
+        tiny = tiny_clip_models(tmp_path_factory.mktemp("tiny-clip"))
+        for folder in (models, str(tiny)):
+            subprocess.run(
+                ["bash", str(ROOT / "scripts/docker.sh"), "load-models", folder, f.project], check=True
+            )
         start = time.monotonic()
         try:
             f.compose("up", "-d", timeout=900)

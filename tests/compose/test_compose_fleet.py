@@ -111,6 +111,47 @@ def test_nsfw_job_on_real_weights(fleet: ComposeFleet, token: str) -> None:
     assert "FEET_COVERED" in {d["label"] for d in verdict["detections"]}
 
 
+def test_clip_embeddings_reach_vector_db_for_similar_and_semantic_search(
+    fleet: ComposeFleet, token: str
+) -> None:
+    """clip (tiny generated open_clip checkpoint from the models volume) -> job_manager writes the
+    embeddings to vector_db -> /similar and semantic search through nginx, cosine-ranked."""
+    import numpy as np
+
+    vecs = {}
+    with fleet.client() as c:
+        for name in ("zidane.jpg", "view.jpg", "obama.jpg"):
+            media_id = upload(c, token, sample(name)).json()["media_id"]
+            resp = c.post("/v1/jobs", json={"media_id": media_id, "tasks": ["clip"]}, headers=auth(token))
+            assert resp.status_code == 202, resp.text
+            job = wait_job(
+                c,
+                token,
+                resp.json()["job_id"],
+                timeout=180,
+                until=lambda j: (
+                    j["status"] in ("failed", "canceled")
+                    or (j["status"] == "succeeded" and j["tasks"][0]["vectors"]["state"] != "pending")
+                ),
+            )
+            assert job["status"] == "succeeded" and job["tasks"][0]["vectors"]["state"] == "synced", job
+            vecs[media_id] = np.asarray(job["results"]["clip"]["embedding"])
+        first, *others = list(vecs)
+        body = c.get(f"/v1/media/{first}/similar", headers=auth(token)).json()
+        expected = sorted(((float(vecs[first] @ vecs[m]), m) for m in others), reverse=True)
+        assert [h["media_id"] for h in body["data"]] == [m for _, m in expected]
+        assert [h["similarity"] for h in body["data"]] == pytest.approx([s for s, _ in expected], abs=1e-5)
+        hits = c.get("/v1/search", params={"q": "a man in a suit", "mode": "semantic"}, headers=auth(token))
+        assert hits.status_code == 200, hits.text
+        assert hits.json()["collection"] == "clip-mf-tiny-clip-seed0"
+        assert sorted(h["media_id"] for h in hits.json()["data"]) == sorted(vecs)
+    collections = fleet.compose(
+        "exec", "-T", "vector_db", "curl", "-fsS", "http://127.0.0.1:8103/v1/collections"
+    ).stdout
+    (coll,) = [c for c in json.loads(collections)["data"] if c["name"] == "clip-mf-tiny-clip-seed0"]
+    assert coll["dim"] == 32 and coll["count"] >= 3
+
+
 def test_kill_ai_worker_mid_task(fleet: ComposeFleet, token: str, tmp_path: Path) -> None:
     src = Image.open(sample("english.png")).convert("RGB")
     big = Image.new("RGB", (src.width * 4, src.height * 4), "white")

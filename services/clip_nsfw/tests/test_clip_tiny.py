@@ -16,6 +16,7 @@ import pytest
 import redis
 from PIL import Image
 from rq import Queue
+from tiny_clip import CONFIG, NAME, make_checkpoint
 
 from mediafleet.clip_nsfw.contract import CAPABILITY
 from mediafleet.clip_nsfw.runner import ClipNsfwRunner
@@ -26,25 +27,6 @@ from mediafleet.common.taskrun import Runtime
 from mediafleet.common.worker import ModelWorker
 from tests.conftest import sample
 from tests.offline import run_without_network
-
-CONFIG = Path(__file__).with_name("tiny-clip.json")
-NAME = "mf-tiny-clip"
-
-
-def make_checkpoint(path: Path, seed: int = 0) -> Path:
-    import shutil
-    import tempfile
-
-    import open_clip
-    import torch
-
-    with tempfile.TemporaryDirectory() as tmp:
-        shutil.copyfile(CONFIG, Path(tmp) / f"{NAME}.json")
-        open_clip.add_model_config(tmp)
-    torch.manual_seed(seed)
-    model = open_clip.create_model(NAME)
-    torch.save(model.state_dict(), path)
-    return path
 
 
 @pytest.fixture(scope="module")

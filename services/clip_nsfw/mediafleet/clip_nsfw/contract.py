@@ -14,7 +14,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediafleet.common.capability import Capability, NoOptions, TaskSpec, VectorItem
+from mediafleet.common.capability import (
+    MEDIA_REF,
+    Capability,
+    NoOptions,
+    QuerySpec,
+    TaskSpec,
+    TextQuery,
+    VectorItem,
+)
 
 #: NudeNet 3.4 detector classes (nudenet/nudenet.py ``__labels``, index = model output row - 4).
 NUDENET_CLASSES: tuple[str, ...] = (
@@ -74,7 +82,7 @@ class NsfwResult(BaseModel):
 
 
 def clip_vectors(result: ClipResult) -> list[VectorItem]:
-    return [VectorItem(collection=result.collection, ref="image", vector=result.embedding)]
+    return [VectorItem(collection=result.collection, ref=MEDIA_REF, vector=result.embedding)]
 
 
 CAPABILITY = Capability(
@@ -85,6 +93,15 @@ CAPABILITY = Capability(
     env_prefix="CLIP_",
     runner="mediafleet.clip_nsfw.runner:ClipNsfwRunner",
     settings="mediafleet.clip_nsfw.settings:ClipNsfwSettings",
+    queries=(
+        QuerySpec(
+            name="embed_text",
+            purpose="semantic_search",
+            input=TextQuery,
+            output=VectorItem,
+            description="CLIP text embedding of the words, in the collection of the image embeddings",
+        ),
+    ),
     tasks=(
         TaskSpec(
             name="clip",

@@ -8,12 +8,13 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from pydantic import BaseModel
 
 from mediafleet.clip_nsfw.contract import CAPABILITY, ClipResult, NsfwResult, NsfwVerdict
 from mediafleet.clip_nsfw.engines.nudenet import NudeNetEngine
 from mediafleet.clip_nsfw.engines.openclip import OpenClipEngine
 from mediafleet.clip_nsfw.settings import ClipNsfwSettings
-from mediafleet.common.capability import ProgressFn
+from mediafleet.common.capability import ProgressFn, TextQuery, VectorItem
 from mediafleet.common.engine import EngineRunner
 from mediafleet.common.errors import BadRequest
 from mediafleet.common.media import load_rgb
@@ -74,6 +75,12 @@ class ClipNsfwRunner(EngineRunner):
             pretrained=self.clip.pretrained, model_version=self.clip.model_version,
             collection=self.clip.collection, elapsed_ms=round(ms, 2),
         )  # fmt: skip
+
+    def query(self, name: str, payload: BaseModel) -> VectorItem:
+        """``embed_text``: the CLIP text embedding of ``payload.text`` (semantic search)."""
+        if name != "embed_text" or not isinstance(payload, TextQuery):
+            raise BadRequest(f"clip_nsfw answers no query {name!r}", code="unknown_query")
+        return VectorItem(collection=self.clip.collection, ref="query", vector=self.embed_text(payload.text))
 
     def embed_text(self, text: str) -> list[float]:
         """The L2-normalised CLIP text embedding of ``text`` (semantic search queries)."""

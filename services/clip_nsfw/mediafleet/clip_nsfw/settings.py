@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from mediafleet.common.settings import ServiceSettings
@@ -29,6 +29,12 @@ class ClipNsfwSettings(ServiceSettings):
     preload: list[Literal["open_clip", "nudenet"]] = Field(default_factory=lambda: ["open_clip", "nudenet"])
     device: str = "cpu"
     http_port: int = 8112
+
+    @field_validator("weights", "arch_config", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``CLIP_WEIGHTS=`` (compose passes an unset variable as empty) means the default."""
+        return None if value == "" else value
 
     def weights_path(self) -> Path:
         return self.weights or self.core.models_dir / "clip" / f"{self.model}-{self.pretrained}.bin"

@@ -45,11 +45,49 @@ class TextSegment(BaseModel):
 
 
 class VectorItem(BaseModel):
-    """An embedding a result holds, for a vector collection (L2-normalised float32, cosine)."""
+    """An embedding a result holds, for a vector collection (L2-normalised float32, cosine).
 
-    collection: str
-    ref: str
-    vector: list[float]
+    ``collection`` names the model that made it (embeddings of different models never meet);
+    ``ref`` points into the result: ``"media"`` for an embedding of the whole media (what
+    ``GET /v1/media/{id}/similar`` and semantic search compare), or a part (``"faces[2]"``).
+    job_manager stores it in vector_db as item ``<media_id>/<task>/<ref>`` of the job's
+    owner, with the payload ``{"media_id", "task", "ref"}``.
+    """
+
+    collection: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+    ref: str = Field(min_length=1, max_length=64)
+    vector: list[float] = Field(min_length=1, max_length=4096)
+
+
+#: ``VectorItem.ref`` of an embedding of the whole media.
+MEDIA_REF = "media"
+
+
+class TextQuery(BaseModel):
+    """Input of a ``semantic_search`` query: the user's words."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=1000)
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """A synchronous request a capability answers (not a task: no media, nothing stored).
+
+    The gateway sends it to a worker of the capability on its ``high`` queue and waits
+    for the answer (:func:`mediafleet.common.taskrun.run_query`). ``purpose`` says what the
+    gateway uses it for:
+
+    - ``semantic_search``: input :class:`TextQuery`, output :class:`VectorItem` (the text's
+      embedding in the collection of the media embeddings it is compared with).
+    """
+
+    name: str
+    purpose: Literal["semantic_search"]
+    input: type[BaseModel]
+    output: type[BaseModel]
+    description: str = ""
 
 
 class NoOptions(BaseModel):
@@ -110,6 +148,7 @@ class Capability:
     queue: str
     http_port: int
     env_prefix: str
+    queries: tuple[QuerySpec, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def validate_options(self, task: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +170,12 @@ class Capability:
                 code="invalid_option",
             ) from exc
         return model.model_dump(mode="json", exclude_none=True)
+
+    def query(self, name: str) -> QuerySpec:
+        for spec in self.queries:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
 
     def task(self, name: str) -> TaskSpec:
         for spec in self.tasks:
@@ -183,6 +228,12 @@ class Runner(Protocol):
         progress: ProgressFn,
     ) -> BaseModel:
         """Run ``task`` on the media file; raises BadRequest/InvalidMedia (no retry) or others."""
+
+    def query(self, name: str, payload: BaseModel) -> BaseModel:
+        """Answer one of the contract's ``queries`` (validated input -> its output model).
+
+        Only runners whose contract declares queries need it; raises BadRequest otherwise.
+        """
 
 
 def import_object(path: str) -> Any:

@@ -70,6 +70,12 @@ class ServiceUnavailable(MediafleetError):
     status_code, code = 503, "service_unavailable"
 
 
+class GatewayTimeout(MediafleetError):
+    """An upstream service did not answer in time."""
+
+    status_code, code = 504, "upstream_timeout"
+
+
 class EngineError(MediafleetError):
     """A model engine failed to load or to run."""
 

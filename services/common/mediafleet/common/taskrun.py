@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from pydantic import ValidationError
 
 from mediafleet.common import events
 from mediafleet.common.capability import Capability, Runner
@@ -100,3 +101,35 @@ def run_task(payload: dict[str, Any]) -> dict[str, Any]:
     used = getattr(result, "engine", None) or engine
     TASK_DURATION.labels(task, used, "ok").observe(time.perf_counter() - start)
     return TaskOutcome.success(result).model_dump(mode="json")
+
+
+#: The function a worker runs for a capability's synchronous query (gateway -> worker).
+QUERY_FUNCTION = "mediafleet.common.taskrun.run_query"
+
+
+def run_query(payload: dict[str, Any]) -> dict[str, Any]:
+    """Answer ``{"query": name, "input": {...}}`` with the runner's ``query``.
+
+    Returns a TaskOutcome dict like :func:`run_task` (``ok=False`` for a bad query or input).
+    """
+    rt = current_runtime()
+    name = payload.get("query", "")
+    start = time.perf_counter()
+    try:
+        spec = rt.capability.query(name)
+    except KeyError:
+        return TaskOutcome.failure(
+            "unknown_query", f"{rt.capability.name} answers no query {name!r}"
+        ).model_dump(mode="json")
+    try:
+        body = spec.input.model_validate(payload.get("input") or {})
+        answer = spec.output.model_validate(rt.runner.query(name, body))
+    except ValidationError as exc:
+        return TaskOutcome.failure("invalid_query", str(exc).splitlines()[0]).model_dump(mode="json")
+    except MediafleetError as exc:
+        if exc.status_code >= 500:
+            TASK_DURATION.labels(f"query:{name}", "default", "error").observe(time.perf_counter() - start)
+            raise
+        return TaskOutcome.failure(exc.code, exc.message).model_dump(mode="json")
+    TASK_DURATION.labels(f"query:{name}", "default", "ok").observe(time.perf_counter() - start)
+    return TaskOutcome.success(answer).model_dump(mode="json")

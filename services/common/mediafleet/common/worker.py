@@ -24,7 +24,7 @@ from rq.queue import Queue
 from rq.worker import WorkerStatus
 
 from mediafleet.common.queues import TASK_EVENTS_KEY
-from mediafleet.common.taskrun import Runtime, bound_runtime
+from mediafleet.common.taskrun import QUERY_FUNCTION, Runtime, bound_runtime
 
 log = structlog.get_logger("mediafleet.worker")
 
@@ -74,6 +74,8 @@ class ModelWorker(SimpleWorker):
                 log.warning("lease_renewal_failed", job_id=job.id, error=str(exc))
 
     def _notify(self, job: Job) -> None:
+        if job.func_name == QUERY_FUNCTION:  # a query's caller waits on its result, not job_manager
+            return
         try:
             self.connection.lpush(TASK_EVENTS_KEY, job.id)
         except redis.RedisError as exc:  # job_manager's periodic reconciliation still sees it

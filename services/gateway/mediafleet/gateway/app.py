@@ -15,6 +15,7 @@ from mediafleet.common.errors import install_error_handlers
 from mediafleet.common.logging import configure_logging
 from mediafleet.common.observability import MetricsMiddleware, database_check, health_router, redis_check
 from mediafleet.common.store import User, create_db_engine, migrate, session_factory
+from mediafleet.common.vectors import VectorDbClient
 from mediafleet.common.worker import capabilities
 from mediafleet.gateway.batch.cache import CacheInvalidation, ResponseCache
 from mediafleet.gateway.batch.executor import BatchExecutor, Limits
@@ -61,6 +62,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         aredis=aioredis.Redis.from_url(settings.core.redis_url, socket_connect_timeout=2),
         media=MediaStore(settings.core.media_dir, settings.max_upload_bytes),
         batch=BatchExecutor(None, cache, limits),
+        vectors=(
+            VectorDbClient(settings.core.vector_db_url, settings.core.vector_timeout_s)
+            if settings.core.vector_db_url
+            else None
+        ),
     )
 
     @asynccontextmanager
@@ -71,6 +77,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         yield
         await ctx.aredis.aclose()
         rclient.close()
+        if ctx.vectors is not None:
+            ctx.vectors.close()
         db.dispose()
 
     app = FastAPI(

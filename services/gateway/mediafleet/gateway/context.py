@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from mediafleet.common.vectors import VectorDbClient
 from mediafleet.gateway.batch.executor import BatchExecutor
 from mediafleet.gateway.settings import GatewaySettings
 from mediafleet.gateway.storage import MediaStore
@@ -23,3 +24,5 @@ class GatewayContext:
     aredis: aioredis.Redis
     media: MediaStore
     batch: BatchExecutor
+    #: None when ``MEDIAFLEET_VECTOR_DB_URL`` is unset (semantic search and /similar: 503).
+    vectors: VectorDbClient | None = None

@@ -77,6 +77,13 @@ class JobCreated(BaseModel):
     status: JobStatus
 
 
+class VectorSyncPublic(BaseModel):
+    state: str = Field(description="pending | synced | failed: the task's embeddings in vector_db")
+    items: int
+    attempts: int
+    error: str | None
+
+
 class TaskPublic(BaseModel):
     name: str
     status: JobStatus
@@ -86,6 +93,9 @@ class TaskPublic(BaseModel):
     error: str | None
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    vectors: VectorSyncPublic | None = Field(
+        default=None, description="present when the result holds embeddings for vector_db"
+    )
 
 
 class WebhookAttempt(BaseModel):
@@ -158,4 +168,18 @@ class SearchHit(BaseModel):
 class SearchResults(BaseModel):
     query: str
     data: list[SearchHit]
+    count: int
+
+
+class SimilarHit(BaseModel):
+    media_id: str
+    filename: str | None
+    similarity: float = Field(ge=-1.0, le=1.0, description="cosine similarity of the two embeddings")
+    task: str = Field(description="the task whose embedding matched, e.g. clip")
+
+
+class SimilarResults(BaseModel):
+    query: str = Field(description="the search text (semantic search) or the media id (similar)")
+    collection: str = Field(description="the embedding model's vector collection")
+    data: list[SimilarHit]
     count: int

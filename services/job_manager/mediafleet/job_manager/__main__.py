@@ -15,8 +15,10 @@ from mediafleet.common.logging import configure_logging
 from mediafleet.common.observability import database_check, health_router, redis_check, serve_in_thread
 from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY
 from mediafleet.common.store import create_db_engine, migrate, session_factory
+from mediafleet.common.vectors import VectorDbClient
 from mediafleet.job_manager.manager import JobManager
 from mediafleet.job_manager.settings import JobManagerSettings
+from mediafleet.job_manager.vectors import sync_due
 from mediafleet.job_manager.webhooks import deliver_due
 
 log = structlog.get_logger("mediafleet.job_manager")
@@ -54,6 +56,12 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     # Webhooks go out from their own thread: a slow receiver never delays reconciliation.
     threading.Thread(target=_webhook_loop, args=(manager, stop), name="webhooks", daemon=True).start()
+    if settings.core.vector_db_url:
+        threading.Thread(target=_vector_loop, args=(manager, stop), name="vectors", daemon=True).start()
+    else:
+        log.warning(
+            "vector_db_not_configured", hint="set MEDIAFLEET_VECTOR_DB_URL; embeddings wait in the store"
+        )
     log.info("job_manager_started", queues=list(manager.queues))
     while not stop.is_set():
         try:
@@ -78,6 +86,20 @@ def _webhook_loop(manager: JobManager, stop: threading.Event) -> None:
             sent = 0
         if not sent:
             stop.wait(0.5)
+
+
+def _vector_loop(manager: JobManager, stop: threading.Event) -> None:
+    core = manager.settings.core
+    client = VectorDbClient(core.vector_db_url or "", core.vector_timeout_s, core.vector_index)
+    while not stop.is_set():
+        try:
+            done = sync_due(manager.sessions, core, client)
+        except Exception as exc:  # the database restarting: try again on the next tick
+            log.warning("vector_pass_failed", error=f"{type(exc).__name__}: {exc}")
+            done = 0
+        if not done:
+            stop.wait(0.5)
+    client.close()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ One pass, idempotent, safe to run any number of times and after any crash:
    that outlives a SIGKILLed worker).
 2. Collect: results of finished RQ jobs are stored on their task, their text segments
    indexed for search (the capability contract's ``segments``) and remembered by the
-   result cache; failures keep their error; the job's status is derived from its tasks;
+   result cache, their vectors queued for vector_db (:mod:`mediafleet.job_manager.vectors`);
+   failures keep their error; the job's status is derived from its tasks;
    every change is published as a progress event.
 3. Plan: a queued task without an RQ job waits for the tasks it depends on; when they
    succeeded it is served from the result cache or enqueued, with their results as
@@ -48,7 +49,7 @@ from mediafleet.common.settings import retry_intervals
 from mediafleet.common.store import Job, Media, Task
 from mediafleet.common.store.models import utcnow
 from mediafleet.common.store.search import replace_segments
-from mediafleet.job_manager import cache, webhooks
+from mediafleet.job_manager import cache, vectors, webhooks
 from mediafleet.job_manager.settings import JobManagerSettings
 
 log = structlog.get_logger("mediafleet.job_manager")
@@ -249,7 +250,7 @@ class JobManager:
         cache.store(session, self.redis, work, outcome.result, task.id)
 
     def _index(self, session: Session, task: Task) -> None:
-        """Index the text segments of a task's result (its capability contract says which)."""
+        """Index the text segments of a task's result and queue its vectors (its contract says which)."""
         try:
             _, spec = registry.tasks()[task.name]
         except KeyError:
@@ -257,6 +258,7 @@ class JobManager:
             return
         segments = spec.segments(spec.result.model_validate(task.result))
         replace_segments(session, task.job.media_id, task.name, segments)
+        vectors.queue_sync(task)  # embeddings go to vector_db from job_manager's sync thread
 
     def _refresh_job(self, job: Job) -> None:
         if job.status == JobStatus.canceled:

@@ -10,6 +10,7 @@ from mediafleet.common.store.models import (
     Task,
     TextSegmentRow,
     User,
+    VectorSync,
     WebhookDelivery,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "TextSegmentRow",
     "User",
     "WebhookDelivery",
+    "VectorSync",
     "CachedResult",
     "create_db_engine",
     "migrate",

@@ -111,6 +111,9 @@ class Task(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column()
 
     job: Mapped[Job] = relationship(back_populates="tasks")
+    vector_sync: Mapped[VectorSync | None] = relationship(
+        back_populates="task", cascade="all, delete-orphan", lazy="selectin"
+    )
 
 
 class TextSegmentRow(Base):
@@ -171,3 +174,26 @@ class WebhookDelivery(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
 
     job: Mapped[Job] = relationship(back_populates="webhook")
+
+
+class VectorSync(Base):
+    """The embeddings of one succeeded task (its contract's ``vectors``) on their way to vector_db.
+
+    job_manager creates it ``pending`` with the result and a thread writes the items
+    (``<media_id>/<task>/<ref>`` of the job's owner), retrying with backoff while vector_db is
+    unreachable: ``pending`` -> ``synced``, or ``failed`` after the last attempt.
+    """
+
+    __tablename__ = "vector_syncs"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    #: pending | synced | failed
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    items: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    synced_at: Mapped[dt.datetime | None] = mapped_column()
+
+    task: Mapped[Task] = relationship(back_populates="vector_sync")

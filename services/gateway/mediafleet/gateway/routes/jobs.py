@@ -30,6 +30,7 @@ from mediafleet.gateway.schemas import (
     JobPublicBase,
     JobsPublicBase,
     TaskPublic,
+    VectorSyncPublic,
     WebhookPublic,
     job_models,
 )
@@ -56,6 +57,16 @@ def job_public(job: Job, model: type[JobPublicBase] = JobPublicBase) -> JobPubli
                 error=t.error,
                 started_at=t.started_at,
                 finished_at=t.finished_at,
+                vectors=(
+                    VectorSyncPublic(
+                        state=t.vector_sync.state,
+                        items=t.vector_sync.items,
+                        attempts=t.vector_sync.attempts,
+                        error=t.vector_sync.error,
+                    )
+                    if t.vector_sync is not None
+                    else None
+                ),
             )
             for t in job.tasks
         ],

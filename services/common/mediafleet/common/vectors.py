@@ -1,0 +1,104 @@
+"""Client of the vector_db HTTP API (httpx), used by job_manager (writes) and the gateway (searches).
+
+Items a task's contract hands over (:class:`~mediafleet.common.capability.VectorItem`) are
+stored as ``<media_id>/<task>/<ref>`` of their owner (the user id as a string) with the
+payload ``{"media_id", "task", "ref"}``; collections are created on first use with the
+vector's dimension and the cosine metric.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from mediafleet.common.capability import VectorItem
+from mediafleet.common.errors import ServiceUnavailable
+
+
+def item_id(media_id: str, task: str, ref: str) -> str:
+    return f"{media_id}/{task}/{ref}"
+
+
+class VectorDbError(ServiceUnavailable):
+    """vector_db unreachable, or it refused a request (the message says which)."""
+
+    code = "vector_db_unavailable"
+
+
+class VectorDbClient:
+    """Thin synchronous client; every call raises :class:`VectorDbError` on failure."""
+
+    def __init__(
+        self, url: str, timeout_s: float = 10.0, index: str = "flat", http: httpx.Client | None = None
+    ):
+        self.url = url.rstrip("/")
+        self.index = index
+        #: ``http``: an httpx client to use instead (tests pass the app's TestClient).
+        self._http = http or httpx.Client(base_url=self.url, timeout=timeout_s)
+        self._known: dict[str, int] = {}
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise VectorDbError(f"vector_db at {self.url} unreachable: {type(exc).__name__}: {exc}") from exc
+        if resp.status_code == 404 and method == "POST" and path.endswith("/search"):
+            return {"data": []}  # no collection yet: nothing stored, nothing found
+        if resp.status_code >= 400:
+            try:
+                message = resp.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = resp.text[:200]
+            raise VectorDbError(f"vector_db {method} {path}: HTTP {resp.status_code}: {message}")
+        return resp.json() if resp.content else {}
+
+    def ensure_collection(self, name: str, dim: int) -> None:
+        """Create ``name`` (cosine, this client's index type) unless it exists with ``dim``."""
+        if self._known.get(name) == dim:
+            return
+        try:
+            info = self._call("GET", f"/v1/collections/{name}")
+        except VectorDbError as exc:
+            if "HTTP 404" not in str(exc):
+                raise
+            info = self._call(
+                "PUT", f"/v1/collections/{name}", json={"dim": dim, "metric": "cosine", "index": self.index}
+            )
+        have = int(info.get("dim") or info.get("spec", {}).get("dim", dim))
+        if have != dim:
+            raise VectorDbError(f"collection {name} holds {have}-d vectors, not {dim}-d")
+        self._known[name] = dim
+
+    def upsert(self, owner: str, media_id: str, task: str, items: list[VectorItem]) -> int:
+        """Store ``items`` (any collections); returns how many were written."""
+        by_collection: dict[str, list[VectorItem]] = {}
+        for item in items:
+            by_collection.setdefault(item.collection, []).append(item)
+        written = 0
+        for name, group in by_collection.items():
+            self.ensure_collection(name, len(group[0].vector))
+            for start in range(0, len(group), 1000):
+                body = {
+                    "owner": owner,
+                    "items": [
+                        {
+                            "id": item_id(media_id, task, it.ref),
+                            "vector": it.vector,
+                            "payload": {"media_id": media_id, "task": task, "ref": it.ref},
+                        }
+                        for it in group[start : start + 1000]
+                    ],
+                }
+                written += int(self._call("POST", f"/v1/collections/{name}/upsert", json=body)["upserted"])
+        return written
+
+    def search(
+        self, collection: str, owner: str, vector: list[float], k: int, where: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """``[{"id", "score" (cosine similarity), "payload"}]`` best first, the owner's items only."""
+        body = {"owner": owner, "vector": vector, "k": k, "where": where or {}}
+        return self._call("POST", f"/v1/collections/{collection}/search", json=body)["data"]

@@ -1,0 +1,72 @@
+"""Synchronous queries to AI workers (a contract's ``queries``), through their RQ ``high`` queue.
+
+The gateway never imports an ML library: to embed a search text it enqueues
+:data:`~mediafleet.common.taskrun.QUERY_FUNCTION` on the capability's ``<queue>:high`` and
+waits for the worker's answer (RQ's result stream), at most ``MEDIAFLEET_QUERY_TIMEOUT_S``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from pydantic import BaseModel
+from rq import Queue, Worker
+from rq.results import Result
+
+from mediafleet.common import registry
+from mediafleet.common.capability import Capability, QuerySpec
+from mediafleet.common.errors import BadRequest, GatewayTimeout, ServiceUnavailable
+from mediafleet.common.outcome import TaskOutcome
+from mediafleet.common.taskrun import QUERY_FUNCTION
+
+
+def find_query(purpose: str) -> tuple[Capability, QuerySpec]:
+    """The installed capability answering ``purpose``; ServiceUnavailable when none does."""
+    for cap in registry.capabilities().values():
+        for spec in cap.queries:
+            if spec.purpose == purpose:
+                return cap, spec
+    raise ServiceUnavailable(f"no installed capability answers {purpose} queries", code="query_unavailable")
+
+
+def ask(
+    conn: redis.Redis, cap: Capability, spec: QuerySpec, payload: BaseModel, timeout_s: float
+) -> BaseModel:
+    """Send one query to a worker of ``cap`` and return its validated answer.
+
+    Raises ServiceUnavailable (no worker listening, or the worker failed: its last error
+    line), GatewayTimeout (no answer in ``timeout_s``) or BadRequest (the worker refused
+    the input).
+    """
+    queue = Queue(f"{cap.queue}:high", connection=conn)
+    if not Worker.all(connection=conn, queue=queue):
+        raise ServiceUnavailable(
+            f"no {cap.name} worker is running to answer {spec.name}", code="query_unavailable"
+        )
+    job = queue.enqueue(
+        QUERY_FUNCTION,
+        {"query": spec.name, "input": payload.model_dump(mode="json")},
+        ttl=max(int(timeout_s), 1),  # dropped from the queue when no worker starts it in time
+        result_ttl=60,
+        failure_ttl=60,
+        job_timeout=max(int(timeout_s), 1),
+    )
+    deadline = time.monotonic() + timeout_s
+    result = None
+    while result is None and (left := deadline - time.monotonic()) > 0:
+        # Block on the result stream in slices shorter than the client's socket timeout.
+        result = job.latest_result(timeout=max(1, min(4, int(left))))
+    if result is None:
+        job.cancel()
+        raise GatewayTimeout(
+            f"{cap.name} did not answer {spec.name} within {timeout_s:g} s", code="query_timeout"
+        )
+    if result.type != Result.Type.SUCCESSFUL:
+        last = (result.exc_string or "worker failed").strip().splitlines()[-1]
+        raise ServiceUnavailable(f"{cap.name} could not answer {spec.name}: {last}", code="query_failed")
+    outcome = TaskOutcome.model_validate(result.return_value)
+    if not outcome.ok or outcome.result is None:
+        err = outcome.error
+        raise BadRequest(err.message if err else "query refused", code=err.code if err else "query_refused")
+    return spec.output.model_validate(outcome.result)
