@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -436,3 +437,90 @@ def test_media_survives_in_the_database(settings: GatewaySettings, client: TestC
     media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
     assert _count(settings, MediaOwner) == 1 and _count(settings, Job) == 0
     assert (settings.core.media_dir / media_id[:2] / media_id[2:4] / f"{media_id}.tif").is_file()
+
+
+def test_hostile_values_get_the_envelope_never_a_500(client: TestClient, token: str) -> None:
+    """NUL bytes (PostgreSQL cannot store them), an offset past int64, huge option lists."""
+    for resp in (
+        client.get("/v1/jobs/abc%00def", headers=auth(token)),
+        client.get("/v1/media/abc%00def", headers=auth(token)),
+        client.post("/v1/auth/token", data={"username": "ad\x00min", "password": "x" * 12}),
+    ):
+        assert resp.status_code in (400, 401, 404), resp.text
+        assert resp.json()["error"]["code"] in (
+            "invalid_input",
+            "job_not_found",
+            "media_not_found",
+            "invalid_credentials",
+        )
+    assert_envelope(
+        client.get("/v1/jobs?offset=9223372036854775808", headers=auth(token)), 422, "validation_error"
+    )
+
+    media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
+    resp = client.post(
+        "/v1/jobs",
+        json={
+            "media_id": media_id,
+            "tasks": ["ocr"],
+            "options": {"ocr": {f"k{i}": "v" * 50 for i in range(5000)}},
+        },
+        headers=auth(token),
+    )
+    err = assert_envelope(resp, 422, "validation_error")
+    assert len(err["details"]) == 21 and err["details"][-1]["msg"] == "4980 more errors not shown"
+    assert len(resp.content) < 10_000 and "vvvvv" not in resp.text  # the input is never echoed
+
+
+def test_filenames_lose_path_parts_and_control_characters(client: TestClient, token: str) -> None:
+    long = "../../etc/" + "x" * 300 + ".tif"
+    assert upload(client, token, sample("phototest.tif"), long).json()["filename"] == "x" * 251 + ".tif"
+    # raw multipart: clients percent-encode control characters, an attacker need not
+    boundary = "mf-test-boundary"
+    name = "C:\\Users\\me\\sc\x01an\x7f\u202e.png"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + sample("english.png").read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    resp = client.post(
+        "/v1/media",
+        content=body,
+        headers={**auth(token), "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["filename"] == "scan.png"
+
+
+def test_unhandled_errors_are_enveloped_with_the_request_id(settings: GatewaySettings) -> None:
+    app = create_app(settings)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internal detail")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        resp = c.get("/boom", headers={"X-Request-ID": "req-123"})
+        fresh = c.get("/boom")
+        ok = c.get("/healthz")
+    err = assert_envelope(resp, 500, "internal_error")
+    assert err["details"] == {"request_id": "req-123"} and resp.headers["x-request-id"] == "req-123"
+    assert "secret internal detail" not in resp.text
+    assert len(fresh.json()["error"]["details"]["request_id"]) == 32  # a new id when none is given
+    assert len(ok.headers["x-request-id"]) == 32
+
+
+def test_stale_upload_parts_are_removed_at_start(settings: GatewaySettings) -> None:
+    tmp = settings.core.media_dir / ".tmp"
+    tmp.mkdir(parents=True)
+    old, young = tmp / "old.part", tmp / "young.part"
+    old.write_bytes(b"x")
+    young.write_bytes(b"y")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    with TestClient(create_app(settings)):
+        pass
+    assert not old.exists() and young.exists()  # a young part may be another gateway's upload

@@ -163,7 +163,9 @@ class Capability:
         try:
             model = self.task(task).options.model_validate(options or {})
         except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_context=False)
+            from mediafleet.common.errors import bounded_details
+
+            errors = bounded_details(exc.errors(include_url=False, include_context=False))
             raise BadRequest(
                 f"invalid {task} options: {errors[0]['loc']}: {errors[0]['msg']}",
                 details=errors,

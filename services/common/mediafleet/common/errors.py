@@ -6,8 +6,11 @@ the HTTP status of its class (registry below, like starlette's handler lookup).
 
 from __future__ import annotations
 
+import re
+import uuid
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -97,13 +100,71 @@ _HTTP_CODES = {
 }
 
 
+#: At most this many entries of a validation error list reach a response (a body with a
+#: million bad keys must not come back as a million errors).
+MAX_ERROR_DETAILS = 20
+MAX_ERROR_TEXT = 200
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+log = structlog.get_logger("mediafleet.errors")
+
+
+def bounded_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validation errors as ``[{"loc", "msg", "type"}]``: the first MAX_ERROR_DETAILS, texts cut
+    to MAX_ERROR_TEXT characters, never the offending input; a last entry counts the rest."""
+    out = [
+        {
+            "loc": [str(part)[:MAX_ERROR_TEXT] for part in list(e.get("loc", ()))[:8]],
+            "msg": str(e.get("msg", ""))[:MAX_ERROR_TEXT],
+            "type": str(e.get("type", ""))[:64],
+        }
+        for e in errors[:MAX_ERROR_DETAILS]
+    ]
+    if len(errors) > MAX_ERROR_DETAILS:
+        out.append(
+            {
+                "loc": [],
+                "msg": f"{len(errors) - MAX_ERROR_DETAILS} more errors not shown",
+                "type": "truncated",
+            }
+        )
+    return out
+
+
+class RequestIdMiddleware:
+    """Give every HTTP request an id: the caller's ``X-Request-ID`` when it is 1-64 characters of
+    ``[A-Za-z0-9._-]``, else a new UUID4 hex. It is bound to the request's log lines, returned in
+    the ``X-Request-ID`` response header and put in the envelope of an unhandled error."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        scope["mediafleet.request_id"] = rid
+
+        async def send_with_id(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=rid):
+            await self.app(scope, receive, send_with_id)
+
+
 def envelope(code: str, message: str, details: Any = None) -> dict[str, Any]:
     """The common error body: ``{"error": {"code", "message", "details"}}``."""
     return {"error": {"code": code, "message": message, "details": details}}
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map MediafleetError, HTTPException and validation errors to the envelope."""
+    """Map every error to the envelope: MediafleetError, HTTPException, validation errors
+    (bounded), database refusals of the input (400 ``invalid_input``) and anything unhandled
+    (500 ``internal_error`` with the request id, logged with its traceback); add request ids."""
 
     @app.exception_handler(MediafleetError)
     async def _mediafleet(_: Request, exc: MediafleetError) -> JSONResponse:
@@ -119,9 +180,31 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()
-        ]
         return JSONResponse(
-            envelope("validation_error", "request did not validate", details), status_code=422
+            envelope("validation_error", "request did not validate", bounded_details(list(exc.errors()))),
+            status_code=422,
         )
+
+    from sqlalchemy.exc import DataError
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # The database cannot hold a value of the request (PostgreSQL: a NUL byte in a text,
+        # a string over its column's length, an integer out of range): the client's input.
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:MAX_ERROR_TEXT]
+        log.info("input_refused_by_database", path=request.url.path, reason=reason)
+        return JSONResponse(envelope("invalid_input", f"a value cannot be stored: {reason}"), status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+        rid = request.scope.get("mediafleet.request_id") or uuid.uuid4().hex
+        log.error(
+            "unhandled_error", request_id=rid, method=request.method, path=request.url.path, exc_info=exc
+        )
+        return JSONResponse(
+            envelope("internal_error", f"internal error (request id {rid})", {"request_id": rid}),
+            status_code=500,
+            headers={"X-Request-ID": rid},
+        )
+
+    app.add_middleware(RequestIdMiddleware)

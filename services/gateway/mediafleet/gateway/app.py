@@ -73,6 +73,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate(db)
         ensure_admin(ctx)
+        if stale := ctx.media.clean_stale_parts():
+            log.warning("stale_uploads_removed", count=stale, folder=str(ctx.media.tmp))
         log.info("gateway_ready", database=db.url.get_backend_name(), media_dir=str(settings.core.media_dir))
         yield
         await ctx.aredis.aclose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,20 @@ class MediaStore:
             return StoredFile(sha, size, probe, rel, created)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def clean_stale_parts(self, older_than_s: float = 3600.0) -> int:
+        """Remove ``.tmp/*.part`` files older than ``older_than_s`` (uploads a killed gateway left
+        behind; a younger one may be an upload in progress on another gateway); returns how many."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for part in self.tmp.glob("*.part"):
+            try:
+                if part.stat().st_mtime < cutoff:
+                    part.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass  # another gateway removed it first
+        return removed
 
     def discard(self, stored: StoredFile) -> None:
         """Remove a file this process just created (its database row could not be written)."""

@@ -18,7 +18,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from mediafleet.common import events, registry, webhooks
-from mediafleet.common.errors import Conflict, NotFound, ValidationFailed
+from mediafleet.common.errors import Conflict, NotFound, ValidationFailed, bounded_details
 from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY, job_events_key
 from mediafleet.common.schemas import JobStatus
 from mediafleet.common.store import Job, Media, MediaOwner, Task
@@ -121,7 +121,8 @@ def _plan_tasks(body: JobCreate, media: Media) -> tuple[list[str], dict[str, dic
             )
         except ValidationError as exc:
             raise ValidationFailed(
-                f"invalid options for {name}", details=exc.errors(include_url=False, include_context=False)
+                f"invalid options for {name}",
+                details=bounded_details(exc.errors(include_url=False, include_context=False)),
             ) from exc
     return tasks, options
 
@@ -189,7 +190,7 @@ def build_router() -> APIRouter:
         user: CurrentUser,
         session: SessionDep,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
         status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     ) -> JobsPublicBase:
         """The caller's jobs, newest first."""

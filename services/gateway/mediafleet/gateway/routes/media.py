@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import unicodedata
 from typing import Annotated
 
 from fastapi import APIRouter, Query, UploadFile, status
@@ -15,6 +18,24 @@ from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep
 from mediafleet.gateway.schemas import MediaPublic
 
 router = APIRouter(tags=["media"])
+MAX_FILENAME = 255
+
+
+def clean_filename(name: str | None) -> str | None:
+    """The display name kept for an upload: its last path part (``/`` or ``\\``), without control
+    or format characters (Unicode category C: NUL, newlines, bidi overrides), at most 255
+    characters with the extension kept; None when nothing is left."""
+    if not name:
+        return None
+    name = re.split(r"[\\/]", name)[-1]
+    name = "".join(ch for ch in name if not unicodedata.category(ch).startswith("C")).strip()
+    if name in ("", ".", ".."):
+        return None
+    if len(name) > MAX_FILENAME:
+        stem, ext = os.path.splitext(name)
+        ext = ext if len(ext) <= 16 else ""
+        name = stem[: MAX_FILENAME - len(ext)] + ext
+    return name
 
 
 @router.post("/v1/media", response_model=MediaPublic, status_code=status.HTTP_201_CREATED)
@@ -41,7 +62,9 @@ def upload_media(file: UploadFile, user: CurrentUser, ctx: ContextDep, session: 
             session.add(media)
         owner = session.get(MediaOwner, (stored.sha256, user.id))
         if owner is None:
-            owner = MediaOwner(media_id=stored.sha256, user_id=user.id, filename=file.filename)
+            owner = MediaOwner(
+                media_id=stored.sha256, user_id=user.id, filename=clean_filename(file.filename)
+            )
             session.add(owner)
         session.commit()
     except IntegrityError:
