@@ -21,9 +21,13 @@ def item_id(media_id: str, task: str, ref: str) -> str:
 
 
 class VectorDbError(ServiceUnavailable):
-    """vector_db unreachable, or it refused a request (the message says which)."""
+    """vector_db unreachable (``status`` None), or it refused a request (its HTTP ``status``)."""
 
     code = "vector_db_unavailable"
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class VectorDbClient:
@@ -46,14 +50,14 @@ class VectorDbClient:
             resp = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise VectorDbError(f"vector_db at {self.url} unreachable: {type(exc).__name__}: {exc}") from exc
-        if resp.status_code == 404 and method == "POST" and path.endswith("/search"):
-            return {"data": []}  # no collection yet: nothing stored, nothing found
         if resp.status_code >= 400:
             try:
                 message = resp.json()["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 message = resp.text[:200]
-            raise VectorDbError(f"vector_db {method} {path}: HTTP {resp.status_code}: {message}")
+            raise VectorDbError(
+                f"vector_db {method} {path}: HTTP {resp.status_code}: {message}", resp.status_code
+            )
         return resp.json() if resp.content else {}
 
     def ensure_collection(self, name: str, dim: int) -> None:
@@ -63,12 +67,12 @@ class VectorDbClient:
         try:
             info = self._call("GET", f"/v1/collections/{name}")
         except VectorDbError as exc:
-            if "HTTP 404" not in str(exc):
+            if exc.status != 404:
                 raise
             info = self._call(
                 "PUT", f"/v1/collections/{name}", json={"dim": dim, "metric": "cosine", "index": self.index}
             )
-        have = int(info.get("dim") or info.get("spec", {}).get("dim", dim))
+        have = int(info["dim"])
         if have != dim:
             raise VectorDbError(f"collection {name} holds {have}-d vectors, not {dim}-d")
         self._known[name] = dim
@@ -101,4 +105,9 @@ class VectorDbClient:
     ) -> list[dict[str, Any]]:
         """``[{"id", "score" (cosine similarity), "payload"}]`` best first, the owner's items only."""
         body = {"owner": owner, "vector": vector, "k": k, "where": where or {}}
-        return self._call("POST", f"/v1/collections/{collection}/search", json=body)["data"]
+        try:
+            return self._call("POST", f"/v1/collections/{collection}/search", json=body)["data"]
+        except VectorDbError as exc:
+            if exc.status == 404:  # no collection yet: nothing stored, nothing found
+                return []
+            raise

@@ -175,7 +175,7 @@ class SimilarHit(BaseModel):
     media_id: str
     filename: str | None
     similarity: float = Field(ge=-1.0, le=1.0, description="cosine similarity of the two embeddings")
-    task: str = Field(description="the task whose embedding matched, e.g. clip")
+    task: str = Field(description="the task whose embedding matched")
 
 
 class SimilarResults(BaseModel):

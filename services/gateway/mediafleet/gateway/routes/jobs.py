@@ -58,12 +58,7 @@ def job_public(job: Job, model: type[JobPublicBase] = JobPublicBase) -> JobPubli
                 started_at=t.started_at,
                 finished_at=t.finished_at,
                 vectors=(
-                    VectorSyncPublic(
-                        state=t.vector_sync.state,
-                        items=t.vector_sync.items,
-                        attempts=t.vector_sync.attempts,
-                        error=t.vector_sync.error,
-                    )
+                    VectorSyncPublic.model_validate(t.vector_sync, from_attributes=True)
                     if t.vector_sync is not None
                     else None
                 ),

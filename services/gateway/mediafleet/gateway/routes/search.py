@@ -38,10 +38,10 @@ def search(
     - ``mode=text`` (default): media whose indexed text (OCR lines, transcripts ...) holds
       every word of ``q``, case-insensitive; each hit lists its matching segments with their
       task and their box (images) or time span (audio, video).
-    - ``mode=semantic``: ``q`` embedded by the capability that answers ``semantic_search``
-      queries (clip_nsfw: the CLIP text encoder), compared with the stored media embeddings
-      of the same model; hits best first with their cosine similarity in [-1, 1]. 503 when
-      no such worker or vector_db is running, 504 when the worker does not answer in
+    - ``mode=semantic``: ``q`` embedded by the installed capability whose contract answers
+      ``semantic_search`` queries, compared with the stored media embeddings of the same
+      model; hits best first with their cosine similarity in [-1, 1]. 503 when
+      no worker of that capability or no vector_db is running, 504 when the worker does not answer in
       ``MEDIAFLEET_QUERY_TIMEOUT_S``.
     """
     # Jobs finishing in the background add results: cached answers stay fresh for 15 s at most.
@@ -68,7 +68,7 @@ def similar(
     task: Annotated[str | None, Query(description="whose embedding to compare (default: the latest)")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> SimilarResults:
-    """The caller's other media nearest to this one by a whole-media embedding (CLIP), best first.
+    """The caller's other media nearest to this one by a whole-media embedding, best first.
 
     Uses the embedding of the latest succeeded task of the caller's jobs on this media
     whose result holds one (``task`` narrows it). 404 unknown media; 409 when no job of
