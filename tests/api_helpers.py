@@ -61,6 +61,16 @@ def wait_job(client, token: str, job_id: str, timeout: float = 120.0, until=None
         time.sleep(0.1)
 
 
+def vectors_settled(job: dict) -> bool:
+    """A ``wait_job`` condition: the job failed, or it succeeded and its tasks' embeddings are
+    no longer waiting for vector_db (``synced`` or ``failed``)."""
+    if job["status"] in ("failed", "canceled"):
+        return True
+    return job["status"] == "succeeded" and all(
+        t["vectors"] is None or t["vectors"]["state"] != "pending" for t in job["tasks"]
+    )
+
+
 def create_job(client, token: str, media_id: str, **fields) -> str:  # noqa: ANN001, ANN003
     """``POST /v1/jobs`` for an OCR job (``fields``: ``options``, ``priority``); returns the job id."""
     resp = client.post(

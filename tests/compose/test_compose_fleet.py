@@ -12,7 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.api_helpers import auth, create_job, upload, wait_job
+from tests.api_helpers import auth, create_job, upload, vectors_settled, wait_job
 from tests.compose.conftest import ROOT, ComposeFleet
 from tests.conftest import sample
 
@@ -129,10 +129,7 @@ def test_clip_embeddings_reach_vector_db_for_similar_and_semantic_search(
                 token,
                 resp.json()["job_id"],
                 timeout=180,
-                until=lambda j: (
-                    j["status"] in ("failed", "canceled")
-                    or (j["status"] == "succeeded" and j["tasks"][0]["vectors"]["state"] != "pending")
-                ),
+                until=vectors_settled,
             )
             assert job["status"] == "succeeded" and job["tasks"][0]["vectors"]["state"] == "synced", job
             vecs[media_id] = np.asarray(job["results"]["clip"]["embedding"])

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from tiny_clip import CONFIG, NAME, make_checkpoint
 
-from tests.api_helpers import admin_token, assert_envelope, auth, upload, wait_job
+from tests.api_helpers import admin_token, assert_envelope, auth, upload, vectors_settled, wait_job
 from tests.conftest import sample
 from tests.fleet import Fleet
 
@@ -59,10 +59,7 @@ def _clip_job(c: httpx.Client, token: str, media_id: str) -> dict:
         token,
         resp.json()["job_id"],
         timeout=120,
-        until=lambda j: (
-            j["status"] in ("failed", "canceled")
-            or (j["status"] == "succeeded" and j["tasks"][0]["vectors"]["state"] != "pending")
-        ),
+        until=vectors_settled,
     )
 
 
