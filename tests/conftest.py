@@ -31,7 +31,7 @@ def sample(name: str) -> Path:
 
 
 #: Real weights the tests use; `make test` provisions them (mediafleet models pull, cached).
-TEST_MODELS = ("easyocr-en", "yolo11n-pose", "yolo11n-pose-onnx", "nudenet-320n")
+TEST_MODELS = ("easyocr-en", "yolo11n-pose", "yolo11n-pose-onnx", "nudenet-320n", "mtcnn", "dlib-face")
 
 
 @pytest.fixture(scope="session")

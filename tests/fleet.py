@@ -23,6 +23,7 @@ MODULES = {
     "echo": ["mediafleet.common.service", "echo"],
     "clip": ["mediafleet.common.service", "clip_nsfw"],
     "vector_db": ["mediafleet.vector_db"],
+    "faces": ["mediafleet.common.service", "face_reid"],
 }
 #: What start_all starts: the main job's processes.
 DEFAULT = ("gateway", "job_manager", "ocr")
@@ -52,6 +53,7 @@ class Fleet:
             "ECHO_HTTP_PORT": str(self.ports["echo"]),
             "CLIP_HTTP_PORT": str(self.ports["clip"]),
             "VECTOR_DB_HTTP_PORT": str(self.ports["vector_db"]),
+            "FACE_HTTP_PORT": str(self.ports["faces"]),
             "VECTOR_DB_DATA_DIR": str(workdir / "vectors"),
             "MEDIAFLEET_VECTOR_DB_URL": f"http://127.0.0.1:{self.ports['vector_db']}",
             "MEDIAFLEET_VECTOR_BACKOFF_S": "0.5",

@@ -149,6 +149,42 @@ def test_clip_embeddings_reach_vector_db_for_similar_and_semantic_search(
     assert coll["dim"] == 32 and coll["count"] >= 3
 
 
+def _docker_stats(fleet: ComposeFleet) -> dict[str, str]:
+    out = subprocess.run(
+        ["docker", "stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}\t{{.CPUPerc}}"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return {line.split("\t")[0]: line for line in out.splitlines() if line.startswith(fleet.project)}
+
+
+def test_faces_job_on_real_weights_with_people_and_fleet_memory(fleet: ComposeFleet, token: str) -> None:
+    """face_reid reads MTCNN and dlib's models from the models volume: t1.jpg's 6 faces become 6
+    unnamed people; Obama's two photos one person; docker stats of the fleet is printed under the jobs."""
+    with fleet.client() as c:
+        jobs = []
+        for name in ("t1.jpg", "obama.jpg", "obama2.jpg"):
+            media_id = upload(c, token, sample(name)).json()["media_id"]
+            resp = c.post("/v1/jobs", json={"media_id": media_id, "tasks": ["faces"], "use_cache": False},
+                          headers=auth(token))  # fmt: skip
+            assert resp.status_code == 202, resp.text
+            jobs.append(resp.json()["job_id"])
+        time.sleep(2)
+        stats = _docker_stats(fleet)
+        print("\n== docker stats under 3 faces jobs\n" + "\n".join(stats[k] for k in sorted(stats)))
+        done = [wait_job(c, token, j, timeout=240, until=vectors_settled) for j in jobs]
+        assert [j["status"] for j in done] == ["succeeded"] * 3, done
+        t1, obama, obama2 = (j["results"]["faces"] for j in done)
+        assert len(t1["faces"]) == 6 and (t1["detector"], t1["embedder"]) == ("mtcnn", "dlib")
+        assert len({f["cluster_id"] for f in t1["faces"]}) == 6
+        assert obama["faces"][0]["cluster_id"] == obama2["faces"][0]["cluster_id"]
+        person = c.post("/v1/people", json={"name": "Barack Obama", "face_ids": [obama["faces"][0]["face_id"]]},
+                        headers=auth(token))  # fmt: skip
+        assert person.status_code == 201 and person.json()["faces"] == 2, person.text
+        matches = c.get(f"/v1/faces/{obama['faces'][0]['face_id']}/matches", headers=auth(token)).json()
+        assert [m["face"]["face_id"] for m in matches["data"]] == [obama2["faces"][0]["face_id"]]
+    assert any("face_reid" in name for name in stats), stats
+
+
 def test_kill_ai_worker_mid_task(fleet: ComposeFleet, token: str, tmp_path: Path) -> None:
     src = Image.open(sample("english.png")).convert("RGB")
     big = Image.new("RGB", (src.width * 4, src.height * 4), "white")

@@ -4,6 +4,7 @@
     mediafleet analyze --api URL FILE...      (same work through a running gateway)
     mediafleet search QUERY [--json]
     mediafleet models list | pull NAME... [--all] [--source official|package] | verify [NAME...]
+    mediafleet faces verify IMG1 IMG2 [--json] [--api URL]
 
 Exit status: 0 when every file was analysed, 1 when any file failed (one line on
 stderr per failed file: ``mediafleet: FILE: reason``), 2 on a usage error.
@@ -55,9 +56,10 @@ def _parser(task_names: tuple[str, ...], defaults: tuple[str, ...]) -> argparse.
     analyze.add_argument("--password", default=os.environ.get("MEDIAFLEET_PASSWORD"))
     analyze.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for a job (--api)")
 
-    from mediafleet.cli import models
+    from mediafleet.cli import faces, models
 
     models.add_parser(sub)
+    faces.add_parser(sub)
 
     search = sub.add_parser("search", help="full-text search of what analyze read (embedded store)")
     search.add_argument("query")
@@ -197,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         from mediafleet.cli import models
 
         return models.run(args)
+    if args.command == "faces":
+        from mediafleet.cli import faces
+
+        return faces.run(args)
     code = cmd_analyze(args) if args.command == "analyze" else cmd_search(args)
     if args.command == "analyze" and not getattr(args, "json", False):
         print(f"done in {time.perf_counter() - start:.1f} s", file=sys.stderr)

@@ -59,6 +59,24 @@ class VectorItem(BaseModel):
     vector: list[float] = Field(min_length=1, max_length=4096)
 
 
+class FaceItem(BaseModel):
+    """A face a result holds, kept per owner so people can be named, merged and found.
+
+    job_manager stores it (:mod:`mediafleet.common.identities`) with its media, box and
+    embedding (L2-normalised float32, the same vector as the result's ``VectorItem`` of
+    ``ref``), and assigns it to the owner's person whose closest face of the same
+    ``collection`` has cosine similarity >= ``threshold``, else to a new unnamed person.
+    """
+
+    collection: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+    ref: str = Field(min_length=1, max_length=64)
+    vector: list[float] = Field(min_length=1, max_length=4096)
+    box: list[float] = Field(min_length=4, max_length=4, description="xyxy, source pixels")
+    score: float = Field(ge=0.0, le=1.0)
+    threshold: float = Field(ge=-1.0, le=1.0, description="cosine similarity for 'same person'")
+    t: float | None = Field(default=None, ge=0, description="seconds from media start (video frames)")
+
+
 #: ``VectorItem.ref`` of an embedding of the whole media.
 MEDIA_REF = "media"
 
@@ -81,10 +99,12 @@ class QuerySpec:
 
     - ``semantic_search``: input :class:`TextQuery`, output :class:`VectorItem` (the text's
       embedding in the collection of the media embeddings it is compared with).
+    - ``face_verify``: input with two images, output with ``similarity``, ``threshold`` and
+      ``same_person`` (``POST /v1/faces/verify``).
     """
 
     name: str
-    purpose: Literal["semantic_search"]
+    purpose: Literal["semantic_search", "face_verify"]
     input: type[BaseModel]
     output: type[BaseModel]
     description: str = ""
@@ -104,6 +124,10 @@ def no_vectors(result: Any) -> list[VectorItem]:
     return []
 
 
+def no_faces(result: Any) -> list[FaceItem]:
+    return []
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """One task a capability runs.
@@ -114,7 +138,7 @@ class TaskSpec:
       ``model_version``, ``elapsed_ms`` by convention).
     - ``depends_on``: tasks that must succeed first; their results reach the runner as
       ``inputs[name]``. A job asking for this task gets its dependencies added.
-    - ``segments`` / ``vectors``: pure functions of a validated result.
+    - ``segments`` / ``vectors`` / ``faces``: pure functions of a validated result.
     - ``summary``: one line for people (the CLI's human output).
     - ``default``: run when a CLI call names no tasks.
     """
@@ -127,6 +151,7 @@ class TaskSpec:
     depends_on: tuple[str, ...] = ()
     segments: Callable[[Any], list[TextSegment]] = no_segments
     vectors: Callable[[Any], list[VectorItem]] = no_vectors
+    faces: Callable[[Any], list[FaceItem]] = no_faces
     description: str = ""
     #: Run when a CLI call names no tasks (``mediafleet analyze FILE``).
     default: bool = False

@@ -111,3 +111,21 @@ class VectorDbClient:
             if exc.status == 404:  # no collection yet: nothing stored, nothing found
                 return []
             raise
+
+    def delete(self, collection: str, owner: str, ids: list[str]) -> int:
+        """Delete the owner's items ``ids`` (``item_id(...)``); returns how many existed.
+
+        A missing collection deletes nothing (0). Raises VectorDbError.
+        """
+        deleted = 0
+        for start in range(0, len(ids), 1000):  # vector_db takes at most 1000 ids per call
+            body = {"owner": owner, "ids": ids[start : start + 1000]}
+            try:
+                deleted += int(
+                    self._call("POST", f"/v1/collections/{collection}/delete", json=body)["deleted"]
+                )
+            except VectorDbError as exc:
+                if exc.status == 404:
+                    return deleted
+                raise
+        return deleted

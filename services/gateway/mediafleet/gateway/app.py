@@ -21,7 +21,7 @@ from mediafleet.gateway.batch.cache import CacheInvalidation, ResponseCache
 from mediafleet.gateway.batch.executor import BatchExecutor, Limits
 from mediafleet.gateway.context import GatewayContext
 from mediafleet.gateway.limits import UploadSizeLimit
-from mediafleet.gateway.routes import auth, batch, jobs, media, search
+from mediafleet.gateway.routes import auth, batch, jobs, media, people, search
 from mediafleet.gateway.security import hash_password
 from mediafleet.gateway.settings import GatewaySettings
 from mediafleet.gateway.storage import MediaStore
@@ -97,7 +97,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             capabilities=lambda: capabilities(rclient),
         )
     )
-    for router in (auth.router, media.router, jobs.build_router(), search.router, batch.router):
+    for router in (
+        auth.router,
+        media.router,
+        jobs.build_router(),
+        search.router,
+        people.router,
+        batch.router,
+    ):
         app.include_router(router)
     ctx.batch.app = app  # sub-requests re-enter the whole app, middleware included
     app.add_middleware(CacheInvalidation, cache=cache, secret=settings.secret_key.get_secret_value())

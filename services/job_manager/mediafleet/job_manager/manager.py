@@ -40,7 +40,7 @@ from rq.scheduler import RQScheduler
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mediafleet.common import events, registry
+from mediafleet.common import events, identities, registry
 from mediafleet.common.media_access import sign_media_url
 from mediafleet.common.outcome import TaskOutcome
 from mediafleet.common.queues import TASK_FUNCTION, all_queue_names, queue_name
@@ -250,14 +250,17 @@ class JobManager:
         cache.store(session, self.redis, work, outcome.result, task.id)
 
     def _index(self, session: Session, task: Task) -> None:
-        """Index the text segments of a task's result and queue its vectors (its contract says which)."""
+        """Index the text segments of a task's result, store its faces and queue its vectors (its contract says which)."""
         try:
             _, spec = registry.tasks()[task.name]
         except KeyError:
             log.warning("task_contract_missing", task=task.name)
             return
-        segments = spec.segments(spec.result.model_validate(task.result))
-        replace_segments(session, task.job.media_id, task.name, segments)
+        result = spec.result.model_validate(task.result)
+        replace_segments(session, task.job.media_id, task.name, spec.segments(result))
+        faces = spec.faces(result)
+        if faces:  # kept for the job's owner and assigned to people (mediafleet.common.identities)
+            identities.store_faces(session, task, task.job.user_id, task.job.media_id, faces)
         vectors.queue_sync(task)  # embeddings go to vector_db from job_manager's sync thread
 
     def _refresh_job(self, job: Job) -> None:

@@ -8,7 +8,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, func
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -197,3 +209,52 @@ class VectorSync(Base):
     synced_at: Mapped[dt.datetime | None] = mapped_column()
 
     task: Mapped[Task] = relationship(back_populates="vector_sync")
+
+
+class Person(Base):
+    """A person of one user: named (enrolled or named later) or an unnamed cluster of faces.
+
+    Faces of one embedder only (``collection``): embeddings of different models never meet.
+    """
+
+    __tablename__ = "people"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    collection: Mapped[str] = mapped_column(String(128))
+    #: None: an unnamed cluster
+    name: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    faces: Mapped[list[FaceRow]] = relationship(back_populates="person")
+
+
+class FaceRow(Base):
+    """One face of a task's result (its contract's ``faces``), kept for the job's owner.
+
+    ``id`` is derived from the task and the face's ``ref`` (a retried or re-indexed task
+    stores no duplicate); ``embedding`` holds the L2-normalised float32 vector's bytes.
+    """
+
+    __tablename__ = "faces"
+    __table_args__ = (UniqueConstraint("task_id", "ref", name="uq_faces_task_ref"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    media_id: Mapped[str] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column("task_name", String(32))
+    ref: Mapped[str] = mapped_column(String(64))
+    collection: Mapped[str] = mapped_column(String(128), index=True)
+    box: Mapped[list[float]] = mapped_column(JSON)
+    score: Mapped[float] = mapped_column(Float)
+    t: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), index=True)
+    #: cosine similarity to the person's closest face when it was assigned (1.0 when enrolled)
+    similarity: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+    person: Mapped[Person | None] = relationship(back_populates="faces")

@@ -13,11 +13,11 @@ import structlog
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import ValidationError
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from mediafleet.common import events, registry, webhooks
+from mediafleet.common import events, identities, registry, webhooks
 from mediafleet.common.errors import Conflict, NotFound, ValidationFailed, bounded_details
 from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY, job_events_key
 from mediafleet.common.schemas import JobStatus
@@ -37,6 +37,13 @@ from mediafleet.gateway.schemas import (
 
 log = structlog.get_logger("mediafleet.gateway.jobs")
 _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
+
+
+def _results(job: Job) -> dict[str, Any]:
+    """Succeeded tasks' results; stored faces carry their current person (identities.annotate)."""
+    session = object_session(job)
+    done = [t for t in job.tasks if t.status == JobStatus.succeeded and t.result is not None]
+    return {t.name: identities.annotate(session, t) if session is not None else t.result for t in done}
 
 
 def job_public(job: Job, model: type[JobPublicBase] = JobPublicBase) -> JobPublicBase:
@@ -65,9 +72,7 @@ def job_public(job: Job, model: type[JobPublicBase] = JobPublicBase) -> JobPubli
             )
             for t in job.tasks
         ],
-        results={
-            t.name: t.result for t in job.tasks if t.status == JobStatus.succeeded and t.result is not None
-        },
+        results=_results(job),
         error=job.error,
         webhook_url=job.webhook_url,
         webhook=None

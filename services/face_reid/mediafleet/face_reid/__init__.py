@@ -1,0 +1,1 @@
+"""mediafleet face_reid capability."""

@@ -1,0 +1,216 @@
+"""The face_reid runner: detectors and embedders loaded once, shared by the HTTP server, the RQ
+worker and the CLI."""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from mediafleet.common.capability import ProgressFn
+from mediafleet.common.engine import EngineRunner
+from mediafleet.common.errors import BadRequest
+from mediafleet.common.media import load_rgb
+from mediafleet.face_reid.contract import (
+    CAPABILITY,
+    MATCH_THRESHOLDS,
+    Face,
+    FacesResult,
+    VerifyQuery,
+    VerifyResult,
+)
+from mediafleet.face_reid.engines import DetectedFace
+from mediafleet.face_reid.engines.dlib_engine import DlibCnnEngine, DlibEngine
+from mediafleet.face_reid.engines.insight import InsightFaceEngine
+from mediafleet.face_reid.engines.mtcnn import MtcnnEngine
+from mediafleet.face_reid.settings import FaceReidSettings
+
+
+def _resize_for_detection(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """A copy whose longest side is at most ``max_side`` and the factor back to source pixels."""
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image, 1.0
+    from PIL import Image
+
+    scale = max(h, w) / max_side
+    small = Image.fromarray(image).resize(
+        (max(1, round(w / scale)), max(1, round(h / scale))), Image.BILINEAR
+    )
+    return np.asarray(small), scale
+
+
+class FaceReidRunner(EngineRunner):
+    def __init__(self, settings: FaceReidSettings):
+        self.settings = settings
+        models = settings.core.models_dir
+        self.dlib = DlibEngine(models)
+        self.dlib_cnn = DlibCnnEngine(models)
+        self.mtcnn = MtcnnEngine(models, settings.device)
+        self.insightface = InsightFaceEngine(
+            settings.insightface_dir(), settings.scrfd_file, settings.arcface_file, settings.device
+        )
+        self.engines = {"mtcnn": self.mtcnn, "dlib": self.dlib, "dlib_cnn": self.dlib_cnn,
+                        "insightface": self.insightface}  # fmt: skip
+
+    def preload_names(self) -> list[str]:
+        return list(self.settings.preload)
+
+    def faces_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Request options completed with the service's defaults; BadRequest for a bad pair."""
+        opts = CAPABILITY.validate_options("faces", options or {})
+        detector = opts.get("detector") or self.settings.detector
+        embedder = opts.get("embedder") or self.settings.embedder
+        if embedder == "arcface" and detector in ("dlib_hog", "dlib_cnn"):
+            raise BadRequest(
+                f"embedder 'arcface' aligns faces by detector landmarks; {detector!r} gives none: "
+                "use detector 'mtcnn' or 'scrfd'",
+                code="invalid_option",
+            )
+        return {
+            "detector": detector,
+            "embedder": embedder,
+            "min_score": opts.get("min_score", self.settings.min_score[detector]),
+            "min_size": opts.get("min_size", self.settings.min_size),
+            "max_faces": opts.get("max_faces", self.settings.max_faces),
+        }
+
+    def advertise(self, task: str) -> dict[str, Any]:
+        return {
+            "default_options": self.faces_options({}),
+            "model_versions": {n: e.model_version for n, e in self.engines.items() if e.loaded},
+        }
+
+    def run(
+        self, task: str, media: Path, options: dict[str, Any], inputs: dict[str, Any], progress: ProgressFn
+    ) -> FacesResult:
+        if task != "faces":
+            raise BadRequest(f"face_reid does not run {task!r}", code="unknown_task")
+        return self.faces(load_rgb(media, exif_transpose=True), options, progress)
+
+    # -- detection and embedding ----------------------------------------------------------------
+
+    def detect(self, image: np.ndarray, detector: str, min_score: float, min_size: int) -> list[DetectedFace]:
+        """Faces of an RGB image in source pixels, score >= min_score, both sides >= min_size."""
+        small, scale = _resize_for_detection(image, self.settings.detect_max_side)
+        small_min = max(1, int(min_size / scale))
+        if detector == "mtcnn":
+            found = self.mtcnn.detect(small, min_size=small_min)
+        elif detector == "dlib_hog":
+            found = self.dlib.detect_hog(small, self.settings.hog_upsample)
+        elif detector == "dlib_cnn":
+            found = self.dlib_cnn.detect(small)
+        else:
+            found = self.insightface.detect(small, threshold=min_score)
+        h, w = image.shape[:2]
+        kept = []
+        for face in found:
+            face.box = face.box * scale
+            if face.landmarks is not None:
+                face.landmarks = face.landmarks * scale
+            bw, bh = face.box[2] - face.box[0], face.box[3] - face.box[1]
+            inside = face.box[2] > 0 and face.box[3] > 0 and face.box[0] < w and face.box[1] < h
+            if face.score >= min_score and min(bw, bh) >= min_size and inside:
+                # a face cut by the image edge: its box ends at the edge (landmarks may lie outside)
+                face.box = np.clip(face.box, 0, [w, h, w, h]).astype(np.float32)
+                kept.append(face)
+        kept.sort(key=lambda f: -float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])))
+        return kept
+
+    def embed(
+        self, image: np.ndarray, face: DetectedFace, embedder: str
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        """(embedding, landmarks (5, 2), landmark source) of one detected face."""
+        if embedder == "dlib":
+            vec, points = self.dlib.embed(image, face.box)
+            if face.landmarks is not None:
+                return vec, face.landmarks, "detector"
+            return vec, DlibEngine.landmarks_from_shape(points), "dlib_5_point"
+        return self.insightface.embed(image, face.landmarks), face.landmarks, "detector"
+
+    def embedder_engine(self, embedder: str):  # noqa: ANN201
+        return self.dlib if embedder == "dlib" else self.insightface
+
+    def collection(self, embedder: str) -> str:
+        engine = self.embedder_engine(embedder)
+        engine.load()
+        return f"faces-{embedder}-{engine.model_version.split('+')[-1]}"
+
+    def faces(
+        self, image: np.ndarray, options: dict[str, Any], progress: ProgressFn | None = None
+    ) -> FacesResult:
+        """Detect, keep the largest ``max_faces``, embed each: the ``faces`` task on an RGB image."""
+        opts = self.faces_options(options)
+        start = time.perf_counter()
+        det_engine = {"mtcnn": self.mtcnn, "dlib_hog": self.dlib, "dlib_cnn": self.dlib_cnn}.get(
+            opts["detector"], self.insightface
+        )
+        emb_engine = self.embedder_engine(opts["embedder"])
+        found = self.detect(image, opts["detector"], opts["min_score"], opts["min_size"])
+        kept, truncated = found[: opts["max_faces"]], max(0, len(found) - opts["max_faces"])
+        faces, source = [], "detector"
+        for i, face in enumerate(kept):
+            vec, landmarks, source = self.embed(image, face, opts["embedder"])
+            faces.append(
+                Face(
+                    box=[round(float(v), 1) for v in face.box],
+                    score=round(face.score, 4),
+                    landmarks=[[round(float(x), 1), round(float(y), 1)] for x, y in landmarks],
+                    embedding=[float(v) for v in vec],
+                    embedding_dim=int(vec.shape[0]),
+                )  # fmt: skip
+            )
+            if progress is not None:
+                progress((i + 1) / len(kept), f"embedded {i + 1}/{len(kept)} faces")
+        h, w = image.shape[:2]
+        return FacesResult(
+            faces=faces, width=w, height=h, detector=opts["detector"], embedder=opts["embedder"],
+            model=f"{det_engine.model}+{emb_engine.model}",
+            model_version=f"{det_engine.model_version}+{emb_engine.model_version}",
+            collection=self.collection(opts["embedder"]), threshold=MATCH_THRESHOLDS[opts["embedder"]],
+            landmark_source=source if faces else "detector", truncated=truncated,
+            elapsed_ms=round((time.perf_counter() - start) * 1000, 2),
+        )  # fmt: skip
+
+    # -- verification -----------------------------------------------------------------------------
+
+    def query(self, name: str, payload: BaseModel) -> VerifyResult:
+        """``verify``: the largest face of each of two images compared (BadRequest when one has none)."""
+        if name != "verify" or not isinstance(payload, VerifyQuery):
+            raise BadRequest(f"face_reid answers no query {name!r}", code="unknown_query")
+        images = []
+        for data in payload.images:
+            with tempfile.NamedTemporaryFile(suffix=".img") as tmp:
+                tmp.write(base64.b64decode(data))
+                tmp.flush()
+                images.append(load_rgb(tmp.name, exif_transpose=True))
+        return self.verify(images[0], images[1], payload.detector, payload.embedder)
+
+    def verify(
+        self, a: np.ndarray, b: np.ndarray, detector: str | None = None, embedder: str | None = None
+    ) -> VerifyResult:
+        """Cosine similarity of the largest face of two RGB images against the embedder's threshold."""
+        options = {k: v for k, v in (("detector", detector), ("embedder", embedder)) if v}
+        results = [self.faces(img, {**options, "max_faces": 1}) for img in (a, b)]
+        for i, res in enumerate(results):
+            if not res.faces:
+                raise BadRequest(f"no face found in image {i + 1}", code="no_face")
+        return verify_faces(results[0].faces[0], results[1].faces[0], results[0].threshold,
+                            results[0].embedder, results[0].detector,
+                            faces_found=[len(r.faces) + r.truncated for r in results])  # fmt: skip
+
+
+def verify_faces(
+    a: Face, b: Face, threshold: float, embedder: str, detector: str | None, faces_found: list[int]
+) -> VerifyResult:
+    similarity = float(np.dot(np.asarray(a.embedding, np.float32), np.asarray(b.embedding, np.float32)))
+    return VerifyResult(
+        similarity=round(similarity, 4), distance=round(1.0 - similarity, 4), threshold=threshold,
+        same_person=similarity >= threshold, embedder=embedder, detector=detector, faces=[a, b],
+        faces_found=faces_found,
+    )  # fmt: skip
