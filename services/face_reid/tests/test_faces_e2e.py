@@ -5,6 +5,7 @@ user; and a worker SIGKILLed mid-task."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -49,7 +50,9 @@ def faces_job(c: httpx.Client, token: str, media_id: str, **options) -> dict:  #
     return job
 
 
-def test_people_matches_and_verification_per_user(faces_fleet: Fleet) -> None:
+def test_people_matches_and_verification_per_user(
+    faces_fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
     with httpx.Client(base_url=faces_fleet.url("gateway"), timeout=60) as c:
         token = admin_token(c)
         ids, faces = {}, {}
@@ -127,6 +130,10 @@ def test_people_matches_and_verification_per_user(faces_fleet: Fleet) -> None:
                      "--api", url, "--token", token]) == 0  # fmt: skip
         assert main(["faces", "verify", str(sample("obama.jpg")), str(sample("view.jpg")),
                      "--api", url, "--token", token]) == 1  # fmt: skip
+        assert main(["analyze", str(sample("zidane.jpg")), "--tasks", "faces", "--api", url, "--token", token,
+                     "--json"]) == 0  # fmt: skip
+        analyzed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert len(analyzed["results"]["faces"]["faces"]) == 2  # zidane.jpg: two faces, through the gateway
 
         # another user: none of it exists for them
         assert c.post("/v1/users", json={"username": "bob", "password": "bobs-password-123"},
