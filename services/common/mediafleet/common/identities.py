@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from mediafleet.common import registry
@@ -144,7 +144,9 @@ def _drop_empty_clusters(session: Session, person_ids: Iterable[str]) -> None:
 
 
 def _count(session: Session, person_id: str) -> int:
-    return len(session.scalars(select(FaceRow.id).where(FaceRow.person_id == person_id)).all())
+    return (
+        session.scalar(select(func.count()).select_from(FaceRow).where(FaceRow.person_id == person_id)) or 0
+    )
 
 
 def absorb(session: Session, person: Person) -> int:

@@ -133,6 +133,13 @@ class FaceReidRunner(EngineRunner):
             return vec, DlibEngine.landmarks_from_shape(points), "dlib_5_point"
         return self.insightface.embed(image, face.landmarks), face.landmarks, "detector"
 
+    def detector_record(self, detector: str) -> tuple[str, str]:
+        """(model, version) of a detector, as results record them."""
+        if detector == "dlib_hog":
+            return "dlib_hog", self.dlib.hog_version
+        engine = {"mtcnn": self.mtcnn, "dlib_cnn": self.dlib_cnn}.get(detector, self.insightface)
+        return engine.model, engine.model_version
+
     def embedder_engine(self, embedder: str):  # noqa: ANN201
         return self.dlib if embedder == "dlib" else self.insightface
 
@@ -147,9 +154,6 @@ class FaceReidRunner(EngineRunner):
         """Detect, keep the largest ``max_faces``, embed each: the ``faces`` task on an RGB image."""
         opts = self.faces_options(options)
         start = time.perf_counter()
-        det_engine = {"mtcnn": self.mtcnn, "dlib_hog": self.dlib, "dlib_cnn": self.dlib_cnn}.get(
-            opts["detector"], self.insightface
-        )
         emb_engine = self.embedder_engine(opts["embedder"])
         found = self.detect(image, opts["detector"], opts["min_score"], opts["min_size"])
         kept, truncated = found[: opts["max_faces"]], max(0, len(found) - opts["max_faces"])
@@ -167,11 +171,12 @@ class FaceReidRunner(EngineRunner):
             )
             if progress is not None:
                 progress((i + 1) / len(kept), f"embedded {i + 1}/{len(kept)} faces")
+        det_model, det_version = self.detector_record(opts["detector"])
         h, w = image.shape[:2]
         return FacesResult(
             faces=faces, width=w, height=h, detector=opts["detector"], embedder=opts["embedder"],
-            model=f"{det_engine.model}+{emb_engine.model}",
-            model_version=f"{det_engine.model_version}+{emb_engine.model_version}",
+            model=f"{det_model}+{emb_engine.model}",
+            model_version=f"{det_version}+{emb_engine.model_version}",
             collection=self.collection(opts["embedder"]), threshold=MATCH_THRESHOLDS[opts["embedder"]],
             landmark_source=source if faces else "detector", truncated=truncated,
             elapsed_ms=round((time.perf_counter() - start) * 1000, 2),

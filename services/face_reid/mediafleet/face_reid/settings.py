@@ -11,6 +11,10 @@ from pydantic_settings import SettingsConfigDict
 from mediafleet.common.settings import ServiceSettings
 from mediafleet.face_reid.contract import MAX_FACES, Detector, Embedder
 
+#: Detector score cut-offs: MTCNN 0.9 (three false positives at 0.81-0.87 on the corpus);
+#: dlib's margin 0 (its own threshold) is score 0.5; SCRFD 0.5 as insightface's default.
+MIN_SCORE = {"mtcnn": 0.9, "dlib_hog": 0.5, "dlib_cnn": 0.5, "scrfd": 0.5}
+
 
 class FaceReidSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="FACE_", env_nested_delimiter="__", extra="ignore")
@@ -19,10 +23,8 @@ class FaceReidSettings(ServiceSettings):
     #: corpus' counts (t1 6, zidane 2) where dlib's HOG misses one of zidane's (README).
     detector: Detector = "mtcnn"
     embedder: Embedder = "dlib"
-    #: Detector score cut-offs. MTCNN 0.9: three false positives at 0.81-0.87 on the corpus.
-    min_score: dict[str, float] = Field(
-        default_factory=lambda: {"mtcnn": 0.9, "dlib_hog": 0.5, "dlib_cnn": 0.5, "scrfd": 0.5}
-    )
+    #: Detector score cut-offs (MIN_SCORE).
+    min_score: dict[str, float] = Field(default_factory=lambda: dict(MIN_SCORE))
     #: Smallest face side kept (pixels of the source image).
     min_size: int = Field(default=20, ge=1)
     #: Largest faces kept per image; the rest are counted in ``truncated``.
@@ -46,8 +48,8 @@ class FaceReidSettings(ServiceSettings):
     @field_validator("min_score", mode="after")
     @classmethod
     def _complete(cls, value: dict[str, float]) -> dict[str, float]:
-        base = {"mtcnn": 0.9, "dlib_hog": 0.5, "dlib_cnn": 0.5, "scrfd": 0.5}
-        return {**base, **value}
+        """``FACE_MIN_SCORE='{"mtcnn": 0.95}'`` overrides one detector, the others keep theirs."""
+        return {**MIN_SCORE, **value}
 
     def insightface_dir(self) -> Path:
         return self.core.models_dir / "insightface" / self.insightface_pack

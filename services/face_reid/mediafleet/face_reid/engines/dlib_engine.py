@@ -22,10 +22,8 @@ def _score(margin: float) -> float:
     return float(1.0 / (1.0 + np.exp(-margin)))
 
 
-class DlibEngine(Engine):
-    """HOG detector, 5-point landmarks and the 128-d descriptor (the ``dlib`` embedder)."""
-
-    name = "dlib"
+class _DlibFiles(Engine):
+    """An engine over files of catalogue model ``dlib-face`` (version: its weights' SHA-256 prefix)."""
 
     def __init__(self, models_dir: Path):
         super().__init__()
@@ -33,12 +31,24 @@ class DlibEngine(Engine):
         self._version = ""
 
     @property
+    def model_version(self) -> str:
+        return self._version
+
+
+class DlibEngine(_DlibFiles):
+    """HOG detector, 5-point landmarks and the 128-d descriptor (the ``dlib`` embedder)."""
+
+    name = "dlib"
+
+    @property
     def model(self) -> str:
         return "dlib_face_recognition_resnet_model_v1"
 
     @property
-    def model_version(self) -> str:
-        return self._version
+    def hog_version(self) -> str:
+        """The HOG detector is built into dlib: its version is dlib's."""
+        self.load()
+        return f"dlib-{self._dlib.__version__}"
 
     def _load(self) -> None:
         _cnn, shape_path, rec_path = require_files("dlib-face", self.models_dir)
@@ -102,23 +112,14 @@ class DlibEngine(Engine):
         return np.stack([left, right, nose, mouth_mid - half, mouth_mid + half]).astype(np.float32)
 
 
-class DlibCnnEngine(Engine):
+class DlibCnnEngine(_DlibFiles):
     """dlib's MMOD CNN detector (``dlib_cnn``): more robust, 1-9 s and ~2.3 GB per image on CPU."""
 
     name = "dlib_cnn"
 
-    def __init__(self, models_dir: Path):
-        super().__init__()
-        self.models_dir = Path(models_dir)
-        self._version = ""
-
     @property
     def model(self) -> str:
         return "mmod_human_face_detector"
-
-    @property
-    def model_version(self) -> str:
-        return self._version
 
     def _load(self) -> None:
         cnn_path, _shape, _rec = require_files("dlib-face", self.models_dir)

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from mediafleet.common import identities
 from mediafleet.common.errors import (
@@ -25,10 +26,11 @@ from mediafleet.common.errors import (
     ValidationFailed,
     bounded_details,
 )
-from mediafleet.common.store import FaceRow, MediaOwner, Person
-from mediafleet.common.vectors import VectorDbClient, VectorDbError, item_id
+from mediafleet.common.store import FaceRow, Person
+from mediafleet.common.vectors import VectorDbError, item_id
 from mediafleet.gateway import queries
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep
+from mediafleet.gateway.routes.search import filenames, require_vector_db
 
 router = APIRouter(tags=["people"])
 
@@ -149,18 +151,6 @@ def _face(session: Session, user_id: int, fid: str) -> FaceRow:
     return face
 
 
-def _filenames(session: Session, user_id: int, media_ids: set[str]) -> dict[str, str | None]:
-    if not media_ids:
-        return {}
-    return dict(
-        session.execute(
-            select(MediaOwner.media_id, MediaOwner.filename).where(
-                MediaOwner.user_id == user_id, MediaOwner.media_id.in_(media_ids)
-            )
-        ).all()
-    )
-
-
 def face_public(face: FaceRow, filename: str | None = None) -> FacePublic:
     person = face.person
     return FacePublic(
@@ -180,14 +170,6 @@ def person_public(session: Session, person: Person) -> PersonPublic:
         media=len({f.media_id for f in faces}), sample_face_id=sample.id if sample else None,
         created_at=person.created_at, updated_at=person.updated_at,
     )  # fmt: skip
-
-
-def _vector_db(client: VectorDbClient | None) -> VectorDbClient:
-    if client is None:
-        raise ServiceUnavailable(
-            "vector search is not configured: set MEDIAFLEET_VECTOR_DB_URL", code="vector_db_unavailable"
-        )
-    return client
 
 
 # -- people -----------------------------------------------------------------------------------
@@ -292,7 +274,7 @@ def person_media(person_id: str, user: CurrentUser, session: SessionDep) -> Pers
     faces = session.scalars(
         select(FaceRow).where(FaceRow.person_id == person.id).order_by(FaceRow.media_id, FaceRow.ref)
     ).all()
-    names = _filenames(session, user.id, {f.media_id for f in faces})
+    names = filenames(session, user.id, {f.media_id for f in faces})
     grouped: dict[str, list[FacePublic]] = {}
     for face in faces:
         grouped.setdefault(face.media_id, []).append(face_public(face, names.get(face.media_id)))
@@ -325,14 +307,14 @@ def list_faces(
     if media_id is not None:
         query = query.where(FaceRow.media_id == media_id)
     rows = session.scalars(query.order_by(FaceRow.media_id, FaceRow.ref).limit(limit)).all()
-    names = _filenames(session, user.id, {f.media_id for f in rows})
+    names = filenames(session, user.id, {f.media_id for f in rows})
     return [face_public(f, names.get(f.media_id)) for f in rows]
 
 
 @router.get("/v1/faces/{face_id}", response_model=FacePublic)
 def get_face(face_id: str, user: CurrentUser, session: SessionDep) -> FacePublic:
     face = _face(session, user.id, face_id)
-    return face_public(face, _filenames(session, user.id, {face.media_id}).get(face.media_id))
+    return face_public(face, filenames(session, user.id, {face.media_id}).get(face.media_id))
 
 
 @router.get("/v1/faces/{face_id}/matches", response_model=FaceMatches)
@@ -349,7 +331,7 @@ def face_matches(
     Only faces at or above the embedder's threshold unless ``all=true``. 503 without vector_db.
     """
     face = _face(session, user.id, face_id)
-    vectors = _vector_db(ctx.vectors)
+    vectors = require_vector_db(ctx.vectors)
     vector = identities.vector_of(face)
     if not vector.size:
         raise BadRequest(f"face {face_id} has no embedding", code="no_embedding")
@@ -360,7 +342,7 @@ def face_matches(
         for h in hits
     }  # fmt: skip
     rows = {r.id: r for r in session.scalars(select(FaceRow).where(FaceRow.id.in_(list(slots))))}
-    names = _filenames(session, user.id, {r.media_id for r in rows.values()})
+    names = filenames(session, user.id, {r.media_id for r in rows.values()})
     data = []
     for fid, sim in sorted(slots.items(), key=lambda kv: -kv[1]):
         row = rows.get(fid)
@@ -427,8 +409,6 @@ async def verify(request: Request, user: CurrentUser, ctx: ContextDep) -> Verify
                 exc.errors(include_url=False, include_context=False, include_input=False)
             )
             raise ValidationFailed(f"invalid verify request: {errors[0]['msg']}", details=errors) from exc
-        from starlette.concurrency import run_in_threadpool
-
         answer = await run_in_threadpool(
             queries.ask, ctx.redis, cap, spec, query, ctx.settings.core.query_timeout_s
         )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -47,14 +48,14 @@ def search(
     # Jobs finishing in the background add results: cached answers stay fresh for 15 s at most.
     response.headers["Cache-Control"] = "private, max-age=15"
     if mode == "semantic":
-        vectors = _vector_db(ctx.vectors)
+        vectors = require_vector_db(ctx.vectors)
         cap, spec = queries.find_query("semantic_search")
         query = queries.ask(ctx.redis, cap, spec, TextQuery(text=q), ctx.settings.core.query_timeout_s)
         assert isinstance(query, VectorItem)
         data = _media_hits(session, vectors, user.id, query, limit, exclude=None)
         return SimilarResults(query=q, collection=query.collection, data=data, count=len(data))
     hits = search_text(session, q, user_id=user.id, limit=limit)
-    names = _filenames(session, user.id, [h["media_id"] for h in hits])
+    names = filenames(session, user.id, [h["media_id"] for h in hits])
     text_hits = [SearchHit(filename=names.get(h["media_id"]), **h) for h in hits]
     return SearchResults(query=q, data=text_hits, count=len(text_hits))
 
@@ -76,7 +77,7 @@ def similar(
     """
     if session.get(MediaOwner, (media_id, user.id)) is None:
         raise NotFound(f"media {media_id} not found", code="media_not_found")
-    vectors = _vector_db(ctx.vectors)
+    vectors = require_vector_db(ctx.vectors)
     embedders = sorted(name for name, (_, spec) in registry.tasks().items() if spec.vectors is not no_vectors)
     if task is not None and task not in embedders:
         raise BadRequest(f"task {task!r} stores no embeddings; these do: {embedders}", code="unknown_task")
@@ -90,7 +91,7 @@ def similar(
     return SimilarResults(query=media_id, collection=item.collection, data=data, count=len(data))
 
 
-def _vector_db(client: VectorDbClient | None) -> VectorDbClient:
+def require_vector_db(client: VectorDbClient | None) -> VectorDbClient:
     if client is None:
         raise ServiceUnavailable(
             "vector search is not configured: set MEDIAFLEET_VECTOR_DB_URL", code="vector_db_unavailable"
@@ -129,7 +130,7 @@ def _media_hits(
 ) -> list[SimilarHit]:
     found = vectors.search(query.collection, str(user_id), query.vector, limit + 1, {"ref": MEDIA_REF})
     found = [h for h in found if h["payload"].get("media_id") != exclude][:limit]
-    names = _filenames(session, user_id, [h["payload"]["media_id"] for h in found])
+    names = filenames(session, user_id, [h["payload"]["media_id"] for h in found])
     return [
         SimilarHit(
             media_id=h["payload"]["media_id"],
@@ -142,7 +143,8 @@ def _media_hits(
     ]
 
 
-def _filenames(session: Session, user_id: int, media_ids: list[str]) -> dict[str, str | None]:
+def filenames(session: Session, user_id: int, media_ids: Iterable[str]) -> dict[str, str | None]:
+    """media id -> the caller's filename, for the media of ``media_ids`` the caller owns."""
     return dict(
         session.execute(
             select(MediaOwner.media_id, MediaOwner.filename).where(
