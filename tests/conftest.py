@@ -31,7 +31,15 @@ def sample(name: str) -> Path:
 
 
 #: Real weights the tests use; `make test` provisions them (mediafleet models pull, cached).
-TEST_MODELS = ("easyocr-en", "yolo11n-pose", "yolo11n-pose-onnx", "nudenet-320n", "mtcnn", "dlib-face")
+TEST_MODELS = (
+    "easyocr-en",
+    "yolo11n-pose",
+    "yolo11n-pose-onnx",
+    "nudenet-320n",
+    "mtcnn",
+    "dlib-face",
+    "whisper-base",
+)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ MODULES = {
     "clip": ["mediafleet.common.service", "clip_nsfw"],
     "vector_db": ["mediafleet.vector_db"],
     "faces": ["mediafleet.common.service", "face_reid"],
+    "whisper": ["mediafleet.common.service", "whisper_transcriber"],
 }
 #: What start_all starts: the main job's processes.
 DEFAULT = ("gateway", "job_manager", "ocr")
@@ -54,6 +55,7 @@ class Fleet:
             "CLIP_HTTP_PORT": str(self.ports["clip"]),
             "VECTOR_DB_HTTP_PORT": str(self.ports["vector_db"]),
             "FACE_HTTP_PORT": str(self.ports["faces"]),
+            "WHISPER_HTTP_PORT": str(self.ports["whisper"]),
             "VECTOR_DB_DATA_DIR": str(workdir / "vectors"),
             "MEDIAFLEET_VECTOR_DB_URL": f"http://127.0.0.1:{self.ports['vector_db']}",
             "MEDIAFLEET_VECTOR_BACKOFF_S": "0.5",

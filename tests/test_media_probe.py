@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mediafleet.common.errors import InvalidMedia, UnsupportedMediaType
-from mediafleet.common.media import load_rgb, probe_image
+from mediafleet.common.media import iter_audio, load_rgb, probe_image, probe_media
 from tests.conftest import sample
 
 
@@ -48,3 +48,91 @@ def test_empty_and_truncated_files_are_invalid(tmp_path: Path) -> None:
 def test_load_rgb_shape_and_dtype() -> None:
     img = load_rgb(sample("phototest.tif"))  # 1-bit TIFF -> RGB
     assert img.shape == (480, 640, 3) and img.dtype == np.uint8
+
+
+# --- audio and video (PyAV) ------------------------------------------------------------
+
+#: Durations, codecs and sizes from ../shared/media/MANIFEST.md (integrity table).
+AV_CORPUS = [
+    ("jfk.flac", "audio", "audio/flac", 11.0, [("audio", "flac")], None),
+    ("multilingual.mp3", "audio", "audio/mpeg", 59.9, [("audio", "mp3float")], None),
+    ("fleurs-de-000.ogg", "audio", "audio/ogg", 17.95, [("audio", "opus")], None),
+    (
+        "short_hamilton_clip.mp4",
+        "video",
+        "video/mp4",
+        10.02,
+        [("video", "h264"), ("audio", "aac")],
+        (640, 360),
+    ),
+    ("mmpose_demo.mp4", "video", "video/mp4", 1.0, [("video", "h264")], (960, 540)),
+]
+
+
+@pytest.mark.parametrize(("name", "kind", "mime", "duration", "streams", "size"), AV_CORPUS)
+def test_probe_media_reads_audio_and_video(name, kind, mime, duration, streams, size) -> None:  # noqa: ANN001
+    probe = probe_media(sample(name))
+    assert (probe.kind, probe.mime) == (kind, mime)
+    assert probe.duration_s == pytest.approx(duration, abs=0.01)
+    assert [(s["type"], s["codec"]) for s in probe.streams] == streams
+    assert (probe.width, probe.height) == (size or (None, None))
+    audio = [s for s in probe.streams if s["type"] == "audio"]
+    assert all(s["sample_rate"] in (24_000, 44_100, 48_000) and s["channels"] in (1, 2) for s in audio)
+
+
+def test_probe_media_still_reads_images_with_pillow() -> None:
+    png = probe_media(sample("english.png"))
+    assert (png.kind, png.mime, png.width, png.height, png.duration_s, png.streams) == (
+        "image", "image/png", 905, 480, None, [],
+    )  # fmt: skip
+
+
+def test_probe_media_refuses_what_it_cannot_use(tmp_path: Path) -> None:
+    text = tmp_path / "notes.mp3"
+    text.write_text("[00:01.00] lyrics, not audio\n")  # FFmpeg reads this as an LRC subtitle
+    with pytest.raises(UnsupportedMediaType, match="lrc"):
+        probe_media(text)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(sample("jfk.flac").read_bytes()[:300_000])
+    with pytest.raises(InvalidMedia, match=r"truncated: its header says 11\.0 s, its data ends at 2\.\d s"):
+        probe_media(cut)
+    with pytest.raises(InvalidMedia) as too_long:
+        probe_media(sample("multilingual.mp3"), max_duration_s=30)
+    assert too_long.value.code == "media_too_long" and too_long.value.details["duration_s"] == 59.9
+    empty_wav = tmp_path / "empty.wav"  # a valid WAV header and no samples
+    import wave
+
+    with wave.open(str(empty_wav), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16_000)  # fmt: skip
+    with pytest.raises(InvalidMedia, match="no decodable samples"):
+        probe_media(empty_wav)
+    odd = tmp_path / "odd.wav"  # a WAV whose codec tag FFmpeg has no decoder for
+    data = bytearray()
+    import struct
+
+    body = b"\x00" * 32_000
+    data += (
+        b"RIFF"
+        + struct.pack("<I", 36 + len(body))
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 0x3039, 1, 16_000, 32_000, 2, 16)
+    )
+    data += b"data" + struct.pack("<I", len(body)) + body
+    odd.write_bytes(bytes(data))
+    with pytest.raises(UnsupportedMediaType, match="stream 0: codec None cannot be decoded"):
+        probe_media(odd)
+
+
+def test_iter_audio_mixes_or_splits_and_bounds_blocks() -> None:
+    blocks = list(iter_audio(sample("jfk.flac"), "mix", block_s=4.0))
+    assert [b.shape for b in blocks] == [(1, 64_000), (1, 64_000), (1, 48_000)]  # 11 s at 16 kHz
+    assert all(b.dtype == np.float32 for b in blocks)
+    split = np.concatenate(list(iter_audio(sample("jfk.flac"), "split", block_s=4.0)), axis=1)
+    mixed = np.concatenate(blocks, axis=1)
+    assert split.shape == (2, 176_000)
+    # FFmpeg's stereo -> mono downmix is the scaled sum of the two channels
+    corr = np.corrcoef(mixed[0], split.sum(axis=0))[0, 1]
+    assert corr > 0.999
+    with pytest.raises(InvalidMedia) as no_audio:
+        next(iter_audio(sample("mmpose_demo.mp4")))
+    assert no_audio.value.code == "no_audio"

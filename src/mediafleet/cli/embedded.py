@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import select
 
 from mediafleet.common import registry
-from mediafleet.common.capability import Runner
+from mediafleet.common.capability import Runner, missing_streams
 from mediafleet.common.errors import BadRequest
-from mediafleet.common.media import probe_image
+from mediafleet.common.media import probe_media
 from mediafleet.common.settings import CoreSettings
 from mediafleet.common.store import Media, MediaOwner, User, create_db_engine, migrate, session_factory
 from mediafleet.common.store.search import replace_segments, search_text
@@ -67,7 +67,7 @@ class EmbeddedAnalyzer:
         Raises InvalidMedia, UnsupportedMediaType, BadRequest (bad options, media kind).
         """
         path = Path(path)
-        probe = probe_image(path)
+        probe = probe_media(path)
         media_id = sha256_file(path)
         media = {
             "media_id": media_id,
@@ -76,6 +76,7 @@ class EmbeddedAnalyzer:
             "size_bytes": path.stat().st_size,
             "width": probe.width,
             "height": probe.height,
+            "duration_s": probe.duration_s,
         }
         known = registry.tasks()
         results: dict[str, Any] = {}
@@ -84,6 +85,9 @@ class EmbeddedAnalyzer:
             cap, spec = known[task]
             if probe.kind not in spec.media_kinds:
                 raise BadRequest(f"task {task} takes {'/'.join(spec.media_kinds)}, not {probe.kind}")
+            missing = missing_streams(spec, probe.kind, probe.streams)
+            if missing:
+                raise BadRequest(f"task {task} needs an {' and '.join(missing)} stream; {path.name} has none")
             opts = cap.validate_options(task, options.get(task, {}))
             inputs = {dep: results[dep] for dep in spec.depends_on}
             result = self.runner(task).run(task, path, opts, inputs, lambda *_: None)
@@ -99,6 +103,8 @@ class EmbeddedAnalyzer:
                         size_bytes=media["size_bytes"],
                         width=probe.width,
                         height=probe.height,
+                        duration_s=probe.duration_s,
+                        streams=probe.streams or None,
                         storage_path=str(path.resolve()),
                     )
                 )

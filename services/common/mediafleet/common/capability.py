@@ -129,6 +129,19 @@ def no_faces(result: Any) -> list[FaceItem]:
 
 
 @dataclass(frozen=True)
+class ExportFormat:
+    """A rendering of a task's result as a file (a transcript as SRT): ``render(result) -> text``.
+
+    The gateway serves it at ``GET /v1/jobs/{id}/transcript?format=<name>`` (the task whose
+    spec exports that format) with ``media_type`` and a download name ending in ``extension``.
+    """
+
+    media_type: str
+    extension: str
+    render: Callable[[Any], str]
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One task a capability runs.
 
@@ -140,6 +153,11 @@ class TaskSpec:
       ``inputs[name]``. A job asking for this task gets its dependencies added.
     - ``segments`` / ``vectors`` / ``faces``: pure functions of a validated result.
     - ``summary``: one line for people (the CLI's human output).
+    - ``exports``: file renderings of the result by format name (``"srt"``).
+    - ``streams``: stream types (``"audio"``, ``"video"``) audio/video media must have for
+      this task; a job on media without one is refused (422 ``missing_stream``).
+    - ``timeout_per_media_s``: seconds of task time allowed per second of audio/video, on top
+      of ``MEDIAFLEET_TASK_TIMEOUT_S`` (long media must not hit a fixed timeout).
     - ``default``: run when a CLI call names no tasks.
     """
 
@@ -152,6 +170,9 @@ class TaskSpec:
     segments: Callable[[Any], list[TextSegment]] = no_segments
     vectors: Callable[[Any], list[VectorItem]] = no_vectors
     faces: Callable[[Any], list[FaceItem]] = no_faces
+    exports: Mapping[str, ExportFormat] = field(default_factory=dict)
+    streams: tuple[Literal["audio", "video"], ...] = ()
+    timeout_per_media_s: float = 0.0
     description: str = ""
     #: Run when a CLI call names no tasks (``mediafleet analyze FILE``).
     default: bool = False
@@ -269,3 +290,11 @@ def import_object(path: str) -> Any:
     if not attr:
         raise ImportError(f"{path!r} is not of the form 'module:attribute'")
     return getattr(importlib.import_module(module), attr)
+
+
+def missing_streams(spec: TaskSpec, kind: str, streams: list[dict[str, Any]] | None) -> list[str]:
+    """Stream types ``spec`` needs that audio/video media lacks (always [] for images)."""
+    if kind == "image":
+        return []
+    have = {s.get("type") for s in streams or []}
+    return [s for s in spec.streams if s not in have]

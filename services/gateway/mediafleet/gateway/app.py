@@ -60,7 +60,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         sessions=session_factory(db),
         redis=rclient,
         aredis=aioredis.Redis.from_url(settings.core.redis_url, socket_connect_timeout=2),
-        media=MediaStore(settings.core.media_dir, settings.max_upload_bytes),
+        media=MediaStore(settings.core.media_dir, settings.max_upload_bytes, settings.max_media_duration_s),
         batch=BatchExecutor(None, cache, limits),
         vectors=(
             VectorDbClient(settings.core.vector_db_url, settings.core.vector_timeout_s)

@@ -53,6 +53,11 @@ class MediaPublic(BaseModel):
     size_bytes: int
     width: int | None
     height: int | None
+    duration_s: float | None = Field(default=None, description="seconds of audio/video; null for images")
+    streams: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="audio/video streams: index, type, codec, sample_rate/channels or width/height/fps",
+    )
     filename: str | None
     deduplicated: bool = Field(description="true when these bytes were already stored")
     created_at: dt.datetime

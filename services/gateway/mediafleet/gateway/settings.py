@@ -42,6 +42,8 @@ class GatewaySettings(BaseSettings):
     admin: AdminSettings = Field(default_factory=AdminSettings)
     #: Largest upload accepted, bytes (nginx's client_max_body_size should match).
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    #: Longest audio or video accepted, seconds (422 ``media_too_long`` above it).
+    max_media_duration_s: float = Field(default=4 * 3600, gt=0)
     min_password_length: int = Field(default=10, ge=8)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     host: str = "127.0.0.1"

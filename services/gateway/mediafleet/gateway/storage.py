@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mediafleet.common.errors import PayloadTooLarge
-from mediafleet.common.media import MediaProbe, probe_image
+from mediafleet.common.media import MediaProbe, probe_media
 
 CHUNK = 1 << 20
 
@@ -32,9 +32,10 @@ class StoredFile:
 
 
 class MediaStore:
-    def __init__(self, root: Path, max_bytes: int):
+    def __init__(self, root: Path, max_bytes: int, max_duration_s: float | None = None):
         self.root = Path(root)
         self.max_bytes = max_bytes
+        self.max_duration_s = max_duration_s
         self.tmp = self.root / ".tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
 
@@ -57,7 +58,7 @@ class MediaStore:
                         )
                     digest.update(block)
                     out.write(block)
-            probe = probe_image(tmp)
+            probe = probe_media(tmp, self.max_duration_s)
             sha = digest.hexdigest()
             rel = f"{sha[:2]}/{sha[2:4]}/{sha}{probe.extension}"
             final = self.root / rel

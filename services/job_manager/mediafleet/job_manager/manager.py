@@ -175,7 +175,7 @@ class JobManager:
                 TASK_FUNCTION,
                 payload,
                 job_id=rq_id,
-                job_timeout=core.task_timeout_s,
+                job_timeout=task_timeout_s(core.task_timeout_s, task.name, media.duration_s),
                 result_ttl=self.settings.result_ttl_s,
                 failure_ttl=self.settings.result_ttl_s,
                 retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
@@ -318,3 +318,10 @@ def _last_line(text: str | None) -> str | None:
         return None
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1][:2000] if lines else None
+
+
+def task_timeout_s(base_s: int, task: str, duration_s: float | None) -> int:
+    """RQ timeout of one task: ``base_s`` plus the task's ``timeout_per_media_s`` x media seconds."""
+    spec = registry.tasks().get(task)
+    per_s = spec[1].timeout_per_media_s if spec else 0.0
+    return int(base_s + per_s * (duration_s or 0.0))

@@ -58,6 +58,10 @@ class Media(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
+    #: Seconds of audio/video (None for images).
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    #: Audio/video streams as probed (``mediafleet.common.media.MediaProbe.streams``).
+    streams: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     #: Path relative to the media directory.
     storage_path: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())

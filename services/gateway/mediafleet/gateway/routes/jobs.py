@@ -18,6 +18,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from mediafleet.common import events, identities, registry, webhooks
+from mediafleet.common.capability import missing_streams
 from mediafleet.common.errors import Conflict, NotFound, ValidationFailed, bounded_details
 from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY, job_events_key
 from mediafleet.common.schemas import JobStatus
@@ -114,6 +115,12 @@ def _plan_tasks(body: JobCreate, media: Media) -> tuple[list[str], dict[str, dic
             raise ValidationFailed(
                 f"task {name} takes {'/'.join(spec.media_kinds)}, not {media.kind}",
                 code="unsupported_media_kind",
+            )
+        missing = missing_streams(spec, media.kind, media.streams)
+        if missing:
+            raise ValidationFailed(
+                f"task {name} needs an {' and '.join(missing)} stream; media {media.id} has none",
+                code="missing_stream",
             )
         try:
             options[name] = spec.options.model_validate(body.options.get(name, {})).model_dump(
@@ -215,6 +222,66 @@ def build_router() -> APIRouter:
             "private, max-age=120" if JobStatus(job.status).terminal else "no-store"
         )
         return job_public(job, JobPublic)
+
+    @router.get(
+        "/v1/jobs/{job_id}/transcript",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "the transcript in the format asked for",
+                "content": {
+                    "application/json": {},
+                    "text/plain": {},
+                    "application/x-subrip": {},
+                    "text/vtt": {},
+                },
+            }
+        },
+    )
+    def job_transcript(
+        job_id: str,
+        user: CurrentUser,
+        session: SessionDep,
+        format: Annotated[
+            str, Query(pattern=r"^[a-z0-9]{1,8}$", description="json, txt, srt or vtt")
+        ] = "json",
+        task: Annotated[str | None, Query(max_length=64, description="the task, when several export")] = None,
+    ) -> Response:
+        """A succeeded task's result rendered as a file: a transcript as ``srt``, ``vtt``, ``txt``
+        or ``json`` (formats each task's contract exports).
+
+        404 ``no_transcript`` when no succeeded task of the job exports ``format``; 409
+        ``job_not_finished`` while the exporting task has not succeeded yet.
+        """
+        job = _own_job(session, job_id, user.id)
+        known = registry.tasks()
+        candidates = [
+            t
+            for t in job.tasks
+            if t.name in known and format in known[t.name][1].exports and (task is None or t.name == task)
+        ]
+        done = [t for t in candidates if t.status == JobStatus.succeeded and t.result is not None]
+        if not done:
+            if candidates:
+                raise Conflict(
+                    f"task {candidates[0].name} of job {job_id} is {candidates[0].status}",
+                    code="job_not_finished",
+                )
+            offered = sorted({f for t in job.tasks if t.name in known for f in known[t.name][1].exports})
+            raise NotFound(
+                f"job {job_id} has no transcript as {format!r}"
+                + (f" (offered: {', '.join(offered)})" if offered else ""),
+                code="no_transcript",
+            )
+        spec = known[done[0].name][1]
+        export = spec.exports[format]
+        body = export.render(spec.result.model_validate(done[0].result))
+        name = f"{job_id}-{done[0].name}{export.extension}"
+        return Response(
+            body,
+            media_type=export.media_type,
+            headers={"Content-Disposition": f'inline; filename="{name}"'},
+        )
 
     @router.delete("/v1/jobs/{job_id}", response_model=JobPublic, response_model_exclude_unset=True)
     def cancel_job(job_id: str, user: CurrentUser, ctx: ContextDep, session: SessionDep) -> JobPublicBase:

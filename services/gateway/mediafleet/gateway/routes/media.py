@@ -40,10 +40,13 @@ def clean_filename(name: str | None) -> str | None:
 
 @router.post("/v1/media", response_model=MediaPublic, status_code=status.HTTP_201_CREATED)
 def upload_media(file: UploadFile, user: CurrentUser, ctx: ContextDep, session: SessionDep) -> MediaPublic:
-    """Store an image. The same bytes always get the same ``media_id`` (their SHA-256).
+    """Store an image, audio or video file. The same bytes always get the same ``media_id`` (their SHA-256).
 
-    Errors: 413 over ``GATEWAY_MAX_UPLOAD_BYTES``; 415 not a supported image; 422 empty,
-    truncated or corrupt. A rejected upload leaves nothing on disk or in the database.
+    The content type comes from the bytes: images by Pillow (JPEG, PNG, TIFF, WebP, BMP,
+    GIF), audio and video by PyAV (FLAC, MP3, Ogg, WAV, AAC, MP4/M4A, WebM/Matroska, AVI).
+    Errors: 413 over ``GATEWAY_MAX_UPLOAD_BYTES``; 415 not a supported format or codec; 422
+    empty, truncated, corrupt, without samples, or longer than
+    ``GATEWAY_MAX_MEDIA_DURATION_S`` (``media_too_long``). A rejected upload leaves nothing on disk or in the database.
     """
     stored = ctx.media.save(file.file)
     try:
@@ -57,6 +60,8 @@ def upload_media(file: UploadFile, user: CurrentUser, ctx: ContextDep, session: 
                 size_bytes=stored.size_bytes,
                 width=stored.probe.width,
                 height=stored.probe.height,
+                duration_s=stored.probe.duration_s,
+                streams=stored.probe.streams or None,
                 storage_path=stored.relative_path,
             )
             session.add(media)
@@ -126,6 +131,8 @@ def _public(media: Media, owner: MediaOwner, deduplicated: bool) -> MediaPublic:
         size_bytes=media.size_bytes,
         width=media.width,
         height=media.height,
+        duration_s=media.duration_s,
+        streams=media.streams or [],
         filename=owner.filename,
         deduplicated=deduplicated,
         created_at=owner.created_at,

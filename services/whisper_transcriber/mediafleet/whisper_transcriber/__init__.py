@@ -1,0 +1,1 @@
+"""mediafleet whisper_transcriber capability."""

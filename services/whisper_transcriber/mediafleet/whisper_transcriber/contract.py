@@ -1,0 +1,199 @@
+"""Contract of the whisper_transcriber capability (light: pydantic and mediafleet.common only).
+
+One task, ``transcribe``: speech of audio or of a video's audio track to text with
+faster-whisper (CTranslate2). Times are seconds from media start; languages ISO 639-1.
+Exports: ``txt``, ``srt`` (SubRip), ``vtt`` (WebVTT), ``json``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mediafleet.common.capability import Capability, ExportFormat, TaskSpec, TextSegment
+
+#: Whisper's own task names: ``translate`` gives English text whatever the spoken language.
+WhisperTask = Literal["transcribe", "translate"]
+
+
+class TranscribeOptions(BaseModel):
+    """Options of ``transcribe``; ``None`` takes the service's default (``WHISPER_*`` settings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: WhisperTask | None = Field(default=None, description="transcribe (default) or translate to English")
+    language: str | None = Field(
+        default=None,
+        pattern=r"^[a-z]{2,3}$",
+        description="ISO 639-1 code of the spoken language; unset: detected per window of speech",
+    )
+    language_detection: Literal["window", "first"] | None = Field(
+        default=None,
+        description="unset language: detect it in every window of speech (code-switching; default) "
+        "or once on the first window",
+    )
+    beam_size: int | None = Field(default=None, ge=1, le=10)
+    vad_filter: bool | None = Field(
+        default=None, description="drop non-speech (Silero VAD) before decoding; default true"
+    )
+    word_timestamps: bool | None = Field(default=None, description="words with start/end and probability")
+    initial_prompt: str | None = Field(
+        default=None, max_length=1000, description="context text for the first window"
+    )
+    hotwords: str | None = Field(default=None, max_length=500, description="words to favour (names, jargon)")
+    channels: Literal["mix", "split"] | None = Field(
+        default=None, description="mix channels to mono (default) or transcribe each channel on its own"
+    )
+
+
+class Word(BaseModel):
+    start: float = Field(ge=0, description="seconds from media start")
+    end: float = Field(ge=0)
+    word: str
+    probability: float = Field(ge=0, le=1)
+
+
+class Segment(BaseModel):
+    """One decoded segment (Whisper's unit: a phrase, usually under 30 s)."""
+
+    id: int
+    start: float = Field(ge=0, description="seconds from media start")
+    end: float = Field(ge=0)
+    text: str
+    language: str = Field(description="ISO 639-1 of the window this segment was decoded in")
+    language_probability: float | None = Field(
+        default=None, ge=0, le=1, description="None when the caller set it"
+    )
+    channel: int | None = Field(default=None, description="0-based channel with channels=split, else None")
+    avg_logprob: float
+    no_speech_prob: float = Field(ge=0, le=1)
+    compression_ratio: float
+    words: list[Word] = Field(default_factory=list)
+
+
+class LanguageShare(BaseModel):
+    language: str
+    speech_s: float = Field(ge=0, description="seconds of the segments decoded in this language")
+
+
+class TranscriptResult(BaseModel):
+    """Result of ``transcribe``.
+
+    ``language`` is the language with the most speech (``languages`` lists each with its
+    seconds); ``language_probability`` is the detector's probability for it in the first
+    window where it won (None when the caller named the language). ``rtf`` = processing
+    seconds / audio seconds. An audio track without speech gives no segments and
+    ``language`` None (not an error).
+    """
+
+    engine: str
+    model: str
+    model_version: str
+    compute_type: str
+    device: str
+    task: WhisperTask
+    language: str | None
+    language_probability: float | None
+    languages: list[LanguageShare]
+    duration_s: float = Field(ge=0, description="decoded audio, seconds")
+    speech_s: float = Field(ge=0, description="seconds the VAD kept (duration_s without VAD)")
+    channels: Literal["mix", "split"]
+    segments: list[Segment]
+    text: str
+    elapsed_ms: float
+    rtf: float = Field(description="real-time factor: processing time / audio duration")
+
+
+def _clock(seconds: float, sep: str) -> str:
+    ms = max(int(round(seconds * 1000)), 0)
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def _cue_text(seg: Segment) -> str:
+    text = " ".join(seg.text.split())
+    return f"[{seg.channel}] {text}" if seg.channel is not None else text
+
+
+def to_srt(result: TranscriptResult) -> str:
+    """SubRip: numbered cues ``HH:MM:SS,mmm --> HH:MM:SS,mmm`` (the format's de-facto spec,
+    as the ``srt`` library parses it); channel-split cues start with ``[channel]``."""
+    cues = [
+        f"{i}\n{_clock(s.start, ',')} --> {_clock(max(s.end, s.start), ',')}\n{_cue_text(s)}\n"
+        for i, s in enumerate((s for s in result.segments if s.text.strip()), start=1)
+    ]
+    return "\n".join(cues)
+
+
+def to_vtt(result: TranscriptResult) -> str:
+    """WebVTT (W3C WebVTT: ``WEBVTT`` header, ``HH:MM:SS.mmm`` cue times); ``-->`` in text is escaped."""
+    cues = [
+        f"{_clock(s.start, '.')} --> {_clock(max(s.end, s.start), '.')}\n"
+        + _cue_text(s).replace("&", "&amp;").replace("<", "&lt;").replace("-->", "--&gt;")
+        + "\n"
+        for s in result.segments
+        if s.text.strip()
+    ]
+    return "WEBVTT\n\n" + "\n".join(cues)
+
+
+def to_txt(result: TranscriptResult) -> str:
+    return "\n".join(_cue_text(s) for s in result.segments if s.text.strip()) + "\n"
+
+
+def to_json(result: TranscriptResult) -> str:
+    return json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=2)
+
+
+def segments(result: TranscriptResult) -> list[TextSegment]:
+    return [
+        TextSegment(text=s.text.strip(), ref=f"segments[{i}]", start=s.start, end=s.end)
+        for i, s in enumerate(result.segments)
+        if s.text.strip()
+    ]
+
+
+def summary(r: TranscriptResult) -> str:
+    if not r.segments:
+        return f"no speech in {r.duration_s:.1f} s"
+    langs = ", ".join(f"{x.language} {x.speech_s:.0f} s" for x in r.languages)
+    text = " ".join(r.text.split())
+    return (
+        f"{len(r.segments)} segments ({langs}), RTF {r.rtf:.2f}: {text[:80]}{'...' if len(text) > 80 else ''}"
+    )
+
+
+CAPABILITY = Capability(
+    name="whisper_transcriber",
+    title="Speech to text with faster-whisper: segments, words, language per window, SRT/VTT",
+    queue="whisper_transcriber",
+    http_port=8114,
+    env_prefix="WHISPER_",
+    runner="mediafleet.whisper_transcriber.runner:WhisperRunner",
+    settings="mediafleet.whisper_transcriber.settings:WhisperSettings",
+    tasks=(
+        TaskSpec(
+            name="transcribe",
+            options=TranscribeOptions,
+            result=TranscriptResult,
+            summary=summary,
+            media_kinds=("audio", "video"),
+            streams=("audio",),
+            segments=segments,
+            exports={
+                "json": ExportFormat("application/json", ".json", to_json),
+                "txt": ExportFormat("text/plain; charset=utf-8", ".txt", to_txt),
+                "srt": ExportFormat("application/x-subrip; charset=utf-8", ".srt", to_srt),
+                "vtt": ExportFormat("text/vtt; charset=utf-8", ".vtt", to_vtt),
+            },
+            # RTF 0.11-0.2 measured with base int8 on 2 cores: 1 s per second leaves room
+            # for a busy machine and larger models
+            timeout_per_media_s=1.0,
+            description="speech to text: language, segments and words with times (seconds)",
+        ),
+    ),
+)

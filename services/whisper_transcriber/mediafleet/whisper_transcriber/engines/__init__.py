@@ -1,0 +1,1 @@
+"""Speech engines of whisper_transcriber (one module per library)."""

@@ -1,0 +1,277 @@
+"""The whisper_transcriber runner (follows mediafleet.common.capability.Runner).
+
+Audio streams through in blocks (``WHISPER_BLOCK_S``, PyAV -> 16 kHz float32), so memory
+does not grow with the duration. Each block is cut into *windows* of at most 30 s (Whisper's
+context): with the VAD filter, consecutive Silero speech regions grouped while they fit and
+are less than 2 s apart; without it, 30-s slices cut at the quietest 20 ms of their last
+3 s. Speech that reaches the end of a block is carried into the next one, so no word is cut
+at a block boundary. Each window is decoded on its own with the language detected *in that
+window* (``language_detection="window"``): code-switched audio comes back with each part in
+its own language, where one call of faster-whisper keeps the first window's language for the
+whole file (``multilingual.mp3``: the German half came back as an English paraphrase).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mediafleet.common.capability import ProgressFn
+from mediafleet.common.engine import EngineRunner
+from mediafleet.common.errors import BadRequest, InvalidMedia
+from mediafleet.common.media import AUDIO_RATE, iter_audio
+from mediafleet.whisper_transcriber.contract import (
+    LanguageShare,
+    Segment,
+    TranscribeOptions,
+    TranscriptResult,
+    Word,
+)
+from mediafleet.whisper_transcriber.engines.faster_whisper_engine import FasterWhisperEngine
+from mediafleet.whisper_transcriber.settings import WhisperSettings
+
+SR = AUDIO_RATE
+#: VAD regions further apart than this start a new window (no long silence inside a window).
+MAX_GAP_S = 2.0
+#: Speech ending this close to a block's end may go on in the next block: it is carried over.
+TAIL_S = 1.0
+
+
+def media_duration_s(path: Path) -> float:
+    """Duration of the container (seconds; 0.0 when it does not say). Raises InvalidMedia."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise InvalidMedia("the media has no audio stream", code="no_audio")
+            return container.duration / 1_000_000 if container.duration else 0.0
+    except av.error.FFmpegError as exc:
+        raise InvalidMedia(f"media cannot be opened: {exc}") from exc
+
+
+def quiet_cut(audio: np.ndarray, lo: int, hi: int, frame: int = 320) -> int:
+    """Sample index in [lo, hi) at the centre of the 20-ms frame of least energy."""
+    span = audio[lo:hi]
+    n = len(span) // frame
+    if n == 0:
+        return hi
+    energy = np.square(span[: n * frame].reshape(n, frame)).sum(axis=1)
+    return lo + int(np.argmin(energy)) * frame + frame // 2
+
+
+@dataclass
+class ChannelStream:
+    """One channel's audio between blocks: what is not decoded yet, and where it starts."""
+
+    vad: bool
+    window: int  # samples
+    regions: Any  # (audio) -> [(start, end)] speech regions in samples
+    buf: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    buf_start: int = 0  # absolute sample index of buf[0]
+    speech: int = 0  # samples kept by the VAD
+    language: str | None = None
+    language_probability: float | None = None
+
+    def feed(self, samples: np.ndarray | None) -> list[tuple[int, np.ndarray]]:
+        """Windows ready to decode after adding ``samples`` (None: the audio ended):
+        [(absolute start sample, audio)]."""
+        final = samples is None
+        buf = self.buf if final else np.concatenate([self.buf, samples])
+        spans, keep_from = self._plan_vad(buf, final) if self.vad else self._plan_fixed(buf, final)
+        out = [(self.buf_start + s, buf[s:e]) for s, e in spans if e - s >= SR // 10]
+        self.buf = buf[keep_from:].copy()
+        self.buf_start += keep_from
+        return out
+
+    def _plan_vad(self, buf: np.ndarray, final: bool) -> tuple[list[tuple[int, int]], int]:
+        regions = self.regions(buf) if len(buf) else []
+        keep_from = len(buf)
+        if not final:
+            if regions and regions[-1][1] >= len(buf) - TAIL_S * SR:
+                keep_from = regions.pop()[0]
+            else:
+                keep_from = max(len(buf) - int(TAIL_S * SR), regions[-1][1] if regions else 0)
+        self.speech += sum(e - s for s, e in regions)
+        windows: list[tuple[int, int]] = []
+        for s, e in regions:
+            if windows and e - windows[-1][0] <= self.window and s - windows[-1][1] <= MAX_GAP_S * SR:
+                windows[-1] = (windows[-1][0], e)
+            else:
+                windows.append((s, e))
+        return windows, keep_from
+
+    def _plan_fixed(self, buf: np.ndarray, final: bool) -> tuple[list[tuple[int, int]], int]:
+        windows, pos = [], 0
+        while len(buf) - pos > self.window or (final and pos < len(buf)):
+            end = min(pos + self.window, len(buf))
+            if end < len(buf):
+                end = quiet_cut(buf, max(end - 3 * SR, pos + SR), end)
+            windows.append((pos, end))
+            pos = end
+        self.speech += pos
+        return windows, pos
+
+
+class WhisperRunner(EngineRunner):
+    def __init__(self, settings: WhisperSettings):
+        self.settings = settings
+        self.engine = FasterWhisperEngine(
+            settings.core.models_dir,
+            settings.model,
+            settings.device,
+            settings.compute_type,
+            settings.cpu_threads,
+        )
+        self.engines = {self.engine.name: self.engine}
+
+    def preload_names(self) -> list[str]:
+        return [self.engine.name] if self.settings.preload else []
+
+    def options(self, options: dict[str, Any]) -> TranscribeOptions:
+        """The request's options with the service's defaults filled in."""
+        s = self.settings
+        given = TranscribeOptions.model_validate(options or {})
+        defaults = {
+            "task": s.task,
+            "language_detection": s.language_detection,
+            "beam_size": s.beam_size,
+            "vad_filter": s.vad_filter,
+            "word_timestamps": s.word_timestamps,
+            "channels": s.channels,
+        }
+        return given.model_copy(update={k: v for k, v in defaults.items() if getattr(given, k) is None})
+
+    def advertise(self, task: str) -> dict[str, Any]:
+        return {
+            "default_options": self.options({}).model_dump(exclude_none=True),
+            "model_versions": {n: e.model_version for n, e in self.engines.items() if e.loaded},
+        }
+
+    def run(
+        self, task: str, media: Path, options: dict[str, Any], inputs: dict[str, Any], progress: ProgressFn
+    ) -> TranscriptResult:
+        if task != "transcribe":
+            raise BadRequest(f"whisper_transcriber does not run {task!r}", code="unknown_task")
+        return self.transcribe(media, self.options(options), progress)
+
+    def transcribe(self, media: Path, opts: TranscribeOptions, progress: ProgressFn) -> TranscriptResult:
+        """Transcribe the first audio stream of ``media``. Raises InvalidMedia (no audio stream,
+        undecodable data, longer than ``WHISPER_MAX_DURATION_S``) and BadRequest (unknown language)."""
+        start = time.perf_counter()
+        total_s = media_duration_s(media)
+        if total_s > self.settings.max_duration_s:
+            raise InvalidMedia(
+                f"audio is {total_s:.0f} s long; this service takes at most {self.settings.max_duration_s:.0f} s",
+                code="media_too_long",
+            )
+        self.engine.check_language(opts.language)
+        window = int(self.settings.window_s * SR)
+
+        def regions(audio: np.ndarray) -> list[tuple[int, int]]:
+            return self.engine.speech_regions(audio, self.settings.window_s)
+
+        streams: list[ChannelStream] = []
+        segments: list[Segment] = []
+        decoded = 0
+        for block in iter_audio(media, opts.channels, self.settings.block_s):
+            if not streams:
+                streams = [ChannelStream(opts.vad_filter, window, regions) for _ in range(block.shape[0])]
+            for channel, stream in enumerate(streams):
+                for at, audio in stream.feed(block[channel]):
+                    segments += self._decode(stream, at, audio, opts, channel if len(streams) > 1 else None)
+            decoded += block.shape[1]
+            if total_s > 0:
+                progress(min(decoded / SR / total_s, 0.99), f"{decoded / SR:.0f} of {total_s:.0f} s")
+        for channel, stream in enumerate(streams):
+            for at, audio in stream.feed(None):
+                segments += self._decode(stream, at, audio, opts, channel if len(streams) > 1 else None)
+        if not streams:
+            raise InvalidMedia("the audio stream has no samples", code="no_audio")
+        segments.sort(key=lambda s: (s.start, s.channel or 0))
+        for i, seg in enumerate(segments):
+            seg.id = i
+        shares: dict[str, float] = defaultdict(float)
+        for seg in segments:
+            shares[seg.language] += seg.end - seg.start
+        language = max(shares, key=shares.__getitem__) if shares else None
+        first = next((s for s in segments if s.language == language), None)
+        duration = decoded / SR
+        elapsed = time.perf_counter() - start
+        return TranscriptResult(
+            engine=self.engine.name,
+            model=self.engine.model,
+            model_version=self.engine.model_version,
+            compute_type=self.engine.compute_type,
+            device=self.engine.device,
+            task=opts.task,
+            language=language,
+            language_probability=first.language_probability if first else None,
+            languages=[LanguageShare(language=k, speech_s=round(v, 2)) for k, v in shares.items()],
+            duration_s=round(duration, 3),
+            speech_s=round(max(s.speech for s in streams) / SR, 3),
+            channels=opts.channels,
+            segments=segments,
+            text=" ".join(s.text.strip() for s in segments if s.text.strip()),
+            elapsed_ms=round(elapsed * 1000, 2),
+            rtf=round(elapsed / duration, 4) if duration > 0 else 0.0,
+        )
+
+    def _decode(
+        self, stream: ChannelStream, at: int, audio: np.ndarray, opts: TranscribeOptions, channel: int | None
+    ) -> list[Segment]:
+        language = opts.language
+        if language is None and opts.language_detection == "first":
+            language = stream.language
+        raw, info = self.engine.decode(
+            audio,
+            language=language,
+            task=opts.task,
+            beam_size=opts.beam_size,
+            word_timestamps=opts.word_timestamps,
+            initial_prompt=opts.initial_prompt,
+            hotwords=opts.hotwords,
+        )
+        if opts.language is not None:
+            probability = None
+        elif language is not None:  # "first": reused
+            probability = stream.language_probability
+        else:
+            probability = float(info.language_probability)
+            if stream.language is None:
+                stream.language, stream.language_probability = info.language, probability
+        offset = at / SR
+        limit = offset + len(audio) / SR
+        out = []
+        for seg in raw:
+            words = [
+                Word(
+                    start=round(min(w.start + offset, limit), 3),
+                    end=round(min(w.end + offset, limit), 3),
+                    word=w.word,
+                    probability=round(min(max(w.probability, 0.0), 1.0), 4),
+                )
+                for w in seg.words or []
+            ]
+            out.append(
+                Segment(
+                    id=0,
+                    start=round(min(seg.start + offset, limit), 3),
+                    end=round(min(seg.end + offset, limit), 3),
+                    text=seg.text,
+                    language=info.language,
+                    language_probability=None if probability is None else round(probability, 4),
+                    channel=channel,
+                    avg_logprob=round(seg.avg_logprob, 4) if math.isfinite(seg.avg_logprob) else -99.0,
+                    no_speech_prob=round(seg.no_speech_prob, 4),
+                    compression_ratio=round(seg.compression_ratio, 4),
+                    words=words,
+                )
+            )
+        return out

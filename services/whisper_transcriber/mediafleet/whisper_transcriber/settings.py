@@ -1,0 +1,41 @@
+"""whisper_transcriber settings (prefix ``WHISPER_``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from mediafleet.common.settings import ServiceSettings
+from mediafleet.whisper_transcriber.contract import WhisperTask
+
+
+class WhisperSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="WHISPER_", env_nested_delimiter="__", extra="ignore")
+
+    #: Catalogue model (``mediafleet models list``): its files are a CTranslate2 Whisper
+    #: directory under the models directory (``whisper-base``: ``whisper/base/``).
+    model: str = "whisper-base"
+    #: ``cpu``, ``cuda`` or ``auto`` (CUDA when CTranslate2 sees a GPU).
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    #: CTranslate2 compute type; unset: ``int8`` on CPU, ``float16`` on CUDA.
+    compute_type: str | None = None
+    #: Intra-op threads on CPU (0: CTranslate2's default, 4 at most).
+    cpu_threads: int = Field(default=0, ge=0, le=64)
+    #: Defaults of the task's options (a request may override each).
+    task: WhisperTask = "transcribe"
+    beam_size: int = Field(default=5, ge=1, le=10)
+    vad_filter: bool = True
+    #: Off by default: word alignment took RTF 0.12 -> 0.41 on multilingual.mp3 here (bench/asr)
+    word_timestamps: bool = False
+    language_detection: Literal["window", "first"] = "window"
+    channels: Literal["mix", "split"] = "mix"
+    #: Longest window decoded at once, seconds (Whisper's context is 30 s).
+    window_s: float = Field(default=30.0, gt=1, le=30)
+    #: Audio decoded per step, seconds: memory is bounded by this, not by the duration.
+    block_s: float = Field(default=60.0, ge=10, le=600)
+    #: Longest audio accepted, seconds (the gateway has its own limit).
+    max_duration_s: float = Field(default=4 * 3600, gt=0)
+    preload: bool = True
+    http_port: int = 8114

@@ -1,0 +1,286 @@
+"""whisper_transcriber on real weights (Whisper base converted for CTranslate2, catalogue
+``whisper-base``) and the real speech of the shared corpus, against its ground truth
+(../shared/media/MANIFEST.md): jfk.flac's sentence, FLEURS German and French, the
+English-then-German multilingual.mp3, hotwords.mp3's "ComfyUI"."""
+
+from __future__ import annotations
+
+import io
+import re
+import socket
+from pathlib import Path
+
+import av
+import jiwer
+import numpy as np
+import pytest
+import srt
+import webvtt
+
+from mediafleet.common.errors import BadRequest, InvalidMedia
+from mediafleet.common.media import AUDIO_RATE, iter_audio, probe_media
+from mediafleet.whisper_transcriber.contract import CAPABILITY, to_srt, to_txt, to_vtt
+from mediafleet.whisper_transcriber.runner import WhisperRunner
+from mediafleet.whisper_transcriber.settings import WhisperSettings
+from tests.conftest import sample
+
+JFK = (
+    "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
+)
+FLEURS_DE = (
+    "für die besten aussichten auf hongkong sollten sie die insel verlassen und zum "
+    "gegenüberliegenden ufer von kowloon fahren"
+)
+FLEURS_FR = "l'accident a eu lieu en terrain montagneux et il semblerait que cela ait été causé par un incendie malveillant"
+
+
+def norm(text: str) -> str:
+    """Lowercase, punctuation removed except apostrophes (the FLEURS references' normalisation)."""
+    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
+
+
+def wer(reference: str, text: str) -> float:
+    return jiwer.wer(norm(reference), norm(text))
+
+
+@pytest.fixture(scope="module")
+def runner(real_models_dir: Path) -> WhisperRunner:
+    r = WhisperRunner(WhisperSettings(core={"models_dir": real_models_dir}))
+    r.preload()
+    assert r.ready() is None
+    return r
+
+
+def run(runner: WhisperRunner, path: Path, progress=None, **options):  # noqa: ANN001, ANN003, ANN201
+    return runner.run("transcribe", path, options, {}, progress or (lambda *_: None))
+
+
+def write_audio(path: Path, audio: np.ndarray, fmt: str, codec: str, rate: int = AUDIO_RATE) -> Path:
+    """Encode float32 ``audio`` of shape (channels, samples) with PyAV."""
+    layout = "mono" if audio.shape[0] == 1 else "stereo"
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate, layout=layout)
+        frame_format = stream.codec_context.format.name
+        chunk = 1024 if codec in ("aac", "libopus", "mp3", "libmp3lame") else 4096
+        for i in range(0, audio.shape[1], chunk):
+            part = np.ascontiguousarray(audio[:, i : i + chunk], dtype=np.float32)
+            frame = av.AudioFrame.from_ndarray(part, format="fltp", layout=layout)
+            frame.sample_rate = rate
+            frame.pts = None
+            resampled = av.AudioResampler(format=frame_format, layout=layout, rate=rate).resample(frame)
+            for f in resampled:
+                for packet in stream.encode(f):
+                    out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def decoded(name: str, channels: str = "mix") -> np.ndarray:
+    return np.concatenate(list(iter_audio(sample(name), channels)), axis=1)
+
+
+def test_jfk_exact_with_times_and_words(runner: WhisperRunner) -> None:
+    seen: list[float] = []
+    result = run(runner, sample("jfk.flac"), progress=lambda f, _m: seen.append(f), word_timestamps=True)
+    assert wer(JFK, result.text) == 0.0, result.text
+    assert result.language == "en" and result.language_probability > 0.9
+    assert result.duration_s == pytest.approx(11.0, abs=0.05) and result.task == "transcribe"
+    assert (result.engine, result.model, result.compute_type) == ("faster-whisper", "whisper-base", "int8")
+    assert result.model_version.startswith("905e5bf8336b")  # the catalogue's sha256 of model.bin
+    assert 0 <= result.segments[0].start < 1.0 and 9.0 < result.segments[-1].end <= 11.0
+    words = [w for s in result.segments for w in s.words]
+    assert norm(" ".join(w.word for w in words)) == JFK
+    assert all(0 <= w.start <= w.end <= 11.0 and 0 <= w.probability <= 1 for w in words)
+    assert [w.start for w in words] == sorted(w.start for w in words)
+    assert seen and seen == sorted(seen) and 0 < seen[-1] <= 1
+    assert 0 < result.rtf < 5 and result.elapsed_ms > 0
+
+
+@pytest.mark.parametrize(
+    ("name", "language", "reference", "max_wer"),
+    # measured here: de WER 0.12 ("genübeli"), fr 0.10 ("sembleraient", "était")
+    [("fleurs-de-000.ogg", "de", FLEURS_DE, 0.25), ("fleurs-fr-000.ogg", "fr", FLEURS_FR, 0.25)],
+)
+def test_fleurs_language_id_and_wer(
+    runner: WhisperRunner, name: str, language: str, reference: str, max_wer: float
+) -> None:
+    result = run(runner, sample(name))
+    assert result.language == language and result.language_probability > 0.9
+    assert wer(reference, result.text) <= max_wer, result.text
+    assert result.speech_s < result.duration_s  # the VAD dropped the silence around the sentence
+
+
+def test_code_switched_audio_returns_both_languages(runner: WhisperRunner, real_models_dir: Path) -> None:
+    """multilingual.mp3: the MIT licence read in English, then in German (from ~30 s)."""
+    result = run(runner, sample("multilingual.mp3"))
+    english = [s for s in result.segments if s.language == "en"]
+    german = [s for s in result.segments if s.language == "de"]
+    assert english and german
+    assert max(s.end for s in english) <= 30.0 <= min(s.start for s in german)
+    assert "permission is hereby granted free of charge" in norm(" ".join(s.text for s in english))
+    german_text = norm(" ".join(s.text for s in german))
+    assert "software" in german_text and "dokumentationsdateien" in german_text
+    assert {x.language for x in result.languages} == {"en", "de"}
+    assert all(x.speech_s > 20 for x in result.languages)
+
+    # why the windows exist: one plain faster-whisper call keeps English for the whole file
+    from faster_whisper import WhisperModel
+
+    plain = WhisperModel(str(real_models_dir / "whisper/base"), device="cpu", compute_type="int8")
+    segments, info = plain.transcribe(str(sample("multilingual.mp3")), beam_size=5)
+    assert info.language == "en" and "dokumentationsdateien" not in norm(" ".join(s.text for s in segments))
+
+    # language detection once: the German half is decoded as English (the option's cost)
+    once = run(runner, sample("multilingual.mp3"), language_detection="first")
+    assert {s.language for s in once.segments} == {"en"}
+
+
+def test_hotwords_and_prompt(runner: WhisperRunner) -> None:
+    plain = run(runner, sample("hotwords.mp3"))
+    assert "comfyui" not in norm(plain.text)  # measured: "confu i"
+    assert "comfyui" in norm(run(runner, sample("hotwords.mp3"), hotwords="ComfyUI").text)
+    assert "comfyui" in norm(run(runner, sample("hotwords.mp3"), initial_prompt="The ComfyUI folder.").text)
+
+
+def test_language_set_by_the_caller_and_translation(runner: WhisperRunner) -> None:
+    forced = run(runner, sample("jfk.flac"), language="en")
+    assert forced.language == "en" and forced.language_probability is None
+    assert wer(JFK, forced.text) == 0.0
+    translated = run(runner, sample("fleurs-de-000.ogg"), task="translate")
+    assert translated.task == "translate" and translated.language == "de"
+    words = set(norm(translated.text).split())
+    assert {"hong", "kong"} <= words or "hongkong" in words
+    assert not {"sollten", "die", "und"} & words, translated.text  # English words, not German
+    with pytest.raises(BadRequest, match="not one of Whisper's"):
+        run(runner, sample("jfk.flac"), language="xx")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "codec", "suffix", "mime", "max_wer"),
+    [
+        ("wav", "pcm_s16le", ".wav", "audio/wav", 0.0),
+        ("mp3", "libmp3lame", ".mp3", "audio/mpeg", 0.0),
+        ("ogg", "libopus", ".ogg", "audio/ogg", 0.0),
+        ("mp4", "aac", ".m4a", "audio/mp4", 0.0),
+    ],
+)
+def test_containers_and_codecs(
+    runner: WhisperRunner, tmp_path: Path, fmt: str, codec: str, suffix: str, mime: str, max_wer: float
+) -> None:
+    """jfk.flac re-encoded by PyAV into each accepted container: probed by content, same text."""
+    rate = 48_000 if codec == "libopus" else 44_100
+    audio = decoded("jfk.flac")
+    resampled = np.interp(
+        np.arange(0, audio.shape[1], AUDIO_RATE / rate), np.arange(audio.shape[1]), audio[0]
+    )
+    path = write_audio(tmp_path / f"jfk.bin{suffix}", resampled[None, :].astype(np.float32), fmt, codec, rate)
+    probe = probe_media(path)
+    assert (probe.kind, probe.mime, probe.extension) == ("audio", mime, suffix)
+    assert probe.duration_s == pytest.approx(11.0, abs=0.2)
+    assert wer(JFK, run(runner, path).text) <= max_wer
+
+
+def test_channels_split_keeps_each_sentence_on_its_channel(runner: WhisperRunner, tmp_path: Path) -> None:
+    """A stereo file with jfk.flac on the left and the French FLEURS sentence on the right."""
+    left, right = decoded("jfk.flac")[0], decoded("fleurs-fr-000.ogg")[0]
+    n = max(len(left), len(right))
+    stereo = np.zeros((2, n), dtype=np.float32)
+    stereo[0, : len(left)], stereo[1, : len(right)] = left, right
+    path = write_audio(tmp_path / "stereo.wav", stereo, "wav", "pcm_s16le")
+    result = run(runner, path, channels="split")
+    assert result.channels == "split"
+    by_channel = {c: " ".join(s.text for s in result.segments if s.channel == c) for c in (0, 1)}
+    assert wer(JFK, by_channel[0]) == 0.0
+    assert wer(FLEURS_FR, by_channel[1]) <= 0.25
+    assert {s.language for s in result.segments if s.channel == 1} == {"fr"}
+    assert [s.start for s in result.segments] == sorted(s.start for s in result.segments)
+    assert "[0] " in to_srt(result) and "[1] " in to_srt(result)
+
+
+def test_blocks_carry_speech_across_their_boundaries(runner: WhisperRunner, tmp_path: Path) -> None:
+    """jfk.flac three times (33 s) decoded in 10-s blocks: a block ends inside every sentence."""
+    one = decoded("jfk.flac")
+    path = write_audio(tmp_path / "jfk3.wav", np.concatenate([one, one, one], axis=1), "wav", "pcm_s16le")
+    small = WhisperRunner(runner.settings.model_copy(update={"block_s": 10.0}))
+    small.engine = runner.engine
+    small.engines = runner.engines
+    for vad in (True, False):
+        result = run(small, path, vad_filter=vad)
+        # nothing lost or repeated at a cut: every word once (measured: one "ask" -> "asked")
+        assert len(norm(result.text).split()) == 3 * len(JFK.split()), (vad, result.text)
+        assert wer(" ".join([JFK] * 3), result.text) <= 0.05, (vad, result.text)
+        assert result.duration_s == pytest.approx(33.0, abs=0.05)
+        assert result.segments[-1].start > 22.0 and result.segments[-1].end <= 33.0
+
+
+def test_silence_gives_no_segments_not_an_error(runner: WhisperRunner, tmp_path: Path) -> None:
+    path = write_audio(
+        tmp_path / "silence.wav", np.zeros((1, 5 * AUDIO_RATE), np.float32), "wav", "pcm_s16le"
+    )
+    result = run(runner, path)
+    assert (result.segments, result.language, result.text, result.speech_s) == ([], None, "", 0.0)
+    assert result.duration_s == pytest.approx(5.0) and CAPABILITY.task("transcribe").summary(
+        result
+    ).startswith("no speech")
+
+
+def test_bad_audio_fails_with_the_reason(runner: WhisperRunner, tmp_path: Path) -> None:
+    with pytest.raises(InvalidMedia) as no_audio:
+        run(runner, sample("mmpose_demo.mp4"))  # video without an audio track
+    assert no_audio.value.code == "no_audio"
+    short = WhisperRunner(runner.settings.model_copy(update={"max_duration_s": 5.0}))
+    short.engine, short.engines = runner.engine, runner.engines
+    with pytest.raises(InvalidMedia) as too_long:
+        run(short, sample("jfk.flac"))
+    assert too_long.value.code == "media_too_long" and "11 s" in too_long.value.message
+    truncated = tmp_path / "cut.flac"
+    truncated.write_bytes(sample("jfk.flac").read_bytes()[:300_000])
+    with pytest.raises(InvalidMedia, match="truncated: its header says 11.0 s, its data ends at 2.8 s"):
+        probe_media(truncated)
+    # a worker given such a file anyway (stored before this check) fails the task with the reason
+    with pytest.raises(InvalidMedia, match=r"audio cannot be decoded after 2\.\d s"):
+        run(runner, truncated)
+
+
+def test_video_audio_track(runner: WhisperRunner) -> None:
+    """short_hamilton_clip.mp4: its AAC track is transcribed (rap lyrics, no reference text)."""
+    result = run(runner, sample("short_hamilton_clip.mp4"))
+    assert result.language == "en" and result.duration_s == pytest.approx(10.0, abs=0.1)
+    assert len(norm(result.text).split()) >= 15 and all(s.end <= 10.1 for s in result.segments)
+
+
+def test_exports_parse_with_standard_parsers(runner: WhisperRunner) -> None:
+    result = run(runner, sample("multilingual.mp3"))
+    cues = list(srt.parse(to_srt(result)))
+    assert len(cues) == len(result.segments) >= 4
+    for cue, seg in zip(cues, result.segments, strict=True):
+        assert cue.start.total_seconds() == pytest.approx(seg.start, abs=0.001)
+        assert cue.end.total_seconds() == pytest.approx(seg.end, abs=0.001)
+        assert cue.content == " ".join(seg.text.split())
+    vtt = webvtt.from_buffer(io.StringIO(to_vtt(result)))
+    assert [c.text for c in vtt] == [c.content for c in cues]
+    stamp = srt.timedelta_to_srt_timestamp
+    assert [(c.start, c.end) for c in vtt] == [
+        (stamp(c.start).replace(",", "."), stamp(c.end).replace(",", ".")) for c in cues
+    ]
+    assert to_txt(result).splitlines() == [" ".join(s.text.split()) for s in result.segments]
+
+
+def test_loading_and_transcribing_open_no_socket(
+    real_models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError(f"a socket was opened: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    r = WhisperRunner(WhisperSettings(core={"models_dir": real_models_dir}))
+    r.preload()
+    assert wer(JFK, run(r, sample("jfk.flac")).text) == 0.0
+
+
+def test_missing_weights_name_the_pull_command(tmp_path: Path) -> None:
+    r = WhisperRunner(WhisperSettings(core={"models_dir": tmp_path}))
+    r.preload()
+    assert "mediafleet models pull whisper-base" in (r.ready() or "")
