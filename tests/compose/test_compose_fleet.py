@@ -185,6 +185,30 @@ def test_faces_job_on_real_weights_with_people_and_fleet_memory(fleet: ComposeFl
     assert any("face_reid" in name for name in stats), stats
 
 
+def test_transcribe_job_on_real_weights_with_srt_and_fleet_memory(fleet: ComposeFleet, token: str) -> None:
+    """whisper_transcriber reads Whisper base from the models volume: multilingual.mp3 comes back
+    in English then German, as SRT through nginx; docker stats of the whole fleet under the job."""
+    with fleet.client() as c:
+        media = upload(c, token, sample("multilingual.mp3")).json()
+        assert (media["kind"], media["duration_s"]) == ("audio", 59.9)
+        resp = c.post("/v1/jobs", json={"media_id": media["media_id"], "tasks": ["transcribe"], "use_cache": False},
+                      headers=auth(token))  # fmt: skip
+        assert resp.status_code == 202, resp.text
+        time.sleep(4)
+        stats = _docker_stats(fleet)
+        print("\n== docker stats under a transcribe job\n" + "\n".join(stats[k] for k in sorted(stats)))
+        job = wait_job(c, token, resp.json()["job_id"], timeout=240)
+        assert job["status"] == "succeeded", job
+        result = job["results"]["transcribe"]
+        assert [x["language"] for x in result["languages"]] == ["en", "de"]
+        assert (result["compute_type"], result["device"]) == ("int8", "cpu")
+        srt_text = c.get(f"/v1/jobs/{job['job_id']}/transcript?format=srt", headers=auth(token)).text
+        assert srt_text.startswith("1\n00:00:00,000 --> ") and "Dokumentationsdateien" in srt_text
+        hits = c.get("/v1/search", params={"q": "Dokumentationsdateien"}, headers=auth(token)).json()
+        assert hits["data"][0]["matches"][0]["start"] >= 30.0
+    assert any("whisper_transcriber" in name for name in stats), stats
+
+
 def test_kill_ai_worker_mid_task(fleet: ComposeFleet, token: str, tmp_path: Path) -> None:
     src = Image.open(sample("english.png")).convert("RGB")
     big = Image.new("RGB", (src.width * 4, src.height * 4), "white")
