@@ -15,7 +15,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
 
-.PHONY: test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-vector-db bench-batch bench-cache new-service sync-demo sync-dev system-deps images certs \
+.PHONY: test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-asr bench-vector-db bench-batch bench-cache new-service sync-demo sync-dev system-deps images certs \
         run-core-services run-ai-services stop ps logs test-compose clean
 
 help:  ## list targets
@@ -68,6 +68,9 @@ bench-pose: sync-dev test-models  ## YOLO11n-pose on PyTorch vs ONNX Runtime (re
 
 bench-faces: sync-dev test-models  ## MTCNN vs dlib HOG (real weights): verification accuracy on the corpus pairs, ms per image and per face
 	$(VENV)/bin/python bench/faces/run.py --runs 3 --models-dir $(TEST_MODELS_DIR)
+
+bench-asr: sync-dev test-models  ## Whisper base (real weights): RTF per compute type, peak RSS on 1 vs 10 minutes of speech, vs a plain faster-whisper call
+	$(VENV)/bin/python bench/asr/run.py --models-dir $(TEST_MODELS_DIR)
 
 bench-vector-db: sync-dev  ## flat vs HNSW vs IVF: 100k x 512 clustered vectors, p50/p99 search, recall@10, memory
 	$(VENV)/bin/python bench/vector_db/run.py

@@ -46,7 +46,12 @@ def speech_fleet(tmp_path: Path, pg_url: str, redis_url: str, real_models_dir: P
 
 
 def transcribe(c: httpx.Client, token: str, media_id: str, **options) -> dict:  # noqa: ANN003
-    body = {"media_id": media_id, "tasks": ["transcribe"], "use_cache": False, "options": {"transcribe": options}}
+    body = {
+        "media_id": media_id,
+        "tasks": ["transcribe"],
+        "use_cache": False,
+        "options": {"transcribe": options},
+    }
     resp = c.post("/v1/jobs", json=body, headers=auth(token))
     assert resp.status_code == 202, resp.text
     return resp.json()["job_id"]
@@ -57,25 +62,33 @@ def test_transcripts_search_and_bad_media(speech_fleet: Fleet, tmp_path: Path) -
         token = admin_token(c)
         jfk = upload(c, token, sample("jfk.flac")).json()
         assert (jfk["kind"], jfk["mime"], jfk["duration_s"]) == ("audio", "audio/flac", 11.0)
-        assert jfk["streams"] == [{"index": 0, "type": "audio", "codec": "flac", "sample_rate": 44100, "channels": 2}]
+        assert jfk["streams"] == [
+            {"index": 0, "type": "audio", "codec": "flac", "sample_rate": 44100, "channels": 2}
+        ]
         job = wait_job(c, token, transcribe(c, token, jfk["media_id"]), timeout=120)
         assert job["status"] == "succeeded", job
         result = job["results"]["transcribe"]
         assert result["language"] == "en" and "ask not what your country" in result["text"]
 
         srt_resp = c.get(f"/v1/jobs/{job['job_id']}/transcript?format=srt", headers=auth(token))
-        assert srt_resp.status_code == 200 and srt_resp.headers["content-type"].startswith("application/x-subrip")
+        assert srt_resp.status_code == 200 and srt_resp.headers["content-type"].startswith(
+            "application/x-subrip"
+        )
         cues = list(srt.parse(srt_resp.text))
         assert [cue.content for cue in cues] == [" ".join(s["text"].split()) for s in result["segments"]]
         vtt_resp = c.get(f"/v1/jobs/{job['job_id']}/transcript?format=vtt", headers=auth(token))
         assert vtt_resp.headers["content-type"].startswith("text/vtt")
-        assert [cue.text for cue in webvtt.from_buffer(io.StringIO(vtt_resp.text))] == [q.content for q in cues]
+        assert [cue.text for cue in webvtt.from_buffer(io.StringIO(vtt_resp.text))] == [
+            q.content for q in cues
+        ]
         txt = c.get(f"/v1/jobs/{job['job_id']}/transcript?format=txt", headers=auth(token))
         assert "fellow Americans" in txt.text and txt.headers["content-type"].startswith("text/plain")
         as_json = c.get(f"/v1/jobs/{job['job_id']}/transcript", headers=auth(token)).json()
         assert as_json["segments"] == result["segments"]
         assert_envelope(
-            c.get(f"/v1/jobs/{job['job_id']}/transcript?format=docx", headers=auth(token)), 404, "no_transcript"
+            c.get(f"/v1/jobs/{job['job_id']}/transcript?format=docx", headers=auth(token)),
+            404,
+            "no_transcript",
         )
 
         # full-text search finds the sentence with its time span
@@ -102,7 +115,11 @@ def test_transcripts_search_and_bad_media(speech_fleet: Fleet, tmp_path: Path) -
         assert_envelope(refused, 422, "unsupported_media_kind")
         bad_option = c.post(
             "/v1/jobs",
-            json={"media_id": jfk["media_id"], "tasks": ["transcribe"], "options": {"transcribe": {"beam_size": 99}}},
+            json={
+                "media_id": jfk["media_id"],
+                "tasks": ["transcribe"],
+                "options": {"transcribe": {"beam_size": 99}},
+            },
             headers=auth(token),
         )
         assert bad_option.status_code == 422, bad_option.text

@@ -74,5 +74,7 @@ class ApiClient:
             raise ApiError(f"gateway request failed: {exc}") from exc
         if job["status"] != "succeeded":
             raise ApiError(f"job {job_id} {job['status']}: {job.get('error')}")
-        media_out = {k: media[k] for k in ("media_id", "kind", "mime", "size_bytes", "width", "height")}
+        media_out = {
+            k: media[k] for k in ("media_id", "kind", "mime", "size_bytes", "width", "height", "duration_s")
+        }
         return {"file": str(path), "media": media_out, "results": job["results"]}

@@ -188,7 +188,7 @@ def _probe_av(path: Path, max_duration_s: float | None) -> MediaProbe:
     with container:
         fmt = container.format.name
         if fmt not in AV_FORMATS:
-            raise UnsupportedMediaType(f"container {fmt!r} is not supported; accepted: {accepted}")
+            raise UnsupportedMediaType(f"content is not a supported {accepted} (FFmpeg reads it as {fmt!r})")
         streams = [s for s in container.streams if s.type in ("audio", "video")]
         streams = [s for s in streams if not _is_cover_art(s)]
         if not streams:
