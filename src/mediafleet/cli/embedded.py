@@ -18,6 +18,7 @@ from sqlalchemy import select
 from mediafleet.common import registry
 from mediafleet.common.capability import Runner, missing_streams
 from mediafleet.common.errors import BadRequest
+from mediafleet.common.frames import run_on_frames, sampling_from
 from mediafleet.common.media import probe_media
 from mediafleet.common.settings import CoreSettings
 from mediafleet.common.store import Media, MediaOwner, User, create_db_engine, migrate, session_factory
@@ -81,18 +82,31 @@ class EmbeddedAnalyzer:
         known = registry.tasks()
         results: dict[str, Any] = {}
         segments = {}
-        for task in registry.with_dependencies(tasks):
-            cap, spec = known[task]
-            if probe.kind not in spec.media_kinds:
+        planned = registry.with_dependencies(tasks)
+        skipped = {}
+        for task in planned:
+            spec = known[task][1]
+            if not spec.accepts(probe.kind):
                 raise BadRequest(f"task {task} takes {'/'.join(spec.media_kinds)}, not {probe.kind}")
             missing = missing_streams(spec, probe.kind, probe.streams)
             if missing:
-                raise BadRequest(f"task {task} needs an {' and '.join(missing)} stream; {path.name} has none")
+                skipped[task] = f"task {task} needs an {' and '.join(missing)} stream; {path.name} has none"
+        if skipped and len(skipped) == len(planned):  # as the gateway: run what the media allows
+            raise BadRequest("; ".join(skipped.values()))
+        for task in [t for t in planned if t not in skipped]:
+            cap, spec = known[task]
             opts = cap.validate_options(task, options.get(task, {}))
             inputs = {dep: results[dep] for dep in spec.depends_on}
-            result = self.runner(task).run(task, path, opts, inputs, lambda *_: None)
+            runner = self.runner(task)
+            if spec.on_frames(probe.kind):  # an image task on a video: its sampled frames
+                sampling = sampling_from(getattr(runner.settings, "core", None))
+                result = run_on_frames(
+                    runner, spec, path, opts, inputs, lambda *_: None, sampling, probe.duration_s
+                )
+            else:
+                result = runner.run(task, path, opts, inputs, lambda *_: None)
             results[task] = result.model_dump(mode="json")
-            segments[task] = spec.segments(result)
+            segments[task] = spec.segments_of(results[task])
         with self.sessions.begin() as session:
             if session.get(Media, media_id) is None:
                 session.add(

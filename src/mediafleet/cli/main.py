@@ -77,9 +77,8 @@ def _print_human(item: dict[str, Any]) -> None:
         if task not in known:
             continue
         spec = known[task][1]
-        result = spec.result.model_validate(raw)
-        print(f"  {task}: {spec.summary(result)}")
-        for seg in spec.segments(result):
+        print(f"  {task}: {spec.summary_of(raw)}")
+        for seg in spec.segments_of(raw):
             print(f"    {seg.text}")
 
 

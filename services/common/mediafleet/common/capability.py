@@ -81,6 +81,32 @@ class FaceItem(BaseModel):
 MEDIA_REF = "media"
 
 
+class FrameResult(BaseModel):
+    """An image task's result on one sampled frame of a video."""
+
+    t: float = Field(ge=0, description="seconds from media start")
+    result: dict[str, Any]
+
+
+class FramesResult(BaseModel):
+    """An image task's result on a video: its result on each sampled frame.
+
+    The frames are chosen by :class:`mediafleet.common.media.FrameSampling` (``sampling``);
+    every image task of a job samples the same frames, so their results meet at the same
+    ``t`` (``GET /v1/jobs/{id}/timeline``).
+    """
+
+    kind: Literal["video_frames"] = "video_frames"
+    duration_s: float | None = None
+    sampling: dict[str, float]
+    frames: list[FrameResult]
+    elapsed_ms: float
+
+
+def is_frames(raw: Any) -> bool:
+    return isinstance(raw, dict) and raw.get("kind") == "video_frames"
+
+
 class TextQuery(BaseModel):
     """Input of a ``semantic_search`` query: the user's words."""
 
@@ -153,6 +179,8 @@ class TaskSpec:
       ``inputs[name]``. A job asking for this task gets its dependencies added.
     - ``segments`` / ``vectors`` / ``faces``: pure functions of a validated result.
     - ``summary``: one line for people (the CLI's human output).
+    - ``video_frames``: an image task runs on a video's sampled frames (``FramesResult``);
+      the ``*_of`` methods read either shape of a stored result.
     - ``exports``: file renderings of the result by format name (``"srt"``).
     - ``streams``: stream types (``"audio"``, ``"video"``) audio/video media must have for
       this task; a job on media without one is refused (422 ``missing_stream``).
@@ -166,6 +194,8 @@ class TaskSpec:
     result: type[BaseModel]
     summary: Callable[[Any], str]
     media_kinds: tuple[MediaKind, ...] = ("image",)
+    #: An image task also runs on videos, on their sampled frames (result: FramesResult).
+    video_frames: bool = True
     depends_on: tuple[str, ...] = ()
     segments: Callable[[Any], list[TextSegment]] = no_segments
     vectors: Callable[[Any], list[VectorItem]] = no_vectors
@@ -176,6 +206,54 @@ class TaskSpec:
     description: str = ""
     #: Run when a CLI call names no tasks (``mediafleet analyze FILE``).
     default: bool = False
+
+    def accepts(self, kind: str) -> bool:
+        """Whether media of ``kind`` can run this task (a video through its frames, for image tasks)."""
+        return kind in self.media_kinds or (
+            kind == "video" and self.video_frames and "image" in self.media_kinds
+        )
+
+    def on_frames(self, kind: str) -> bool:
+        """True when media of ``kind`` runs this task frame by frame."""
+        return kind == "video" and "video" not in self.media_kinds and self.accepts(kind)
+
+    def _frames(self, raw: dict[str, Any]) -> list[tuple[int, float, Any]]:
+        parsed = FramesResult.model_validate(raw)
+        return [(i, f.t, self.result.model_validate(f.result)) for i, f in enumerate(parsed.frames)]
+
+    def summary_of(self, raw: dict[str, Any]) -> str:
+        if is_frames(raw):
+            frames = self._frames(raw)
+            return f"{len(frames)} frames" + (f"; t=0: {self.summary(frames[0][2])}" if frames else "")
+        return self.summary(self.result.model_validate(raw))
+
+    def segments_of(self, raw: dict[str, Any]) -> list[TextSegment]:
+        """Text segments of a stored result (frames: ``ref`` ``frames[i].result.<ref>``, start = end = t)."""
+        if not is_frames(raw):
+            return self.segments(self.result.model_validate(raw))
+        return [
+            s.model_copy(update={"ref": f"frames[{i}].result.{s.ref}"[:64], "start": t, "end": t})
+            for i, t, result in self._frames(raw)
+            for s in self.segments(result)
+        ]
+
+    def vectors_of(self, raw: dict[str, Any]) -> list[VectorItem]:
+        if not is_frames(raw):
+            return self.vectors(self.result.model_validate(raw))
+        return [
+            v.model_copy(update={"ref": f"frames[{i}].result.{v.ref}"[:64]})
+            for i, _t, result in self._frames(raw)
+            for v in self.vectors(result)
+        ]
+
+    def faces_of(self, raw: dict[str, Any]) -> list[FaceItem]:
+        if not is_frames(raw):
+            return self.faces(self.result.model_validate(raw))
+        return [
+            f.model_copy(update={"ref": f"frames[{i}].result.{f.ref}"[:64], "t": t})
+            for i, t, result in self._frames(raw)
+            for f in self.faces(result)
+        ]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ embeddings for "find this face everywhere".
 
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -247,14 +248,33 @@ def forget(session: Session, person: Person) -> list[FaceRow]:
 
 
 def _scrub(result: dict, refs: set[str]) -> dict:
-    """A copy of a result whose ``faces[i]`` named in ``refs`` have an empty embedding."""
-    out = dict(result)
-    faces = [dict(f) for f in out.get("faces", [])]
-    for i, face in enumerate(faces):
-        if f"faces[{i}]" in refs:
-            face["embedding"] = []
-    out["faces"] = faces
+    """A copy of a result whose faces named in ``refs`` have an empty embedding."""
+    out = copy.deepcopy(result)
+    for ref in refs:
+        target = locate(out, ref)
+        if target is not None:
+            target["embedding"] = []
     return out
+
+
+_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?$")
+
+
+def locate(result: dict, ref: str) -> dict | None:
+    """The object a ref points at in a result: ``faces[3]``, or on a video
+    ``frames[2].result.faces[0]`` (dot-separated keys, each with an optional list index)."""
+    cur: object = result
+    for part in ref.split("."):
+        m = _PART.match(part)
+        if m is None or not isinstance(cur, dict):
+            return None
+        cur = cur.get(m.group(1))
+        if m.group(2) is not None:
+            i = int(m.group(2))
+            if not isinstance(cur, list) or i >= len(cur):
+                return None
+            cur = cur[i]
+    return cur if isinstance(cur, dict) else None
 
 
 def recluster(session: Session, user_id: int, collection: str) -> int:
@@ -292,13 +312,10 @@ def recluster(session: Session, user_id: int, collection: str) -> int:
     return clusters
 
 
-_REF = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[(\d+)\]$")
-
-
 def annotate(session: Session, task: Task) -> dict | None:
     """A task's result with the current identity of each stored face filled in.
 
-    A :class:`FaceItem`'s ``ref`` (``faces[3]``) points at an object of the result; its
+    A :class:`FaceItem`'s ``ref`` (``faces[3]``, :func:`locate`) points at an object of the result; its
     ``face_id``, ``person`` (``{"id", "name", "similarity"}`` of a named person, else None)
     and ``cluster_id`` (the person, named or not) are set from the faces table, so a
     renamed or merged person shows on every result at once. Results without stored faces
@@ -311,7 +328,7 @@ def annotate(session: Session, task: Task) -> dict | None:
     if known is None:
         return result
     spec = known[1]
-    items = spec.faces(spec.result.model_validate(result))
+    items = spec.faces_of(result)
     if not items:
         return result
     job = task.job
@@ -323,17 +340,10 @@ def annotate(session: Session, task: Task) -> dict | None:
     ).all()
     if not rows:
         return result
-    out = dict(result)
-    copied: set[str] = set()
+    out = copy.deepcopy(result)
     for ref, fid, person_id, similarity, name in rows:
-        m = _REF.match(ref)
-        if not m or not isinstance(out.get(m.group(1)), list) or int(m.group(2)) >= len(out[m.group(1)]):
-            continue
-        key, i = m.group(1), int(m.group(2))
-        if key not in copied:
-            out[key], _ = [dict(x) if isinstance(x, dict) else x for x in out[key]], copied.add(key)
-        target = out[key][i]
-        if isinstance(target, dict):
+        target = locate(out, ref)
+        if target is not None:
             target["face_id"] = fid
             target["cluster_id"] = person_id
             target["person"] = (

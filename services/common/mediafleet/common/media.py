@@ -327,3 +327,55 @@ def iter_audio(
             block = np.concatenate(pending, axis=1)
             if block.shape[1]:
                 yield np.ascontiguousarray(block, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class FrameSampling:
+    """Which frames of a video image tasks see: one at least every ``every_s`` seconds, one on
+    each scene change (mean absolute difference of 64 x 36 grey thumbnails of consecutive
+    frames above ``scene_threshold``, in [0, 1]; 0 turns it off), at most ``max_frames``, never
+    two within ``min_gap_s``. The first frame is always taken."""
+
+    every_s: float = 2.0
+    scene_threshold: float = 0.3
+    max_frames: int = 60
+    min_gap_s: float = 0.5
+
+
+def sample_frames(path: str | Path, sampling: FrameSampling) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield ``(t, rgb)`` for the sampled frames of the first video stream: ``t`` seconds from
+    the stream's start, ``rgb`` shape (H, W, 3) uint8 in display size. Every frame is decoded
+    (for the scene test) but only sampled ones are converted to RGB. Raises InvalidMedia."""
+    import av
+
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as exc:
+        raise InvalidMedia(f"media cannot be opened: {exc}") from exc
+    with container:
+        if not container.streams.video:
+            raise InvalidMedia("the media has no video stream", code="no_video")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+        taken, last_t, prev = 0, None, None
+        try:
+            for frame in container.decode(stream):
+                t = max(float(frame.time) - start, 0.0) if frame.time is not None else 0.0
+                thumb = (
+                    frame.reformat(width=64, height=36, format="gray").to_ndarray().astype(np.float32) / 255.0
+                )
+                scene = (
+                    sampling.scene_threshold > 0
+                    and prev is not None
+                    and float(np.abs(thumb - prev).mean()) > sampling.scene_threshold
+                )
+                prev = thumb
+                due = last_t is None or t - last_t >= sampling.every_s - 1e-6
+                if (due or scene) and (last_t is None or t - last_t >= sampling.min_gap_s):
+                    yield round(t, 3), frame.to_ndarray(format="rgb24")
+                    taken, last_t = taken + 1, t
+                    if taken >= sampling.max_frames:
+                        return
+        except av.error.FFmpegError as exc:
+            raise InvalidMedia(f"video cannot be decoded after {last_t or 0.0:.1f} s: {exc}") from exc

@@ -75,6 +75,13 @@ class CoreSettings(BaseSettings):
     #: How long the gateway waits for a worker to answer a query (a semantic search's text
     #: embedding), seconds.
     query_timeout_s: float = Field(default=30.0, gt=0)
+    #: Frames of a video that image tasks see (mediafleet.common.media.FrameSampling): one at
+    #: least every ``video_every_s`` seconds, one on each scene change (mean absolute
+    #: difference of grey thumbnails above ``video_scene_threshold``, 0-1; 0: off), at most
+    #: ``video_max_frames``. Every worker of a fleet must use the same values (compose shares them).
+    video_every_s: float = Field(default=2.0, gt=0)
+    video_scene_threshold: float = Field(default=0.3, ge=0, le=1)
+    video_max_frames: int = Field(default=60, ge=1, le=1000)
 
     @property
     def is_production(self) -> bool:

@@ -2,8 +2,11 @@
 
 Payload (built by job_manager)::
 
-    {"task", "task_id", "job_id", "media_id", "storage_path", "media_url" (optional),
-     "options": {...}, "inputs": {dependency task: its result}}
+    {"task", "task_id", "job_id", "media_id", "media_kind", "duration_s", "storage_path",
+     "media_url" (optional), "options": {...}, "inputs": {dependency task: its result}}
+
+An image task given a video (``media_kind`` "video") runs on its sampled frames
+(:mod:`mediafleet.common.frames`).
 
 The worker that runs the job provides the loaded runner: :class:`ModelWorker` binds its
 :class:`Runtime` for the duration of each job (a context variable, so nothing is set at
@@ -30,6 +33,7 @@ from pydantic import ValidationError
 from mediafleet.common import events
 from mediafleet.common.capability import Capability, Runner
 from mediafleet.common.errors import MediafleetError
+from mediafleet.common.frames import run_on_frames, sampling_from
 from mediafleet.common.media_access import open_media
 from mediafleet.common.observability import TASK_DURATION
 from mediafleet.common.outcome import TaskOutcome
@@ -90,8 +94,23 @@ def run_task(payload: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         options = rt.capability.validate_options(task, options)
+        spec = rt.capability.task(task)
+        inputs = payload.get("inputs") or {}
         with open_media(payload, rt.media_dir) as path:
-            result = rt.runner.run(task, path, options, payload.get("inputs") or {}, progress)
+            if spec.on_frames(payload.get("media_kind", "image")):  # an image task on a video
+                core = getattr(rt.runner.settings, "core", None)
+                result = run_on_frames(
+                    rt.runner,
+                    spec,
+                    path,
+                    options,
+                    inputs,
+                    progress,
+                    sampling_from(core),
+                    payload.get("duration_s"),
+                )
+            else:
+                result = rt.runner.run(task, path, options, inputs, progress)
     except MediafleetError as exc:
         if exc.status_code >= 500:
             TASK_DURATION.labels(task, engine, "error").observe(time.perf_counter() - start)

@@ -80,6 +80,10 @@ class JobCreate(BaseModel):
 class JobCreated(BaseModel):
     job_id: str
     status: JobStatus
+    skipped: dict[str, str] = Field(
+        default_factory=dict,
+        description="tasks left out because the media lacks a stream they need (a video without audio: transcribe)",
+    )
 
 
 class VectorSyncPublic(BaseModel):

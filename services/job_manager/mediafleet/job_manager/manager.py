@@ -152,6 +152,8 @@ class JobManager:
             "task_id": task.id,
             "job_id": job.id,
             "media_id": job.media_id,
+            "media_kind": media.kind,
+            "duration_s": media.duration_s,
             "storage_path": media.storage_path,
             "options": (job.options or {}).get(task.name, {}),
             "inputs": inputs,
@@ -256,9 +258,8 @@ class JobManager:
         except KeyError:
             log.warning("task_contract_missing", task=task.name)
             return
-        result = spec.result.model_validate(task.result)
-        replace_segments(session, task.job.media_id, task.name, spec.segments(result))
-        faces = spec.faces(result)
+        replace_segments(session, task.job.media_id, task.name, spec.segments_of(task.result))
+        faces = spec.faces_of(task.result)
         if faces:  # kept for the job's owner and assigned to people (mediafleet.common.identities)
             identities.store_faces(session, task, task.job.user_id, task.job.media_id, faces)
         vectors.queue_sync(task)  # embeddings go to vector_db from job_manager's sync thread
@@ -324,4 +325,6 @@ def task_timeout_s(base_s: int, task: str, duration_s: float | None) -> int:
     """RQ timeout of one task: ``base_s`` plus the task's ``timeout_per_media_s`` x media seconds."""
     spec = registry.tasks().get(task)
     per_s = spec[1].timeout_per_media_s if spec else 0.0
+    if spec and spec[1].on_frames("video") and duration_s:
+        per_s += 0.2  # an image task on a video decodes every frame to find scene changes
     return int(base_s + per_s * (duration_s or 0.0))

@@ -39,7 +39,7 @@ def task_vectors(task: Task) -> list[VectorItem]:
         return []
     if task.result is None:
         return []
-    return spec.vectors(spec.result.model_validate(task.result))
+    return spec.vectors_of(task.result)
 
 
 def queue_sync(task: Task) -> bool:

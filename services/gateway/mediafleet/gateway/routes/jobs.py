@@ -18,7 +18,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from mediafleet.common import events, identities, registry, webhooks
-from mediafleet.common.capability import missing_streams
+from mediafleet.common.capability import FramesResult, is_frames, missing_streams
 from mediafleet.common.errors import Conflict, NotFound, ValidationFailed, bounded_details
 from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY, job_events_key
 from mediafleet.common.schemas import JobStatus
@@ -98,8 +98,9 @@ def _own_job(session: Session, job_id: str, user_id: int) -> Job:
     return job
 
 
-def _plan_tasks(body: JobCreate, media: Media) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    """Tasks to run (dependencies added, first) and their validated options. Raises ValidationFailed."""
+def _plan_tasks(body: JobCreate, media: Media) -> tuple[list[str], dict[str, dict[str, Any]], dict[str, str]]:
+    """Tasks to run (dependencies added, first), their validated options, and the tasks left out
+    because the media lacks a stream they need (task -> reason). Raises ValidationFailed."""
     known = registry.tasks()
     unknown = [t for t in body.tasks if t not in known]
     if unknown:
@@ -108,20 +109,20 @@ def _plan_tasks(body: JobCreate, media: Media) -> tuple[list[str], dict[str, dic
     stray = [k for k in body.options if k not in tasks]
     if stray:
         raise ValidationFailed(f"options given for tasks not requested: {stray}", code="unknown_option")
-    options = {}
+    options: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
     for name in tasks:
         spec = known[name][1]
-        if media.kind not in spec.media_kinds:
+        if not spec.accepts(media.kind):
             raise ValidationFailed(
                 f"task {name} takes {'/'.join(spec.media_kinds)}, not {media.kind}",
                 code="unsupported_media_kind",
             )
         missing = missing_streams(spec, media.kind, media.streams)
         if missing:
-            raise ValidationFailed(
-                f"task {name} needs an {' and '.join(missing)} stream; media {media.id} has none",
-                code="missing_stream",
-            )
+            reason = f"task {name} needs an {' and '.join(missing)} stream; media {media.id} has none"
+            skipped[name] = reason
+            continue
         try:
             options[name] = spec.options.model_validate(body.options.get(name, {})).model_dump(
                 mode="json", exclude_none=True
@@ -131,12 +132,22 @@ def _plan_tasks(body: JobCreate, media: Media) -> tuple[list[str], dict[str, dic
                 f"invalid options for {name}",
                 details=bounded_details(exc.errors(include_url=False, include_context=False)),
             ) from exc
-    return tasks, options
+    # a video job runs what the video has streams for ("no audio track: no transcript, no
+    # error"); a job none of whose tasks can run is refused
+    needed = {dep for name in tasks if name not in skipped for dep in known[name][1].depends_on}
+    if skipped and (len(skipped) == len(tasks) or needed & set(skipped)):
+        raise ValidationFailed("; ".join(skipped.values()), code="missing_stream")
+    tasks = [name for name in tasks if name not in skipped]
+    return tasks, {k: v for k, v in options.items() if k in tasks}, skipped
 
 
 def build_router() -> APIRouter:
     """The jobs routes, with ``results`` typed from the installed capability contracts."""
-    result_types = {name: spec.result for name, (_, spec) in registry.tasks().items()}
+    # an image task's result on a video is its result per sampled frame
+    result_types = {
+        name: spec.result | FramesResult if spec.on_frames("video") else spec.result
+        for name, (_, spec) in registry.tasks().items()
+    }
     JobPublic, JobsPublic = job_models(result_types)  # noqa: N806
     router = APIRouter(tags=["jobs"])
 
@@ -152,7 +163,7 @@ def build_router() -> APIRouter:
         owned = session.get(MediaOwner, (body.media_id, user.id)) is not None
         if media is None or not owned:
             raise NotFound(f"media {body.media_id} not found", code="media_not_found")
-        tasks, options = _plan_tasks(body, media)
+        tasks, options, skipped = _plan_tasks(body, media)
         if body.webhook_url is not None:
             webhooks.check_target(body.webhook_url, ctx.settings.core.webhook_allow_private_targets)
             if not user.webhook_secret:
@@ -189,7 +200,7 @@ def build_router() -> APIRouter:
         except redis.RedisError as exc:
             # The job is recorded; job_manager's reconciliation picks up unqueued tasks.
             log.warning("job_handoff_deferred", job_id=job.id, error=str(exc))
-        return JobCreated(job_id=job.id, status=JobStatus.queued)
+        return JobCreated(job_id=job.id, status=JobStatus.queued, skipped=skipped)
 
     @router.get("/v1/jobs", response_model=JobsPublic, response_model_exclude_unset=True)
     def list_jobs(
@@ -222,6 +233,61 @@ def build_router() -> APIRouter:
             "private, max-age=120" if JobStatus(job.status).terminal else "no-store"
         )
         return job_public(job, JobPublic)
+
+    @router.get("/v1/jobs/{job_id}/timeline")
+    def job_timeline(job_id: str, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+        """A video job's results on one timeline (times in seconds from the start)::
+
+            {"media_id", "duration_s", "status",
+             "frames": [{"t", "results": {task: that task's result on the frame}}],
+             "transcript": the transcript (a task exporting SRT) or null,
+             "results": {task: other whole-media results},
+             "tracks": [{"cluster_id", "person", "first_t", "last_t", "frames": [t, ...]}]}
+
+        Image tasks ran on the video's sampled frames (``MEDIAFLEET_VIDEO_*``); faces seen in
+        several frames are the same track when they belong to the same person (the owner's
+        people: named, or an unnamed cluster). Works for any job (an image job has no frames).
+        """
+        job = _own_job(session, job_id, user.id)
+        media = session.get(Media, job.media_id)
+        known = registry.tasks()
+        frames: dict[float, dict[str, Any]] = {}
+        tracks: dict[str, dict[str, Any]] = {}
+        transcript, others = None, {}
+        for task in job.tasks:
+            if task.status != JobStatus.succeeded or task.result is None or task.name not in known:
+                continue
+            spec = known[task.name][1]
+            result = identities.annotate(session, task)
+            if not is_frames(result):
+                if transcript is None and "srt" in spec.exports:
+                    transcript = result
+                else:
+                    others[task.name] = result
+                continue
+            for frame in result["frames"]:
+                frames.setdefault(frame["t"], {})[task.name] = frame["result"]
+            for item in spec.faces_of(task.result):
+                face = identities.locate(result, item.ref)
+                if face is None or not face.get("cluster_id"):
+                    continue
+                track = tracks.setdefault(
+                    face["cluster_id"],
+                    {"cluster_id": face["cluster_id"], "person": face.get("person"), "frames": []},
+                )
+                track["frames"].append(item.t)
+        for track in tracks.values():
+            track["frames"] = sorted(set(track["frames"]))
+            track["first_t"], track["last_t"] = track["frames"][0], track["frames"][-1]
+        return {
+            "media_id": job.media_id,
+            "duration_s": media.duration_s if media is not None else None,
+            "status": job.status,
+            "frames": [{"t": t, "results": frames[t]} for t in sorted(frames)],
+            "transcript": transcript,
+            "results": others,
+            "tracks": sorted(tracks.values(), key=lambda x: (x["first_t"], -len(x["frames"]))),
+        }
 
     @router.get(
         "/v1/jobs/{job_id}/transcript",

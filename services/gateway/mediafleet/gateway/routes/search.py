@@ -114,7 +114,7 @@ def _media_embedding(session: Session, user_id: int, media_id: str, tasks: list[
     known = registry.tasks()
     for row in rows:
         spec = known[row.name][1]
-        for item in spec.vectors(spec.result.model_validate(row.result)):
+        for item in spec.vectors_of(row.result):
             if item.ref == MEDIA_REF:
                 return item
     return None
