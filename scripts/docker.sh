@@ -84,6 +84,7 @@ images() {
   COMMON_ARGS=()
   local torch_index=https://download.pytorch.org/whl/cpu
   mkdir -p build/wheelhouse/core build/wheelhouse/ai build/wheelhouse/torch  # bind-mounted, empty online
+  bash scripts/wheelhouse.sh native  # source-only packages (llama-cpp-python), compiled here in both modes
   if [ "${OFFLINE:-0}" = 1 ]; then
     [ -n "$(ls build/wheelhouse/core/*.whl 2>/dev/null | head -1)" ] || { log "no wheels: run scripts/wheelhouse.sh"; exit 1; }
     COMMON_ARGS=(--build-arg "PYTHON_BASE=$LOCAL_BASE" --build-arg "NGINX_BASE=$LOCAL_BASE"

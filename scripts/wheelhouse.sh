@@ -8,6 +8,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=build/wheelhouse
+# Packages PyPI ships only as source (llama-cpp-python): compiled once into build/wheelhouse/native
+# (portable: -DGGML_NATIVE=OFF, no -march=native), reused while the pin is unchanged; pip's wheel
+# cache makes a rebuild after `rm -rf build` fast. Every image build needs them, online or not
+# (images carry no compilers): `scripts/wheelhouse.sh native` builds only these.
+native_wheels() {
+  mkdir -p "$root/native"
+  grep -hE '^llama-cpp-python==' services/*/requirements/all.txt | cut -d' ' -f1 | sort -u | while read -r pin; do
+    file=$(echo "$pin" | sed -E 's/^llama-cpp-python==/llama_cpp_python-/')
+    if ls "$root/native/$file"-*.whl >/dev/null 2>&1; then echo "wheelhouse/native: $pin present"; continue; fi
+    start=$(date +%s)
+    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "${PYTHON:-python3}" -m pip wheel --quiet --disable-pip-version-check \
+      --no-deps --no-binary llama-cpp-python --wheel-dir "$root/native" "$pin"
+    echo "wheelhouse/native: built $pin in $(( $(date +%s) - start )) s"
+  done
+}
+if [ "${1:-}" = native ]; then native_wheels; exit 0; fi
 mkdir -p "$root/core" "$root/ai"
 py=${PYTHON:-python3}
 ai_reqs=$(mktemp)
@@ -44,6 +60,7 @@ PY
 # only this folder, so new wheels of a capability do not rebuild it), then hard-linked into ai/
 mkdir -p "$root/torch"
 no_deps="facenet-pytorch"  # its metadata pins torch<2.3, numpy<2 (root pyproject: dependency-metadata)
+native="llama-cpp-python"  # sdist only on PyPI: built here (native_wheels), never downloaded
 target=$(mktemp); resolve docker/requirements-torch.txt >"$target"
 out=$root/torch dl -r "$target"; rm -f "$target"
 for f in "$root"/torch/*.whl; do [ -e "$root/ai/$(basename "$f")" ] || ln "$f" "$root/ai/" 2>/dev/null || cp "$f" "$root/ai/"; done
@@ -54,7 +71,7 @@ for set in core ai; do
     resolve "$target.in" >"$target"; rm -f "$target.in"
   else
     # packages whose declared pins contradict the lock (installed --no-deps, see the Dockerfiles)
-    resolve "$ai_reqs" | grep -vE "^($no_deps)==" >"$target"
+    resolve "$ai_reqs" | grep -vE "^($no_deps|$native)==" >"$target"
     grep -E "^($no_deps)==" "$ai_reqs" | cut -d' ' -f1 | while read -r pin; do out=$root/ai dl --no-deps "$pin"; done
   fi
   out=$root/$set dl -r "$target"
@@ -64,6 +81,7 @@ rm -f "$ai_reqs"
 # GPU images swap ONNX Runtime for its CUDA build
 [ -z "$ort" ] || out=$root/ai dl "onnxruntime-gpu==${ort}"
 out=$root/core dl hatchling pip                # build backend of the project's own packages
-for set in torch core ai; do
+native_wheels
+for set in torch core ai native; do
   echo "wheelhouse/$set: $(ls "$root/$set" | grep -c '\.whl$') wheels, $(du -sh "$root/$set" | cut -f1)"
 done

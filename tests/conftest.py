@@ -39,6 +39,7 @@ TEST_MODELS = (
     "mtcnn",
     "dlib-face",
     "whisper-base",
+    "smollm2-135m-instruct",
 )
 
 

@@ -25,6 +25,7 @@ MODULES = {
     "vector_db": ["mediafleet.vector_db"],
     "faces": ["mediafleet.common.service", "face_reid"],
     "whisper": ["mediafleet.common.service", "whisper_transcriber"],
+    "llm": ["mediafleet.common.service", "llm_service"],
 }
 #: What start_all starts: the main job's processes.
 DEFAULT = ("gateway", "job_manager", "ocr")
@@ -56,6 +57,8 @@ class Fleet:
             "VECTOR_DB_HTTP_PORT": str(self.ports["vector_db"]),
             "FACE_HTTP_PORT": str(self.ports["faces"]),
             "WHISPER_HTTP_PORT": str(self.ports["whisper"]),
+            "LLM_HTTP_PORT": str(self.ports["llm"]),
+            "MEDIAFLEET_LLM_URL": f"http://127.0.0.1:{self.ports['llm']}",
             "VECTOR_DB_DATA_DIR": str(workdir / "vectors"),
             "MEDIAFLEET_VECTOR_DB_URL": f"http://127.0.0.1:{self.ports['vector_db']}",
             "MEDIAFLEET_VECTOR_BACKOFF_S": "0.5",

@@ -29,7 +29,9 @@ def video_fleet(tmp_path: Path, pg_url: str, redis_url: str, real_models_dir: Pa
 
 
 def run_job(c: httpx.Client, token: str, media_id: str, tasks: list[str]) -> dict:
-    resp = c.post("/v1/jobs", json={"media_id": media_id, "tasks": tasks, "use_cache": False}, headers=auth(token))
+    resp = c.post(
+        "/v1/jobs", json={"media_id": media_id, "tasks": tasks, "use_cache": False}, headers=auth(token)
+    )
     assert resp.status_code == 202, resp.text
     job = wait_job(c, token, resp.json()["job_id"], timeout=300)
     assert job["status"] == "succeeded", job
@@ -43,7 +45,9 @@ def test_hamilton_clip_timeline_with_miranda_enrolled(video_fleet: Fleet) -> Non
         ref = upload(c, token, sample("lin-manuel-miranda.png")).json()["media_id"]
         ref_face = run_job(c, token, ref, ["faces"])["results"]["faces"]["faces"][0]
         resp = c.post(
-            "/v1/people", json={"name": "Lin-Manuel Miranda", "face_ids": [ref_face["face_id"]]}, headers=auth(token)
+            "/v1/people",
+            json={"name": "Lin-Manuel Miranda", "face_ids": [ref_face["face_id"]]},
+            headers=auth(token),
         )
         assert resp.status_code == 201, resp.text
         miranda = resp.json()["id"]
@@ -52,7 +56,13 @@ def test_hamilton_clip_timeline_with_miranda_enrolled(video_fleet: Fleet) -> Non
         job = run_job(c, token, clip["media_id"], ["faces", "transcribe", "ocr"])
         assert job["skipped"] == {}
         faces = job["results"]["faces"]
-        assert faces["kind"] == "video_frames" and [f["t"] for f in faces["frames"]] == [0.0, 2.002, 4.004, 6.006, 8.008]
+        assert faces["kind"] == "video_frames" and [f["t"] for f in faces["frames"]] == [
+            0.0,
+            2.002,
+            4.004,
+            6.006,
+            8.008,
+        ]
 
         timeline = c.get(f"/v1/jobs/{job['job_id']}/timeline", headers=auth(token)).json()
         assert timeline["duration_s"] == pytest.approx(10.02, abs=0.01)
@@ -68,7 +78,10 @@ def test_hamilton_clip_timeline_with_miranda_enrolled(video_fleet: Fleet) -> Non
         assert named and named[0]["person"]["name"] == "Lin-Manuel Miranda", timeline["tracks"]
         assert len(named[0]["frames"]) >= 3 and named[0]["first_t"] <= named[0]["last_t"]
         per_frame = [
-            face for f in timeline["frames"] for face in f["results"]["faces"]["faces"] if face["cluster_id"] == miranda
+            face
+            for f in timeline["frames"]
+            for face in f["results"]["faces"]["faces"]
+            if face["cluster_id"] == miranda
         ]
         assert all(face["person"]["name"] == "Lin-Manuel Miranda" for face in per_frame)
         # the person's media now lists the clip; his speech is searchable with its time span
@@ -82,7 +95,9 @@ def test_hamilton_clip_timeline_with_miranda_enrolled(video_fleet: Fleet) -> Non
         # a video without an audio track: frames only, no transcript, no error
         mute = upload(c, token, sample("mmpose_demo.mp4")).json()
         mute_job = run_job(c, token, mute["media_id"], ["ocr", "transcribe"])
-        assert list(mute_job["skipped"]) == ["transcribe"] and [t["name"] for t in mute_job["tasks"]] == ["ocr"]
+        assert list(mute_job["skipped"]) == ["transcribe"] and [t["name"] for t in mute_job["tasks"]] == [
+            "ocr"
+        ]
         mute_timeline = c.get(f"/v1/jobs/{mute_job['job_id']}/timeline", headers=auth(token)).json()
         assert mute_timeline["transcript"] is None and [f["t"] for f in mute_timeline["frames"]] == [0.0]
         words = set(mute_timeline["frames"][0]["results"]["ocr"]["text"].split())
@@ -92,7 +107,9 @@ def test_hamilton_clip_timeline_with_miranda_enrolled(video_fleet: Fleet) -> Non
         assert hit["media_id"] == mute["media_id"] and hit["matches"][0]["start"] == 0.0
         assert hit["matches"][0]["ref"].startswith("frames[0].result.lines[")
         assert_envelope(
-            c.post("/v1/jobs", json={"media_id": mute["media_id"], "tasks": ["transcribe"]}, headers=auth(token)),
+            c.post(
+                "/v1/jobs", json={"media_id": mute["media_id"], "tasks": ["transcribe"]}, headers=auth(token)
+            ),
             422,
             "missing_stream",
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -207,6 +208,37 @@ def test_transcribe_job_on_real_weights_with_srt_and_fleet_memory(fleet: Compose
         hits = c.get("/v1/search", params={"q": "Dokumentationsdateien"}, headers=auth(token)).json()
         assert hits["data"][0]["matches"][0]["start"] >= 30.0
     assert any("whisper_transcriber" in name for name in stats), stats
+
+
+def test_llm_through_nginx_openai_client_summary_and_ask(fleet: ComposeFleet, token: str) -> None:
+    """llm_service loads SmolLM2 from the models volume; the official openai client goes through
+    nginx (TLS) and the gateway, streaming included; a transcribe + summarize job; /v1/ask."""
+    import openai
+
+    http = httpx.Client(verify=ssl.create_default_context(cafile=str(fleet.ca)), timeout=120)
+    client = openai.OpenAI(
+        base_url=fleet.base + "/api/v1/llm", api_key=token, http_client=http, max_retries=0
+    )
+    ask = [{"role": "user", "content": "Say hello."}]
+    whole = client.chat.completions.create(model="m", messages=ask, temperature=0, max_tokens=24)
+    stream = client.chat.completions.create(
+        model="m", messages=ask, temperature=0, max_tokens=24, stream=True
+    )
+    parts = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert whole.choices[0].message.content and parts == whole.choices[0].message.content
+    with fleet.client() as c:
+        media_id = upload(c, token, sample("jfk.flac")).json()["media_id"]
+        resp = c.post("/v1/jobs", json={"media_id": media_id, "tasks": ["transcribe", "summarize"]},
+                      headers=auth(token))  # fmt: skip
+        job = wait_job(c, token, resp.json()["job_id"], timeout=240)
+        assert job["status"] == "succeeded", job
+        assert job["results"]["summarize"]["summary"] and job["results"]["summarize"]["sources"] == [
+            "transcribe"
+        ]
+        answer = c.post(
+            "/v1/ask", json={"question": "What did the Americans ask?"}, headers=auth(token)
+        ).json()
+        assert answer["answer"] and any(x["media_id"] == media_id for x in answer["citations"])
 
 
 def test_kill_ai_worker_mid_task(fleet: ComposeFleet, token: str, tmp_path: Path) -> None:

@@ -96,7 +96,7 @@ class EmbeddedAnalyzer:
         for task in [t for t in planned if t not in skipped]:
             cap, spec = known[task]
             opts = cap.validate_options(task, options.get(task, {}))
-            inputs = {dep: results[dep] for dep in spec.depends_on}
+            inputs = {dep: results[dep] for dep in registry.dependencies_in(spec, planned) if dep in results}
             runner = self.runner(task)
             if spec.on_frames(probe.kind):  # an image task on a video: its sampled frames
                 sampling = sampling_from(getattr(runner.settings, "core", None))

@@ -177,6 +177,8 @@ class TaskSpec:
       ``model_version``, ``elapsed_ms`` by convention).
     - ``depends_on``: tasks that must succeed first; their results reach the runner as
       ``inputs[name]``. A job asking for this task gets its dependencies added.
+    - ``after``: tasks that run first *when the job has them* (``summarize`` after ``ocr``,
+      ``transcribe``...); their results are inputs too; never added to a job.
     - ``segments`` / ``vectors`` / ``faces``: pure functions of a validated result.
     - ``summary``: one line for people (the CLI's human output).
     - ``video_frames``: an image task runs on a video's sampled frames (``FramesResult``);
@@ -194,6 +196,8 @@ class TaskSpec:
     result: type[BaseModel]
     summary: Callable[[Any], str]
     media_kinds: tuple[MediaKind, ...] = ("image",)
+    #: Soft dependencies: run before this task when the job has them (their results as inputs).
+    after: tuple[str, ...] = ()
     #: An image task also runs on videos, on their sampled frames (result: FramesResult).
     video_frames: bool = True
     depends_on: tuple[str, ...] = ()
@@ -354,6 +358,9 @@ class Runner(Protocol):
         progress: ProgressFn,
     ) -> BaseModel:
         """Run ``task`` on the media file; raises BadRequest/InvalidMedia (no retry) or others."""
+
+    # Optional: ``routers() -> list[fastapi.APIRouter]``, HTTP routes the service adds to its
+    # app (llm_service's OpenAI-compatible API); the generic HTTP app includes them.
 
     def query(self, name: str, payload: BaseModel) -> BaseModel:
         """Answer one of the contract's ``queries`` (validated input -> its output model).

@@ -169,6 +169,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MediafleetError)
     async def _mediafleet(_: Request, exc: MediafleetError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        retry_after = exc.details.get("retry_after_s") if isinstance(exc.details, dict) else None
+        if exc.status_code in (429, 503) and retry_after is not None:  # RFC 9110 Retry-After, seconds
+            headers = {**(headers or {}), "Retry-After": str(int(retry_after))}
         return JSONResponse(
             envelope(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=headers
         )

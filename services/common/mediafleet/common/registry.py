@@ -99,9 +99,25 @@ def capability_of(task: str) -> Capability:
 def with_dependencies(requested: list[str]) -> list[str]:
     """``requested`` plus every task they depend on (transitively), dependencies first.
 
-    Raises KeyError for an unknown task and RegistryError for a dependency cycle.
+    A task's ``after`` tasks (soft dependencies) are ordered before it when the job has
+    them, and never added. Raises KeyError for an unknown task and RegistryError for a
+    dependency cycle.
     """
     known = tasks()
+    for name in requested:
+        if name not in known:
+            raise KeyError(name)
+    closure = _order(requested, lambda name: known[name][1].depends_on)
+    return _order(closure, lambda name: dependencies_in(known[name][1], closure))
+
+
+def dependencies_in(spec: TaskSpec, planned: list[str] | tuple[str, ...]) -> list[str]:
+    """The tasks whose results ``spec``'s task gets as inputs in a job of ``planned`` tasks:
+    its ``depends_on``, and those of its ``after`` tasks the job has."""
+    return [*spec.depends_on, *(a for a in spec.after if a in planned and a not in spec.depends_on)]
+
+
+def _order(names: list[str], deps) -> list[str]:  # noqa: ANN001
     order: list[str] = []
     visiting: set[str] = set()
 
@@ -111,13 +127,11 @@ def with_dependencies(requested: list[str]) -> list[str]:
         if name in visiting:
             raise RegistryError(f"dependency cycle through {name!r}")
         visiting.add(name)
-        for dep in known[name][1].depends_on:
+        for dep in deps(name):
             visit(dep)
         visiting.discard(name)
         order.append(name)
 
-    for name in requested:
-        if name not in known:
-            raise KeyError(name)
+    for name in names:
         visit(name)
     return order

@@ -3,7 +3,8 @@
 ``POST /v1/predict`` (multipart: ``file``, ``task``, ``options`` as JSON, ``inputs`` as
 JSON for tasks with dependencies) runs a task synchronously on the loaded runner, with no
 storage and no queue; ``GET /v1/models`` reports what is loaded; ``/healthz``, ``/readyz``,
-``/metrics`` come from :mod:`mediafleet.common.observability`.
+``/metrics`` come from :mod:`mediafleet.common.observability`. A runner with a
+``routers()`` method adds its own routes (FastAPI ``APIRouter`` objects).
 """
 
 from __future__ import annotations
@@ -71,4 +72,7 @@ def create_service_app(
             tmp.flush()
             return await run_in_threadpool(runner.run, task, tmp.name, opts, deps, lambda *_: None)
 
+    # a capability's own HTTP routes (llm_service: the OpenAI-compatible API), when its runner has any
+    for router in getattr(runner, "routers", lambda: [])():
+        app.include_router(router)
     return app

@@ -61,9 +61,13 @@ def replace_segments(session: Session, media_id: str, task: str, segments: Seque
     return len(rows)
 
 
-def search_text(session: Session, query: str, user_id: int | None, limit: int = 20) -> list[dict[str, Any]]:
+def search_text(
+    session: Session, query: str, user_id: int | None, limit: int = 20, match: str = "all"
+) -> list[dict[str, Any]]:
     """Media whose indexed text matches ``query``, best first, each with its matching segments.
 
+    ``match``: ``"all"`` words (AND, the search API) or ``"any"`` word (OR, ranked: what
+    retrieval for a question needs).
     ``user_id`` restricts results to media that user uploaded (None: all, embedded mode).
     Returns ``[{"media_id", "score", "matches": [{"task", "ref", "text", "box", "start",
     "end", "score"}]}]``; ``score`` is the rank of the best segment (higher is better).
@@ -77,7 +81,7 @@ def search_text(session: Session, query: str, user_id: int | None, limit: int = 
         params["uid"] = user_id
     cols = 's.media_id, s.task, s.ref, s.seq, s.text, s.x1, s.y1, s.x2, s.y2, s.start, s."end", s.score'
     if dialect == "postgresql":
-        params["q"] = " & ".join(_pg_lexeme(w) for w in words)
+        params["q"] = (" | " if match == "any" else " & ").join(_pg_lexeme(w) for w in words)
         sql = f"""
             SELECT {cols}, ts_rank(s.tsv, to_tsquery('simple', :q)) AS rank
             FROM text_segments s {owner_join}
@@ -85,7 +89,9 @@ def search_text(session: Session, query: str, user_id: int | None, limit: int = 
             ORDER BY rank DESC, s.media_id, s.task, s.seq
             LIMIT :limit"""
     elif dialect == "sqlite":
-        params["q"] = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+        params["q"] = (" OR " if match == "any" else " ").join(
+            '"' + w.replace('"', '""') + '"' for w in words
+        )
         sql = f"""
             SELECT {cols}, -bm25(text_segments_fts) AS rank
             FROM text_segments_fts f JOIN text_segments s ON s.id = f.rowid {owner_join}

@@ -188,7 +188,7 @@ def build_router() -> APIRouter:
                 name=name,
                 status=JobStatus.queued,
                 attempts=0,
-                depends_on=list(known[name][1].depends_on),
+                depends_on=registry.dependencies_in(known[name][1], tasks),
                 cached=False,
             )
             for name in tasks

@@ -1,0 +1,1 @@
+"""mediafleet llm_service capability."""

@@ -1,0 +1,117 @@
+"""Contract of the llm_service capability (light: pydantic and mediafleet.common only).
+
+Task ``summarize``: a summary of a job's other results (OCR text, transcript, faces and
+people, NSFW label, pose), from :data:`PROMPT_TEMPLATE`, by a local GGUF model on llama.cpp.
+The service also answers OpenAI-compatible requests (``/openai/v1/...``), which the gateway
+exposes to signed-in users under ``/v1/llm/...``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mediafleet.common.capability import Capability, TaskSpec, TextSegment, is_frames
+
+#: Version of the prompt below: results record it, so a changed prompt is a changed result.
+PROMPT_VERSION = "summarize-v1"
+
+#: The prompt of ``summarize`` (system + user message; ``{facts}`` is :func:`facts_of`).
+SYSTEM_PROMPT = (
+    "You summarise what an automatic analysis found in one media file. Use only the facts "
+    "given. Write two to four plain sentences. Do not invent names, numbers or events."
+)
+PROMPT_TEMPLATE = "Media: {kind}{duration}.\nFacts found by the analysis:\n{facts}\n\nSummary:"
+
+#: Characters of each fact kept in the prompt (small models have small contexts).
+MAX_FACT_CHARS = 1500
+
+
+class SummarizeOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: int | None = Field(default=None, ge=16, le=1024, description="length of the summary, tokens")
+    temperature: float | None = Field(default=None, ge=0, le=2, description="0 (default): deterministic")
+
+
+class SummaryResult(BaseModel):
+    engine: str
+    model: str
+    model_version: str
+    summary: str
+    sources: list[str] = Field(description="tasks whose results were summarised")
+    prompt_version: str
+    prompt_tokens: int
+    completion_tokens: int
+    elapsed_ms: float
+
+
+def _text_of(result: dict[str, Any]) -> str:
+    """Flat text of an OCR/transcript-like result, or of its frames on a video."""
+    if is_frames(result):
+        parts = [f"[{f['t']:.0f} s] {_text_of(f['result'])}" for f in result["frames"]]
+        return " ".join(p for p in parts if not p.endswith("] "))
+    return " ".join(str(result.get("text") or "").split())
+
+
+def facts_of(inputs: dict[str, Any]) -> list[str]:
+    """One line per fact of the known task results in ``inputs`` (the prompt's ``{facts}``)."""
+    facts: list[str] = []
+    if "transcribe" in inputs:
+        r = inputs["transcribe"]
+        langs = ", ".join(x["language"] for x in r.get("languages", []))
+        text = _text_of(r)
+        facts.append(
+            f"- Speech ({langs or 'no speech'}): {text[:MAX_FACT_CHARS]}" if text else "- No speech."
+        )
+    if "ocr" in inputs:
+        text = _text_of(inputs["ocr"])
+        facts.append(
+            f"- Text visible in the image: {text[:MAX_FACT_CHARS]}" if text else "- No visible text."
+        )
+    if "faces" in inputs:
+        r = inputs["faces"]
+        frames = [f["result"] for f in r["frames"]] if is_frames(r) else [r]
+        faces = [face for fr in frames for face in fr.get("faces", [])]
+        names = sorted({(face.get("person") or {}).get("name") for face in faces} - {None})
+        line = f"- Faces: {len(faces)}" + (f"; recognised people: {', '.join(names)}" if names else "")
+        facts.append(line + ".")
+    if "pose" in inputs:
+        r = inputs["pose"]
+        frames = [f["result"] for f in r["frames"]] if is_frames(r) else [r]
+        facts.append(f"- People detected: {max((len(fr.get('people', [])) for fr in frames), default=0)}.")
+    if "nsfw" in inputs:
+        r = inputs["nsfw"]
+        frames = [f["result"] for f in r["frames"]] if is_frames(r) else [r]
+        labels = {(fr.get("nsfw") or {}).get("label") for fr in frames} - {None}
+        if labels:
+            facts.append(f"- Content rating: {'nsfw' if 'nsfw' in labels else 'safe'}.")
+    return facts
+
+
+def summary_segments(result: SummaryResult) -> list[TextSegment]:
+    return [TextSegment(text=result.summary, ref="summary")] if result.summary.strip() else []
+
+
+CAPABILITY = Capability(
+    name="llm_service",
+    title="Local LLM (llama.cpp): summaries of job results, OpenAI-compatible chat, completions, embeddings",
+    queue="llm_service",
+    http_port=8115,
+    env_prefix="LLM_",
+    runner="mediafleet.llm_service.runner:LlmRunner",
+    settings="mediafleet.llm_service.settings:LlmSettings",
+    tasks=(
+        TaskSpec(
+            name="summarize",
+            options=SummarizeOptions,
+            result=SummaryResult,
+            summary=lambda r: r.summary,
+            media_kinds=("image", "audio", "video"),
+            after=("transcribe", "ocr", "faces", "pose", "nsfw"),
+            segments=summary_segments,
+            description="a short summary of the job's other results (prompt: PROMPT_TEMPLATE)",
+        ),
+    ),
+)

@@ -1,0 +1,1 @@
+"""LLM engines of llm_service (one module per library)."""

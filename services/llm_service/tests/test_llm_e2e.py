@@ -1,0 +1,187 @@
+"""The LLM through the whole fleet as real processes (gateway, job_manager, OCR,
+whisper_transcriber and llm_service workers with real weights) on real PostgreSQL and Redis:
+the official ``openai`` client unchanged against the gateway, summaries in jobs and in the
+CLI (embedded and ``--api``), questions over one's own library with citations, another
+user's library never retrieved, and a full LLM answering 503 with Retry-After."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.api_helpers import admin_token, assert_envelope, auth, upload, wait_job
+from tests.conftest import sample
+from tests.fleet import Fleet
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def llm_fleet(tmp_path: Path, pg_url: str, redis_url: str, real_models_dir: Path):  # noqa: ANN201
+    f = Fleet(
+        tmp_path,
+        pg_url,
+        redis_url,
+        MEDIAFLEET_MODELS_DIR=str(real_models_dir),
+        # one slot, one waiting place, 2 s wait: the busy test fills them
+        LLM_SLOTS="1",
+        LLM_MAX_QUEUE="1",
+        LLM_QUEUE_TIMEOUT_S="2",
+    )
+    try:
+        for name in ("gateway", "job_manager", "ocr", "whisper", "llm"):
+            f.start(name)
+        yield f
+    finally:
+        f.stop_all()
+
+
+def make_user(c: httpx.Client, admin: str, name: str) -> str:
+    resp = c.post(
+        "/v1/users", json={"username": name, "password": f"{name}-password-123"}, headers=auth(admin)
+    )
+    assert resp.status_code == 201, resp.text
+    return c.post("/v1/auth/token", data={"username": name, "password": f"{name}-password-123"}).json()[
+        "access_token"
+    ]
+
+
+def test_openai_client_summaries_and_questions(
+    llm_fleet: Fleet, real_models_dir: Path, tmp_path: Path
+) -> None:
+    base = llm_fleet.url("gateway")
+    with httpx.Client(base_url=base, timeout=120) as c:
+        token = admin_token(c)
+        client = openai.OpenAI(base_url=f"{base}/v1/llm", api_key=token, max_retries=0)
+
+        # the official client, unchanged: models, chat (twice: temperature 0 is deterministic),
+        # the same chat streamed, a completion, embeddings
+        assert [m.id for m in client.models.list().data] == ["mediafleet-llm"]
+        ask = [{"role": "user", "content": "What is the capital of France?"}]
+        one = client.chat.completions.create(
+            model="mediafleet-llm", messages=ask, temperature=0, max_tokens=32
+        )
+        two = client.chat.completions.create(
+            model="mediafleet-llm", messages=ask, temperature=0, max_tokens=32
+        )
+        assert (
+            one.choices[0].message.content
+            and one.choices[0].message.content == two.choices[0].message.content
+        )
+        stream = client.chat.completions.create(
+            model="mediafleet-llm", messages=ask, temperature=0, max_tokens=32, stream=True
+        )
+        streamed = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+        assert streamed == one.choices[0].message.content
+        done = client.completions.create(
+            model="mediafleet-llm", prompt="Monday, Tuesday,", max_tokens=6, temperature=0
+        )
+        assert done.choices[0].text and done.usage.completion_tokens <= 6
+        vectors = client.embeddings.create(model="mediafleet-llm", input=["soap", "water"]).data
+        assert [len(v.embedding) for v in vectors] == [576, 576]
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"{base}/v1/llm", api_key="not-a-token", max_retries=0).models.list()
+        assert_envelope(c.post("/v1/llm/fine_tuning/jobs", json={}, headers=auth(token)), 404)
+
+        # summarize after transcribe in one job
+        jfk = upload(c, token, sample("jfk.flac")).json()["media_id"]
+        resp = c.post(
+            "/v1/jobs", json={"media_id": jfk, "tasks": ["transcribe", "summarize"]}, headers=auth(token)
+        )
+        assert resp.status_code == 202, resp.text
+        job = wait_job(c, token, resp.json()["job_id"], timeout=180)
+        assert job["status"] == "succeeded", job
+        summary = job["results"]["summarize"]
+        assert summary["summary"] and summary["sources"] == ["transcribe"]
+        tasks = {t["name"]: t for t in job["tasks"]}
+        assert set(tasks) == {"transcribe", "summarize"} and tasks["summarize"]["depends_on"] == [
+            "transcribe"
+        ]
+        assert tasks["summarize"]["started_at"] >= tasks["transcribe"]["finished_at"]
+
+        # questions over the library: the OCR lines of english.png are the passages
+        english = upload(c, token, sample("english.png")).json()["media_id"]
+        resp = c.post("/v1/jobs", json={"media_id": english, "tasks": ["ocr"]}, headers=auth(token))
+        assert wait_job(c, token, resp.json()["job_id"], timeout=120)["status"] == "succeeded"
+        answer = c.post(
+            "/v1/ask", json={"question": "What should I clean my hands with?"}, headers=auth(token)
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["answer"] and body["model"] == "mediafleet-llm"
+        cited = {(x["media_id"], x["task"]) for x in body["citations"]}
+        assert (english, "ocr") in cited
+        assert any("soap" in x["text"].lower() for x in body["citations"])
+        assert [x["n"] for x in body["citations"]] == list(range(1, len(body["citations"]) + 1))
+        speech = c.post("/v1/ask", json={"question": "What did the Americans ask about their country?"},
+                        headers=auth(token)).json()  # fmt: skip
+        assert any(x["task"] == "transcribe" and x["start"] is not None for x in speech["citations"])
+        nothing = c.post("/v1/ask", json={"question": "zebra xylophone"}, headers=auth(token)).json()
+        assert (nothing["answer"], nothing["citations"]) == (None, [])
+
+        # another user asks the same: nothing of the admin's library comes back
+        bob = make_user(c, token, "bob")
+        other = c.post(
+            "/v1/ask", json={"question": "What should I clean my hands with?"}, headers=auth(bob)
+        ).json()
+        assert (other["answer"], other["citations"]) == (None, [])
+        assert_envelope(c.post("/v1/ask", json={"question": ""}, headers=auth(token)), 422)
+
+        # the CLI: embedded and through the gateway, transcribe + summarize
+        env = {**os.environ, "MEDIAFLEET_MODELS_DIR": str(real_models_dir), "MEDIAFLEET_LOG_LEVEL": "WARNING"}
+        cli = [sys.executable, "-m", "mediafleet.cli.main", "analyze", str(sample("jfk.flac")),
+               "--tasks", "transcribe,summarize", "--json"]  # fmt: skip
+        embedded = subprocess.run(
+            [*cli, "--db", f"sqlite:///{tmp_path / 'cli.db'}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert embedded.returncode == 0, embedded.stderr
+        out = json.loads(embedded.stdout)
+        assert out["results"]["summarize"]["summary"] and out["results"]["transcribe"]["language"] == "en"
+        remote = subprocess.run(
+            [*cli, "--api", base, "--token", token], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert remote.returncode == 0, remote.stderr
+        assert json.loads(remote.stdout)["results"]["summarize"]["summary"]
+
+
+def test_a_full_llm_answers_503_with_retry_after(llm_fleet: Fleet) -> None:
+    base = llm_fleet.url("gateway")
+    with httpx.Client(base_url=base, timeout=120) as c:
+        token = admin_token(c)
+        long_body = {  # SmolLM2's end tokens (<|endoftext|> 0, <|im_end|> 2) banned: 600 tokens, seconds
+            "messages": [{"role": "user", "content": "Count from one to five hundred in words."}],
+            "max_tokens": 600,
+            "temperature": 0,
+            "logit_bias": {"0": -100, "2": -100},
+        }
+        statuses: list[int] = []
+
+        def occupy() -> None:
+            with httpx.Client(base_url=base, timeout=120) as own:
+                statuses.append(
+                    own.post("/v1/llm/chat/completions", json=long_body, headers=auth(token)).status_code
+                )
+
+        threads = [threading.Thread(target=occupy) for _ in range(2)]  # the slot and the queue place
+        for t in threads:
+            t.start()
+            time.sleep(0.3)
+        refused = c.post("/v1/llm/chat/completions", json=long_body, headers=auth(token))
+        for t in threads:
+            t.join()
+    assert_envelope(refused, 503, "llm_busy")
+    assert int(refused.headers["retry-after"]) >= 1
+    assert 200 in statuses  # the running request finished

@@ -1,0 +1,162 @@
+"""llm_service on real weights (SmolLM2-135M-Instruct, GGUF Q4_1, catalogue
+``smollm2-135m-instruct``) through llama-cpp-python: summaries of real task results, the
+OpenAI-compatible routes of the service app, and the slot gate. A 135M model answers
+poorly: these tests assert the API contract, determinism at temperature 0 and what reaches
+the prompt, not the wisdom."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from mediafleet.common.errors import BadRequest
+from mediafleet.common.service_app import create_service_app
+from mediafleet.llm_service.contract import CAPABILITY, PROMPT_VERSION, facts_of
+from mediafleet.llm_service.openai_api import Busy, SlotGate
+from mediafleet.llm_service.runner import LlmRunner
+from mediafleet.llm_service.settings import LlmSettings
+from tests.conftest import sample
+
+
+@pytest.fixture(scope="module")
+def runner(real_models_dir: Path) -> LlmRunner:
+    r = LlmRunner(LlmSettings(core={"models_dir": real_models_dir}))
+    r.preload()
+    assert r.ready() is None
+    return r
+
+
+@pytest.fixture(scope="module")
+def client(runner: LlmRunner) -> TestClient:
+    return TestClient(create_service_app(CAPABILITY, runner))
+
+
+@pytest.fixture(scope="module")
+def jfk_transcript(real_models_dir: Path) -> dict:
+    from mediafleet.whisper_transcriber.runner import WhisperRunner
+    from mediafleet.whisper_transcriber.settings import WhisperSettings
+
+    whisper = WhisperRunner(WhisperSettings(core={"models_dir": real_models_dir}))
+    return whisper.run("transcribe", sample("jfk.flac"), {}, {}, lambda *_: None).model_dump(mode="json")
+
+
+def test_summary_of_a_real_transcript_is_deterministic(runner: LlmRunner, jfk_transcript: dict) -> None:
+    first = runner.run("summarize", sample("jfk.flac"), {}, {"transcribe": jfk_transcript}, lambda *_: None)
+    again = runner.run("summarize", sample("jfk.flac"), {}, {"transcribe": jfk_transcript}, lambda *_: None)
+    assert first.summary and first.summary == again.summary  # temperature 0, fixed seed
+    assert (first.engine, first.model, first.sources, first.prompt_version) == (
+        "llama-cpp", "smollm2-135m-instruct", ["transcribe"], PROMPT_VERSION,
+    )  # fmt: skip
+    assert first.model_version.startswith("b179c9523d0e")  # the catalogue's sha256 of the GGUF
+    # the transcript reached the prompt: its tokens are counted, the facts name the speech
+    facts = facts_of({"transcribe": jfk_transcript})
+    assert facts == [f"- Speech (en): {jfk_transcript['text']}"]
+    assert (
+        first.prompt_tokens > runner.engine.tokens(jfk_transcript["text"])
+        and 0 < first.completion_tokens <= 160
+    )
+    short = runner.run(
+        "summarize", sample("jfk.flac"), {"max_tokens": 16}, {"transcribe": jfk_transcript}, lambda *_: None
+    )
+    assert short.completion_tokens <= 16
+
+
+def test_summary_facts_of_frames_faces_and_nsfw() -> None:
+    ocr_frames = {
+        "kind": "video_frames", "sampling": {}, "elapsed_ms": 1.0,
+        "frames": [{"t": 0.0, "result": {"text": "LUSH MYER"}}, {"t": 2.0, "result": {"text": ""}}],
+    }  # fmt: skip
+    faces = {"faces": [{"person": {"name": "Barack Obama"}}, {"person": None}]}
+    nsfw = {"nsfw": {"label": "safe"}}
+    assert facts_of({"ocr": ocr_frames, "faces": faces, "nsfw": nsfw}) == [
+        "- Text visible in the image: [0 s] LUSH MYER",
+        "- Faces: 2; recognised people: Barack Obama.",
+        "- Content rating: safe.",
+    ]
+
+
+def test_nothing_to_summarise_is_a_clear_error(runner: LlmRunner) -> None:
+    with pytest.raises(BadRequest) as err:
+        runner.run("summarize", sample("jfk.flac"), {}, {}, lambda *_: None)
+    assert err.value.code == "nothing_to_summarize"
+
+
+def test_openai_routes_chat_stream_completion_embeddings(client: TestClient) -> None:
+    models = client.get("/openai/v1/models").json()
+    assert models["object"] == "list" and models["data"][0]["id"] == "mediafleet-llm"
+    assert models["data"][0]["chat_template"] is True and models["data"][0]["context_tokens"] >= 2048
+    body = {"messages": [{"role": "user", "content": "Name a colour."}], "temperature": 0, "max_tokens": 24}
+    one = client.post("/openai/v1/chat/completions", json=body).json()
+    two = client.post("/openai/v1/chat/completions", json=body).json()
+    text = one["choices"][0]["message"]["content"]
+    assert text and text == two["choices"][0]["message"]["content"]
+    assert one["object"] == "chat.completion" and one["usage"]["completion_tokens"] <= 24
+
+    with client.stream("POST", "/openai/v1/chat/completions", json={**body, "stream": True}) as resp:
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        events = [line[len("data: ") :] for line in resp.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == text
+
+    done = client.post(
+        "/openai/v1/completions", json={"prompt": "One, two, three,", "max_tokens": 8, "temperature": 0}
+    )
+    assert done.status_code == 200 and done.json()["choices"][0]["text"]
+    emb = client.post("/openai/v1/embeddings", json={"input": ["a cat", "a dog"]}).json()
+    vectors = [np.array(d["embedding"]) for d in emb["data"]]
+    assert [v.shape for v in vectors] == [(576,), (576,)]  # SmolLM2-135M's hidden size
+    assert not np.allclose(vectors[0], vectors[1])
+    bad = client.post("/openai/v1/chat/completions", json={"messages": "not a list"})
+    assert bad.status_code == 422 and set(bad.json()) == {"error"}
+
+
+def test_slot_gate_queues_then_refuses_with_retry_after() -> None:
+    async def scenario() -> list[str]:
+        seen = []
+        gate = SlotGate(slots=1, max_queue=1, timeout_s=0.3)
+        await gate.acquire()  # the running request
+        try:
+            await gate.acquire()  # queued, then times out
+        except Busy as exc:
+            seen.append(f"timeout {exc.details['retry_after_s']}")
+        waiter = asyncio.create_task(gate.acquire())  # fills the one queue place
+        await asyncio.sleep(0.05)
+        try:
+            await gate.acquire()
+        except Busy as exc:
+            seen.append(f"full: {exc.message}")
+        gate.release()
+        await waiter  # the queued one gets the slot
+        seen.append(f"running {gate.running}")
+        gate.release()
+        return seen
+
+    assert asyncio.run(scenario()) == [
+        "timeout 1",
+        "full: all 1 LLM slot(s) busy and 1 request(s) waiting",
+        "running 1",
+    ]
+
+
+def test_loading_opens_no_socket(real_models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError(f"a socket was opened: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    r = LlmRunner(LlmSettings(core={"models_dir": real_models_dir}))
+    r.preload()
+    assert r.ready() is None
+
+
+def test_missing_weights_name_the_pull_command(tmp_path: Path) -> None:
+    r = LlmRunner(LlmSettings(core={"models_dir": tmp_path}))
+    r.preload()
+    assert "mediafleet models pull smollm2-135m-instruct" in (r.ready() or "")
