@@ -152,15 +152,25 @@ def _llm_url(ctx: Any) -> str:
     return url.rstrip("/")
 
 
-@router.api_route(
-    "/v1/llm/{path:path}",
-    methods=["GET", "POST"],
-    responses={200: {"description": "llm_service's OpenAI-compatible answer (JSON or text/event-stream)"}},
-)
-async def llm_proxy(path: str, request: Request, user: CurrentUser, ctx: ContextDep) -> Response:
-    """OpenAI-compatible ``models``, ``chat/completions``, ``completions``, ``embeddings``
-    (llama.cpp in llm_service). 503 ``llm_busy`` with ``Retry-After`` when its slots and queue
-    are full; 503 ``llm_not_configured`` without ``MEDIAFLEET_LLM_URL``."""
+_PROXY_DOC = {200: {"description": "llm_service's OpenAI-compatible answer (JSON or text/event-stream)"}}
+
+
+@router.get("/v1/llm/{path:path}", responses=_PROXY_DOC)
+async def llm_get(path: str, request: Request, user: CurrentUser, ctx: ContextDep) -> Response:
+    """OpenAI-compatible ``GET /v1/llm/models`` (llama.cpp in llm_service)."""
+    return await llm_proxy(path, request, ctx)
+
+
+@router.post("/v1/llm/{path:path}", responses=_PROXY_DOC)
+async def llm_post(path: str, request: Request, user: CurrentUser, ctx: ContextDep) -> Response:
+    """OpenAI-compatible ``chat/completions``, ``completions``, ``embeddings`` (llama.cpp in
+    llm_service; ``"stream": true`` for Server-Sent Events). 503 ``llm_busy`` with
+    ``Retry-After`` when its slots and queue are full; 503 ``llm_not_configured`` without
+    ``MEDIAFLEET_LLM_URL``."""
+    return await llm_proxy(path, request, ctx)
+
+
+async def llm_proxy(path: str, request: Request, ctx: Any) -> Response:
     method = PROXIED.get(path)
     if method is None or method != request.method:
         raise NotFound(f"no LLM endpoint {request.method} /v1/llm/{path}", code="not_found")
