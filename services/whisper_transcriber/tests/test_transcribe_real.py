@@ -284,3 +284,18 @@ def test_missing_weights_name_the_pull_command(tmp_path: Path) -> None:
     r = WhisperRunner(WhisperSettings(core={"models_dir": tmp_path}))
     r.preload()
     assert "mediafleet models pull whisper-base" in (r.ready() or "")
+
+
+def test_a_model_directory_outside_the_catalogue(real_models_dir: Path, tmp_path: Path) -> None:
+    """WHISPER_MODEL as an absolute path: a CTranslate2 directory the operator provides."""
+    import shutil
+
+    local = tmp_path / "my-whisper"
+    shutil.copytree(real_models_dir / "whisper/base", local)
+    r = WhisperRunner(WhisperSettings(core={"models_dir": tmp_path / "empty"}, model=str(local)))
+    r.preload()
+    assert r.ready() is None and r.engine.model == str(local)
+    assert wer(JFK, run(r, sample("jfk.flac")).text) == 0.0
+    missing = WhisperRunner(WhisperSettings(core={"models_dir": tmp_path}, model=str(tmp_path / "nowhere")))
+    missing.preload()
+    assert "nowhere/model.bin not found" in (missing.ready() or "")

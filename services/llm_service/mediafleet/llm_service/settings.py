@@ -13,6 +13,8 @@ class LlmSettings(ServiceSettings):
 
     #: Catalogue model (a GGUF file under the models directory): ``smollm2-135m-instruct``
     #: (instruction-tuned, chat template) or ``gemma3-270m`` (base model: completions only).
+    #: Or an absolute path to a GGUF file (a 1-4B instruct model for real use), which no
+    #: checksum of the catalogue covers.
     model: str = "smollm2-135m-instruct"
     #: Name clients use in ``"model"`` (``GET /v1/llm/models``); any value is accepted.
     model_alias: str = "mediafleet-llm"

@@ -15,7 +15,10 @@ class WhisperSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="WHISPER_", env_nested_delimiter="__", extra="ignore")
 
     #: Catalogue model (``mediafleet models list``): its files are a CTranslate2 Whisper
-    #: directory under the models directory (``whisper-base``: ``whisper/base/``).
+    #: directory under the models directory (``whisper-base``: ``whisper/base/``). Or an
+    #: absolute path to such a directory (``model.bin``, ``config.json``, ``tokenizer.json``,
+    #: ``vocabulary.*``: faster-whisper's format, e.g. Systran/faster-whisper-large-v3),
+    #: which no checksum of the catalogue covers.
     model: str = "whisper-base"
     #: ``cpu``, ``cuda`` or ``auto`` (CUDA when CTranslate2 sees a GPU).
     device: Literal["cpu", "cuda", "auto"] = "cpu"

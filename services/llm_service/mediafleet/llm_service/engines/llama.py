@@ -66,7 +66,13 @@ class LlamaEngine(Engine):
         )
 
     def _load(self) -> None:
-        (self.path,) = require_files(self.catalogue_name, self.models_dir)
+        local = Path(self.catalogue_name)
+        if local.is_absolute():  # a GGUF file the operator provides (unpinned)
+            if not local.is_file():
+                raise FileNotFoundError(f"{local} not found (LLM_MODEL)")
+            self.path = local
+        else:
+            (self.path,) = require_files(self.catalogue_name, self.models_dir)
         import llama_cpp
 
         self._llama = self._new(embedding=False)

@@ -42,7 +42,13 @@ class FasterWhisperEngine(Engine):
         return self._version
 
     def _load(self) -> None:
-        files = require_files(self.catalogue_name, self.models_dir)
+        local = Path(self.catalogue_name)
+        if local.is_absolute():  # a CTranslate2 Whisper directory the operator provides (unpinned)
+            if not (local / "model.bin").is_file():
+                raise FileNotFoundError(f"{local}/model.bin not found (WHISPER_MODEL)")
+            files = [local / "model.bin"]
+        else:
+            files = require_files(self.catalogue_name, self.models_dir)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import ctranslate2
         from faster_whisper import WhisperModel
