@@ -76,7 +76,7 @@ images() {
   # Superseded images and their build cache pile up (each PyTorch layer is ~6 GB): free them
   # first when the disk is short, so a build never dies half-way with "no space left on device".
   docker image prune -f >/dev/null 2>&1 || true
-  if [ "$(free_gb)" -lt 45 ]; then
+  if [ "$(free_gb)" -lt 60 ]; then
     log "$(free_gb) GB free: pruning the docker build cache"
     docker builder prune -af >/dev/null 2>&1 || true
   fi

@@ -171,3 +171,23 @@ def test_a_gguf_outside_the_catalogue(real_models_dir: Path, tmp_path: Path) -> 
     missing = LlmRunner(LlmSettings(core={"models_dir": tmp_path}, model=str(tmp_path / "x.gguf")))
     missing.preload()
     assert "x.gguf not found" in (missing.ready() or "")
+
+
+def test_answers_do_not_depend_on_the_previous_request(client: TestClient) -> None:
+    """The compose run found the same chat answered two ways when llama-cpp-python reused the
+    previous request's prompt prefix; every request is now evaluated whole."""
+    body = {"messages": [{"role": "user", "content": "Say hello."}], "temperature": 0, "max_tokens": 24}
+    first = client.post("/openai/v1/chat/completions", json=body).json()["choices"][0]["message"]["content"]
+    other = {
+        "messages": [{"role": "user", "content": "Say hello to the fleet."}],
+        "temperature": 0,
+        "max_tokens": 8,
+    }
+    client.post("/openai/v1/chat/completions", json=other)
+    again = client.post("/openai/v1/chat/completions", json=body).json()["choices"][0]["message"]["content"]
+    with client.stream("POST", "/openai/v1/chat/completions", json={**body, "stream": True}) as resp:
+        events = [
+            line[6:] for line in resp.iter_lines() if line.startswith("data: ") and line != "data: [DONE]"
+        ]
+    streamed = "".join(json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events)
+    assert first == again == streamed

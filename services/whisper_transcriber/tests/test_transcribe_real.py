@@ -6,6 +6,7 @@ English-then-German multilingual.mp3, hotwords.mp3's "ComfyUI"."""
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import socket
 from pathlib import Path
@@ -207,9 +208,12 @@ def test_blocks_carry_speech_across_their_boundaries(runner: WhisperRunner, tmp_
     small.engines = runner.engines
     for vad in (True, False):
         result = run(small, path, vad_filter=vad)
-        # nothing lost or repeated at a cut: every word once (measured: one "ask" -> "asked")
-        assert len(norm(result.text).split()) == 3 * len(JFK.split()), (vad, result.text)
+        # nothing lost or repeated at a cut: 66 words give or take the model's own slips (seen
+        # here, varying with thread timing: "ask" -> "asked", a sentence's leading "And" dropped),
+        # and no segment overlaps the one before it
+        assert abs(len(norm(result.text).split()) - 3 * len(JFK.split())) <= 2, (vad, result.text)
         assert wer(" ".join([JFK] * 3), result.text) <= 0.05, (vad, result.text)
+        assert all(b.start >= a.end - 0.05 for a, b in itertools.pairwise(result.segments)), vad
         assert result.duration_s == pytest.approx(33.0, abs=0.05)
         assert result.segments[-1].start > 22.0 and result.segments[-1].end <= 33.0
 

@@ -44,12 +44,8 @@ class ClipNsfwRunner(EngineRunner):
         """``CLIP_PRELOAD``; missing weights leave ``/readyz`` at 503 with the reason (EngineRunner)."""
         return list(self.settings.preload)
 
-    def advertise(self, task: str) -> dict[str, Any]:
-        opts = self.nsfw_options({}) if task == "nsfw" else {}
-        return {
-            "default_options": opts,
-            "model_versions": {n: e.model_version for n, e in self.engines.items() if e.loaded},
-        }
+    def default_options(self, task: str) -> dict[str, Any]:
+        return self.nsfw_options({}) if task == "nsfw" else {}
 
     def nsfw_options(self, options: dict[str, Any]) -> dict[str, Any]:
         opts = CAPABILITY.validate_options("nsfw", options or {})

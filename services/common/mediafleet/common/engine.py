@@ -137,6 +137,11 @@ class EngineRunner:
     def models(self) -> dict[str, Any]:
         return {"data": [engine.info() for engine in self.engines.values()]}
 
+    def default_options(self, task: str) -> dict[str, Any]:
+        """The options a request without any gets (the service's settings); a runner whose
+        results depend on settings says which, so the result cache keeps them apart."""
+        return {}
+
     def advertise(self, task: str) -> dict[str, Any]:
         versions = {name: e.model_version for name, e in self.engines.items() if e.loaded}
-        return {"default_options": {}, "model_versions": versions}
+        return {"default_options": self.default_options(task), "model_versions": versions}

@@ -278,6 +278,16 @@ def _stream_info(stream: Any) -> dict[str, Any]:
     return info
 
 
+def open_av(path: str | Path) -> Any:
+    """A PyAV input container (a context manager). Raises InvalidMedia when FFmpeg cannot open it."""
+    import av
+
+    try:
+        return av.open(str(path))
+    except av.error.FFmpegError as exc:
+        raise InvalidMedia(f"media cannot be opened: {exc}") from exc
+
+
 def iter_audio(
     path: str | Path,
     channels: Literal["mix", "split"] = "mix",
@@ -294,11 +304,7 @@ def iter_audio(
     import av
 
     step = int(block_s * AUDIO_RATE)
-    try:
-        container = av.open(str(path))
-    except av.error.FFmpegError as exc:
-        raise InvalidMedia(f"media cannot be opened: {exc}") from exc
-    with container:
+    with open_av(path) as container:
         if not container.streams.audio:
             raise InvalidMedia("the media has no audio stream", code="no_audio")
         stream = container.streams.audio[0]
@@ -348,11 +354,7 @@ def sample_frames(path: str | Path, sampling: FrameSampling) -> Iterator[tuple[f
     (for the scene test) but only sampled ones are converted to RGB. Raises InvalidMedia."""
     import av
 
-    try:
-        container = av.open(str(path))
-    except av.error.FFmpegError as exc:
-        raise InvalidMedia(f"media cannot be opened: {exc}") from exc
-    with container:
+    with open_av(path) as container:
         if not container.streams.video:
             raise InvalidMedia("the media has no video stream", code="no_video")
         stream = container.streams.video[0]

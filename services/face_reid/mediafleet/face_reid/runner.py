@@ -80,11 +80,8 @@ class FaceReidRunner(EngineRunner):
             "max_faces": opts.get("max_faces", self.settings.max_faces),
         }
 
-    def advertise(self, task: str) -> dict[str, Any]:
-        return {
-            "default_options": self.faces_options({}),
-            "model_versions": {n: e.model_version for n, e in self.engines.items() if e.loaded},
-        }
+    def default_options(self, task: str) -> dict[str, Any]:
+        return self.faces_options({})
 
     def run(
         self, task: str, media: Path, options: dict[str, Any], inputs: dict[str, Any], progress: ProgressFn

@@ -42,14 +42,11 @@ class LlmRunner(EngineRunner):
     def routers(self) -> list[APIRouter]:
         return [build_router(self)]
 
-    def advertise(self, task: str) -> dict[str, Any]:
+    def default_options(self, task: str) -> dict[str, Any]:
         return {
-            "default_options": {
-                "max_tokens": self.settings.summary_max_tokens,
-                "temperature": self.settings.summary_temperature,
-                "prompt_version": PROMPT_VERSION,
-            },
-            "model_versions": {n: e.model_version for n, e in self.engines.items() if e.loaded},
+            "max_tokens": self.settings.summary_max_tokens,
+            "temperature": self.settings.summary_temperature,
+            "prompt_version": PROMPT_VERSION,
         }
 
     def prompt(self, media: Path, inputs: dict[str, Any]) -> tuple[list[dict[str, str]], list[str]]:

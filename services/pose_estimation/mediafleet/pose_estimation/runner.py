@@ -47,11 +47,8 @@ class PoseRunner(EngineRunner):
         opts["runtime"] = opts.get("runtime") or self.settings.default_runtime
         return opts
 
-    def advertise(self, task: str) -> dict[str, Any]:
-        return {
-            "default_options": self.validate_options({}),
-            "model_versions": {r: e.model_version for r, e in self.engines.items() if e.loaded},
-        }
+    def default_options(self, task: str) -> dict[str, Any]:
+        return self.validate_options({})
 
     def run(
         self, task: str, media: Path, options: dict[str, Any], inputs: dict[str, Any], progress: ProgressFn

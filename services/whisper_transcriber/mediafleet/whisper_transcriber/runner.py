@@ -25,7 +25,7 @@ import numpy as np
 from mediafleet.common.capability import ProgressFn
 from mediafleet.common.engine import EngineRunner
 from mediafleet.common.errors import BadRequest, InvalidMedia
-from mediafleet.common.media import AUDIO_RATE, iter_audio
+from mediafleet.common.media import AUDIO_RATE, iter_audio, open_av
 from mediafleet.whisper_transcriber.contract import (
     LanguageShare,
     Segment,
@@ -45,15 +45,10 @@ TAIL_S = 1.0
 
 def media_duration_s(path: Path) -> float:
     """Duration of the container (seconds; 0.0 when it does not say). Raises InvalidMedia."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise InvalidMedia("the media has no audio stream", code="no_audio")
-            return container.duration / 1_000_000 if container.duration else 0.0
-    except av.error.FFmpegError as exc:
-        raise InvalidMedia(f"media cannot be opened: {exc}") from exc
+    with open_av(path) as container:
+        if not container.streams.audio:
+            raise InvalidMedia("the media has no audio stream", code="no_audio")
+        return container.duration / 1_000_000 if container.duration else 0.0
 
 
 def quiet_cut(audio: np.ndarray, lo: int, hi: int, frame: int = 320) -> int:
@@ -148,11 +143,8 @@ class WhisperRunner(EngineRunner):
         }
         return given.model_copy(update={k: v for k, v in defaults.items() if getattr(given, k) is None})
 
-    def advertise(self, task: str) -> dict[str, Any]:
-        return {
-            "default_options": self.options({}).model_dump(exclude_none=True),
-            "model_versions": {n: e.model_version for n, e in self.engines.items() if e.loaded},
-        }
+    def default_options(self, task: str) -> dict[str, Any]:
+        return self.options({}).model_dump(exclude_none=True)
 
     def run(
         self, task: str, media: Path, options: dict[str, Any], inputs: dict[str, Any], progress: ProgressFn

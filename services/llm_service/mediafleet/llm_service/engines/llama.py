@@ -86,10 +86,18 @@ class LlamaEngine(Engine):
 
     def chat(self, **kwargs: Any) -> Any:
         """``Llama.create_chat_completion(**kwargs)`` (not streaming) under the run lock."""
-        return self.run_serialised(lambda: self._llama.create_chat_completion(**kwargs))
+        return self.run_serialised(lambda: self._fresh().create_chat_completion(**kwargs))
 
     def complete(self, **kwargs: Any) -> Any:
-        return self.run_serialised(lambda: self._llama.create_completion(**kwargs))
+        return self.run_serialised(lambda: self._fresh().create_completion(**kwargs))
+
+    def _fresh(self) -> Any:
+        """The context with no reused prompt prefix: llama-cpp-python re-evaluates only what
+        differs from the previous request, and a prompt evaluated in pieces gives slightly other
+        logits than one evaluated whole (seen: the same chat at temperature 0 answered two
+        ways). Every request is evaluated whole, so an answer is a function of the request."""
+        self._llama.reset()
+        return self._llama
 
     def embed(self, **kwargs: Any) -> Any:
         """Embeddings come from a second context of the same weights made with ``embedding=True``
@@ -107,7 +115,8 @@ class LlamaEngine(Engine):
         the stream ends or the generator is closed (a client that went away)."""
         self.load()
         with self._run_lock:
-            fn = self._llama.create_chat_completion if kind == "chat" else self._llama.create_completion
+            llama = self._fresh()
+            fn = llama.create_chat_completion if kind == "chat" else llama.create_completion
             yield from fn(stream=True, **kwargs)
 
     def tokens(self, text: str) -> int:
