@@ -191,3 +191,25 @@ def test_answers_do_not_depend_on_the_previous_request(client: TestClient) -> No
         ]
     streamed = "".join(json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events)
     assert first == again == streamed
+
+
+def test_answer_query_cites_the_passages_it_is_given(runner: LlmRunner) -> None:
+    """The ``answer_question`` query behind POST /v1/ask: the prompt is the contract's, the answer
+    a function of the question and passages (temperature 0)."""
+    from mediafleet.common.capability import Passage, QuestionQuery
+    from mediafleet.llm_service.contract import ASK_SYSTEM, question_prompt
+
+    query = QuestionQuery(
+        question="What should I clean my hands with?",
+        passages=[Passage(n=1, source="english.png, ocr", text="Clean hands with soap and water")],
+        max_tokens=48,
+    )
+    messages = question_prompt(query)
+    assert messages[0] == {"role": "system", "content": ASK_SYSTEM}
+    assert "[1] (english.png, ocr): Clean hands with soap and water" in messages[1]["content"]
+    one, two = runner.query("answer", query), runner.query("answer", query)
+    assert (
+        one.answer and one == two and one.model == "mediafleet-llm" and one.usage["completion_tokens"] <= 48
+    )
+    with pytest.raises(BadRequest):
+        runner.query("summarize", query)

@@ -16,8 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from mediafleet.common import registry
-from mediafleet.common.capability import Runner, missing_streams
-from mediafleet.common.errors import BadRequest
+from mediafleet.common.capability import Runner
 from mediafleet.common.frames import run_on_frames, sampling_from
 from mediafleet.common.media import probe_media
 from mediafleet.common.settings import CoreSettings
@@ -82,18 +81,9 @@ class EmbeddedAnalyzer:
         known = registry.tasks()
         results: dict[str, Any] = {}
         segments = {}
-        planned = registry.with_dependencies(tasks)
-        skipped = {}
+        # as the gateway: run what the media allows (a video without audio: no transcribe)
+        planned, _skipped = registry.plan_for_media(tasks, probe.kind, probe.streams, path.name)
         for task in planned:
-            spec = known[task][1]
-            if not spec.accepts(probe.kind):
-                raise BadRequest(f"task {task} takes {'/'.join(spec.media_kinds)}, not {probe.kind}")
-            missing = missing_streams(spec, probe.kind, probe.streams)
-            if missing:
-                skipped[task] = f"task {task} needs an {' and '.join(missing)} stream; {path.name} has none"
-        if skipped and len(skipped) == len(planned):  # as the gateway: run what the media allows
-            raise BadRequest("; ".join(skipped.values()))
-        for task in [t for t in planned if t not in skipped]:
             cap, spec = known[task]
             opts = cap.validate_options(task, options.get(task, {}))
             inputs = {dep: results[dep] for dep in registry.dependencies_in(spec, planned) if dep in results}

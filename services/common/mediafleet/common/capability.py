@@ -115,6 +115,46 @@ class TextQuery(BaseModel):
     text: str = Field(min_length=1, max_length=1000)
 
 
+class Passage(BaseModel):
+    """A numbered passage of the asker's own library, given to an ``answer_question`` query."""
+
+    n: int = Field(ge=1, description="the number an answer cites as [n]")
+    source: str = Field(max_length=300, description="where it comes from, for the model: file, task, time")
+    text: str = Field(max_length=4000)
+
+
+class QuestionQuery(BaseModel):
+    """Input of an ``answer_question`` query (``POST /v1/ask``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=2000)
+    passages: list[Passage] = Field(min_length=1, max_length=50)
+    max_tokens: int = Field(default=256, ge=16, le=2048)
+
+
+class Answer(BaseModel):
+    """Output of an ``answer_question`` query."""
+
+    answer: str
+    model: str
+    usage: dict[str, int] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HttpApi:
+    """HTTP routes of a capability's service that the gateway exposes to signed-in users as they
+    are (streams included): ``GET|POST <public_prefix>/<path>`` -> ``<service URL><service_prefix>/<path>``
+    for each ``paths`` entry (path -> method). The service URL is the core setting named
+    ``url_setting`` (503 while unset)."""
+
+    public_prefix: str
+    service_prefix: str
+    paths: Mapping[str, str]
+    url_setting: str
+    description: str = ""
+
+
 @dataclass(frozen=True)
 class QuerySpec:
     """A synchronous request a capability answers (not a task: no media, nothing stored).
@@ -127,10 +167,12 @@ class QuerySpec:
       embedding in the collection of the media embeddings it is compared with).
     - ``face_verify``: input with two images, output with ``similarity``, ``threshold`` and
       ``same_person`` (``POST /v1/faces/verify``).
+    - ``answer_question``: input :class:`QuestionQuery` (a question and numbered passages the
+      gateway retrieved from the asker's library), output :class:`Answer` (``POST /v1/ask``).
     """
 
     name: str
-    purpose: Literal["semantic_search", "face_verify"]
+    purpose: Literal["semantic_search", "face_verify", "answer_question"]
     input: type[BaseModel]
     output: type[BaseModel]
     description: str = ""
@@ -277,6 +319,8 @@ class Capability:
     http_port: int
     env_prefix: str
     queries: tuple[QuerySpec, ...] = ()
+    #: Routes of the service the gateway exposes as they are (an OpenAI-compatible API).
+    http_api: HttpApi | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def validate_options(self, task: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -360,7 +404,7 @@ class Runner(Protocol):
         """Run ``task`` on the media file; raises BadRequest/InvalidMedia (no retry) or others."""
 
     # Optional: ``routers() -> list[fastapi.APIRouter]``, HTTP routes the service adds to its
-    # app (llm_service's OpenAI-compatible API); the generic HTTP app includes them.
+    # app (those of the contract's ``http_api``); the generic HTTP app includes them.
 
     def query(self, name: str, payload: BaseModel) -> BaseModel:
         """Answer one of the contract's ``queries`` (validated input -> its output model).

@@ -111,6 +111,38 @@ def with_dependencies(requested: list[str]) -> list[str]:
     return _order(closure, lambda name: dependencies_in(known[name][1], closure))
 
 
+def plan_for_media(
+    requested: list[str], kind: str, streams: list[dict] | None, media: str
+) -> tuple[list[str], dict[str, str]]:
+    """The tasks a job of ``requested`` runs on media of ``kind`` with ``streams`` (dependencies
+    first), and those left out because the media lacks a stream they need (task -> reason):
+    a video without audio runs its image tasks and leaves ``transcribe`` out.
+
+    Raises KeyError for an unknown task and ValidationFailed (422) for a task that does not
+    take this kind of media (``unsupported_media_kind``) or when nothing, or a dependency of
+    what remains, can run (``missing_stream``).
+    """
+    from mediafleet.common.capability import missing_streams
+    from mediafleet.common.errors import ValidationFailed
+
+    known = tasks()
+    planned = with_dependencies(list(dict.fromkeys(requested)))
+    skipped: dict[str, str] = {}
+    for name in planned:
+        spec = known[name][1]
+        if not spec.accepts(kind):
+            raise ValidationFailed(
+                f"task {name} takes {'/'.join(spec.media_kinds)}, not {kind}", code="unsupported_media_kind"
+            )
+        missing = missing_streams(spec, kind, streams)
+        if missing:
+            skipped[name] = f"task {name} needs an {' and '.join(missing)} stream; {media} has none"
+    needed = {dep for name in planned if name not in skipped for dep in known[name][1].depends_on}
+    if skipped and (len(skipped) == len(planned) or needed & set(skipped)):
+        raise ValidationFailed("; ".join(skipped.values()), code="missing_stream")
+    return [name for name in planned if name not in skipped], skipped
+
+
 def dependencies_in(spec: TaskSpec, planned: list[str] | tuple[str, ...]) -> list[str]:
     """The tasks whose results ``spec``'s task gets as inputs in a job of ``planned`` tasks:
     its ``depends_on``, and those of its ``after`` tasks the job has."""

@@ -72,7 +72,7 @@ def create_service_app(
             tmp.flush()
             return await run_in_threadpool(runner.run, task, tmp.name, opts, deps, lambda *_: None)
 
-    # a capability's own HTTP routes (llm_service: the OpenAI-compatible API), when its runner has any
+    # a capability's own HTTP routes (its contract's http_api), when its runner has any
     for router in getattr(runner, "routers", lambda: [])():
         app.include_router(router)
     return app

@@ -21,7 +21,7 @@ from mediafleet.gateway.batch.cache import CacheInvalidation, ResponseCache
 from mediafleet.gateway.batch.executor import BatchExecutor, Limits
 from mediafleet.gateway.context import GatewayContext
 from mediafleet.gateway.limits import UploadSizeLimit
-from mediafleet.gateway.routes import auth, batch, jobs, llm, media, people, search
+from mediafleet.gateway.routes import ask, auth, batch, jobs, media, people, proxy, search
 from mediafleet.gateway.security import hash_password
 from mediafleet.gateway.settings import GatewaySettings
 from mediafleet.gateway.storage import MediaStore
@@ -103,7 +103,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         jobs.build_router(),
         search.router,
         people.router,
-        llm.router,
+        ask.router,
+        proxy.build_router(),
         batch.router,
     ):
         app.include_router(router)

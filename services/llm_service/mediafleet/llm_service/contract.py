@@ -12,7 +12,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediafleet.common.capability import Capability, TaskSpec, TextSegment, is_frames
+from mediafleet.common.capability import (
+    Answer,
+    Capability,
+    HttpApi,
+    QuerySpec,
+    QuestionQuery,
+    TaskSpec,
+    TextSegment,
+    is_frames,
+)
 
 #: Version of the prompt below: results record it, so a changed prompt is a changed result.
 PROMPT_VERSION = "summarize-v1"
@@ -23,6 +32,13 @@ SYSTEM_PROMPT = (
     "given. Write two to four plain sentences. Do not invent names, numbers or events."
 )
 PROMPT_TEMPLATE = "Media: {kind}{duration}.\nFacts found by the analysis:\n{facts}\n\nSummary:"
+
+#: The system prompt of ``answer`` (``POST /v1/ask``); the user message is
+#: ``"Passages:\n[n] (source): text ...\n\nQuestion: ..."`` (:func:`question_prompt`).
+ASK_SYSTEM = (
+    "Answer the question using only the numbered passages from the user's own media. "
+    "Cite the passages you use as [1], [2]. If the passages do not contain the answer, say so."
+)
 
 #: Characters of each fact kept in the prompt (small models have small contexts).
 MAX_FACT_CHARS = 1500
@@ -90,6 +106,15 @@ def facts_of(inputs: dict[str, Any]) -> list[str]:
     return facts
 
 
+def question_prompt(query: QuestionQuery) -> list[dict[str, str]]:
+    """The chat messages of ``answer``: :data:`ASK_SYSTEM`, then the numbered passages and the question."""
+    context = "\n".join(f"[{p.n}] ({p.source}): {p.text}" for p in query.passages)
+    return [
+        {"role": "system", "content": ASK_SYSTEM},
+        {"role": "user", "content": f"Passages:\n{context}\n\nQuestion: {query.question}"},
+    ]
+
+
 def summary_segments(result: SummaryResult) -> list[TextSegment]:
     return [TextSegment(text=result.summary, ref="summary")] if result.summary.strip() else []
 
@@ -102,6 +127,24 @@ CAPABILITY = Capability(
     env_prefix="LLM_",
     runner="mediafleet.llm_service.runner:LlmRunner",
     settings="mediafleet.llm_service.settings:LlmSettings",
+    queries=(
+        QuerySpec(
+            name="answer",
+            purpose="answer_question",
+            input=QuestionQuery,
+            output=Answer,
+            description="an answer citing the numbered passages (prompt: ASK_SYSTEM)",
+        ),
+    ),
+    # the OpenAI-compatible API of the service (openai_api), for signed-in users at /v1/llm
+    http_api=HttpApi(
+        public_prefix="/v1/llm",
+        service_prefix="/openai/v1",
+        paths={"models": "GET", "chat/completions": "POST", "completions": "POST", "embeddings": "POST"},
+        url_setting="llm_url",
+        description="OpenAI-compatible (llama.cpp): models, chat/completions, completions, embeddings; "
+        '"stream": true for Server-Sent Events; 503 llm_busy with Retry-After when the slots are full',
+    ),
     tasks=(
         TaskSpec(
             name="summarize",

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
+from pydantic import BaseModel
 
-from mediafleet.common.capability import ProgressFn
+from mediafleet.common.capability import Answer, ProgressFn, QuestionQuery
 from mediafleet.common.engine import EngineRunner
 from mediafleet.common.errors import BadRequest
 from mediafleet.llm_service.contract import (
@@ -20,6 +21,7 @@ from mediafleet.llm_service.contract import (
     SummarizeOptions,
     SummaryResult,
     facts_of,
+    question_prompt,
 )
 from mediafleet.llm_service.engines.llama import LlamaEngine
 from mediafleet.llm_service.openai_api import SlotGate, build_router
@@ -97,4 +99,21 @@ class LlmRunner(EngineRunner):
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
             elapsed_ms=round((time.perf_counter() - start) * 1000, 2),
+        )
+
+    def query(self, name: str, payload: BaseModel) -> Answer:
+        """``answer``: the question over the numbered passages, temperature 0 (``POST /v1/ask``)."""
+        if name != "answer" or not isinstance(payload, QuestionQuery):
+            raise BadRequest(f"llm_service answers no query {name!r}", code="unknown_query")
+        out = self.engine.chat(
+            messages=question_prompt(payload),
+            temperature=0.0,
+            max_tokens=payload.max_tokens,
+            seed=self.settings.seed,
+        )
+        usage = {k: int(v) for k, v in (out.get("usage") or {}).items() if isinstance(v, int)}
+        return Answer(
+            answer=(out["choices"][0]["message"]["content"] or "").strip(),
+            model=self.settings.model_alias,
+            usage=usage,
         )

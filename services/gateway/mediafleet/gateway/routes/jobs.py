@@ -18,7 +18,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from mediafleet.common import events, identities, registry, webhooks
-from mediafleet.common.capability import FramesResult, is_frames, missing_streams
+from mediafleet.common.capability import FramesResult, is_frames
 from mediafleet.common.errors import Conflict, NotFound, ValidationFailed, bounded_details
 from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY, job_events_key
 from mediafleet.common.schemas import JobStatus
@@ -105,24 +105,13 @@ def _plan_tasks(body: JobCreate, media: Media) -> tuple[list[str], dict[str, dic
     unknown = [t for t in body.tasks if t not in known]
     if unknown:
         raise ValidationFailed(f"unknown task(s) {unknown}; available: {list(known)}", code="unknown_task")
-    tasks = registry.with_dependencies(list(dict.fromkeys(body.tasks)))
-    stray = [k for k in body.options if k not in tasks]
+    tasks, skipped = registry.plan_for_media(body.tasks, media.kind, media.streams, f"media {media.id}")
+    stray = [k for k in body.options if k not in tasks and k not in skipped]
     if stray:
         raise ValidationFailed(f"options given for tasks not requested: {stray}", code="unknown_option")
     options: dict[str, dict[str, Any]] = {}
-    skipped: dict[str, str] = {}
     for name in tasks:
         spec = known[name][1]
-        if not spec.accepts(media.kind):
-            raise ValidationFailed(
-                f"task {name} takes {'/'.join(spec.media_kinds)}, not {media.kind}",
-                code="unsupported_media_kind",
-            )
-        missing = missing_streams(spec, media.kind, media.streams)
-        if missing:
-            reason = f"task {name} needs an {' and '.join(missing)} stream; media {media.id} has none"
-            skipped[name] = reason
-            continue
         try:
             options[name] = spec.options.model_validate(body.options.get(name, {})).model_dump(
                 mode="json", exclude_none=True
@@ -132,13 +121,7 @@ def _plan_tasks(body: JobCreate, media: Media) -> tuple[list[str], dict[str, dic
                 f"invalid options for {name}",
                 details=bounded_details(exc.errors(include_url=False, include_context=False)),
             ) from exc
-    # a video job runs what the video has streams for ("no audio track: no transcript, no
-    # error"); a job none of whose tasks can run is refused
-    needed = {dep for name in tasks if name not in skipped for dep in known[name][1].depends_on}
-    if skipped and (len(skipped) == len(tasks) or needed & set(skipped)):
-        raise ValidationFailed("; ".join(skipped.values()), code="missing_stream")
-    tasks = [name for name in tasks if name not in skipped]
-    return tasks, {k: v for k, v in options.items() if k in tasks}, skipped
+    return tasks, options, skipped
 
 
 def build_router() -> APIRouter:

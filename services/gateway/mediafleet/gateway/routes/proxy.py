@@ -1,0 +1,96 @@
+"""Capabilities' own HTTP APIs for signed-in users: the routes a contract's ``http_api`` names
+(llm_service's OpenAI-compatible ``/v1/llm/...``), passed to the service as they are, streams
+included, so the official ``openai`` client works with
+``OpenAI(base_url="https://HOST/api/v1/llm", api_key=ACCESS_TOKEN)``. The gateway names no
+capability: it mounts what the installed contracts declare.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
+
+from mediafleet.common import registry
+from mediafleet.common.capability import HttpApi
+from mediafleet.common.errors import GatewayTimeout, NotFound, ServiceUnavailable
+from mediafleet.gateway.deps import ContextDep, CurrentUser
+
+#: Response headers passed back.
+_KEEP = ("content-type", "retry-after", "cache-control")
+
+
+async def forward(api: HttpApi, path: str, request: Request, ctx: Any) -> Response:
+    """``request`` to the service of ``api``; its answer streamed back. 404 for a path the
+    contract does not name; 503 ``service_not_configured`` without its URL setting, or
+    ``service_unavailable`` when it cannot be reached; 504 when it does not answer."""
+    method = api.paths.get(path)
+    if method is None or method != request.method:
+        raise NotFound(f"no endpoint {request.method} {api.public_prefix}/{path}", code="not_found")
+    base = getattr(ctx.settings.core, api.url_setting, None)
+    if not base:
+        raise ServiceUnavailable(
+            f"{api.public_prefix} is not configured (MEDIAFLEET_{api.url_setting.upper()})",
+            code="service_not_configured",
+        )
+    client = httpx.AsyncClient(timeout=httpx.Timeout(ctx.settings.core.llm_timeout_s, connect=5.0))
+    body = await request.body() if method == "POST" else None
+    url = f"{base.rstrip('/')}{api.service_prefix}/{path}"
+    try:
+        upstream = await client.send(
+            client.build_request(method, url, content=body, headers={"content-type": "application/json"}),
+            stream=True,
+        )
+    except httpx.TimeoutException as exc:
+        await client.aclose()
+        raise GatewayTimeout(f"{api.public_prefix}: the service did not answer: {exc}") from exc
+    except httpx.HTTPError as exc:
+        await client.aclose()
+        raise ServiceUnavailable(f"{api.public_prefix}: the service is unreachable: {exc}") from exc
+
+    async def close() -> None:
+        await upstream.aclose()
+        await client.aclose()
+
+    headers = {k: v for k, v in upstream.headers.items() if k.lower() in _KEEP}
+    headers["X-Accel-Buffering"] = "no"  # nginx passes streamed chunks on at once
+    return StreamingResponse(
+        upstream.aiter_raw(),
+        status_code=upstream.status_code,
+        headers=headers,
+        background=BackgroundTask(close),
+    )
+
+
+def _handler(api: HttpApi) -> Any:
+    async def handler(path: str, request: Request, user: CurrentUser, ctx: ContextDep) -> Response:
+        return await forward(api, path, request, ctx)
+
+    return handler
+
+
+def build_router() -> APIRouter:
+    """One GET and one POST route per installed contract's ``http_api``."""
+    router = APIRouter(tags=["capability APIs"])
+    for cap in registry.capabilities().values():
+        api = cap.http_api
+        if api is None:
+            continue
+        doc = {200: {"description": f"{cap.name}'s answer (JSON or text/event-stream)"}}
+        for method in ("GET", "POST"):
+            names = [p for p, m in api.paths.items() if m == method]
+            if not names:
+                continue
+            router.add_api_route(
+                f"{api.public_prefix}/{{path:path}}",
+                _handler(api),
+                methods=[method],
+                name=f"{cap.name}_{method.lower()}",
+                summary=f"{cap.name}: {', '.join(names)}",
+                description=api.description,
+                responses=doc,
+            )
+    return router
