@@ -1,7 +1,7 @@
 """``POST /v1/ask``: an answer over the caller's own library, with citations.
 
 The gateway retrieves (the full-text index, the caller's media only) and numbers the
-passages; the capability answering ``answer_question`` queries (llm_service) writes the
+passages; the capability answering ``answer_question`` queries writes the
 answer from them, through its worker's ``high`` queue like semantic search's text
 embedding. The gateway names no capability and holds no prompt.
 """

@@ -1,5 +1,5 @@
 """Capabilities' own HTTP APIs for signed-in users: the routes a contract's ``http_api`` names
-(llm_service's OpenAI-compatible ``/v1/llm/...``), passed to the service as they are, streams
+(an OpenAI-compatible ``/v1/llm/...``), passed to the service as they are, streams
 included, so the official ``openai`` client works with
 ``OpenAI(base_url="https://HOST/api/v1/llm", api_key=ACCESS_TOKEN)``. The gateway names no
 capability: it mounts what the installed contracts declare.
