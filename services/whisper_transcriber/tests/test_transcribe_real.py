@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import srt
 import webvtt
+from pydantic import ValidationError
 
 from mediafleet.common.errors import BadRequest, InvalidMedia
 from mediafleet.common.media import AUDIO_RATE, iter_audio, probe_media
@@ -207,7 +208,10 @@ def test_blocks_carry_speech_across_their_boundaries(runner: WhisperRunner, tmp_
     small.engine = runner.engine
     small.engines = runner.engines
     for vad in (True, False):
-        result = run(small, path, vad_filter=vad)
+        # temperature 0 only: the text repeats itself, compresses 2.48x and sends every window
+        # through the sampled fallback (test_repetitive_speech_...), whose slips are not the
+        # subject here
+        result = run(small, path, vad_filter=vad, temperature=[0.0])
         # nothing lost or repeated at a cut: 66 words give or take the model's own slips (seen
         # here, varying with thread timing: "ask" -> "asked", a sentence's leading "And" dropped),
         # and no segment overlaps the one before it
@@ -216,6 +220,83 @@ def test_blocks_carry_speech_across_their_boundaries(runner: WhisperRunner, tmp_
         assert all(b.start >= a.end - 0.05 for a, b in itertools.pairwise(result.segments)), vad
         assert result.duration_s == pytest.approx(33.0, abs=0.05)
         assert result.segments[-1].start > 22.0 and result.segments[-1].end <= 33.0
+
+
+def test_repetitive_speech_does_not_come_back_as_a_loop(runner: WhisperRunner, tmp_path: Path) -> None:
+    """jfk.flac three times in one 30-s window: the right text compresses 2.48x (> 2.4), so every
+    fallback temperature "fails" and faster-whisper keeps the attempt of best log-probability,
+    seen here as a sampled loop (199 words, ratio 10.1) now and then. The runner decodes such a
+    window again at the first temperature and keeps the text that compresses less."""
+    one = decoded("jfk.flac")
+    path = write_audio(
+        tmp_path / "jfk3.wav",
+        np.concatenate([one, one, one], axis=1)[:, : 30 * AUDIO_RATE],
+        "wav",
+        "pcm_s16le",
+    )
+    # ~58 words: two sentences and most of the third
+    for _ in range(3):
+        result = run(runner, path, vad_filter=False)
+        assert 52 <= len(norm(result.text).split()) <= 60, result.text
+        assert max(s.compression_ratio for s in result.segments) < 3.0, result.segments
+    greedy = run(runner, path, vad_filter=False, temperature=[0.0])
+    assert {s.temperature for s in greedy.segments} == {0.0}
+    assert 52 <= len(norm(greedy.text).split()) <= 60, greedy.text
+    with pytest.raises(ValidationError):
+        run(runner, path, temperature=[3.0])
+
+
+class LoopingEngine:
+    """faster-whisper's answers as seen on jfk.flac x3: a loop at the last temperature, the
+    right text at temperature 0. Records the temperatures asked for."""
+
+    def __init__(self, real) -> None:  # noqa: ANN001
+        self.real, self.asked = real, []
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self.real, name)
+
+    def decode(self, audio: np.ndarray, **kwargs):  # noqa: ANN003, ANN201
+        from types import SimpleNamespace as NS
+
+        self.asked.append(kwargs["temperature"])
+        info = NS(language="en", language_probability=0.95)
+        if len(kwargs["temperature"]) > 1:
+            loop = NS(
+                start=0.0,
+                end=30.0,
+                text=" ask not" * 99,
+                words=[],
+                avg_logprob=-0.09,
+                no_speech_prob=0.0,
+                compression_ratio=10.06,
+                temperature=1.0,
+            )
+            return [loop], info
+        right = NS(
+            start=0.0,
+            end=11.0,
+            text=" " + JFK,
+            words=[],
+            avg_logprob=-0.16,
+            no_speech_prob=0.0,
+            compression_ratio=2.48,
+            temperature=0.0,
+        )
+        return [right], info
+
+
+def test_a_loop_at_the_last_temperature_is_decoded_again(runner: WhisperRunner, tmp_path: Path) -> None:
+    path = write_audio(tmp_path / "jfk.wav", decoded("jfk.flac"), "wav", "pcm_s16le")
+    looping = WhisperRunner(runner.settings)
+    looping.engine = LoopingEngine(runner.engine)
+    result = run(looping, path, vad_filter=False)
+    assert looping.engine.asked == [[0.0, 0.2, 0.4, 0.6, 0.8, 1.0], [0.0]]
+    assert norm(result.text) == JFK and result.segments[0].temperature == 0.0
+    # a schedule of one temperature has no fallback to distrust: no second decode
+    looping.engine.asked.clear()
+    run(looping, path, vad_filter=False, temperature=[0.0])
+    assert looping.engine.asked == [[0.0]]
 
 
 def test_silence_gives_no_segments_not_an_error(runner: WhisperRunner, tmp_path: Path) -> None:

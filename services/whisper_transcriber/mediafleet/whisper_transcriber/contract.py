@@ -8,7 +8,7 @@ Exports: ``txt``, ``srt`` (SubRip), ``vtt`` (WebVTT), ``json``.
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,8 @@ from mediafleet.common.capability import Capability, ExportFormat, TaskSpec, Tex
 
 #: Whisper's own task names: ``translate`` gives English text whatever the spoken language.
 WhisperTask = Literal["transcribe", "translate"]
+#: A sampling temperature (0: beam search / greedy).
+Temperature = Annotated[float, Field(ge=0, le=2)]
 
 
 class TranscribeOptions(BaseModel):
@@ -35,6 +37,15 @@ class TranscribeOptions(BaseModel):
         "or once on the first window",
     )
     beam_size: int | None = Field(default=None, ge=1, le=10)
+    temperature: list[Temperature] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10,
+        description="decoding temperatures tried in turn: a window whose text compresses too well "
+        "(a loop: compression ratio > WHISPER_COMPRESSION_RATIO_THRESHOLD, 2.4) or whose average "
+        "log-probability is below -1 is decoded again at the next one (Whisper's fallback; default "
+        "[0.0, 0.2, 0.4, 0.6, 0.8, 1.0]); [0.0]: greedy/beam search only",
+    )
     vad_filter: bool | None = Field(
         default=None, description="drop non-speech (Silero VAD) before decoding; default true"
     )
@@ -69,7 +80,8 @@ class Segment(BaseModel):
     channel: int | None = Field(default=None, description="0-based channel with channels=split, else None")
     avg_logprob: float
     no_speech_prob: float = Field(ge=0, le=1)
-    compression_ratio: float
+    compression_ratio: float = Field(description="gzip ratio of the text: above 2.4 suggests a loop")
+    temperature: float = Field(default=0.0, ge=0, description="the fallback temperature that decoded it")
     words: list[Word] = Field(default_factory=list)
 
 

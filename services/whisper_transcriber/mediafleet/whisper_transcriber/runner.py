@@ -137,6 +137,7 @@ class WhisperRunner(EngineRunner):
             "task": s.task,
             "language_detection": s.language_detection,
             "beam_size": s.beam_size,
+            "temperature": s.temperature,
             "vad_filter": s.vad_filter,
             "word_timestamps": s.word_timestamps,
             "channels": s.channels,
@@ -215,21 +216,42 @@ class WhisperRunner(EngineRunner):
             rtf=round(elapsed / duration, 4) if duration > 0 else 0.0,
         )
 
+    def _looped(self, raw: list[Any], last_temperature: float) -> bool:
+        """True when a segment was decoded at the last fallback temperature and still compresses
+        above the threshold (Whisper's sign of a repetition loop)."""
+        limit = self.settings.compression_ratio_threshold
+        return any(seg.temperature >= last_temperature and seg.compression_ratio > limit for seg in raw)
+
+    @staticmethod
+    def _worst_ratio(raw: list[Any]) -> float:
+        return max((seg.compression_ratio for seg in raw), default=0.0)
+
     def _decode(
         self, stream: ChannelStream, at: int, audio: np.ndarray, opts: TranscribeOptions, channel: int | None
     ) -> list[Segment]:
         language = opts.language
         if language is None and opts.language_detection == "first":
             language = stream.language
-        raw, info = self.engine.decode(
-            audio,
-            language=language,
-            task=opts.task,
-            beam_size=opts.beam_size,
-            word_timestamps=opts.word_timestamps,
-            initial_prompt=opts.initial_prompt,
-            hotwords=opts.hotwords,
-        )
+        args = {
+            "language": language,
+            "task": opts.task,
+            "beam_size": opts.beam_size,
+            "word_timestamps": opts.word_timestamps,
+            "initial_prompt": opts.initial_prompt,
+            "hotwords": opts.hotwords,
+            "compression_ratio_threshold": self.settings.compression_ratio_threshold,
+        }
+        temperatures = opts.temperature or [0.0]
+        raw, info = self.engine.decode(audio, temperature=temperatures, **args)
+        if len(temperatures) > 1 and self._looped(raw, temperatures[-1]):
+            # Every temperature failed the compression check, and faster-whisper then keeps the
+            # attempt of best log-probability: on speech that really repeats itself (jfk.flac
+            # three times: ratio 2.48 for the right text) that was, now and then, a sampled
+            # loop (199 words in 30 s, ratio 10.1). Decode once more at the first temperature
+            # and keep whichever compresses less.
+            again, again_info = self.engine.decode(audio, temperature=temperatures[:1], **args)
+            if self._worst_ratio(again) <= self._worst_ratio(raw):
+                raw, info = again, again_info
         if opts.language is not None:
             probability = None
         elif language is not None:  # "first": reused
@@ -263,6 +285,7 @@ class WhisperRunner(EngineRunner):
                     avg_logprob=round(seg.avg_logprob, 4) if math.isfinite(seg.avg_logprob) else -99.0,
                     no_speech_prob=round(seg.no_speech_prob, 4),
                     compression_ratio=round(seg.compression_ratio, 4),
+                    temperature=round(seg.temperature or 0.0, 2),
                     words=words,
                 )
             )

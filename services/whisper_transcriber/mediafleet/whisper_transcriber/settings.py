@@ -8,7 +8,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from mediafleet.common.settings import ServiceSettings
-from mediafleet.whisper_transcriber.contract import WhisperTask
+from mediafleet.whisper_transcriber.contract import Temperature, WhisperTask
 
 
 class WhisperSettings(ServiceSettings):
@@ -29,6 +29,10 @@ class WhisperSettings(ServiceSettings):
     #: Defaults of the task's options (a request may override each).
     task: WhisperTask = "transcribe"
     beam_size: int = Field(default=5, ge=1, le=10)
+    #: Fallback temperatures (Whisper's schedule) and the compression ratio above which a
+    #: window's text counts as a loop and is decoded again at the next temperature.
+    temperature: list[Temperature] = Field(default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0], min_length=1)
+    compression_ratio_threshold: float = Field(default=2.4, gt=0)
     vad_filter: bool = True
     #: Off by default: word alignment took RTF 0.12 -> 0.41 on multilingual.mp3 here (bench/asr)
     word_timestamps: bool = False
