@@ -111,7 +111,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     ctx.batch.app = app  # sub-requests re-enter the whole app, middleware included
     app.add_middleware(CacheInvalidation, cache=cache, secret=settings.secret_key.get_secret_value())
     app.add_middleware(
-        UploadSizeLimit, max_bytes=settings.max_upload_bytes, overrides={"/v1/batch": b.max_body_bytes}
+        UploadSizeLimit,
+        max_bytes=settings.max_upload_bytes,
+        overrides={"/v1/batch": b.max_body_bytes},
+        max_other_bytes=settings.max_json_bytes,
     )
     app.add_middleware(MetricsMiddleware, service="gateway")
     return app

@@ -1,4 +1,9 @@
-"""Upload size limit enforced while the body streams in, before it is parsed or spooled."""
+"""Request body limits enforced while the body streams in, before it is parsed or spooled.
+
+Multipart bodies (uploads) may be as large as an upload; every other body (JSON, forms) has
+a small limit of its own: a 40 MiB JSON list sent to ``/v1/auth/refresh`` once took the
+gateway from 284 to 1358 MB RSS while it was parsed.
+"""
 
 from __future__ import annotations
 
@@ -17,23 +22,42 @@ class _TooLarge(Exception):
 
 
 class UploadSizeLimit:
-    """Answer 413 (error envelope) when a request body exceeds ``max_bytes`` + overhead.
+    """Answer 413 (error envelope) when a request body exceeds its limit.
 
-    Checks ``Content-Length`` up front and counts streamed bytes for chunked bodies.
+    ``max_bytes`` (+ multipart overhead) for ``multipart/*`` bodies, ``max_other_bytes`` for
+    any other body, ``overrides`` for exact paths (``/v1/batch``). Checks ``Content-Length``
+    up front and counts streamed bytes for chunked bodies, so an oversized body is never read
+    into memory.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None):
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        overrides: dict[str, int] | None = None,
+        max_other_bytes: int | None = None,
+    ):
         self.app = app
         self.default = max_bytes
+        self.other = max_other_bytes if max_other_bytes is not None else max_bytes
         #: Exact paths with a limit of their own (``/v1/batch`` takes JSON, not uploads).
         self.overrides = overrides or {}
+
+    def limit_of(self, scope: Scope) -> tuple[int, int]:
+        """(limit announced, limit enforced) in bytes for this request."""
+        if scope["path"] in self.overrides:
+            n = self.overrides[scope["path"]]
+            return n, n
+        ctype = dict(scope.get("headers") or []).get(b"content-type", b"").lower()
+        if ctype.startswith(b"multipart/"):
+            return self.default, self.default + MULTIPART_OVERHEAD
+        return self.other, self.other
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        max_bytes = self.overrides.get(scope["path"], self.default)
-        limit = max_bytes + (MULTIPART_OVERHEAD if scope["path"] not in self.overrides else 0)
+        max_bytes, limit = self.limit_of(scope)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             await self._reject(send, max_bytes)

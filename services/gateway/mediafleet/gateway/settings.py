@@ -42,6 +42,9 @@ class GatewaySettings(BaseSettings):
     admin: AdminSettings = Field(default_factory=AdminSettings)
     #: Largest upload accepted, bytes (nginx's client_max_body_size should match).
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    #: Largest body that is not a multipart upload (JSON, forms), bytes: parsed in memory, so
+    #: small (``/v1/batch`` has ``GATEWAY_BATCH__MAX_BODY_BYTES``).
+    max_json_bytes: int = Field(default=1024 * 1024, ge=1024)
     #: Longest audio or video accepted, seconds (422 ``media_too_long`` above it).
     max_media_duration_s: float = Field(default=4 * 3600, gt=0)
     min_password_length: int = Field(default=10, ge=8)
