@@ -36,11 +36,14 @@ def token(fleet: ComposeFleet) -> str:
         return changed.json()["access_token"]
 
 
-def test_compose_files_validate(fleet: ComposeFleet) -> None:
+def test_compose_files_validate(fleet: ComposeFleet, tmp_path: Path) -> None:
     gpu = fleet.compose("-f", str(ROOT / "docker-compose.gpu.yml"), "config").stdout
     assert "Dockerfile.gpu" in gpu and "driver: nvidia" in gpu and "mediafleet/ocr_detection:gpu" in gpu
+    # an empty env file: a checkout with its own .env (as the README suggests) must not set them
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
     bare = subprocess.run(
-        ["docker-compose", "-f", "docker-compose.yml", "config"],
+        ["docker-compose", "--env-file", str(empty), "-f", "docker-compose.yml", "config"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -60,6 +63,8 @@ def test_tls_redirect_and_headers(fleet: ComposeFleet) -> None:
         assert resp.headers["x-content-type-options"] == "nosniff"
         assert_error = c.get("/v1/jobs")
         assert assert_error.status_code == 401 and assert_error.json()["error"]["code"] == "missing_token"
+        # Prometheus metrics stay on the internal network
+        assert c.get("/metrics").status_code == 404
     with pytest.raises(httpx.ConnectError):  # a client that does not trust the fleet's certificate refuses it
         httpx.get(fleet.base + "/api/healthz")
 

@@ -69,6 +69,12 @@ class ValidationFailed(MediafleetError):
     status_code, code = 422, "validation_error"
 
 
+class TooManyRequests(MediafleetError):
+    """Rate limited; ``details.retry_after_s`` becomes the ``Retry-After`` header."""
+
+    status_code, code = 429, "rate_limited"
+
+
 class ServiceUnavailable(MediafleetError):
     status_code, code = 503, "service_unavailable"
 

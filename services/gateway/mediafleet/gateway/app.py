@@ -21,6 +21,7 @@ from mediafleet.gateway.batch.cache import CacheInvalidation, ResponseCache
 from mediafleet.gateway.batch.executor import BatchExecutor, Limits
 from mediafleet.gateway.context import GatewayContext
 from mediafleet.gateway.limits import UploadSizeLimit
+from mediafleet.gateway.login_guard import LoginGuard
 from mediafleet.gateway.routes import ask, auth, batch, jobs, media, people, proxy, search
 from mediafleet.gateway.security import hash_password
 from mediafleet.gateway.settings import GatewaySettings
@@ -62,6 +63,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         aredis=aioredis.Redis.from_url(settings.core.redis_url, socket_connect_timeout=2),
         media=MediaStore(settings.core.media_dir, settings.max_upload_bytes, settings.max_media_duration_s),
         batch=BatchExecutor(None, cache, limits),
+        login_guard=LoginGuard(
+            rclient,
+            account_free=settings.login.account_free_failures,
+            address_free=settings.login.address_free_failures,
+            window_s=settings.login.window_s,
+            max_lock_s=settings.login.max_lock_s,
+        ),
         vectors=(
             VectorDbClient(settings.core.vector_db_url, settings.core.vector_timeout_s)
             if settings.core.vector_db_url

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mediafleet.common.vectors import VectorDbClient
 from mediafleet.gateway.batch.executor import BatchExecutor
+from mediafleet.gateway.login_guard import LoginGuard
 from mediafleet.gateway.settings import GatewaySettings
 from mediafleet.gateway.storage import MediaStore
 
@@ -26,3 +27,5 @@ class GatewayContext:
     batch: BatchExecutor
     #: None when ``MEDIAFLEET_VECTOR_DB_URL`` is unset (semantic search and /similar: 503).
     vectors: VectorDbClient | None = None
+    #: Failed password checks per account and address (None: no limiting).
+    login_guard: LoginGuard | None = None

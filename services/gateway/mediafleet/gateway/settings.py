@@ -29,6 +29,19 @@ class BatchSettings(BaseModel):
     max_item_body_bytes: int = Field(default=256 * 1024, ge=256)
 
 
+class LoginSettings(BaseModel):
+    """Slowing down password guessing (see ``mediafleet.gateway.login_guard``)."""
+
+    #: Failures within ``window_s`` that cost nothing, per account and per client address.
+    account_free_failures: int = Field(default=5, ge=1)
+    address_free_failures: int = Field(default=20, ge=1)
+    window_s: int = Field(default=900, ge=1)
+    #: Longest lock after repeated failures, seconds (locks double: 1, 2, 4, ...).
+    max_lock_s: int = Field(default=900, ge=1)
+    #: Password hashes computed at once (argon2id is CPU-bound; more waits its turn).
+    concurrent_hashes: int = Field(default=2, ge=1, le=64)
+
+
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -49,6 +62,7 @@ class GatewaySettings(BaseSettings):
     max_media_duration_s: float = Field(default=4 * 3600, gt=0)
     min_password_length: int = Field(default=10, ge=8)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    login: LoginSettings = Field(default_factory=LoginSettings)
     host: str = "127.0.0.1"
     port: int = 8000
 

@@ -6,7 +6,8 @@ import datetime as dt
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+import anyio
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +24,7 @@ from mediafleet.gateway.schemas import (
     UserPublic,
     WebhookSecret,
 )
-from mediafleet.gateway.security import hash_password, verify_password
+from mediafleet.gateway.security import dummy_hash, hash_password, verify_password
 
 router = APIRouter(tags=["auth"])
 
@@ -45,14 +46,47 @@ def issue_tokens(ctx, user: User) -> TokenPair:  # noqa: ANN001
 
 
 @router.post("/v1/auth/token", response_model=TokenPair)
-def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], ctx: ContextDep, session: SessionDep
+async def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, ctx: ContextDep
 ) -> TokenPair:
-    """OAuth2 password grant (form fields ``username``, ``password``)."""
-    user = session.scalar(select(User).where(User.username == form.username))
-    if user is None or not verify_password(form.password, user.password_hash):
+    """OAuth2 password grant (form fields ``username``, ``password``).
+
+    401 ``invalid_credentials`` for a wrong password or an unknown user alike (same work: an
+    unknown user's password is checked against a dummy hash, so timing tells nothing); 429
+    ``rate_limited`` with ``Retry-After`` after repeated failures for the account or the
+    client address (``GATEWAY_LOGIN__*``). Hashing runs off the event loop, at most
+    ``GATEWAY_LOGIN__CONCURRENT_HASHES`` at once, so a login flood queues on itself.
+    """
+    address = request.client.host if request.client else None
+    guard = ctx.login_guard
+    if guard is not None:
+        guard.check(form.username, address)
+
+    def attempt() -> TokenPair | None:
+        with ctx.sessions() as session:
+            user = session.scalar(select(User).where(User.username == form.username))
+            known = verify_password(form.password, user.password_hash if user is not None else dummy_hash())
+            return issue_tokens(ctx, user) if user is not None and known else None
+
+    pair = await anyio.to_thread.run_sync(attempt, limiter=hash_limiter(ctx))
+    if pair is None:
+        if guard is not None:
+            guard.failed(form.username, address)
         raise Unauthorized("incorrect username or password", code="invalid_credentials")
-    return issue_tokens(ctx, user)
+    if guard is not None:
+        guard.succeeded(form.username)
+    return pair
+
+
+_limiter: anyio.CapacityLimiter | None = None
+
+
+def hash_limiter(ctx) -> anyio.CapacityLimiter:  # noqa: ANN001
+    """One limiter per process for password hashing (created inside the event loop)."""
+    global _limiter
+    if _limiter is None:
+        _limiter = anyio.CapacityLimiter(ctx.settings.login.concurrent_hashes)
+    return _limiter
 
 
 @router.post("/v1/auth/refresh", response_model=TokenPair)
@@ -68,8 +102,15 @@ def refresh(body: RefreshRequest, ctx: ContextDep, session: SessionDep) -> Token
 def change_password(
     body: PasswordChange, user: PendingUser, ctx: ContextDep, session: SessionDep
 ) -> TokenPair:
-    """Change the caller's password; revokes every token issued before and returns new ones."""
+    """Change the caller's password; revokes every token issued before and returns new ones.
+
+    A wrong ``current_password`` counts as a failed login of the account (429 after repeated
+    failures, also through ``/v1/batch``)."""
+    if ctx.login_guard is not None:
+        ctx.login_guard.check(user.username, None)
     if not verify_password(body.current_password, user.password_hash):
+        if ctx.login_guard is not None:
+            ctx.login_guard.failed(user.username, None)
         raise Unauthorized("current password is incorrect", code="invalid_credentials")
     _check_password(ctx, body.new_password)
     if body.new_password == body.current_password:

@@ -1,0 +1,97 @@
+"""Password guessing in the gateway itself (no nginx needed): per-account and per-address
+backoff with 429 + Retry-After, also through ``/v1/batch``; logins that take the same time
+whether the user exists or not (before: 124 ms vs 3.7 ms revealed which users exist)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from mediafleet.common.settings import CoreSettings
+from mediafleet.gateway.app import create_app
+from mediafleet.gateway.settings import AdminSettings, GatewaySettings, LoginSettings
+from tests.api_helpers import ADMIN, FIRST_PASSWORD, admin_token, assert_envelope, auth, login
+
+SECRET = "test-secret-key-with-enough-length-0123456789"
+
+
+@pytest.fixture
+def client(sqlite_url: str, redis_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    settings = GatewaySettings(
+        core=CoreSettings(database_url=sqlite_url, redis_url=redis_url, media_dir=tmp_path / "media"),
+        secret_key=SecretStr(SECRET),
+        admin=AdminSettings(username=ADMIN, password=SecretStr(FIRST_PASSWORD)),
+        login=LoginSettings(account_free_failures=3, address_free_failures=8),
+    )
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def guess(client: TestClient, username: str, password: str = "wrong-password-1"):  # noqa: ANN201
+    return client.post("/v1/auth/token", data={"username": username, "password": password})
+
+
+def test_repeated_failures_lock_the_account_with_backoff(client: TestClient) -> None:
+    token = admin_token(client)
+    client.post("/v1/users", json={"username": "bob", "password": "bobs-password-123"}, headers=auth(token))
+    for _ in range(3):  # the free failures
+        assert_envelope(guess(client, "bob"), 401, "invalid_credentials")
+    assert_envelope(guess(client, "bob"), 401, "invalid_credentials")  # the 4th: locks for 1 s
+    locked = guess(client, "bob", "bobs-password-123")  # even the right password, while locked
+    error = assert_envelope(locked, 429, "rate_limited")
+    assert locked.headers["Retry-After"] == "1" and error["details"] == {"retry_after_s": 1}
+    time.sleep(1.1)
+    assert_envelope(guess(client, "bob"), 401)  # the 5th failure: 2 s
+    assert guess(client, "bob", "bobs-password-123").headers["Retry-After"] == "2"
+    # another account is not locked by bob's failures (3 + 2 failures from this address < 8)
+    assert login(client, ADMIN, "a-much-better-password")["access_token"]
+    time.sleep(2.1)
+    assert login(client, "bob", "bobs-password-123")["access_token"]  # success clears the count
+    assert_envelope(guess(client, "bob"), 401, "invalid_credentials")
+
+
+def test_one_address_guessing_many_accounts_is_slowed(client: TestClient) -> None:
+    for i in range(8):  # different (unknown) accounts, one address: the free failures
+        assert_envelope(guess(client, f"user{i}"), 401)
+    assert_envelope(guess(client, "user8"), 401)  # the 9th locks the address
+    assert_envelope(guess(client, "someone-else"), 429, "rate_limited")
+
+
+def test_password_guesses_in_a_batch_are_limited(client: TestClient) -> None:
+    """``POST /v1/auth/password`` verifies the current password: 50 guesses in one batch."""
+    token = admin_token(client)
+    items = [
+        {"id": str(i), "method": "POST", "path": "/v1/auth/password",
+         "body": {"current_password": f"guess-{i:04d}-xx", "new_password": "another-password-1"}}
+        for i in range(50)
+    ]  # fmt: skip
+    resp = client.post(
+        "/v1/batch", json={"requests": items, "options": {"concurrency": 1}}, headers=auth(token)
+    )
+    assert resp.status_code == 200, resp.text
+    statuses = [r["status"] for r in resp.json()["responses"]]
+    assert statuses.count(401) <= 4 and statuses.count(429) >= 46, statuses
+
+
+def test_unknown_and_known_usernames_take_the_same_time(client: TestClient) -> None:
+    admin_token(client)
+    for name in ("admin", "nobody"):  # warm up (the dummy hash is made on first use)
+        guess(client, name)
+
+    def median_ms(username: str) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            assert guess(client, username).status_code == 401
+            times.append((time.perf_counter() - start) * 1000)
+        return statistics.median(times)
+
+    known, unknown = median_ms("admin"), median_ms("no-such-user")
+    print(f"login 401: known user {known:.1f} ms, unknown user {unknown:.1f} ms")
+    assert 0.5 < unknown / known < 2.0, (known, unknown)
