@@ -4,8 +4,10 @@ whether the user exists or not (before: 124 ms vs 3.7 ms revealed which users ex
 
 from __future__ import annotations
 
+import datetime as dt
 import statistics
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,3 +97,35 @@ def test_unknown_and_known_usernames_take_the_same_time(client: TestClient) -> N
     known, unknown = median_ms("admin"), median_ms("no-such-user")
     print(f"login 401: known user {known:.1f} ms, unknown user {unknown:.1f} ms")
     assert 0.5 < unknown / known < 2.0, (known, unknown)
+
+
+@pytest.mark.parametrize("given", ["changethis", "change-me-to-32-or-more-random-characters"])
+def test_development_never_signs_with_a_public_key(
+    given: str, sqlite_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """Before: a development gateway signed with ``.env.example``'s key, so anyone could mint
+    an admin token. Now a random key is generated once (mode 0600) and kept across restarts."""
+    from mediafleet.common.tokens import create_token
+    from mediafleet.gateway.settings import secret_key_file
+
+    settings = GatewaySettings(
+        core=CoreSettings(
+            environment="development",
+            database_url=sqlite_url,
+            redis_url=redis_url,
+            media_dir=tmp_path / "media",
+        ),
+        secret_key=SecretStr(given),
+        admin=AdminSettings(username=ADMIN, password=SecretStr(FIRST_PASSWORD)),
+    )
+    with TestClient(create_app(settings)) as c:
+        token = admin_token(c)
+        with warnings.catch_warnings():  # PyJWT warns about the short public key
+            warnings.simplefilter("ignore")
+            forged = create_token(given, 1, "access", 1, dt.timedelta(minutes=5))
+        assert_envelope(c.get("/v1/users/me", headers=auth(forged)), 401, "invalid_token")
+        assert c.get("/v1/users/me", headers=auth(token)).json()["username"] == ADMIN
+    path = secret_key_file(settings)
+    assert path.stat().st_mode & 0o777 == 0o600 and len(path.read_text()) == 64
+    with TestClient(create_app(settings)) as c:  # a restart reads the same key: tokens stay valid
+        assert c.get("/v1/users/me", headers=auth(token)).status_code == 200

@@ -112,15 +112,20 @@ def retry_intervals(core: CoreSettings) -> list[int]:
     return [core.task_retry_backoff_s * (2**i) for i in range(core.task_max_retries)]
 
 
+def is_placeholder(value: str) -> bool:
+    """True for the example values of ``.env.example`` and the like (never a real secret)."""
+    lowered = value.strip().lower()
+    return lowered in PLACEHOLDER_SECRETS or any(
+        w in lowered for w in ("change-me", "changeme", "changethis")
+    )
+
+
 def refuse_placeholder(name: str, value: str, core: CoreSettings) -> None:
     """Raise ``ValueError`` when ``value`` is a placeholder outside development.
 
     In development a warning is logged instead, so a first local run needs no setup.
     """
-    lowered = value.strip().lower()
-    if lowered in PLACEHOLDER_SECRETS or any(
-        word in lowered for word in ("change-me", "changeme", "changethis")
-    ):
+    if is_placeholder(value):
         if core.environment != "development":
             raise ValueError(f"{name} is a placeholder value; set a real one (refused in {core.environment})")
         import structlog

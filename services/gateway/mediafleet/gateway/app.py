@@ -24,7 +24,7 @@ from mediafleet.gateway.limits import UploadSizeLimit
 from mediafleet.gateway.login_guard import LoginGuard
 from mediafleet.gateway.routes import ask, auth, batch, jobs, media, people, proxy, search
 from mediafleet.gateway.security import hash_password
-from mediafleet.gateway.settings import GatewaySettings
+from mediafleet.gateway.settings import GatewaySettings, with_signing_key
 from mediafleet.gateway.storage import MediaStore
 
 log = structlog.get_logger("mediafleet.gateway")
@@ -49,7 +49,7 @@ def ensure_admin(ctx: GatewayContext) -> None:
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
-    settings = settings or GatewaySettings()
+    settings = with_signing_key(settings or GatewaySettings())
     db = create_db_engine(settings.core.database_url)
     rclient = redis.Redis.from_url(settings.core.redis_url, socket_timeout=5, socket_connect_timeout=2)
     b = settings.batch

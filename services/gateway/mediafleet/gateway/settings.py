@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+from pathlib import Path
+
+import structlog
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mediafleet.common.settings import CoreSettings, refuse_placeholder
+from mediafleet.common.settings import CoreSettings, is_placeholder, refuse_placeholder
 
 
 class AdminSettings(BaseModel):
@@ -48,7 +53,9 @@ class GatewaySettings(BaseSettings):
     )
 
     core: CoreSettings = Field(default_factory=CoreSettings)
-    #: HS256 signing key of access and refresh tokens.
+    #: HS256 signing key of access and refresh tokens. Unset or an example value in
+    #: development: a random key generated on first start (``secret_key_file``); refused in
+    #: test and production.
     secret_key: SecretStr = SecretStr("changethis")
     access_token_ttl_s: int = Field(default=30 * 60, ge=10)
     refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
@@ -73,3 +80,42 @@ class GatewaySettings(BaseSettings):
         if self.core.is_production and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("GATEWAY_SECRET_KEY must be at least 32 characters in production")
         return self
+
+
+def secret_key_file(settings: GatewaySettings) -> Path:
+    """Where a development gateway keeps its generated signing key: beside the media folder
+    (``var/gateway-secret-key`` natively)."""
+    return settings.core.media_dir.parent / "gateway-secret-key"
+
+
+def with_signing_key(settings: GatewaySettings) -> GatewaySettings:
+    """``settings`` with a signing key nobody else knows.
+
+    A placeholder key (the default, or ``.env.example``'s) reaches this only in development
+    (the settings refuse it elsewhere): anyone could mint an admin token with a public
+    string, so a random 256-bit key is generated on first start, stored with mode 0600, and
+    read back by every later start and every gateway process (tokens survive restarts).
+    """
+    if not is_placeholder(settings.secret_key.get_secret_value()):
+        return settings
+    path = secret_key_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+        structlog.get_logger("mediafleet.gateway").warning("secret_key_generated", path=str(path))
+    key = ""
+    for _ in range(50):  # another process may be writing it this instant
+        key = path.read_text().strip()
+        if len(key) >= 32:
+            break
+        import time
+
+        time.sleep(0.02)
+    if len(key) < 32:
+        raise RuntimeError(f"{path} holds no usable key; delete it to generate a new one")
+    return settings.model_copy(update={"secret_key": SecretStr(key)})
