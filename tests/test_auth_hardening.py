@@ -129,3 +129,39 @@ def test_development_never_signs_with_a_public_key(
     assert path.stat().st_mode & 0o777 == 0o600 and len(path.read_text()) == 64
     with TestClient(create_app(settings)) as c:  # a restart reads the same key: tokens stay valid
         assert c.get("/v1/users/me", headers=auth(token)).status_code == 200
+
+
+def refresh(client: TestClient, refresh_token: str):  # noqa: ANN201
+    return client.post("/v1/auth/refresh", json={"refresh_token": refresh_token})
+
+
+def test_refresh_tokens_rotate_and_a_reused_one_revokes_the_sign_in(client: TestClient) -> None:
+    admin_token(client)
+    stolen = login(client, ADMIN, "a-much-better-password")
+    other = login(client, ADMIN, "a-much-better-password")  # a second sign-in (another device)
+    first = refresh(client, stolen["refresh_token"])
+    assert first.status_code == 200, first.text
+    rotated = first.json()
+    assert rotated["refresh_token"] != stolen["refresh_token"]
+    # the used refresh token comes back (the thief's copy): the whole sign-in is revoked
+    assert_envelope(refresh(client, stolen["refresh_token"]), 401, "token_reused")
+    assert_envelope(refresh(client, rotated["refresh_token"]), 401, "invalid_token")
+    assert_envelope(client.get("/v1/users/me", headers=auth(rotated["access_token"])), 401, "invalid_token")
+    assert_envelope(client.get("/v1/users/me", headers=auth(stolen["access_token"])), 401, "invalid_token")
+    # the other sign-in is untouched
+    assert client.get("/v1/users/me", headers=auth(other["access_token"])).status_code == 200
+    assert refresh(client, other["refresh_token"]).status_code == 200
+
+
+def test_logout_revokes_the_sign_in(client: TestClient) -> None:
+    admin_token(client)
+    pair = login(client, ADMIN, "a-much-better-password")
+    kept = login(client, ADMIN, "a-much-better-password")
+    assert client.get("/v1/users/me", headers=auth(pair["access_token"])).status_code == 200
+    resp = client.post("/v1/auth/logout", json={"refresh_token": pair["refresh_token"]})
+    assert resp.status_code == 204 and resp.content == b""
+    assert_envelope(client.get("/v1/users/me", headers=auth(pair["access_token"])), 401, "invalid_token")
+    assert_envelope(refresh(client, pair["refresh_token"]), 401, "invalid_token")
+    assert client.post("/v1/auth/logout", json={"refresh_token": pair["refresh_token"]}).status_code == 204
+    assert_envelope(client.post("/v1/auth/logout", json={"refresh_token": pair["access_token"]}), 401)
+    assert client.get("/v1/users/me", headers=auth(kept["access_token"])).status_code == 200

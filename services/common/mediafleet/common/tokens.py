@@ -2,7 +2,8 @@
 
 Claims: ``sub`` (user id as a string), ``typ`` (``access`` | ``refresh``), ``ver``
 (the user's token version: bumped on password change, which revokes older tokens),
-``iat``/``exp`` (RFC 7519 NumericDate).
+``iat``/``exp`` (RFC 7519 NumericDate), ``jti`` (a random id), ``fam`` (the sign-in's
+token family, see ``mediafleet.common.store.TokenFamily``; absent in older tokens).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ class TokenClaims:
     user_id: int
     token_type: str
     version: int
+    jti: str = ""
+    family: str | None = None
 
 
 def create_token(
@@ -32,16 +35,20 @@ def create_token(
     version: int,
     ttl: dt.timedelta,
     now: dt.datetime | None = None,
+    family: str | None = None,
+    jti: str | None = None,
 ) -> str:
     now = now or dt.datetime.now(dt.UTC)
-    payload = {
+    payload: dict = {
         "sub": str(user_id),
         "typ": token_type,
         "ver": version,
         "iat": now,
         "exp": now + ttl,
-        "jti": uuid.uuid4().hex,
+        "jti": jti or uuid.uuid4().hex,
     }
+    if family is not None:
+        payload["fam"] = family
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
@@ -62,6 +69,13 @@ def decode_token(secret: str, token: str, expected_type: str) -> TokenClaims:
     if payload.get("typ") != expected_type:
         raise Unauthorized(f"expected a {expected_type} token", code="invalid_token")
     try:
-        return TokenClaims(int(payload["sub"]), payload["typ"], int(payload.get("ver", 0)))
+        family = payload.get("fam")
+        return TokenClaims(
+            int(payload["sub"]),
+            payload["typ"],
+            int(payload.get("ver", 0)),
+            str(payload.get("jti", "")),
+            str(family) if family is not None else None,
+        )
     except (TypeError, ValueError) as exc:
         raise Unauthorized("token is invalid", code="invalid_token") from exc

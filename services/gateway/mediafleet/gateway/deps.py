@@ -10,7 +10,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
 from mediafleet.common.errors import Forbidden, Unauthorized
-from mediafleet.common.store import User
+from mediafleet.common.store import TokenFamily, User
 from mediafleet.common.tokens import decode_token
 from mediafleet.gateway.context import GatewayContext
 
@@ -40,6 +40,10 @@ def _user_from_token(ctx: GatewayContext, session: Session, token: str | None) -
     user = session.get(User, claims.user_id)
     if user is None or claims.version != user.token_version:
         raise Unauthorized("token has been revoked", code="invalid_token")
+    if claims.family is not None:  # signed out, or its refresh token was reused
+        family = session.get(TokenFamily, claims.family)
+        if family is None or family.revoked_at is not None:
+            raise Unauthorized("token has been revoked", code="invalid_token")
     return user
 
 

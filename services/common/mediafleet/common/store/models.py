@@ -47,6 +47,25 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
 
 
+class TokenFamily(Base):
+    """One sign-in: the chain of refresh tokens rotated from its login.
+
+    Only ``current_jti`` may be refreshed; presenting an older refresh token of the family
+    (a stolen one replayed, or the thief's after the owner refreshed) revokes the family,
+    and with it every access token carrying its id. Logout revokes it too.
+    """
+
+    __tablename__ = "token_families"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    current_jti: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+    #: ``logout``, ``reuse`` (an old refresh token came back).
+    revoked_reason: Mapped[str | None] = mapped_column(String(16))
+
+
 class Media(Base):
     """One stored file. ``id`` is the SHA-256 of its bytes (hex), so same bytes -> same id."""
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import uuid
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Depends, Request, status
+import structlog
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from mediafleet.common.errors import BadRequest, Conflict, Unauthorized
-from mediafleet.common.store import User
+from mediafleet.common.store import TokenFamily, User
 from mediafleet.common.tokens import create_token, decode_token
 from mediafleet.gateway.deps import AdminUser, ContextDep, CurrentUser, PendingUser, SessionDep
 from mediafleet.gateway.schemas import (
@@ -27,22 +30,37 @@ from mediafleet.gateway.schemas import (
 from mediafleet.gateway.security import dummy_hash, hash_password, verify_password
 
 router = APIRouter(tags=["auth"])
+log = structlog.get_logger("mediafleet.gateway.auth")
 
 
-def issue_tokens(ctx, user: User) -> TokenPair:  # noqa: ANN001
+def issue_tokens(ctx, user: User, family: TokenFamily) -> TokenPair:  # noqa: ANN001
+    """A new access + refresh pair of ``family``; the refresh token becomes its current one
+    (the caller commits)."""
     s = ctx.settings
     key = s.secret_key.get_secret_value()
+    family.current_jti = uuid.uuid4().hex
     return TokenPair(
         access_token=create_token(
-            key, user.id, "access", user.token_version, dt.timedelta(seconds=s.access_token_ttl_s)
+            key, user.id, "access", user.token_version, dt.timedelta(seconds=s.access_token_ttl_s),
+            family=family.id,
         ),
         refresh_token=create_token(
-            key, user.id, "refresh", user.token_version, dt.timedelta(seconds=s.refresh_token_ttl_s)
+            key, user.id, "refresh", user.token_version, dt.timedelta(seconds=s.refresh_token_ttl_s),
+            family=family.id, jti=family.current_jti,
         ),
         expires_in=s.access_token_ttl_s,
         must_change_password=user.must_change_password,
         has_webhook_secret=bool(user.webhook_secret),
-    )
+    )  # fmt: skip
+
+
+def sign_in(ctx, session: Session, user: User) -> TokenPair:  # noqa: ANN001
+    """A new token family (one sign-in) for ``user`` and its first pair; commits."""
+    family = TokenFamily(id=uuid.uuid4().hex, user_id=user.id, current_jti="")
+    session.add(family)
+    pair = issue_tokens(ctx, user, family)
+    session.commit()
+    return pair
 
 
 @router.post("/v1/auth/token", response_model=TokenPair)
@@ -66,7 +84,7 @@ async def login(
         with ctx.sessions() as session:
             user = session.scalar(select(User).where(User.username == form.username))
             known = verify_password(form.password, user.password_hash if user is not None else dummy_hash())
-            return issue_tokens(ctx, user) if user is not None and known else None
+            return sign_in(ctx, session, user) if user is not None and known else None
 
     pair = await anyio.to_thread.run_sync(attempt, limiter=hash_limiter(ctx))
     if pair is None:
@@ -91,11 +109,43 @@ def hash_limiter(ctx) -> anyio.CapacityLimiter:  # noqa: ANN001
 
 @router.post("/v1/auth/refresh", response_model=TokenPair)
 def refresh(body: RefreshRequest, ctx: ContextDep, session: SessionDep) -> TokenPair:
+    """A new pair for a refresh token, which is used up (rotation).
+
+    A refresh token that was already used (replayed by whoever copied it, or the owner's
+    after a thief refreshed first) revokes its whole sign-in: every token of the family,
+    access tokens included, answers 401 ``token_reused`` / ``invalid_token`` from then on.
+    """
     claims = decode_token(ctx.settings.secret_key.get_secret_value(), body.refresh_token, "refresh")
     user = session.get(User, claims.user_id)
-    if user is None or user.token_version != claims.version:
+    if user is None or user.token_version != claims.version or claims.family is None:
         raise Unauthorized("token has been revoked", code="invalid_token")
-    return issue_tokens(ctx, user)
+    family = session.get(TokenFamily, claims.family)
+    if family is None or family.user_id != user.id or family.revoked_at is not None:
+        raise Unauthorized("token has been revoked", code="invalid_token")
+    if claims.jti != family.current_jti:
+        family.revoked_at, family.revoked_reason = dt.datetime.now(dt.UTC), "reuse"
+        session.commit()
+        log.warning("refresh_token_reused", user_id=user.id, family=family.id)
+        raise Unauthorized(
+            "refresh token was already used; this sign-in is revoked, sign in again", code="token_reused"
+        )
+    pair = issue_tokens(ctx, user, family)
+    session.commit()
+    return pair
+
+
+@router.post("/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(body: RefreshRequest, ctx: ContextDep, session: SessionDep) -> Response:
+    """Sign out: revoke the sign-in of this refresh token (its refresh and access tokens).
+
+    204 also for a sign-in already revoked; 401 for a token that is not a valid refresh token.
+    """
+    claims = decode_token(ctx.settings.secret_key.get_secret_value(), body.refresh_token, "refresh")
+    family = session.get(TokenFamily, claims.family) if claims.family else None
+    if family is not None and family.user_id == claims.user_id and family.revoked_at is None:
+        family.revoked_at, family.revoked_reason = dt.datetime.now(dt.UTC), "logout"
+        session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/v1/auth/password", response_model=TokenPair)
@@ -119,7 +169,7 @@ def change_password(
     user.must_change_password = False
     user.token_version += 1
     session.commit()
-    return issue_tokens(ctx, user)
+    return sign_in(ctx, session, user)
 
 
 @router.get("/v1/users/me", response_model=UserPublic)
