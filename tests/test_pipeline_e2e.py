@@ -66,6 +66,26 @@ def test_upload_ocr_job_search(fleet) -> None:  # noqa: ANN001
             assert hits["data"][0]["filename"] == "english.png"
         assert client.get("/v1/search", params={"q": "louvre"}, headers=auth(token)).json()["count"] == 0
 
+        # bob uploads the same bytes: he learns nothing of the admin's upload or its OCR text
+        # until he runs OCR himself (then from the result cache: the stored bytes and results
+        # are shared, the views are not)
+        resp = client.post(
+            "/v1/users", json={"username": "bob", "password": "bobs-password-1"}, headers=auth(token)
+        )
+        assert resp.status_code == 201, resp.text
+        bob = client.post("/v1/auth/token", data={"username": "bob", "password": "bobs-password-1"}).json()
+        bob_token = bob["access_token"]
+        again = upload(client, bob_token, sample("english.png"), name="mine.png").json()
+        assert again["media_id"] == media["media_id"] and again["deduplicated"] is False
+        assert upload(client, bob_token, sample("english.png")).json()["deduplicated"] is True  # his own
+        assert client.get("/v1/search", params={"q": "soap"}, headers=auth(bob_token)).json()["count"] == 0
+        bob_job = client.post("/v1/jobs", json={"media_id": media["media_id"], "tasks": ["ocr"],
+                              "options": {"ocr": {"engine": "rapidocr"}}}, headers=auth(bob_token))  # fmt: skip
+        assert wait_job(client, bob_token, bob_job.json()["job_id"])["status"] == "succeeded"
+        hits = client.get("/v1/search", params={"q": "soap"}, headers=auth(bob_token)).json()
+        assert [h["media_id"] for h in hits["data"]] == [media["media_id"]]
+        assert hits["data"][0]["filename"] == "mine.png"
+
     worker_metrics = httpx.get(fleet.url("ocr") + "/metrics").text
     assert (
         'mediafleet_task_duration_seconds_count{engine="rapidocr",outcome="ok",task="ocr"} 1.0'

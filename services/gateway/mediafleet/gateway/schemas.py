@@ -59,7 +59,7 @@ class MediaPublic(BaseModel):
         description="audio/video streams: index, type, codec, sample_rate/channels or width/height/fps",
     )
     filename: str | None
-    deduplicated: bool = Field(description="true when these bytes were already stored")
+    deduplicated: bool = Field(description="true when the caller had already uploaded these bytes")
     created_at: dt.datetime
 
 

@@ -68,16 +68,22 @@ def search_text(
 
     ``match``: ``"all"`` words (AND, the search API) or ``"any"`` word (OR, ranked: what
     retrieval for a question needs).
-    ``user_id`` restricts results to media that user uploaded (None: all, embedded mode).
+    ``user_id`` restricts results to media that user uploaded and to the tasks that user ran
+    on them (None: all, embedded mode).
     Returns ``[{"media_id", "score", "matches": [{"task", "ref", "text", "box", "start",
     "end", "score"}]}]``; ``score`` is the rank of the best segment (higher is better).
     """
     words = query_words(query)
     dialect = session.get_bind().dialect.name
     params: dict[str, Any] = {"limit": limit * 10}
-    owner_join = ""
+    owner_join, own_result = "", ""
     if user_id is not None:
+        # The user's own media, and only the text of tasks the user ran on it: segments belong
+        # to the content (stored once), so another user's OCR of the same bytes must not show.
         owner_join = "JOIN media_owners o ON o.media_id = s.media_id AND o.user_id = :uid"
+        own_result = """AND EXISTS (SELECT 1 FROM jobs j JOIN tasks t ON t.job_id = j.id
+                WHERE j.user_id = :uid AND j.media_id = s.media_id AND t.name = s.task
+                AND t.status = 'succeeded')"""
         params["uid"] = user_id
     cols = 's.media_id, s.task, s.ref, s.seq, s.text, s.x1, s.y1, s.x2, s.y2, s.start, s."end", s.score'
     if dialect == "postgresql":
@@ -85,7 +91,7 @@ def search_text(
         sql = f"""
             SELECT {cols}, ts_rank(s.tsv, to_tsquery('simple', :q)) AS rank
             FROM text_segments s {owner_join}
-            WHERE s.tsv @@ to_tsquery('simple', :q)
+            WHERE s.tsv @@ to_tsquery('simple', :q) {own_result}
             ORDER BY rank DESC, s.media_id, s.task, s.seq
             LIMIT :limit"""
     elif dialect == "sqlite":
@@ -95,7 +101,7 @@ def search_text(
         sql = f"""
             SELECT {cols}, -bm25(text_segments_fts) AS rank
             FROM text_segments_fts f JOIN text_segments s ON s.id = f.rowid {owner_join}
-            WHERE text_segments_fts MATCH :q
+            WHERE text_segments_fts MATCH :q {own_result}
             ORDER BY rank DESC, s.media_id, s.task, s.seq
             LIMIT :limit"""
     else:

@@ -51,7 +51,6 @@ def upload_media(file: UploadFile, user: CurrentUser, ctx: ContextDep, session: 
     stored = ctx.media.save(file.file)
     try:
         media = session.get(Media, stored.sha256)
-        deduplicated = media is not None
         if media is None:
             media = Media(
                 id=stored.sha256,
@@ -66,6 +65,9 @@ def upload_media(file: UploadFile, user: CurrentUser, ctx: ContextDep, session: 
             )
             session.add(media)
         owner = session.get(MediaOwner, (stored.sha256, user.id))
+        # only the caller's own earlier upload counts: whether someone else stored the same
+        # bytes is not the caller's business
+        deduplicated = owner is not None
         if owner is None:
             owner = MediaOwner(
                 media_id=stored.sha256, user_id=user.id, filename=clean_filename(file.filename)
