@@ -137,3 +137,21 @@ def test_killed_worker_stops_counting_as_capacity(fleet) -> None:  # noqa: ANN00
     while ready() != "no worker: jobs needing it wait in the queue" and time.monotonic() < deadline:
         time.sleep(1)
     assert ready().startswith("no worker")
+
+
+def test_gateway_reports_whether_job_manager_runs(fleet) -> None:  # noqa: ANN001
+    """Before: job_manager could be dead while the gateway's /readyz said nothing (jobs stayed
+    queued). Its heartbeat (every reconciliation pass, 15-s expiry) is reported."""
+    report = lambda: httpx.get(fleet.url("gateway") + "/readyz").json()["components"]["job_manager"]  # noqa: E731
+    assert report() == "ok"
+    fleet.stop("job_manager", signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while report() == "ok" and time.monotonic() < deadline:
+        time.sleep(1)
+    assert report().startswith("no heartbeat"), report()
+    assert httpx.get(fleet.url("gateway") + "/readyz").status_code == 200  # uploads and search still work
+    fleet.start("job_manager")
+    deadline = time.monotonic() + 30
+    while report() != "ok" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert report() == "ok"

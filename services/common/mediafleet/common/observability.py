@@ -39,13 +39,17 @@ ReadinessCheck = Callable[[], str | None]
 
 
 def health_router(
-    checks: dict[str, ReadinessCheck], capabilities: Callable[[], dict[str, str]] | None = None
+    checks: dict[str, ReadinessCheck],
+    capabilities: Callable[[], dict[str, str]] | None = None,
+    components: Callable[[], dict[str, str]] | None = None,
 ) -> APIRouter:
     """Router with /healthz, /readyz and /metrics. ``checks`` run in a thread pool.
 
     ``capabilities`` (optional) reports what the fleet can do right now (for example
     "ocr: no worker"); it is shown in /readyz but does not make the service unready,
-    since the service keeps working without them (jobs wait in their queue).
+    since the service keeps working without them (jobs wait in their queue). ``components``
+    (optional) likewise reports other processes the service relies on (the gateway: whether
+    job_manager is reconciling).
     """
     router = APIRouter(tags=["health"])
 
@@ -64,11 +68,13 @@ def health_router(
             results[name] = "ok" if reason is None else reason
         ready = all(v == "ok" for v in results.values())
         body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": results}
-        if capabilities is not None:
+        for key, report in (("capabilities", capabilities), ("components", components)):
+            if report is None:
+                continue
             try:
-                body["capabilities"] = await asyncio.to_thread(capabilities)
+                body[key] = await asyncio.to_thread(report)
             except Exception as exc:  # reported, never a 500
-                body["capabilities"] = {"error": f"{type(exc).__name__}: {exc}"}
+                body[key] = {"error": f"{type(exc).__name__}: {exc}"}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @router.get("/metrics")

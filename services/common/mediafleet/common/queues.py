@@ -21,6 +21,20 @@ NEW_JOBS_KEY = "mediafleet:jobs:new"
 TASK_EVENTS_KEY = "mediafleet:tasks:events"
 #: Redis hash: task name -> JSON ``{"default_options", "model_versions"}`` written by workers at start.
 ADVERTS_KEY = "mediafleet:adverts"
+#: Redis string: unix seconds of job_manager's last reconciliation pass (expires when it stops).
+JOB_MANAGER_HEARTBEAT_KEY = "mediafleet:job_manager:heartbeat"
+#: Seconds without a pass after which job_manager counts as down.
+JOB_MANAGER_HEARTBEAT_TTL_S = 15
+
+
+def job_manager_liveness(client) -> str:  # noqa: ANN001
+    """``"ok"`` while job_manager reconciles, else why not (for /readyz reports)."""
+    import time
+
+    beat = client.get(JOB_MANAGER_HEARTBEAT_KEY)
+    if beat is None:
+        return f"no heartbeat in the last {JOB_MANAGER_HEARTBEAT_TTL_S} s: jobs wait until job_manager runs"
+    return "ok" if time.time() - float(beat) <= JOB_MANAGER_HEARTBEAT_TTL_S else "heartbeat is stale"
 
 
 def family_queues(family: str) -> list[str]:

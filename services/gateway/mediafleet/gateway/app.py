@@ -14,6 +14,7 @@ from sqlalchemy import select
 from mediafleet.common.errors import install_error_handlers
 from mediafleet.common.logging import configure_logging
 from mediafleet.common.observability import MetricsMiddleware, database_check, health_router, redis_check
+from mediafleet.common.queues import job_manager_liveness
 from mediafleet.common.store import User, create_db_engine, migrate, session_factory
 from mediafleet.common.vectors import VectorDbClient
 from mediafleet.common.worker import capabilities
@@ -103,6 +104,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         health_router(
             {"database": database_check(db), "redis": redis_check(rclient)},
             capabilities=lambda: capabilities(rclient),
+            components=lambda: {"job_manager": job_manager_liveness(rclient)},
         )
     )
     for router in (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 
 import redis
 import structlog
@@ -13,7 +14,12 @@ from prometheus_client import Gauge
 from mediafleet.common.errors import install_error_handlers
 from mediafleet.common.logging import configure_logging
 from mediafleet.common.observability import database_check, health_router, redis_check, serve_in_thread
-from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY
+from mediafleet.common.queues import (
+    JOB_MANAGER_HEARTBEAT_KEY,
+    JOB_MANAGER_HEARTBEAT_TTL_S,
+    NEW_JOBS_KEY,
+    TASK_EVENTS_KEY,
+)
 from mediafleet.common.store import create_db_engine, migrate, session_factory
 from mediafleet.common.vectors import VectorDbClient
 from mediafleet.job_manager.manager import JobManager
@@ -66,6 +72,7 @@ def main() -> None:
     while not stop.is_set():
         try:
             manager.reconcile()
+            conn.set(JOB_MANAGER_HEARTBEAT_KEY, f"{time.time():.3f}", ex=JOB_MANAGER_HEARTBEAT_TTL_S)
             # Sleep until an event arrives (new job, task finished, cancel) or the interval passes.
             if conn.blpop([NEW_JOBS_KEY, TASK_EVENTS_KEY], timeout=settings.reconcile_interval_s):
                 # One pass serves every pending event: each is pushed after the state it
