@@ -239,6 +239,15 @@ def test_real_resources_cache_by_their_rules(client: TestClient, token: str) -> 
     assert batch(client, token, read)["responses"][0]["cached"] is False
 
 
+def test_search_stays_cached_across_batches_until_a_write_feeds_it(client: TestClient, token: str) -> None:
+    """Before: every batch call (a POST) cleared the caller's cached searches."""
+    search = [get("s", "/v1/search", q="soap")]
+    assert batch(client, token, search)["responses"][0]["cached"] is False
+    assert batch(client, token, search)["responses"][0]["cached"] is True
+    upload(client, token, sample("french.jpg"))  # new media: search may answer differently
+    assert batch(client, token, search)["responses"][0]["cached"] is False
+
+
 def test_priority_order_within_bounded_concurrency(client: TestClient, token: str, probe: Probe) -> None:
     assert priority_of("POST", "/v1/auth/refresh") == 0
     assert priority_of("POST", "/v1/jobs") == 0 and priority_of("GET", "/v1/jobs/abc") == 0

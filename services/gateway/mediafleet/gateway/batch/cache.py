@@ -30,8 +30,13 @@ def resource_of(path: str) -> str:
     return "/" + "/".join(parts[:2])
 
 
-#: Resources whose answers depend on every other resource (search reads media and results).
+#: Resources whose answers depend on other resources (search reads media and results).
 DERIVED = ("/v1/search",)
+#: Writes that can change what the derived resources answer.
+FEEDS_DERIVED = frozenset({"/v1/media", "/v1/jobs", "/v1/people", "/v1/faces"})
+#: POSTs that change nothing a cached GET could answer: the batch itself (each of its
+#: sub-requests passes through this middleware on its own), questions, the LLM, sign-in.
+NOT_WRITES = frozenset({"/v1/batch", "/v1/ask", "/v1/llm", "/v1/auth"})
 
 
 @dataclass
@@ -76,8 +81,10 @@ class ResponseCache:
         return True
 
     def invalidate(self, user_id: int, path: str) -> int:
-        """Drop the user's entries of ``path``'s resource and of derived resources. Returns how many."""
-        touched = {resource_of(path), *DERIVED}
+        """Drop the user's entries of ``path``'s resource, and of the derived resources when the
+        write can change them. Returns how many."""
+        resource = resource_of(path)
+        touched = {resource, *DERIVED} if resource in FEEDS_DERIVED else {resource}
         stale = [k for k in list(self._entries.keys()) if k[0] == user_id and k[1] in touched]
         for k in stale:
             self._entries.pop(k, None)
@@ -96,7 +103,11 @@ class CacheInvalidation:
         self.secret = secret
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+        if (
+            scope["type"] != "http"
+            or scope["method"] in SAFE_METHODS
+            or resource_of(scope["path"]) in NOT_WRITES
+        ):
             await self.app(scope, receive, send)
             return
         status = {"code": 0}
