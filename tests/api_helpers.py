@@ -31,6 +31,23 @@ def admin_token(client) -> str:  # noqa: ANN001
     return resp.json()["access_token"]
 
 
+def create_user(client, admin: str, username: str, password: str) -> str:  # noqa: ANN001
+    """Create an account as an admin does, then sign in as it and choose ``password`` (a
+    password an admin set must be changed at first sign-in). Returns the user's access token."""
+    temporary = password + "-from-admin"
+    resp = client.post("/v1/users", json={"username": username, "password": temporary}, headers=auth(admin))
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["must_change_password"] is True
+    first = login(client, username, temporary)
+    resp = client.post(
+        "/v1/auth/password",
+        json={"current_password": temporary, "new_password": password},
+        headers=auth(first["access_token"]),
+    )
+    assert resp.status_code == 200, resp.text
+    return resp.json()["access_token"]
+
+
 def upload(client, token: str, path: Path, name: str | None = None):  # noqa: ANN001, ANN201
     with path.open("rb") as fh:
         return client.post("/v1/media", files={"file": (name or path.name, fh)}, headers=auth(token))

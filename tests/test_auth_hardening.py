@@ -18,7 +18,16 @@ from pydantic import SecretStr
 from mediafleet.common.settings import CoreSettings
 from mediafleet.gateway.app import create_app
 from mediafleet.gateway.settings import AdminSettings, GatewaySettings, LoginSettings
-from tests.api_helpers import ADMIN, FIRST_PASSWORD, admin_token, assert_envelope, auth, login
+from tests.api_helpers import (
+    ADMIN,
+    FIRST_PASSWORD,
+    admin_token,
+    assert_envelope,
+    auth,
+    create_user,
+    login,
+    upload,
+)
 
 SECRET = "test-secret-key-with-enough-length-0123456789"
 
@@ -41,7 +50,7 @@ def guess(client: TestClient, username: str, password: str = "wrong-password-1")
 
 def test_repeated_failures_lock_the_account_with_backoff(client: TestClient) -> None:
     token = admin_token(client)
-    client.post("/v1/users", json={"username": "bob", "password": "bobs-password-123"}, headers=auth(token))
+    create_user(client, token, "bob", "bobs-password-123")
     for _ in range(3):  # the free failures
         assert_envelope(guess(client, "bob"), 401, "invalid_credentials")
     assert_envelope(guess(client, "bob"), 401, "invalid_credentials")  # the 4th: locks for 1 s
@@ -165,3 +174,115 @@ def test_logout_revokes_the_sign_in(client: TestClient) -> None:
     assert client.post("/v1/auth/logout", json={"refresh_token": pair["refresh_token"]}).status_code == 204
     assert_envelope(client.post("/v1/auth/logout", json={"refresh_token": pair["access_token"]}), 401)
     assert client.get("/v1/users/me", headers=auth(kept["access_token"])).status_code == 200
+
+
+# -- accounts and API keys ----------------------------------------------------------
+@pytest.fixture(params=["sqlite", "postgresql"])
+def admin_client(
+    request: pytest.FixtureRequest, redis_url: str, tmp_path: Path
+) -> Iterator[tuple[TestClient, str]]:
+    url = f"sqlite:///{tmp_path / 'g.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    settings = GatewaySettings(
+        core=CoreSettings(database_url=url, redis_url=redis_url, media_dir=tmp_path / "media"),
+        secret_key=SecretStr(SECRET),
+        admin=AdminSettings(username=ADMIN, password=SecretStr(FIRST_PASSWORD)),
+    )
+    with TestClient(create_app(settings)) as c:
+        yield c, admin_token(c)
+
+
+def test_admin_lists_disables_resets_and_deletes_users(admin_client: tuple[TestClient, str]) -> None:
+    from tests.conftest import sample
+
+    client, admin = admin_client
+    # a password the admin chose must be changed at first sign-in
+    resp = client.post(
+        "/v1/users", json={"username": "carol", "password": "admin-chosen-1"}, headers=auth(admin)
+    )
+    assert resp.status_code == 201 and resp.json()["must_change_password"] is True
+    first = login(client, "carol", "admin-chosen-1")
+    assert_envelope(
+        client.get("/v1/jobs", headers=auth(first["access_token"])), 403, "password_change_required"
+    )
+    bob = create_user(client, admin, "bob", "bobs-password-123")
+    assert upload(client, bob, sample("english.png")).status_code == 201
+    users = client.get("/v1/users", headers=auth(admin)).json()
+    assert [(u["username"], u["disabled"]) for u in users] == [
+        ("admin", False),
+        ("carol", False),
+        ("bob", False),
+    ]
+    assert_envelope(client.get("/v1/users", headers=auth(bob)), 403, "forbidden")
+    bob_id = next(u["id"] for u in users if u["username"] == "bob")
+
+    # disabled: sign-in refused (said only to whoever knows the password), tokens refused
+    resp = client.patch(f"/v1/users/{bob_id}", json={"disabled": True}, headers=auth(admin))
+    assert resp.status_code == 200 and resp.json()["disabled"] is True
+    assert_envelope(client.get("/v1/users/me", headers=auth(bob)), 401, "invalid_token")
+    assert_envelope(guess(client, "bob", "bobs-password-123"), 401, "account_disabled")
+    assert_envelope(guess(client, "bob", "not-his-password"), 401, "invalid_credentials")
+    client.patch(f"/v1/users/{bob_id}", json={"disabled": False}, headers=auth(admin))
+    assert login(client, "bob", "bobs-password-123")["must_change_password"] is False
+    # a reset password must be changed
+    client.patch(f"/v1/users/{bob_id}", json={"password": "reset-by-admin-1"}, headers=auth(admin))
+    assert login(client, "bob", "reset-by-admin-1")["must_change_password"] is True
+    # an admin cannot lock themself out
+    me = client.get("/v1/users/me", headers=auth(admin)).json()["id"]
+    assert_envelope(
+        client.patch(f"/v1/users/{me}", json={"disabled": True}, headers=auth(admin)), 409, "own_account"
+    )
+    assert_envelope(client.delete(f"/v1/users/{me}", headers=auth(admin)), 409, "own_account")
+    # deleted with what was theirs; the admin's own things stay
+    assert client.delete(f"/v1/users/{bob_id}", headers=auth(admin)).status_code == 204
+    assert [u["username"] for u in client.get("/v1/users", headers=auth(admin)).json()] == ["admin", "carol"]
+    assert_envelope(guess(client, "bob", "reset-by-admin-1"), 401, "invalid_credentials")
+    assert_envelope(client.delete(f"/v1/users/{bob_id}", headers=auth(admin)), 404, "user_not_found")
+
+
+def test_api_keys_scopes_and_revocation(admin_client: tuple[TestClient, str]) -> None:
+    from tests.conftest import sample
+
+    client, admin = admin_client
+    bob = create_user(client, admin, "bob", "bobs-password-123")
+    made = client.post("/v1/api-keys", json={"name": "backup script", "scopes": ["read"]}, headers=auth(bob))
+    assert made.status_code == 201, made.text
+    read_key = made.json()["key"]
+    assert read_key.startswith("mfk_") and made.json()["scopes"] == ["read"]
+    write_key = client.post("/v1/api-keys", json={"name": "uploader", "scopes": ["read", "write"]},
+                            headers=auth(bob)).json()["key"]  # fmt: skip
+    assert_envelope(client.post("/v1/api-keys", json={"name": "x", "scopes": ["admin"]}, headers=auth(bob)),
+                    403, "insufficient_scope")  # fmt: skip
+    # read: GET works, writes do not
+    assert client.get("/v1/users/me", headers=auth(read_key)).json()["username"] == "bob"
+    assert_envelope(upload(client, read_key, sample("english.png")), 403, "insufficient_scope")
+    media = upload(client, write_key, sample("english.png"))
+    assert media.status_code == 201
+    assert client.get(f"/v1/media/{media.json()['media_id']}", headers=auth(read_key)).status_code == 200
+    # keys cannot manage keys, change passwords, or do admin work
+    assert_envelope(client.get("/v1/api-keys", headers=auth(write_key)), 403, "password_required")
+    assert_envelope(client.post("/v1/users", json={"username": "eve", "password": "eves-password-1"},
+                                headers=auth(write_key)), 403)  # fmt: skip
+    # listed without secrets; a secret is checked, not just the id
+    listed = client.get("/v1/api-keys", headers=auth(bob)).json()
+    assert {k["name"] for k in listed} == {"backup script", "uploader"} and all(
+        "key" not in k for k in listed
+    )
+    assert any(k["last_used_at"] for k in listed)
+    key_id = made.json()["id"]
+    assert_envelope(
+        client.get("/v1/users/me", headers=auth(f"mfk_{key_id}_{'0' * 48}")), 401, "invalid_token"
+    )
+    assert_envelope(client.get("/v1/users/me", headers=auth("mfk_nope")), 401, "invalid_token")
+    # revoked: refused at once; another user cannot revoke it
+    assert_envelope(client.delete(f"/v1/api-keys/{key_id}", headers=auth(admin)), 404, "api_key_not_found")
+    assert client.delete(f"/v1/api-keys/{key_id}", headers=auth(bob)).status_code == 204
+    assert_envelope(client.get("/v1/users/me", headers=auth(read_key)), 401, "invalid_token")
+    # an admin key does admin work; a disabled owner's keys stop working
+    admin_key = client.post("/v1/api-keys", json={"name": "ops", "scopes": ["read", "admin"]},
+                            headers=auth(admin)).json()["key"]  # fmt: skip
+    assert client.get("/v1/users", headers=auth(admin_key)).status_code == 200
+    bob_id = next(
+        u["id"] for u in client.get("/v1/users", headers=auth(admin)).json() if u["username"] == "bob"
+    )
+    client.patch(f"/v1/users/{bob_id}", json={"disabled": True}, headers=auth(admin))
+    assert_envelope(client.get("/v1/users/me", headers=auth(write_key)), 401, "account_disabled")

@@ -22,7 +22,7 @@ from mediafleet.gateway.app import create_app
 from mediafleet.gateway.batch.executor import priority_of
 from mediafleet.gateway.deps import CurrentUser
 from mediafleet.gateway.settings import AdminSettings, GatewaySettings
-from tests.api_helpers import FIRST_PASSWORD, admin_token, assert_envelope, auth, login, upload
+from tests.api_helpers import FIRST_PASSWORD, admin_token, assert_envelope, auth, create_user, upload
 from tests.conftest import sample
 
 
@@ -145,8 +145,7 @@ def test_sub_requests_carry_the_callers_identity(client: TestClient, token: str)
     job_id = client.post(
         "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)
     ).json()["job_id"]
-    client.post("/v1/users", json={"username": "bob", "password": "bobs-password-1"}, headers=auth(token))
-    bob = login(client, "bob", "bobs-password-1")["access_token"]
+    bob = create_user(client, token, "bob", "bobs-password-1")
     out = batch(
         client,
         bob,
@@ -173,8 +172,7 @@ def test_cached_responses_are_never_shared_between_users(
     again = batch(client, token, [get("a", "/v1/probe/counter", key="shared")])
     assert first["responses"][0]["cached"] is False and again["responses"][0]["cached"] is True
     assert again["stats"]["cache_hit_rate"] == 1.0 and probe.calls["shared"] == 1
-    client.post("/v1/users", json={"username": "bob", "password": "bobs-password-1"}, headers=auth(token))
-    bob = login(client, "bob", "bobs-password-1")["access_token"]
+    bob = create_user(client, token, "bob", "bobs-password-1")
     theirs = batch(client, bob, [get("a", "/v1/probe/counter", key="shared")])
     assert theirs["responses"][0]["cached"] is False
     assert theirs["responses"][0]["body"]["user"] == "bob" and probe.calls["shared"] == 2

@@ -31,6 +31,7 @@ from tests.api_helpers import (
     admin_token,
     assert_envelope,
     auth,
+    create_user,
     login,
     upload,
 )
@@ -69,11 +70,7 @@ def token(client: TestClient) -> str:
 
 
 def _second_user(client: TestClient, token: str) -> str:
-    resp = client.post(
-        "/v1/users", json={"username": "bob", "password": "bobs-password-123"}, headers=auth(token)
-    )
-    assert resp.status_code == 201, resp.text
-    return login(client, "bob", "bobs-password-123")["access_token"]
+    return create_user(client, token, "bob", "bobs-password-123")
 
 
 def _stored_files(settings: GatewaySettings) -> list[Path]:

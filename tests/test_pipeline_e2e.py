@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mediafleet.ocr_detection.evaluation import cer
-from tests.api_helpers import admin_token, auth, upload, wait_job
+from tests.api_helpers import admin_token, auth, create_user, upload, wait_job
 from tests.conftest import ROOT, sample
 
 GROUND_TRUTH = json.loads((ROOT / "bench" / "ocr" / "ground_truth.json").read_text())
@@ -69,12 +69,7 @@ def test_upload_ocr_job_search(fleet) -> None:  # noqa: ANN001
         # bob uploads the same bytes: he learns nothing of the admin's upload or its OCR text
         # until he runs OCR himself (then from the result cache: the stored bytes and results
         # are shared, the views are not)
-        resp = client.post(
-            "/v1/users", json={"username": "bob", "password": "bobs-password-1"}, headers=auth(token)
-        )
-        assert resp.status_code == 201, resp.text
-        bob = client.post("/v1/auth/token", data={"username": "bob", "password": "bobs-password-1"}).json()
-        bob_token = bob["access_token"]
+        bob_token = create_user(client, token, "bob", "bobs-password-1")
         again = upload(client, bob_token, sample("english.png"), name="mine.png").json()
         assert again["media_id"] == media["media_id"] and again["deduplicated"] is False
         assert upload(client, bob_token, sample("english.png")).json()["deduplicated"] is True  # his own

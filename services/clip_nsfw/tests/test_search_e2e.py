@@ -19,7 +19,15 @@ import numpy as np
 import pytest
 from tiny_clip import CONFIG, NAME, make_checkpoint
 
-from tests.api_helpers import admin_token, assert_envelope, auth, upload, vectors_settled, wait_job
+from tests.api_helpers import (
+    admin_token,
+    assert_envelope,
+    auth,
+    create_user,
+    upload,
+    vectors_settled,
+    wait_job,
+)
 from tests.conftest import sample
 from tests.fleet import Fleet
 
@@ -117,15 +125,7 @@ def test_similar_and_semantic_search_rank_by_cosine_and_stay_per_user(clip_fleet
         )
 
         # another user sees none of it, and finds only their own media
-        assert (
-            c.post(
-                "/v1/users", json={"username": "bob", "password": "bobs-password-123"}, headers=auth(token)
-            ).status_code
-            == 201
-        )
-        bob = c.post("/v1/auth/token", data={"username": "bob", "password": "bobs-password-123"}).json()[
-            "access_token"
-        ]
+        bob = create_user(c, token, "bob", "bobs-password-123")
         assert_envelope(
             c.get(f"/v1/media/{ids['bus.jpg']}/similar", headers=auth(bob)), 404, "media_not_found"
         )

@@ -20,7 +20,15 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from mediafleet.common.store import FaceRow, Task
-from tests.api_helpers import admin_token, assert_envelope, auth, upload, vectors_settled, wait_job
+from tests.api_helpers import (
+    admin_token,
+    assert_envelope,
+    auth,
+    create_user,
+    upload,
+    vectors_settled,
+    wait_job,
+)
 from tests.conftest import sample
 from tests.fleet import Fleet
 
@@ -136,11 +144,7 @@ def test_people_matches_and_verification_per_user(
         assert len(analyzed["results"]["faces"]["faces"]) == 2  # zidane.jpg: two faces, through the gateway
 
         # another user: none of it exists for them
-        assert c.post("/v1/users", json={"username": "bob", "password": "bobs-password-123"},
-                      headers=auth(token)).status_code == 201  # fmt: skip
-        bob = c.post("/v1/auth/token", data={"username": "bob", "password": "bobs-password-123"}).json()[
-            "access_token"
-        ]
+        bob = create_user(c, token, "bob", "bobs-password-123")
         assert c.get("/v1/people", headers=auth(bob)).json()["count"] == 0
         assert_envelope(c.get(f"/v1/people/{obama['id']}", headers=auth(bob)), 404, "person_not_found")
         fid = faces["obama.jpg"]["face_id"]

@@ -18,7 +18,7 @@ import httpx
 import openai
 import pytest
 
-from tests.api_helpers import admin_token, assert_envelope, auth, upload, wait_job
+from tests.api_helpers import admin_token, assert_envelope, auth, create_user, upload, wait_job
 from tests.conftest import sample
 from tests.fleet import Fleet
 
@@ -46,13 +46,7 @@ def llm_fleet(tmp_path: Path, pg_url: str, redis_url: str, real_models_dir: Path
 
 
 def make_user(c: httpx.Client, admin: str, name: str) -> str:
-    resp = c.post(
-        "/v1/users", json={"username": name, "password": f"{name}-password-123"}, headers=auth(admin)
-    )
-    assert resp.status_code == 201, resp.text
-    return c.post("/v1/auth/token", data={"username": name, "password": f"{name}-password-123"}).json()[
-        "access_token"
-    ]
+    return create_user(c, admin, name, f"{name}-password-123")
 
 
 def test_openai_client_summaries_and_questions(

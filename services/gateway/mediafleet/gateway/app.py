@@ -119,7 +119,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     ctx.batch.app = app  # sub-requests re-enter the whole app, middleware included
-    app.add_middleware(CacheInvalidation, cache=cache, secret=settings.secret_key.get_secret_value())
+    app.add_middleware(CacheInvalidation, cache=cache)
     app.add_middleware(
         UploadSizeLimit,
         max_bytes=settings.max_upload_bytes,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -40,6 +40,44 @@ class UserPublic(BaseModel):
     is_admin: bool
     must_change_password: bool
     has_webhook_secret: bool = False
+    disabled: bool = False
+
+
+class UserUpdate(BaseModel):
+    """An admin's change to an account; omitted fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+    disabled: bool | None = Field(
+        default=None, description="true: sign-in refused, tokens and API keys revoked"
+    )
+    is_admin: bool | None = None
+    password: str | None = Field(
+        default=None, description="a new password, to be changed at the next sign-in"
+    )
+
+
+ApiKeyScope = Literal["read", "write", "admin"]
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    scopes: list[ApiKeyScope] = Field(
+        default=["read"], min_length=1, description="read: GET; write: the rest; admin"
+    )
+
+
+class ApiKeyPublic(BaseModel):
+    id: str
+    name: str
+    scopes: list[str]
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked: bool
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="Authorization: Bearer <key>; shown only now (stored as its SHA-256)")
 
 
 class WebhookSecret(BaseModel):

@@ -2,6 +2,7 @@
 
 from mediafleet.common.store.db import create_db_engine, migrate, session_factory
 from mediafleet.common.store.models import (
+    ApiKey,
     Base,
     CachedResult,
     FaceRow,
@@ -18,6 +19,7 @@ from mediafleet.common.store.models import (
 )
 
 __all__ = [
+    "ApiKey",
     "Base",
     "Job",
     "Media",

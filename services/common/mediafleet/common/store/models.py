@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -44,7 +45,28 @@ class User(Base):
     token_version: Mapped[int] = mapped_column(Integer, default=0)
     #: Key of the HMAC-SHA256 signatures of this user's webhooks (shown once when created).
     webhook_secret: Mapped[str | None] = mapped_column(String(128))
+    #: A disabled account cannot sign in, and its tokens and API keys are refused.
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class ApiKey(Base):
+    """A long-lived credential for scripts: ``mfk_<id>_<secret>`` in ``Authorization: Bearer``.
+
+    Only the SHA-256 of the 192-bit random secret is stored (a key is not a password: no
+    slow hash needed). ``scopes``: ``read`` (GET), ``write`` (other methods), ``admin``.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    last_used_at: Mapped[dt.datetime | None] = mapped_column()
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class TokenFamily(Base):

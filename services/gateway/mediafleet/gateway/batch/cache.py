@@ -17,9 +17,6 @@ from typing import Any
 from cachetools import TTLCache
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mediafleet.common.errors import MediafleetError
-from mediafleet.common.tokens import decode_token
-
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 
@@ -97,10 +94,9 @@ class ResponseCache:
 class CacheInvalidation:
     """ASGI middleware: a successful write through the API invalidates the caller's cached reads."""
 
-    def __init__(self, app: ASGIApp, cache: ResponseCache, secret: str):
+    def __init__(self, app: ASGIApp, cache: ResponseCache):
         self.app = app
         self.cache = cache
-        self.secret = secret
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -117,17 +113,10 @@ class CacheInvalidation:
                 status["code"] = message["status"]
             await send(message)
 
+        state = scope.setdefault("state", {})
         await self.app(scope, receive, _send)
         if 200 <= status["code"] < 300:
-            user_id = self._user(scope)
+            # set by the gateway's authentication (JWT or API key) when it knew the caller
+            user_id = state.get("mediafleet_user_id")
             if user_id is not None:
                 self.cache.invalidate(user_id, scope["path"])
-
-    def _user(self, scope: Scope) -> int | None:
-        auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-        if not auth.lower().startswith("bearer "):
-            return None
-        try:
-            return decode_token(self.secret, auth[7:], "access").user_id
-        except MediafleetError:
-            return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 import uuid
 from typing import Annotated
@@ -15,16 +16,28 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mediafleet.common.errors import BadRequest, Conflict, Unauthorized
-from mediafleet.common.store import TokenFamily, User
+from mediafleet.common.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from mediafleet.common.store import ApiKey, TokenFamily, User
 from mediafleet.common.tokens import create_token, decode_token
-from mediafleet.gateway.deps import AdminUser, ContextDep, CurrentUser, PendingUser, SessionDep
+from mediafleet.gateway.deps import (
+    API_KEY_PREFIX,
+    AdminUser,
+    ContextDep,
+    CurrentUser,
+    PendingUser,
+    SessionDep,
+    SignedInUser,
+)
 from mediafleet.gateway.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
     PasswordChange,
     RefreshRequest,
     TokenPair,
     UserCreate,
     UserPublic,
+    UserUpdate,
     WebhookSecret,
 )
 from mediafleet.gateway.security import dummy_hash, hash_password, verify_password
@@ -84,7 +97,11 @@ async def login(
         with ctx.sessions() as session:
             user = session.scalar(select(User).where(User.username == form.username))
             known = verify_password(form.password, user.password_hash if user is not None else dummy_hash())
-            return sign_in(ctx, session, user) if user is not None and known else None
+            if user is None or not known:
+                return None
+            if user.disabled:  # told only to whoever knows the password
+                raise Unauthorized("this account is disabled", code="account_disabled")
+            return sign_in(ctx, session, user)
 
     pair = await anyio.to_thread.run_sync(attempt, limiter=hash_limiter(ctx))
     if pair is None:
@@ -195,7 +212,7 @@ def create_user(body: UserCreate, _: AdminUser, ctx: ContextDep, session: Sessio
         username=body.username,
         password_hash=hash_password(body.password),
         is_admin=body.is_admin,
-        must_change_password=False,
+        must_change_password=True,  # the admin chose it: the user picks their own
         token_version=0,
     )
     session.add(user)
@@ -205,6 +222,106 @@ def create_user(body: UserCreate, _: AdminUser, ctx: ContextDep, session: Sessio
         session.rollback()
         raise Conflict(f"user {body.username!r} exists", code="user_exists") from exc
     return _public(user)
+
+
+@router.get("/v1/users", response_model=list[UserPublic])
+def list_users(_: AdminUser, session: SessionDep) -> list[UserPublic]:
+    """Every account, oldest first (admin)."""
+    return [_public(u) for u in session.scalars(select(User).order_by(User.id))]
+
+
+@router.patch("/v1/users/{user_id}", response_model=UserPublic)
+def update_user(
+    user_id: int, body: UserUpdate, admin: AdminUser, ctx: ContextDep, session: SessionDep
+) -> UserPublic:
+    """Disable or enable an account, grant or take admin, set a new password (admin).
+
+    Disabling or a new password revokes the account's tokens (a new password must be
+    changed at the next sign-in); a disabled account's API keys are refused. An admin cannot
+    disable or demote themself (409 ``own_account``)."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found", code="user_not_found")
+    if user.id == admin.id and (body.disabled or body.is_admin is False):
+        raise Conflict("you cannot disable or demote your own account", code="own_account")
+    if body.password is not None:
+        _check_password(ctx, body.password)
+        user.password_hash = hash_password(body.password)
+        user.must_change_password = True
+        user.token_version += 1
+    if body.disabled is not None and body.disabled != user.disabled:
+        user.disabled = body.disabled
+        user.token_version += 1
+    if body.is_admin is not None:
+        user.is_admin = body.is_admin
+    session.commit()
+    return _public(user)
+
+
+@router.delete("/v1/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_user(user_id: int, admin: AdminUser, session: SessionDep) -> Response:
+    """Delete an account with its jobs, results, people, faces and API keys (admin). The
+    stored bytes of its media stay while another user owns them. 409 for one's own account."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found", code="user_not_found")
+    if user.id == admin.id:
+        raise Conflict("you cannot delete your own account", code="own_account")
+    session.delete(user)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/v1/api-keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
+def create_api_key(body: ApiKeyCreate, user: SignedInUser, session: SessionDep) -> ApiKeyCreated:
+    """A key for scripts and workers, shown this once: ``Authorization: Bearer mfk_...``.
+
+    Scopes: ``read`` (GET), ``write`` (POST, PATCH, DELETE), ``admin`` (admins only). Creating,
+    listing and revoking keys takes a password sign-in, not a key."""
+    if "admin" in body.scopes and not user.is_admin:
+        raise Forbidden("only an admin can create a key with the admin scope", code="insufficient_scope")
+    secret = secrets.token_hex(24)
+    key = ApiKey(
+        id=secrets.token_hex(6),
+        user_id=user.id,
+        name=body.name,
+        secret_sha256=hashlib.sha256(secret.encode()).hexdigest(),
+        scopes=sorted(set(body.scopes)),
+        created_at=dt.datetime.now(dt.UTC),
+    )
+    session.add(key)
+    session.commit()
+    return ApiKeyCreated(**_key_public(key).model_dump(), key=f"{API_KEY_PREFIX}{key.id}_{secret}")
+
+
+@router.get("/v1/api-keys", response_model=list[ApiKeyPublic])
+def list_api_keys(user: SignedInUser, session: SessionDep) -> list[ApiKeyPublic]:
+    """The caller's keys, newest first, without their secrets."""
+    rows = session.scalars(select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.created_at.desc()))
+    return [_key_public(k) for k in rows]
+
+
+@router.delete("/v1/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_api_key(key_id: str, user: SignedInUser, session: SessionDep) -> Response:
+    """Revoke one of the caller's keys at once (404 for another user's)."""
+    key = session.get(ApiKey, key_id)
+    if key is None or key.user_id != user.id:
+        raise NotFound(f"API key {key_id} not found", code="api_key_not_found")
+    if key.revoked_at is None:
+        key.revoked_at = dt.datetime.now(dt.UTC)
+        session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _key_public(key: ApiKey) -> ApiKeyPublic:
+    return ApiKeyPublic(
+        id=key.id,
+        name=key.name,
+        scopes=list(key.scopes),
+        created_at=key.created_at,
+        last_used_at=key.last_used_at,
+        revoked=key.revoked_at is not None,
+    )
 
 
 def _check_password(ctx, password: str) -> None:  # noqa: ANN001
@@ -221,4 +338,5 @@ def _public(user: User) -> UserPublic:
         is_admin=user.is_admin,
         must_change_password=user.must_change_password,
         has_webhook_secret=bool(user.webhook_secret),
+        disabled=user.disabled,
     )
