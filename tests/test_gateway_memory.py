@@ -133,3 +133,23 @@ def admin_token_again(client: httpx.Client) -> str:
     from tests.api_helpers import ADMIN, NEW_PASSWORD, login
 
     return login(client, ADMIN, NEW_PASSWORD)["access_token"]
+
+
+def test_a_huge_but_small_png_is_probed_without_decoding_it(
+    gateway: tuple[httpx.Client, int], tmp_path: Path
+) -> None:
+    """8940 x 8940 RGBA (80 megapixels, just under the cap) in 0.3 MB: 303 MB per upload in the
+    gateway when every image was decoded to check it; now its chunks are checked, no pixel made."""
+    from PIL import Image
+
+    client, pid = gateway
+    token = admin_token_again(client)
+    path = tmp_path / "huge.png"
+    Image.new("RGBA", (8940, 8940)).save(path, optimize=False, compress_level=9)
+    assert path.stat().st_size < 1024 * 1024
+    with RssPeak(pid) as peak:
+        resp = upload(client, token, path)
+    assert resp.status_code == 201, resp.text
+    assert (resp.json()["width"], resp.json()["height"]) == (8940, 8940)
+    print(f"8940x8940 RGBA PNG of {path.stat().st_size} bytes: RSS growth {peak.growth:.1f} MiB")
+    assert peak.growth < MAX_GROWTH_MIB, peak.growth

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from mediafleet.common.errors import InvalidMedia, UnsupportedMediaType
 from mediafleet.common.media import iter_audio, load_rgb, probe_image, probe_media
@@ -43,6 +44,29 @@ def test_empty_and_truncated_files_are_invalid(tmp_path: Path) -> None:
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(InvalidMedia, match="decoded"):
         probe_image(truncated)
+
+
+def test_png_and_jpeg_are_checked_without_a_full_decode(tmp_path: Path) -> None:
+    """PNG: chunk CRCs through to IEND; JPEG: every byte read at 1/8 scale. Broken files of
+    both are still refused, whole ones still probed with their true size."""
+    png = sample("english.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(png[: len(png) - 200])
+    with pytest.raises(InvalidMedia, match="decoded"):
+        probe_image(tmp_path / "cut.png")
+    flipped = bytearray(png)
+    idat = png.index(b"IDAT") + 100
+    flipped[idat] ^= 0xFF  # a damaged byte inside the image data: its chunk's CRC fails
+    (tmp_path / "flipped.png").write_bytes(bytes(flipped))
+    with pytest.raises(InvalidMedia, match="decoded"):
+        probe_image(tmp_path / "flipped.png")
+    jpeg = sample("french.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(jpeg[: len(jpeg) - 2000])
+    with pytest.raises(InvalidMedia, match="decoded"):
+        probe_image(tmp_path / "cut.jpg")
+    for name in ("english.png", "french.jpg"):
+        probe = probe_image(sample(name))
+        with Image.open(sample(name)) as img:
+            assert (probe.width, probe.height) == img.size
 
 
 def test_load_rgb_shape_and_dtype() -> None:

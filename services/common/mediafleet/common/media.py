@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,8 +54,17 @@ class MediaProbe:
     streams: list[dict[str, Any]] = field(default_factory=list)
 
 
+#: Full decodes of :func:`probe_image` at once in one process (the formats without a cheap
+#: check: TIFF, WebP, BMP, GIF); more wait their turn, so parallel uploads cannot add up.
+_FULL_DECODES = threading.BoundedSemaphore(2)
+
+
 def probe_image(path: str | Path) -> MediaProbe:
-    """Identify and fully decode an image file.
+    """Identify an image file and check that all of its data is there, decoding as little as
+    the format allows: JPEG at 1/8 scale (Pillow's DCT draft: every byte is still read, a
+    64th of the pixels made), PNG by its chunk CRCs through to IEND (``verify``: no pixel
+    is made), other formats fully (at most 2 at once per process). An 8940 x 8940 RGBA PNG
+    of 311 KB once cost the gateway 303 MB per upload when every image was decoded.
 
     Raises:
         InvalidMedia: empty file, truncated or corrupt data of a known format.
@@ -74,7 +84,14 @@ def probe_image(path: str | Path) -> MediaProbe:
                     raise UnsupportedMediaType(f"image format {fmt} is not supported")
                 if width * height > MAX_PIXELS:
                     raise InvalidMedia(f"image is too large to decode: {width}x{height} pixels")
-                img.load()  # full decode: catches truncated and corrupt data
+                if fmt == "JPEG":
+                    img.draft("RGB", (max(width // 8, 1), max(height // 8, 1)))
+                    img.load()  # reads every byte: catches truncated and corrupt data
+                elif fmt == "PNG":
+                    img.verify()  # every chunk's CRC, through to IEND
+                else:
+                    with _FULL_DECODES:
+                        img.load()  # full decode: catches truncated and corrupt data
     except UnidentifiedImageError as exc:
         raise UnsupportedMediaType(
             "content is not a supported image (JPEG, PNG, TIFF, WebP, BMP, GIF)"
