@@ -70,10 +70,39 @@ def run(cap, mode: str, burst: bool = False) -> None:  # noqa: ANN001
     ModelWorker.lease_s = settings.core.task_lease_s
     runtime = Runtime(capability=cap, runner=runner, redis=conn, media_dir=settings.core.media_dir)
     queues = family_queues(cap.queue)
-    worker = ModelWorker(queues, connection=conn, runtime=runtime)
     log.info("worker_started", capability=cap.name, queues=queues, models=runner.models())
-    # No RQ scheduler here: job_manager schedules retries (see job_manager.manager).
-    worker.work(burst=burst)
+    work_until_done(lambda: ModelWorker(queues, connection=conn, runtime=runtime), conn, burst, log)
+
+
+def work_until_done(make_worker, conn, burst: bool, log, max_backoff_s: float = 30.0) -> None:  # noqa: ANN001
+    """Run RQ workers until one ends normally; a lost Redis connection does not end the process.
+
+    RQ retries a failed dequeue by itself, but a connection lost while a task runs (its
+    result, heartbeats) raises out of ``work()``: then wait for Redis with exponential backoff
+    (1, 2, 4 ... ``max_backoff_s`` s) and start a new worker. The interrupted task's lease
+    lapses and job_manager retries it. No RQ scheduler here: job_manager schedules retries.
+    """
+    import time
+
+    import redis
+
+    backoff = 1.0
+    while True:
+        try:
+            make_worker().work(burst=burst)
+            return
+        except redis.RedisError as exc:
+            log.warning("redis_lost", error=f"{type(exc).__name__}: {exc}", retry_in_s=backoff)
+        while True:
+            time.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff_s)
+            try:
+                conn.ping()
+                break
+            except redis.RedisError as exc:
+                log.warning("redis_unavailable", error=str(exc), retry_in_s=backoff)
+        log.info("redis_back", note="starting a new worker")
+        backoff = 1.0
 
 
 def advertise(conn, cap, runner) -> None:  # noqa: ANN001
