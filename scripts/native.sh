@@ -10,14 +10,32 @@ RUN=var/run; LOG=var/log; mkdir -p "$RUN" "$LOG"
 REDIS_URL=${MEDIAFLEET_REDIS_URL:-redis://127.0.0.1:6379/0}
 REDIS_PORT=$(echo "$REDIS_URL" | sed -E 's#.*:([0-9]+)/?.*#\1#')
 
-running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+# Each process runs under scripts/supervise.sh, which starts it again when it dies; the pid
+# file holds the supervisor's pid. "Running" means that pid is alive *and* is this
+# supervisor (a pid file left by a crash may name a pid the system gave to something else).
+running() {
+  [ -f "$RUN/$1.pid" ] || return 1
+  local pid; pid=$(cat "$RUN/$1.pid")
+  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "supervise.sh $1 "
+}
 
 launch() {  # name command...
   local name=$1; shift
   if running "$name"; then echo "$name already running (pid $(cat "$RUN/$name.pid"))"; return; fi
-  nohup "$@" >>"$LOG/$name.log" 2>&1 &
+  rm -f "$RUN/$name.stop"
+  nohup scripts/supervise.sh "$name" "$RUN/$name.stop" "$@" >>"$LOG/$name.log" 2>&1 &
   echo $! >"$RUN/$name.pid"
-  echo "started $name (pid $!, log $LOG/$name.log)"
+  echo "started $name (pid $!, supervised, log $LOG/$name.log)"
+}
+
+halt() {  # name: stop the supervisor and its process, wait until both are gone
+  local pid; pid=$(cat "$RUN/$1.pid")
+  if running "$1"; then
+    kill "$pid"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    echo "stopped $1"
+  fi
+  rm -f "$RUN/$1.pid"
 }
 
 wait_ready() {  # name url
@@ -65,11 +83,10 @@ case "${1:-}" in
       [ -e "$f" ] || continue
       name=$(basename "$f" .pid)
       [ "$name" = redis ] && continue  # last, after everything that uses it
-      if running "$name"; then kill "$(cat "$f")" && echo "stopped $name"; fi
-      rm -f "$f"
+      halt "$name"
     done
-    if running redis; then kill "$(cat "$RUN/redis.pid")" && echo "stopped redis"; fi
-    rm -f "$RUN/redis.pid" ;;
+    [ -f "$RUN/redis.pid" ] && halt redis
+    true ;;
   ps)
     for f in "$RUN"/*.pid; do
       [ -e "$f" ] || continue
