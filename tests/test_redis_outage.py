@@ -1,10 +1,13 @@
 """Redis dies while a worker runs a task, and comes back: the worker process survives,
 reconnects with backoff, and the job completes (before: the OCR worker exited and nothing
-restarted it natively; the job stayed queued). Its own Redis, so the rest of the suite
-keeps the shared one."""
+restarted it natively; the job stayed queued). A client following the job's event stream
+through the outage gets its final snapshot (the stream reads the database while Redis is
+away). Its own Redis, so the rest of the suite keeps the shared one."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from pathlib import Path
 
@@ -40,6 +43,23 @@ def test_worker_survives_a_redis_outage_mid_task(tmp_path: Path, pg_url: str) ->
             while not started.get_job_ids() and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert started.get_job_ids(), "the task never started"
+            events: list[tuple[str, dict]] = []
+
+            def follow() -> None:
+                with (
+                    httpx.Client(base_url=fleet.url("gateway"), timeout=120) as sse,
+                    sse.stream("GET", f"/v1/jobs/{job_id}/events", headers=auth(token)) as resp,
+                ):
+                    kind = None
+                    for line in resp.iter_lines():
+                        if line.startswith("event: "):
+                            kind = line[7:]
+                        elif line.startswith("data: ") and kind:
+                            events.append((kind, json.loads(line[6:])))
+
+            reader = threading.Thread(target=follow, daemon=True)
+            reader.start()
+            time.sleep(0.5)
             own.stop()  # Redis gone while the task sleeps
             time.sleep(6)
             assert fleet.procs["echo"].poll() is None, "the worker exited:\n" + fleet.log_text("echo")
@@ -47,6 +67,10 @@ def test_worker_survives_a_redis_outage_mid_task(tmp_path: Path, pg_url: str) ->
             job = wait_job(client, token, job_id, timeout=90)
             assert job["status"] == "succeeded", job
             assert fleet.procs["echo"].poll() is None
+            reader.join(30)
+            assert not reader.is_alive(), "the event stream did not end"
+            assert events[0][0] == "job" and events[-1][0] == "job"
+            assert events[-1][1]["status"] == "succeeded", events[-1]
             assert "redis_lost" in fleet.log_text("echo")
             # and it still takes new work
             again = client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["echo"], "use_cache": False},
