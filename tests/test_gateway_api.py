@@ -428,6 +428,13 @@ def test_openapi_lists_the_api(client: TestClient) -> None:
         "/v1/search",
     ):
         assert path in paths
+    # every operation documents the error envelope for the 4xx/5xx it may answer
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            for status in ("401", "404", "422", "500"):
+                schema = op["responses"][status]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorEnvelope"}, (method, path, status)
+    assert set(paths["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
 
 
 def test_media_survives_in_the_database(settings: GatewaySettings, client: TestClient, token: str) -> None:

@@ -14,6 +14,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -160,6 +161,39 @@ class RequestIdMiddleware:
 
         with structlog.contextvars.bound_contextvars(request_id=rid):
             await self.app(scope, receive, send_with_id)
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. media_not_found")
+    message: str = Field(description="what went wrong, for people")
+    details: Any = Field(
+        default=None, description="structured context (validation errors, limits, retry_after_s)"
+    )
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error response: ``{"error": {"code", "message", "details"}}``."""
+
+    error: ErrorBody
+
+
+#: OpenAPI ``responses`` documenting the envelope for the statuses any route may answer.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope, "description": text}
+    for status, text in {
+        400: "bad request (a value cannot be used or stored)",
+        401: "missing, invalid, expired or revoked credentials",
+        403: "not allowed (admin only, password change required, API key scope)",
+        404: "not found, or not the caller's",
+        409: "conflict with the current state",
+        413: "body too large",
+        415: "unsupported media type",
+        422: "the request did not validate, or the media cannot be used",
+        429: "rate limited (Retry-After)",
+        500: "internal error (with the request id)",
+        503: "a service it needs is unavailable (Retry-After when known)",
+    }.items()
+}
 
 
 def envelope(code: str, message: str, details: Any = None) -> dict[str, Any]:

@@ -77,8 +77,14 @@ def health_router(
                 body[key] = {"error": f"{type(exc).__name__}: {exc}"}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @router.get("/metrics")
+    @router.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+                         "description": "Prometheus text exposition format"}},
+    )  # fmt: skip
     async def metrics() -> Response:
+        """Prometheus metrics (text format 0.0.4)."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router

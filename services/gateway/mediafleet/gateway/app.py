@@ -11,7 +11,7 @@ import structlog
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from mediafleet.common.errors import install_error_handlers
+from mediafleet.common.errors import ERROR_RESPONSES, install_error_handlers
 from mediafleet.common.logging import configure_logging
 from mediafleet.common.observability import MetricsMiddleware, database_check, health_router, redis_check
 from mediafleet.common.queues import job_manager_liveness
@@ -97,6 +97,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         version="0.1.0",
         description="Upload media, run analysis jobs, follow their progress and search what was found.",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     app.state.ctx = ctx
     install_error_handlers(app)
