@@ -54,12 +54,9 @@ def _user_from_api_key(session: Session, token: str) -> tuple[User, ApiKey]:
     if user is None:
         raise Unauthorized("API key is invalid", code="invalid_token")
     now = dt.datetime.now(dt.UTC)
-    last = (
-        key.last_used_at.replace(tzinfo=dt.UTC)
-        if key.last_used_at and key.last_used_at.tzinfo is None
-        else key.last_used_at
-    )
-    if last is None or now - last > dt.timedelta(minutes=1):  # at most one write a minute
+    if key.last_used_at is None or now - key.last_used_at > dt.timedelta(
+        minutes=1
+    ):  # at most one write a minute
         key.last_used_at = now
         session.commit()
     return user, key

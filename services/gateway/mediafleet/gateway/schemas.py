@@ -46,7 +46,7 @@ class UserPublic(BaseModel):
 class UserUpdate(BaseModel):
     """An admin's change to an account; omitted fields stay as they are."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not false
     disabled: bool | None = Field(
         default=None, description="true: sign-in refused, tokens and API keys revoked"
     )

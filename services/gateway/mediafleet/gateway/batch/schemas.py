@@ -22,7 +22,7 @@ class BatchItem(BaseModel):
 
 
 class BatchOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # false is not 0 retries
 
     concurrency: int | None = Field(
         default=None, ge=1, le=50, description="default GATEWAY_BATCH__CONCURRENCY"

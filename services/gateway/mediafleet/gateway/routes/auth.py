@@ -10,7 +10,7 @@ from typing import Annotated
 
 import anyio
 import structlog
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -43,6 +43,8 @@ from mediafleet.gateway.schemas import (
 from mediafleet.gateway.security import dummy_hash, hash_password, verify_password
 
 router = APIRouter(tags=["auth"])
+#: A user id as the database holds it (a larger number is a 404's 422, not an overflow's 500).
+UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 log = structlog.get_logger("mediafleet.gateway.auth")
 
 
@@ -230,9 +232,9 @@ def list_users(_: AdminUser, session: SessionDep) -> list[UserPublic]:
     return [_public(u) for u in session.scalars(select(User).order_by(User.id))]
 
 
-@router.patch("/v1/users/{user_id}", response_model=UserPublic)
+@router.patch("/v1/users/{user_id:int}", response_model=UserPublic)
 def update_user(
-    user_id: int, body: UserUpdate, admin: AdminUser, ctx: ContextDep, session: SessionDep
+    user_id: UserId, body: UserUpdate, admin: AdminUser, ctx: ContextDep, session: SessionDep
 ) -> UserPublic:
     """Disable or enable an account, grant or take admin, set a new password (admin).
 
@@ -242,8 +244,12 @@ def update_user(
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"user {user_id} not found", code="user_not_found")
-    if user.id == admin.id and (body.disabled or body.is_admin is False):
-        raise Conflict("you cannot disable or demote your own account", code="own_account")
+    if user.id == admin.id and (body.disabled or body.is_admin is False or body.password is not None):
+        raise Conflict(
+            "you cannot disable or demote your own account, or set its password here "
+            "(POST /v1/auth/password)",
+            code="own_account",
+        )
     if body.password is not None:
         _check_password(ctx, body.password)
         user.password_hash = hash_password(body.password)
@@ -258,8 +264,8 @@ def update_user(
     return _public(user)
 
 
-@router.delete("/v1/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_user(user_id: int, admin: AdminUser, session: SessionDep) -> Response:
+@router.delete("/v1/users/{user_id:int}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_user(user_id: UserId, admin: AdminUser, session: SessionDep) -> Response:
     """Delete an account with its jobs, results, people, faces and API keys (admin). The
     stored bytes of its media stay while another user owns them. 409 for one's own account."""
     user = session.get(User, user_id)
