@@ -20,7 +20,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
 
-.PHONY: test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-asr bench-llm bench-vector-db bench-batch bench-cache new-service sync-demo sync-dev system-deps images certs \
+.PHONY: test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-asr bench-llm bench-vector-db bench-batch bench-cache bench-load new-service sync-demo sync-dev system-deps images certs \
         run-core-services run-ai-services stop ps logs test-compose clean
 
 help:  ## list targets
@@ -89,6 +89,9 @@ bench-batch: sync-dev  ## batch API vs sequential and concurrent HTTP (the repla
 
 bench-cache: system-deps sync-dev  ## a repeated OCR job served from the result cache vs the first run
 	$(VENV)/bin/python bench/cache/run.py --rounds 5 --repeats 5
+
+bench-load: system-deps sync-dev test-models  ## 50 users against the gateway (1 vs 2 uvicorn workers): requests/s, errors, p50/p95/p99 per route
+	$(VENV)/bin/python bench/load/run.py
 
 new-service: sync-dev  ## create a capability from templates/capability: make new-service NAME=pose_estimation
 	@test -n "$(NAME)" || { echo "usage: make new-service NAME=snake_case_name"; exit 2; }

@@ -77,3 +77,23 @@ def test_upgrade_from_0001_moves_ocr_lines_and_keeps_jobs(db_url: str) -> None:
             )
         }
     assert "ocr_lines" not in tables and {"text_segments", "result_cache", "webhook_deliveries"} <= tables
+
+
+def test_processes_starting_together_migrate_in_turn(db_url: str) -> None:
+    """Two gateway workers on a fresh database both created ``alembic_version`` and one
+    failed to start; now they take turns (advisory lock / file lock)."""
+    import subprocess
+    import sys
+
+    code = "import sys; from mediafleet.common.store import create_db_engine, migrate; migrate(create_db_engine(sys.argv[1]))"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, db_url], stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+    engine = create_db_engine(db_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
+    engine.dispose()

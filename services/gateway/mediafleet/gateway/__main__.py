@@ -15,6 +15,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         proxy_headers=True,
+        workers=settings.workers,
         log_level=settings.core.log_level.lower(),
     )
 

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 import structlog
 from fastapi import FastAPI
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from mediafleet.common.errors import ERROR_RESPONSES, install_error_handlers
 from mediafleet.common.logging import configure_logging
@@ -45,7 +46,11 @@ def ensure_admin(ctx: GatewayContext) -> None:
                     token_version=0,
                 )
             )
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError:  # another gateway process created it this instant
+                session.rollback()
+                return
             log.info("admin_created", username=admin.username)
 
 

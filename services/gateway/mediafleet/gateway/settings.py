@@ -72,6 +72,10 @@ class GatewaySettings(BaseSettings):
     login: LoginSettings = Field(default_factory=LoginSettings)
     host: str = "127.0.0.1"
     port: int = 8000
+    #: uvicorn worker processes (bench/load compares 1 and 2). Each has its own batch
+    #: response cache: a write through one process does not clear another's cached reads,
+    #: which then live at most their TTL (search 15 s).
+    workers: int = Field(default=1, ge=1, le=64)
 
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> GatewaySettings:

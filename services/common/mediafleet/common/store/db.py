@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -35,8 +37,47 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+#: Key of the PostgreSQL advisory lock that serialises migrations ("mfmigr" in ASCII).
+MIGRATION_LOCK_KEY = 0x6D666D69677272
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (default: the newest; idempotent, safe at every start)."""
+    """Bring the schema to ``revision`` (default: the newest; idempotent, safe at every start).
+
+    Processes that start together (gateway workers, job_manager) take turns: a PostgreSQL
+    advisory lock, or a file lock beside a SQLite database. Without it two gateway workers on
+    a fresh database both created ``alembic_version`` and one failed to start.
+    """
+    with _migration_lock(engine):
+        _upgrade(engine, revision)
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+                conn.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{database}.migrate-lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _upgrade(engine: Engine, revision: str) -> None:
     from alembic import command
     from alembic.config import Config
 

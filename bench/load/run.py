@@ -1,0 +1,228 @@
+"""Load benchmark: 50 concurrent users against the gateway, per-route p50/p95/p99.
+
+Each user signs in with its own account, owns a few uploads and jobs, then loops for
+``--duration`` seconds: list its jobs (35 %), read one job (30 %), search its text (25 %),
+upload an image and start a job on it (10 %). Requests per second, errors and latency
+percentiles are printed per route.
+
+By default the fleet runs here as local processes (gateway, job_manager, the OCR worker) on
+a real PostgreSQL and Redis started from Debian's packages, once per ``--workers`` value
+(uvicorn processes of the gateway), so the configurations are compared side by side in one
+run. ``--url`` targets a running fleet instead (compose through nginx:
+``--url https://localhost/api --cacert var/certs/ca.pem --admin-password ...``).
+
+    python bench/load/run.py [--users 50] [--duration 30] [--workers 1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.api_helpers import ADMIN, FIRST_PASSWORD, NEW_PASSWORD  # noqa: E402
+
+READS = ("GET /v1/jobs", "GET /v1/jobs/{id}", "GET /v1/search")
+WORDS = ("soap", "water", "hands", "virus", "health", "clean")
+
+
+def image_bytes(seed: int) -> bytes:
+    """A small PNG with a few words on it, different for every seed (no de-duplication)."""
+    img = Image.new("RGB", (320, 120), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    rng = random.Random(seed)
+    draw.text((10, 10), " ".join(rng.choice(WORDS) for _ in range(4)), fill=(0, 0, 0))
+    draw.text((10, 60), f"sample {seed}", fill=(0, 0, 0))
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.ms: dict[str, list[float]] = defaultdict(list)
+        self.errors: dict[str, int] = defaultdict(int)
+
+    def add(self, route: str, ms: float, ok: bool) -> None:
+        self.ms[route].append(ms)
+        if not ok:
+            self.errors[route] += 1
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+async def call(
+    client: httpx.AsyncClient, stats: Stats, route: str, method: str, url: str, **kw
+) -> httpx.Response | None:  # noqa: ANN003
+    start = time.perf_counter()
+    try:
+        resp = await client.request(method, url, **kw)
+        ok = resp.status_code < 400
+    except httpx.HTTPError:
+        resp, ok = None, False
+    stats.add(route, (time.perf_counter() - start) * 1000, ok)
+    return resp
+
+
+async def setup_users(base: str, verify: str | bool, users: int, admin_password: str) -> list[dict]:
+    async with httpx.AsyncClient(base_url=base, verify=verify, timeout=60) as c:
+        resp = await c.post("/v1/auth/token", data={"username": ADMIN, "password": admin_password})
+        if resp.status_code != 200:
+            resp = await c.post("/v1/auth/token", data={"username": ADMIN, "password": NEW_PASSWORD})
+        pair = resp.json()
+        admin = pair["access_token"]
+        if pair["must_change_password"]:
+            admin = (await c.post("/v1/auth/password", headers={"Authorization": f"Bearer {admin}"},
+                                  json={"current_password": admin_password, "new_password": NEW_PASSWORD})).json()["access_token"]  # fmt: skip
+        sem = asyncio.Semaphore(4)  # sign-ups hash passwords: a few at a time
+
+        async def make(i: int) -> dict:
+            name, temporary, password = (
+                f"load{i:03d}-{int(time.time())}",
+                f"temporary-{i:04d}-x",
+                f"password-{i:04d}-x",
+            )
+            async with sem:
+                r = await c.post("/v1/users", json={"username": name, "password": temporary},
+                                 headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
+                r.raise_for_status()
+                first = (
+                    await c.post("/v1/auth/token", data={"username": name, "password": temporary})
+                ).json()
+                token = (await c.post("/v1/auth/password", headers={"Authorization": f"Bearer {first['access_token']}"},
+                                      json={"current_password": temporary, "new_password": password})).json()["access_token"]  # fmt: skip
+            headers = {"Authorization": f"Bearer {token}"}
+            jobs = []
+            for k in range(2):
+                media = (await c.post("/v1/media", files={"file": (f"s{k}.png", image_bytes(i * 1000 + k))},
+                                      headers=headers)).json()  # fmt: skip
+                job = await c.post(
+                    "/v1/jobs", json={"media_id": media["media_id"], "tasks": ["ocr"]}, headers=headers
+                )
+                jobs.append(job.json()["job_id"])
+            return {"headers": headers, "jobs": jobs, "seed": i * 1000 + 10}
+
+        return await asyncio.gather(*(make(i) for i in range(users)))
+
+
+async def load(base: str, verify: str | bool, users: list[dict], duration: float) -> tuple[Stats, float]:
+    stats = Stats()
+    limits = httpx.Limits(max_connections=len(users) + 10, max_keepalive_connections=len(users) + 10)
+    async with httpx.AsyncClient(base_url=base, verify=verify, timeout=60, limits=limits) as c:
+        deadline = time.perf_counter() + duration
+
+        async def user(u: dict) -> None:
+            rng = random.Random(u["seed"])
+            while time.perf_counter() < deadline:
+                x = rng.random()
+                if x < 0.35:
+                    await call(c, stats, "GET /v1/jobs", "GET", "/v1/jobs?limit=20", headers=u["headers"])
+                elif x < 0.65:
+                    job = rng.choice(u["jobs"])
+                    await call(c, stats, "GET /v1/jobs/{id}", "GET", f"/v1/jobs/{job}", headers=u["headers"])
+                elif x < 0.90:
+                    q = rng.choice(WORDS)
+                    await call(c, stats, "GET /v1/search", "GET", f"/v1/search?q={q}", headers=u["headers"])
+                else:
+                    u["seed"] += 1
+                    media = await call(c, stats, "POST /v1/media", "POST", "/v1/media",
+                                       files={"file": ("x.png", image_bytes(u["seed"]))}, headers=u["headers"])  # fmt: skip
+                    if media is not None and media.status_code == 201:
+                        job = await call(c, stats, "POST /v1/jobs", "POST", "/v1/jobs", headers=u["headers"],
+                                         json={"media_id": media.json()["media_id"], "tasks": ["ocr"]})  # fmt: skip
+                        if job is not None and job.status_code == 202:
+                            u["jobs"].append(job.json()["job_id"])
+
+        start = time.perf_counter()
+        await asyncio.gather(*(user(u) for u in users))
+        return stats, time.perf_counter() - start
+
+
+def report(label: str, stats: Stats, elapsed: float) -> dict[str, float]:
+    total = sum(len(v) for v in stats.ms.values())
+    print(f"\n{label}: {total} requests in {elapsed:.1f} s = {total / elapsed:.1f} requests/s, "
+          f"{sum(stats.errors.values())} errors")  # fmt: skip
+    print(f"{'route':<20} {'n':>6} {'req/s':>7} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    for route in (*READS, "POST /v1/media", "POST /v1/jobs"):
+        ms = stats.ms.get(route, [])
+        if not ms:
+            continue
+        print(f"{route:<20} {len(ms):>6} {len(ms) / elapsed:>7.1f} {stats.errors.get(route, 0):>6} "
+              f"{pct(ms, 50):>8.1f} {pct(ms, 95):>8.1f} {pct(ms, 99):>8.1f}")  # fmt: skip
+    reads = [m for r in READS for m in stats.ms.get(r, [])]
+    summary = {"rps": total / elapsed, "reads_p95": pct(reads, 95), "reads_p50": statistics.median(reads)}
+    print(f"{'all reads':<20} {len(reads):>6} {len(reads) / elapsed:>7.1f} "
+          f"{sum(stats.errors.get(r, 0) for r in READS):>6} {pct(reads, 50):>8.1f} {pct(reads, 95):>8.1f} {pct(reads, 99):>8.1f}")  # fmt: skip
+    return summary
+
+
+def run_native(args: argparse.Namespace) -> int:
+    from tests.fleet import Fleet
+    from tests.servers import PostgresServer, RedisServer
+
+    redis_server, pg = RedisServer(), PostgresServer()
+    redis_server.start()
+    pg.start()
+    results = {}
+    try:
+        for n, workers in enumerate(int(w) for w in args.workers.split(",")):
+            work = Path(tempfile.mkdtemp(prefix="mf-bench-load-"))
+            fleet = Fleet(work, pg.create_database(f"bench_load_{n}"), redis_server.url,
+                          MEDIAFLEET_LOG_LEVEL="WARNING", GATEWAY_WORKERS=str(workers))  # fmt: skip
+            try:
+                fleet.start_all()
+                base = fleet.url("gateway")
+                users = asyncio.run(setup_users(base, True, args.users, FIRST_PASSWORD))
+                stats, elapsed = asyncio.run(load(base, True, users, args.duration))
+                results[workers] = report(f"native fleet, gateway with {workers} uvicorn worker(s), "
+                                          f"{args.users} users", stats, elapsed)  # fmt: skip
+            finally:
+                fleet.stop_all()
+    finally:
+        redis_server.cleanup()
+        pg.cleanup()
+    if len(results) > 1:
+        keys = sorted(results)
+        a, b = keys[0], keys[-1]
+        print(f"\nreads p95, {a} vs {b} worker(s): {results[a]['reads_p95']:.1f} / {results[b]['reads_p95']:.1f} ms "
+              f"= {results[a]['reads_p95'] / results[b]['reads_p95']:.2f}x; requests/s {b} / {a}: "
+              f"{results[b]['rps'] / results[a]['rps']:.2f}x")  # fmt: skip
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load per configuration")
+    parser.add_argument("--workers", default="1,2", help="gateway uvicorn workers to compare (native)")
+    parser.add_argument("--url", help="a running fleet's API base URL instead of local processes")
+    parser.add_argument("--cacert", help="CA bundle for --url over HTTPS")
+    parser.add_argument("--admin-password", default=FIRST_PASSWORD, help="the first admin's password (--url)")
+    args = parser.parse_args()
+    if args.url:
+        verify: str | bool = args.cacert or True
+        users = asyncio.run(setup_users(args.url, verify, args.users, args.admin_password))
+        stats, elapsed = asyncio.run(load(args.url, verify, users, args.duration))
+        report(f"{args.url}, {args.users} users", stats, elapsed)
+        return 0
+    return run_native(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
