@@ -55,11 +55,13 @@ class Stats:
     def __init__(self) -> None:
         self.ms: dict[str, list[float]] = defaultdict(list)
         self.errors: dict[str, int] = defaultdict(int)
+        self.error_kinds: dict[str, int] = defaultdict(int)
 
-    def add(self, route: str, ms: float, ok: bool) -> None:
+    def add(self, route: str, ms: float, ok: bool, kind: str = "") -> None:
         self.ms[route].append(ms)
         if not ok:
             self.errors[route] += 1
+            self.error_kinds[kind] += 1
 
 
 def pct(values: list[float], q: float) -> float:
@@ -73,10 +75,10 @@ async def call(
     start = time.perf_counter()
     try:
         resp = await client.request(method, url, **kw)
-        ok = resp.status_code < 400
-    except httpx.HTTPError:
-        resp, ok = None, False
-    stats.add(route, (time.perf_counter() - start) * 1000, ok)
+        ok, kind = resp.status_code < 400, str(resp.status_code)
+    except httpx.HTTPError as exc:
+        resp, ok, kind = None, False, type(exc).__name__
+    stats.add(route, (time.perf_counter() - start) * 1000, ok, kind)
     return resp
 
 
@@ -121,7 +123,9 @@ async def setup_users(base: str, verify: str | bool, users: int, admin_password:
         return await asyncio.gather(*(make(i) for i in range(users)))
 
 
-async def load(base: str, verify: str | bool, users: list[dict], duration: float) -> tuple[Stats, float]:
+async def load(
+    base: str, verify: str | bool, users: list[dict], duration: float, uploads: float = 0.1
+) -> tuple[Stats, float]:
     stats = Stats()
     limits = httpx.Limits(max_connections=len(users) + 10, max_keepalive_connections=len(users) + 10)
     async with httpx.AsyncClient(base_url=base, verify=verify, timeout=60, limits=limits) as c:
@@ -130,16 +134,18 @@ async def load(base: str, verify: str | bool, users: list[dict], duration: float
         async def user(u: dict) -> None:
             rng = random.Random(u["seed"])
             while time.perf_counter() < deadline:
-                x = rng.random()
-                if x < 0.35:
+                upload_now, x = rng.random() < uploads, rng.random()
+                if upload_now:
+                    pass
+                elif x < 0.39:  # reads: 35 : 30 : 25
                     await call(c, stats, "GET /v1/jobs", "GET", "/v1/jobs?limit=20", headers=u["headers"])
-                elif x < 0.65:
+                elif x < 0.72:
                     job = rng.choice(u["jobs"])
                     await call(c, stats, "GET /v1/jobs/{id}", "GET", f"/v1/jobs/{job}", headers=u["headers"])
-                elif x < 0.90:
+                else:
                     q = rng.choice(WORDS)
                     await call(c, stats, "GET /v1/search", "GET", f"/v1/search?q={q}", headers=u["headers"])
-                else:
+                if upload_now:
                     u["seed"] += 1
                     media = await call(c, stats, "POST /v1/media", "POST", "/v1/media",
                                        files={"file": ("x.png", image_bytes(u["seed"]))}, headers=u["headers"])  # fmt: skip
@@ -165,6 +171,8 @@ def report(label: str, stats: Stats, elapsed: float) -> dict[str, float]:
             continue
         print(f"{route:<20} {len(ms):>6} {len(ms) / elapsed:>7.1f} {stats.errors.get(route, 0):>6} "
               f"{pct(ms, 50):>8.1f} {pct(ms, 95):>8.1f} {pct(ms, 99):>8.1f}")  # fmt: skip
+    if stats.error_kinds:
+        print("errors by kind: " + ", ".join(f"{k}: {n}" for k, n in sorted(stats.error_kinds.items())))
     reads = [m for r in READS for m in stats.ms.get(r, [])]
     summary = {"rps": total / elapsed, "reads_p95": pct(reads, 95), "reads_p50": statistics.median(reads)}
     print(f"{'all reads':<20} {len(reads):>6} {len(reads) / elapsed:>7.1f} "
@@ -186,12 +194,15 @@ def run_native(args: argparse.Namespace) -> int:
             fleet = Fleet(work, pg.create_database(f"bench_load_{n}"), redis_server.url,
                           MEDIAFLEET_LOG_LEVEL="WARNING", GATEWAY_WORKERS=str(workers))  # fmt: skip
             try:
-                fleet.start_all()
+                fleet.start("gateway")
+                fleet.start("job_manager")
+                if args.with_worker:  # OCR on every upload: it takes a core of this machine
+                    fleet.start("ocr")
                 base = fleet.url("gateway")
                 users = asyncio.run(setup_users(base, True, args.users, FIRST_PASSWORD))
-                stats, elapsed = asyncio.run(load(base, True, users, args.duration))
+                stats, elapsed = asyncio.run(load(base, True, users, args.duration, args.uploads))
                 results[workers] = report(f"native fleet, gateway with {workers} uvicorn worker(s), "
-                                          f"{args.users} users", stats, elapsed)  # fmt: skip
+                                          f"{args.users} users, uploads {args.uploads:.0%}", stats, elapsed)  # fmt: skip
             finally:
                 fleet.stop_all()
     finally:
@@ -211,6 +222,10 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load per configuration")
     parser.add_argument("--workers", default="1,2", help="gateway uvicorn workers to compare (native)")
+    parser.add_argument(
+        "--uploads", type=float, default=0.1, help="share of iterations that upload + start a job"
+    )
+    parser.add_argument("--with-worker", action="store_true", help="native: run the OCR worker too")
     parser.add_argument("--url", help="a running fleet's API base URL instead of local processes")
     parser.add_argument("--cacert", help="CA bundle for --url over HTTPS")
     parser.add_argument("--admin-password", default=FIRST_PASSWORD, help="the first admin's password (--url)")
@@ -218,7 +233,7 @@ def main() -> int:
     if args.url:
         verify: str | bool = args.cacert or True
         users = asyncio.run(setup_users(args.url, verify, args.users, args.admin_password))
-        stats, elapsed = asyncio.run(load(args.url, verify, users, args.duration))
+        stats, elapsed = asyncio.run(load(args.url, verify, users, args.duration, args.uploads))
         report(f"{args.url}, {args.users} users", stats, elapsed)
         return 0
     return run_native(args)
