@@ -95,3 +95,20 @@ def create_job(client, token: str, media_id: str, **fields) -> str:  # noqa: ANN
     )
     assert resp.status_code == 202, resp.text
     return resp.json()["job_id"]
+
+
+def sse_events(client, token: str, job_id: str, into: list | None = None) -> list[tuple[str, dict]]:  # noqa: ANN001
+    """Follow ``GET /v1/jobs/{id}/events`` to its end: ``[(event, data)]``, appended to ``into``
+    as they arrive when given (for a reader thread)."""
+    import json
+
+    events = [] if into is None else into
+    with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=auth(token), timeout=120) as resp:
+        assert resp.status_code == 200
+        kind = None
+        for line in resp.iter_lines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: ") and kind:
+                events.append((kind, json.loads(line[6:])))
+    return events

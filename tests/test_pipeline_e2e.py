@@ -12,24 +12,11 @@ import httpx
 import pytest
 
 from mediafleet.ocr_detection.evaluation import cer
-from tests.api_helpers import admin_token, auth, create_user, upload, wait_job
+from tests.api_helpers import admin_token, auth, create_user, sse_events, upload, wait_job
 from tests.conftest import ROOT, sample
 
 GROUND_TRUTH = json.loads((ROOT / "bench" / "ocr" / "ground_truth.json").read_text())
 pytestmark = pytest.mark.slow
-
-
-def _sse_events(client: httpx.Client, token: str, job_id: str) -> list[tuple[str, dict]]:
-    events = []
-    with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=auth(token), timeout=120) as resp:
-        assert resp.status_code == 200
-        kind = None
-        for line in resp.iter_lines():
-            if line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: ") and kind:
-                events.append((kind, json.loads(line[6:])))
-    return events
 
 
 def test_upload_ocr_job_search(fleet) -> None:  # noqa: ANN001
@@ -48,7 +35,7 @@ def test_upload_ocr_job_search(fleet) -> None:  # noqa: ANN001
         assert created.status_code == 202 and created.json()["status"] == "queued"
         job_id = created.json()["job_id"]
 
-        events = _sse_events(client, token, job_id)
+        events = sse_events(client, token, job_id)
         assert events[0][0] == "job" and events[-1][0] == "job"
         assert events[-1][1]["status"] == "succeeded"
         assert any(kind == "progress" and e.get("task_status") == "running" for kind, e in events)

@@ -6,7 +6,6 @@ away). Its own Redis, so the rest of the suite keeps the shared one."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 import redis
 from rq.registry import StartedJobRegistry
 
-from tests.api_helpers import admin_token, auth, upload, wait_job
+from tests.api_helpers import admin_token, auth, sse_events, upload, wait_job
 from tests.conftest import sample
 from tests.servers import RedisServer
 
@@ -46,16 +45,8 @@ def test_worker_survives_a_redis_outage_mid_task(tmp_path: Path, pg_url: str) ->
             events: list[tuple[str, dict]] = []
 
             def follow() -> None:
-                with (
-                    httpx.Client(base_url=fleet.url("gateway"), timeout=120) as sse,
-                    sse.stream("GET", f"/v1/jobs/{job_id}/events", headers=auth(token)) as resp,
-                ):
-                    kind = None
-                    for line in resp.iter_lines():
-                        if line.startswith("event: "):
-                            kind = line[7:]
-                        elif line.startswith("data: ") and kind:
-                            events.append((kind, json.loads(line[6:])))
+                with httpx.Client(base_url=fleet.url("gateway"), timeout=120) as sse:
+                    sse_events(sse, token, job_id, into=events)
 
             reader = threading.Thread(target=follow, daemon=True)
             reader.start()
