@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from mediafleet.common import registry
 from mediafleet.common.errors import ERROR_RESPONSES, install_error_handlers
 from mediafleet.common.logging import configure_logging
 from mediafleet.common.observability import MetricsMiddleware, database_check, health_router, redis_check
@@ -125,7 +126,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     ctx.batch.app = app  # sub-requests re-enter the whole app, middleware included
-    app.add_middleware(CacheInvalidation, cache=cache)
+    proxied = frozenset(c.http_api.public_prefix for c in registry.capabilities().values() if c.http_api)
+    app.add_middleware(CacheInvalidation, cache=cache, not_writes=proxied)
     app.add_middleware(
         UploadSizeLimit,
         max_bytes=settings.max_upload_bytes,

@@ -32,8 +32,9 @@ DERIVED = ("/v1/search",)
 #: Writes that can change what the derived resources answer.
 FEEDS_DERIVED = frozenset({"/v1/media", "/v1/jobs", "/v1/people", "/v1/faces"})
 #: POSTs that change nothing a cached GET could answer: the batch itself (each of its
-#: sub-requests passes through this middleware on its own), questions, the LLM, sign-in.
-NOT_WRITES = frozenset({"/v1/batch", "/v1/ask", "/v1/llm", "/v1/auth"})
+#: sub-requests passes through this middleware on its own), questions, sign-in. The app adds
+#: the capabilities' proxied HTTP APIs (their contracts' ``http_api.public_prefix``).
+NOT_WRITES = frozenset({"/v1/batch", "/v1/ask", "/v1/auth"})
 
 
 @dataclass
@@ -94,15 +95,16 @@ class ResponseCache:
 class CacheInvalidation:
     """ASGI middleware: a successful write through the API invalidates the caller's cached reads."""
 
-    def __init__(self, app: ASGIApp, cache: ResponseCache):
+    def __init__(self, app: ASGIApp, cache: ResponseCache, not_writes: frozenset[str] = frozenset()):
         self.app = app
         self.cache = cache
+        self.not_writes = NOT_WRITES | {resource_of(path) for path in not_writes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
             or scope["method"] in SAFE_METHODS
-            or resource_of(scope["path"]) in NOT_WRITES
+            or resource_of(scope["path"]) in self.not_writes
         ):
             await self.app(scope, receive, send)
             return
