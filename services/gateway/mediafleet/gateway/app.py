@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
+import anyio.to_thread
 import redis
 import redis.asyncio as aioredis
 import structlog
@@ -57,7 +59,7 @@ def ensure_admin(ctx: GatewayContext) -> None:
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = with_signing_key(settings or GatewaySettings())
-    db = create_db_engine(settings.core.database_url)
+    db = create_db_engine(settings.core.database_url, pool_size=10, max_overflow=settings.db_concurrency)
     rclient = redis.Redis.from_url(settings.core.redis_url, socket_timeout=5, socket_connect_timeout=2)
     b = settings.batch
     cache = ResponseCache(maxsize=max(b.cache_size, 1), ttl_s=b.cache_ttl_s)
@@ -66,6 +68,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         settings=settings,
         db=db,
         sessions=session_factory(db),
+        read_sessions=session_factory(db.execution_options(isolation_level="AUTOCOMMIT")),
+        db_turns=anyio.CapacityLimiter(settings.db_concurrency),
         redis=rclient,
         aredis=aioredis.Redis.from_url(settings.core.redis_url, socket_connect_timeout=2),
         media=MediaStore(settings.core.media_dir, settings.max_upload_bytes, settings.max_media_duration_s),
@@ -86,6 +90,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         migrate(db)
         ensure_admin(ctx)
         if stale := ctx.media.clean_stale_parts():

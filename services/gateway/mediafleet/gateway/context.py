@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import anyio
 import redis
 import redis.asyncio as aioredis
 from sqlalchemy import Engine
@@ -21,6 +22,10 @@ class GatewayContext:
     settings: GatewaySettings
     db: Engine
     sessions: sessionmaker[Session]
+    #: Sessions for GET/HEAD requests: autocommit, so a read sends no BEGIN and no ROLLBACK.
+    read_sessions: sessionmaker[Session]
+    #: Turns for requests that hold a session (``GATEWAY_DB_CONCURRENCY``; deps.get_session).
+    db_turns: anyio.CapacityLimiter
     redis: redis.Redis
     aredis: aioredis.Redis
     media: MediaStore

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mediafleet.common.errors import Forbidden, Unauthorized
@@ -20,16 +22,33 @@ from mediafleet.gateway.context import GatewayContext
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 
 
-def get_context(request: Request) -> GatewayContext:
+async def get_context(request: Request) -> GatewayContext:
     return request.app.state.ctx
 
 
 ContextDep = Annotated[GatewayContext, Depends(get_context)]
 
 
-def get_session(ctx: ContextDep) -> Iterator[Session]:
-    with ctx.sessions() as session:
-        yield session
+async def get_session(request: Request, ctx: ContextDep) -> AsyncIterator[Session]:
+    """A session for the request. Made on the event loop (no I/O until its first query, which
+    runs in the endpoint's thread); closed in a thread only when it holds a connection, whose
+    return to the pool rolls back. Async, so that a request pays no thread hop for it.
+
+    GET and HEAD get an autocommit session (:attr:`GatewayContext.read_sessions`): no BEGIN
+    and no ROLLBACK round trips; each statement sees the data committed when it starts (a
+    count and its page may come from two moments). A read that writes (an API key's
+    ``last_used_at``) commits that one statement as it runs.
+    """
+    read = request.method in SAFE_METHODS
+    async with ctx.db_turns:
+        session = (ctx.read_sessions if read else ctx.sessions)()
+        try:
+            yield session
+        finally:
+            if session.in_transaction() and not read:
+                await run_in_threadpool(session.close)  # the connection's return rolls back
+            else:
+                session.close()  # autocommit: returning the connection sends nothing
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -62,6 +81,26 @@ def _user_from_api_key(session: Session, token: str) -> tuple[User, ApiKey]:
     return user, key
 
 
+def _user_and_family(session: Session, user_id: int, family_id: str | None) -> tuple[User | None, bool]:
+    """The user, and whether its sign-in ``family_id`` (None: a token without one) is unrevoked:
+    one query, since every authenticated request makes it."""
+    if family_id is None:
+        return session.get(User, user_id), True
+    row = session.execute(
+        select(User, TokenFamily.id)
+        .outerjoin(
+            TokenFamily,
+            (TokenFamily.id == family_id)
+            & (TokenFamily.user_id == User.id)
+            & TokenFamily.revoked_at.is_(None),
+        )
+        .where(User.id == user_id)
+    ).first()
+    if row is None:
+        return None, False
+    return row[0], row[1] is not None
+
+
 def _user_from_token(
     ctx: GatewayContext,
     session: Session,
@@ -79,13 +118,11 @@ def _user_from_token(
             raise Forbidden(f"this API key lacks the {scope!r} scope", code="insufficient_scope")
     else:
         claims = decode_token(ctx.settings.secret_key.get_secret_value(), token, "access")
-        found = session.get(User, claims.user_id)
+        found, family_live = _user_and_family(session, claims.user_id, claims.family)
         if found is None or claims.version != found.token_version:
             raise Unauthorized("token has been revoked", code="invalid_token")
-        if claims.family is not None:  # signed out, or its refresh token was reused
-            family = session.get(TokenFamily, claims.family)
-            if family is None or family.revoked_at is not None:
-                raise Unauthorized("token has been revoked", code="invalid_token")
+        if not family_live:  # signed out, or its refresh token was reused
+            raise Unauthorized("token has been revoked", code="invalid_token")
         user = found
     if user.disabled:
         raise Unauthorized("this account is disabled", code="account_disabled")

@@ -76,6 +76,15 @@ class GatewaySettings(BaseSettings):
     #: response cache: a write through one process does not clear another's cached reads,
     #: which then live at most their TTL (search 15 s).
     workers: int = Field(default=1, ge=1, le=64)
+    #: Threads that run the synchronous endpoints and dependencies, per process (anyio's
+    #: default is 40). Python runs one at a time; threads also wait on workers' answers
+    #: (semantic search, ask), so keep this above ``db_concurrency``.
+    threads: int = Field(default=40, ge=1, le=200)
+    #: Requests of one process that hold a database session at once; the others wait their
+    #: turn on the event loop, in order. The pool has 10 connections more than this (for
+    #: the event streams' and background reads), so a request that has its turn never waits
+    #: for a connection while holding a thread (bench/load: ``--db-concurrency``).
+    db_concurrency: int = Field(default=20, ge=1, le=500)
 
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> GatewaySettings:

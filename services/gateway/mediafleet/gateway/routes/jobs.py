@@ -199,10 +199,20 @@ def build_router() -> APIRouter:
         where = [Job.user_id == user.id]
         if status_filter is not None:
             where.append(Job.status == status_filter)
-        count = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
-        jobs = session.scalars(
-            select(Job).where(*where).order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
+        # The total rides on the page's rows (a window over the filtered rows, before LIMIT);
+        # only a page past the end needs its own COUNT.
+        rows = session.execute(
+            select(Job, func.count().over())
+            .where(*where)
+            .order_by(Job.created_at.desc(), Job.id)
+            .limit(limit)
+            .offset(offset)
         ).all()
+        jobs = [row[0] for row in rows]
+        if rows:
+            count = rows[0][1]
+        else:
+            count = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
         return JobsPublic(
             data=[job_public(j, JobPublic) for j in jobs], count=count, limit=limit, offset=offset
         )
