@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
 import random
 import statistics
 import sys
@@ -37,6 +38,9 @@ from tests.api_helpers import ADMIN, FIRST_PASSWORD, NEW_PASSWORD  # noqa: E402
 
 READS = ("GET /v1/jobs", "GET /v1/jobs/{id}", "GET /v1/search")
 WORDS = ("soap", "water", "hands", "virus", "health", "clean")
+#: Distinct images made per user before the load (an upload takes one; 10 % of ~100
+#: iterations in 30 s need ~10).
+UPLOADS_PER_USER = 40
 
 
 def image_bytes(seed: int) -> bytes:
@@ -118,7 +122,10 @@ async def setup_users(base: str, verify: str | bool, users: int, admin_password:
                     "/v1/jobs", json={"media_id": media["media_id"], "tasks": ["ocr"]}, headers=headers
                 )
                 jobs.append(job.json()["job_id"])
-            return {"headers": headers, "jobs": jobs, "seed": i * 1000 + 10}
+            # made now: a PNG encoded during the load would stall every user's requests on
+            # this event loop and count in their latencies
+            uploads = [image_bytes(i * 1000 + 10 + k) for k in range(UPLOADS_PER_USER)]
+            return {"headers": headers, "jobs": jobs, "uploads": uploads}
 
         return await asyncio.gather(*(make(i) for i in range(users)))
 
@@ -127,12 +134,16 @@ async def load(
     base: str, verify: str | bool, users: list[dict], duration: float, uploads: float = 0.1
 ) -> tuple[Stats, float]:
     stats = Stats()
-    limits = httpx.Limits(max_connections=len(users) + 10, max_keepalive_connections=len(users) + 10)
+    # Idle connections are dropped after 2 s, before uvicorn closes them (5 s): otherwise a
+    # request can leave on a connection the server is closing that instant (a ReadError).
+    limits = httpx.Limits(
+        max_connections=len(users) + 10, max_keepalive_connections=len(users) + 10, keepalive_expiry=2.0
+    )
     async with httpx.AsyncClient(base_url=base, verify=verify, timeout=60, limits=limits) as c:
         deadline = time.perf_counter() + duration
 
         async def user(u: dict) -> None:
-            rng = random.Random(u["seed"])
+            rng = random.Random(len(u["jobs"]) * 7919 + len(u["uploads"]))
             while time.perf_counter() < deadline:
                 upload_now, x = rng.random() < uploads, rng.random()
                 if upload_now:
@@ -145,10 +156,9 @@ async def load(
                 else:
                     q = rng.choice(WORDS)
                     await call(c, stats, "GET /v1/search", "GET", f"/v1/search?q={q}", headers=u["headers"])
-                if upload_now:
-                    u["seed"] += 1
+                if upload_now and u["uploads"]:
                     media = await call(c, stats, "POST /v1/media", "POST", "/v1/media",
-                                       files={"file": ("x.png", image_bytes(u["seed"]))}, headers=u["headers"])  # fmt: skip
+                                       files={"file": ("x.png", u["uploads"].pop())}, headers=u["headers"])  # fmt: skip
                     if media is not None and media.status_code == 201:
                         job = await call(c, stats, "POST /v1/jobs", "POST", "/v1/jobs", headers=u["headers"],
                                          json={"media_id": media.json()["media_id"], "tasks": ["ocr"]})  # fmt: skip
@@ -180,6 +190,53 @@ def report(label: str, stats: Stats, elapsed: float) -> dict[str, float]:
     return summary
 
 
+def _tree(root: int) -> list[int]:
+    """``root`` and its descendants (from /proc, Linux)."""
+    children: dict[int, list[int]] = defaultdict(list)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children[int(fields[1])].append(int(stat.parent.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process (all its threads), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(gateway_pid: int, postgres_pid: int, job_manager_pid: int) -> dict[str, float]:
+    """CPU seconds so far of each gateway process (key ``gateway <pid>``), PostgreSQL's
+    processes together, job_manager and this load generator. Processes that end between two
+    snapshots are not counted (PostgreSQL keeps its connections for the whole run)."""
+    snap = {f"gateway {pid}": _cpu_s(pid) for pid in _tree(gateway_pid)}
+    snap["postgres"] = sum(_cpu_s(pid) for pid in _tree(postgres_pid))
+    snap["job_manager"] = sum(_cpu_s(pid) for pid in _tree(job_manager_pid))
+    snap["load generator"] = _cpu_s(os.getpid())
+    return snap
+
+
+def report_cpu(before: dict[str, float], after: dict[str, float], elapsed: float) -> None:
+    cores = {k: (after[k] - before.get(k, 0.0)) / elapsed for k in after}
+    gateway = {k: v for k, v in cores.items() if k.startswith("gateway")}
+    busy = [f"{v:.2f}" for v in gateway.values() if v >= 0.005]
+    print(f"CPU during the load, cores of {os.cpu_count()}: gateway {sum(gateway.values()):.2f} "
+          f"(per process: {' + '.join(busy) or '0'}), PostgreSQL {cores['postgres']:.2f}, "
+          f"job_manager {cores['job_manager']:.2f}, "
+          f"load generator {cores['load generator']:.2f}")  # fmt: skip
+
+
 def run_native(args: argparse.Namespace) -> int:
     from tests.fleet import Fleet
     from tests.servers import PostgresServer, RedisServer
@@ -191,8 +248,13 @@ def run_native(args: argparse.Namespace) -> int:
     try:
         for n, workers in enumerate(int(w) for w in args.workers.split(",")):
             work = Path(tempfile.mkdtemp(prefix="mf-bench-load-"))
+            extra = {"GATEWAY_THREADS": str(args.threads)} if args.threads else {}
+            if args.db_concurrency:
+                extra["GATEWAY_DB_CONCURRENCY"] = str(args.db_concurrency)
+            # job_manager at its own default pace (the tests' Fleet makes it 0.5 s)
+            extra["JOB_MANAGER_RECONCILE_INTERVAL_S"] = "1.0"
             fleet = Fleet(work, pg.create_database(f"bench_load_{n}"), redis_server.url,
-                          MEDIAFLEET_LOG_LEVEL="WARNING", GATEWAY_WORKERS=str(workers))  # fmt: skip
+                          MEDIAFLEET_LOG_LEVEL="WARNING", GATEWAY_WORKERS=str(workers), **extra)  # fmt: skip
             try:
                 fleet.start("gateway")
                 fleet.start("job_manager")
@@ -200,9 +262,14 @@ def run_native(args: argparse.Namespace) -> int:
                     fleet.start("ocr")
                 base = fleet.url("gateway")
                 users = asyncio.run(setup_users(base, True, args.users, FIRST_PASSWORD))
+                postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
+                pids = fleet.procs["gateway"].pid, postmaster, fleet.procs["job_manager"].pid
+                before = cpu_snapshot(*pids)
                 stats, elapsed = asyncio.run(load(base, True, users, args.duration, args.uploads))
+                after = cpu_snapshot(*pids)
                 results[workers] = report(f"native fleet, gateway with {workers} uvicorn worker(s), "
                                           f"{args.users} users, uploads {args.uploads:.0%}", stats, elapsed)  # fmt: skip
+                report_cpu(before, after, elapsed)
             finally:
                 fleet.stop_all()
     finally:
@@ -225,6 +292,8 @@ def main() -> int:
     parser.add_argument(
         "--uploads", type=float, default=0.1, help="share of iterations that upload + start a job"
     )
+    parser.add_argument("--threads", type=int, help="native: GATEWAY_THREADS (default: the gateway's)")
+    parser.add_argument("--db-concurrency", type=int, help="native: GATEWAY_DB_CONCURRENCY")
     parser.add_argument("--with-worker", action="store_true", help="native: run the OCR worker too")
     parser.add_argument("--url", help="a running fleet's API base URL instead of local processes")
     parser.add_argument("--cacert", help="CA bundle for --url over HTTPS")
