@@ -138,18 +138,25 @@ def admin_token_again(client: httpx.Client) -> str:
 def test_a_huge_but_small_png_is_probed_without_decoding_it(
     gateway: tuple[httpx.Client, int], tmp_path: Path
 ) -> None:
-    """8940 x 8940 RGBA (80 megapixels, just under the cap) in 0.3 MB: 303 MB per upload in the
-    gateway when every image was decoded to check it; now its chunks are checked, no pixel made."""
+    """The largest RGBA PNG accepted (6981 x 6981, 48.7 megapixels: MAX_PIXELS) in 0.2 MB:
+    an 80-MP one cost 303 MB per upload in the gateway when every image was decoded to check
+    it; now its chunks are checked, no pixel made. One pixel row more is refused on the header."""
     from PIL import Image
+
+    from mediafleet.common.media import MAX_PIXELS
 
     client, pid = gateway
     token = admin_token_again(client)
+    side = int(MAX_PIXELS**0.5)
     path = tmp_path / "huge.png"
-    Image.new("RGBA", (8940, 8940)).save(path, optimize=False, compress_level=9)
+    Image.new("RGBA", (side, side)).save(path, optimize=False, compress_level=9)
     assert path.stat().st_size < 1024 * 1024
     with RssPeak(pid) as peak:
         resp = upload(client, token, path)
     assert resp.status_code == 201, resp.text
-    assert (resp.json()["width"], resp.json()["height"]) == (8940, 8940)
-    print(f"8940x8940 RGBA PNG of {path.stat().st_size} bytes: RSS growth {peak.growth:.1f} MiB")
+    assert (resp.json()["width"], resp.json()["height"]) == (side, side)
+    print(f"{side}x{side} RGBA PNG of {path.stat().st_size} bytes: RSS growth {peak.growth:.1f} MiB")
     assert peak.growth < MAX_GROWTH_MIB, peak.growth
+    Image.new("RGBA", (side, side + 1)).save(path, optimize=False, compress_level=9)
+    over = upload(client, token, path)
+    assert over.status_code == 422 and "too large to decode" in over.json()["error"]["message"], over.text

@@ -185,22 +185,146 @@ def test_load_rgb_converts_in_bands_to_the_same_pixels(
     assert np.array_equal(got, expected)
 
 
-def test_load_rgb_peak_memory_of_a_huge_png(tmp_path: Path) -> None:
-    """8940 x 8940 RGBA (80 MP): peak RSS 1129 MiB when the whole image was converted at once,
-    650 MiB in bands (the decoded RGBA image, 305 MiB, plus the array, 229 MiB)."""
+def _peak_mib(tmp_path: Path, call: str, path: Path) -> tuple[str, int, int]:
+    """Run ``call`` (on ``p``, the path) in a fresh interpreter; its result's shape, and the
+    peak RSS (VmHWM) before and after the call, MiB. ru_maxrss would carry the forking
+    parent's peak over exec."""
     import subprocess
     import sys
 
-    path = tmp_path / "huge.png"
-    Image.new("RGBA", (8940, 8940)).save(path, compress_level=9)
-    # VmHWM (peak RSS of this address space): ru_maxrss would carry the forking parent's over exec
-    code = ("import re, sys; from mediafleet.common.media import load_rgb; a = load_rgb(sys.argv[1]); "
-            "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1); "
-            "print(a.shape, int(hwm) // 1024)")  # fmt: skip
+    code = ("import re, sys; from mediafleet.common.media import load_rgb, load_rgb_fitted; "
+            "hwm = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) // 1024; "
+            f"p = sys.argv[1]; base = hwm(); a = {call}; "
+            "a = getattr(a, 'pixels', a); print(a.shape, base, hwm())")  # fmt: skip
     out = subprocess.run(
         [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
     ).stdout
-    shape, peak_mib = out.strip().rsplit(" ", 1)
-    assert shape == "(8940, 8940, 3)"
-    print(f"load_rgb of an 80-MP RGBA PNG: peak RSS {peak_mib} MiB")
-    assert int(peak_mib) < 850, peak_mib
+    shape, base, peak = out.strip().rsplit(" ", 2)
+    return shape, int(base), int(peak)
+
+
+@pytest.fixture(scope="module")
+def largest_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The largest RGBA PNG accepted: 6981 x 6981 (MAX_PIXELS, 48.7 M pixels)."""
+    from mediafleet.common.media import MAX_PIXELS
+
+    side = int(MAX_PIXELS**0.5)
+    path = tmp_path_factory.mktemp("huge") / "huge.png"
+    Image.new("RGBA", (side, side)).save(path, compress_level=9)
+    return path
+
+
+def test_load_rgb_peak_memory_of_a_huge_png(largest_png: Path) -> None:
+    """An 80-MP RGBA PNG peaked at 1129 MiB (14.8 bytes per pixel) when the whole image was
+    converted at once; in bands, the decoded RGBA (4 bytes per pixel) plus the array (3)
+    plus the decoder's buffers: 376 MiB above the process's own for 48.7 M pixels."""
+    from mediafleet.common.media import MAX_PIXELS
+
+    shape, base, peak = _peak_mib(largest_png.parent, "load_rgb(p)", largest_png)
+    assert shape == "(6981, 6981, 3)"
+    print(f"load_rgb of the largest RGBA PNG: peak RSS {peak} MiB ({base} before)")
+    assert (peak - base) << 20 < 8.5 * MAX_PIXELS, (base, peak)
+
+
+@pytest.mark.parametrize(("max_side", "service"), [(1280, "pose, CLIP, NudeNet"), (3200, "faces")])
+def test_fitted_decode_of_the_largest_png_fits_the_decode_headroom(
+    largest_png: Path, max_side: int, service: str
+) -> None:
+    """What MAX_PIXELS is derived from: decoding the largest image accepted for an engine
+    takes at most DECODE_HEADROOM_BYTES above the process's own (the pose worker's room)."""
+    from mediafleet.common.media import DECODE_HEADROOM_BYTES
+
+    shape, base, peak = _peak_mib(largest_png.parent, f"load_rgb_fitted(p, {max_side})", largest_png)
+    k = -(-6981 // max_side)
+    assert shape == f"({-(-6981 // k)}, {-(-6981 // k)}, 3)"
+    print(f"load_rgb_fitted(largest RGBA PNG, {max_side}) for {service}: {shape}, "
+          f"peak RSS {peak} MiB, {peak - base} above the {base} before")  # fmt: skip
+    if max_side == 1280:
+        assert (peak - base) << 20 <= DECODE_HEADROOM_BYTES, (base, peak)
+    else:  # face_reid: 896 MiB (FACE_MEM_LIMIT), 622 MiB peak measured under compose: 274 left
+        assert peak - base <= 896 - 622, (base, peak)
+
+
+def test_fitted_decode_of_a_huge_jpeg_is_made_at_reduced_scale(tmp_path: Path) -> None:
+    """A 6981 x 6981 JPEG fitted to 1280 is decoded by libjpeg at 1/8 scale (873 x 873) and
+    reduced by 1: 4 MiB of pixels instead of 186 (decoded whole, load_rgb peaks ~400 MiB)."""
+    path = tmp_path / "huge.jpg"
+    Image.new("RGB", (6981, 6981), (90, 120, 200)).save(path, quality=85)
+    shape, base, peak = _peak_mib(tmp_path, "load_rgb_fitted(p, 1280)", path)
+    print(f"load_rgb_fitted(6981 x 6981 JPEG, 1280): {shape}, peak {peak} MiB ({base} before)")
+    assert shape == "(873, 873, 3)" and peak - base < 60, (base, peak)
+
+
+def test_an_image_one_row_over_the_cap_is_refused_on_its_header(tmp_path: Path) -> None:
+    from mediafleet.common.media import MAX_PIXELS, load_rgb_fitted
+
+    side = int(MAX_PIXELS**0.5)
+    path = tmp_path / "over.png"
+    Image.new("L", (side, side + 1)).save(path, compress_level=9)
+    for call in (probe_image, load_rgb, lambda p: load_rgb_fitted(p, 1280)):
+        with pytest.raises(InvalidMedia, match="too large to decode"):
+            call(path)
+
+
+@pytest.mark.parametrize("name", ["bus.jpg", "zidane.jpg", "english.png", "phototest.tif", "obama.jpg"])
+def test_fitted_decode_of_an_image_within_max_side_is_load_rgb(name: str) -> None:
+    from mediafleet.common.media import load_rgb_fitted
+
+    for transpose in (False, True):
+        want = load_rgb(sample(name), exif_transpose=transpose)
+        got = load_rgb_fitted(sample(name), max(want.shape[:2]), exif_transpose=transpose)
+        assert got.scale == 1 and (got.height, got.width) == want.shape[:2]
+        assert np.array_equal(got.pixels, want)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16"])
+def test_fitted_decode_is_the_block_mean_of_the_rgb_pixels(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 37 x 23 image of every mode fitted to 10: reduced by k = 4 (ceil(37 / 10)) to
+    10 x 6, each pixel the mean of a 4 x 4 block of load_rgb's pixels (rounded; the last
+    row and column average what is left), across band boundaries (3-row bands)."""
+    from mediafleet.common import media
+    from mediafleet.common.media import load_rgb_fitted
+
+    rng = np.random.default_rng(1)
+    if mode == "I;16":
+        img = Image.fromarray(rng.integers(0, 65536, size=(37, 23), dtype=np.uint16))
+    else:
+        channels = {"1": 1, "L": 1, "LA": 2, "P": 1, "RGB": 3, "RGBA": 4, "CMYK": 4}[mode]
+        data = rng.integers(0, 256, size=(37, 23, channels), dtype=np.uint8)
+        img = Image.fromarray(
+            data[..., 0] if channels == 1 else data, mode=None if mode != "CMYK" else "CMYK"
+        )
+        img = img.convert(mode) if img.mode != mode else img
+    path = tmp_path / ("x.tif" if mode == "CMYK" else "x.png")
+    img.save(path)
+    full = load_rgb(path).astype(np.float64)
+    monkeypatch.setattr(media, "_BAND_BYTES", 23 * 4 * 3)
+    got = load_rgb_fitted(path, 10)
+    assert got.scale == 4 and got.pixels.shape == (10, 6, 3) and (got.width, got.height) == (23, 37)
+    for y in range(10):
+        for x in range(6):
+            block = full[4 * y : 4 * y + 4, 4 * x : 4 * x + 4].reshape(-1, 3).mean(axis=0)
+            assert np.abs(got.pixels[y, x] - block).max() <= 1.0, (y, x, got.pixels[y, x], block)
+
+
+def test_fitted_decode_keeps_the_displayed_orientation_and_full_size(tmp_path: Path) -> None:
+    """A 4000 x 3000 JPEG stored sideways (EXIF orientation 6) fitted to 1000: decoded by
+    libjpeg at 1/4 scale (1000 x 750, nothing more to reduce: scale 4); displayed 3000 x
+    4000, the blue corner (stored top-left) at the displayed top-right."""
+    from mediafleet.common.media import load_rgb_fitted
+
+    img = Image.new("RGB", (4000, 3000), (255, 0, 0))
+    img.paste((0, 0, 255), (0, 0, 400, 300))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    path = tmp_path / "rot.jpg"
+    img.save(path, exif=exif.tobytes(), quality=90)
+    got = load_rgb_fitted(path, 1000, exif_transpose=True)
+    assert (got.width, got.height, got.scale) == (3000, 4000, 4) and got.pixels.shape == (1000, 750, 3)
+    assert got.pixels[10, -10, 2] > 200 and got.pixels[10, 10, 0] > 200  # blue top-right, red top-left
+    assert got.to_full(750, 1000) == (3000.0, 4000.0)
+    want = load_rgb(path, exif_transpose=True)
+    shrunk = np.asarray(Image.fromarray(want).reduce(4))
+    assert np.abs(shrunk.astype(int) - got.pixels.astype(int)).mean() < 2.0

@@ -31,3 +31,22 @@ def test_rapidocr_image_carries_no_pytorch() -> None:
     assert "torch==" in (reqs / "all.txt").read_text() and "easyocr==" in (reqs / "all.txt").read_text()
     core = (ROOT / "docker" / "requirements-core.txt").read_text()
     assert "torch==" not in core and "onnxruntime==" not in core
+
+
+def test_compose_memory_limits_fit_the_smallest_vps() -> None:
+    """Every service's default ``mem_limit`` (``${VAR:-default}`` taken at its default) adds
+    up to at most 7 GiB: the whole fleet on an 8 GB VPS, 1 GB left to the host."""
+    import re
+
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    total = 0
+    for name, service in compose["services"].items():
+        raw = str(service.get("mem_limit", ""))
+        value = re.fullmatch(r"(?:\$\{\w+:-)?(\d+)([kmg])\}?", raw.lower())
+        assert value, f"{name}: mem_limit {raw!r} is missing or not <number><k|m|g>"
+        total += int(value.group(1)) * units[value.group(2)]
+    print(f"compose memory limits: {total >> 20} MiB in all")
+    assert total <= 7 << 30, total >> 20

@@ -125,3 +125,21 @@ def test_missing_weights_name_the_command(tmp_path: Path) -> None:
     r.preload()
     reason = r.ready()
     assert "mediafleet models pull nudenet-320n" in reason and "CLIP weights missing" in reason
+
+
+def test_a_large_image_is_fitted_and_boxed_in_its_own_pixels(runner: ClipNsfwRunner, tmp_path: Path) -> None:
+    """bus.jpg enlarged 3x (each pixel a 3 x 3 block: 2430 x 3240) is decoded fitted to
+    ``CLIP_MAX_SIDE`` 1280: shrunk by 3 (block means) back to bus.jpg's own pixels, so
+    NudeNet finds the same detections with 3x boxes."""
+    with Image.open(sample("bus.jpg")) as im:
+        small = im.convert("RGB")
+    big, same = tmp_path / "bus3x.png", tmp_path / "bus.png"
+    small.resize((small.width * 3, small.height * 3), Image.Resampling.NEAREST).save(big)
+    small.save(same)
+    assert runner.settings.max_side == 1280
+    want = runner.run("nsfw", same, {}, {}, lambda *_: None).nsfw
+    got = runner.run("nsfw", big, {}, {}, lambda *_: None).nsfw
+    assert got.score == want.score and len(got.detections) == len(want.detections) >= 1
+    for a, b in zip(want.detections, got.detections, strict=True):
+        assert (b.label, b.score) == (a.label, a.score)
+        assert np.allclose(b.box, [3 * v for v in a.box], atol=0.2)

@@ -183,3 +183,29 @@ def test_cli_verify_and_analyze_embedded(
         assert len(item["results"]["faces"]["faces"]) == 2
     finally:
         Path(db.removeprefix("sqlite:///")).unlink(missing_ok=True)
+
+
+def test_a_large_image_file_is_fitted_and_answered_in_its_own_pixels(
+    runner: FaceReidRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """obama.jpg enlarged 4x (each pixel a 4 x 4 block) is decoded fitted to ``max_side`` =
+    obama.jpg's longer side: shrunk by 4 (block means) back to obama.jpg's own pixels, so the
+    face is the one found there (embedding, score) with ``min_size`` / 4 (it counts
+    full-image pixels), its box and landmarks 4x."""
+    with Image.open(sample("obama.jpg")) as im:
+        small = im.convert("RGB")
+    big = tmp_path / "obama4x.png"
+    small.resize((small.width * 4, small.height * 4), Image.Resampling.NEAREST).save(big)
+    assert FaceReidSettings().max_side == 3200
+    monkeypatch.setattr(runner.settings, "max_side", max(small.size))
+    want = runner.faces(image("obama.jpg"), {"min_size": max(1, round(runner.settings.min_size / 4))})
+    got = runner.run("faces", big, {}, {}, lambda *_: None)
+    assert (got.width, got.height) == (4 * want.width, 4 * want.height)
+    assert len(got.faces) == len(want.faces) == 1
+    a, b = want.faces[0], got.faces[0]
+    assert b.score == a.score and b.embedding == a.embedding
+    assert np.allclose(b.box, [4 * v for v in a.box], atol=0.3)
+    assert np.allclose(b.landmarks, [[4 * x, 4 * y] for x, y in a.landmarks], atol=0.3)
+    side = min(a.box[2] - a.box[0], a.box[3] - a.box[1])  # face side, obama.jpg pixels
+    too_big = runner.run("faces", big, {"min_size": int(4 * side * 1.2)}, {}, lambda *_: None)
+    assert too_big.faces == []

@@ -78,3 +78,24 @@ def test_bad_options_are_refused(runner: OcrRunner, options: dict, code: str) ->
     with pytest.raises(BadRequest) as err:
         runner.validate_options(options)
     assert err.value.code == code
+
+
+def test_a_page_larger_than_max_side_is_fitted_and_boxed_in_its_own_pixels(tmp_path) -> None:  # noqa: ANN001
+    """english.png (905 x 480) enlarged 3x (each pixel a 3 x 3 block) is decoded fitted to
+    ``OCR_MAX_SIDE`` 905: shrunk by 3 (block means) back to english.png's own pixels, so the
+    text is english.png's and every box and polygon point is 3x its box there."""
+    from PIL import Image
+
+    runner = OcrRunner(OcrSettings(max_side=905))
+    runner.preload(["rapidocr"])
+    with Image.open(sample("english.png")) as im:
+        small = im.convert("RGB")
+    big = tmp_path / "english3x.png"
+    small.resize((small.width * 3, small.height * 3), Image.Resampling.NEAREST).save(big)
+    want, got = runner.analyze(sample("english.png")), runner.analyze(big)
+    assert got.text == want.text and len(got.lines) == len(want.lines) > 5
+    for a, b in zip(want.lines, got.lines, strict=True):
+        assert np.allclose(b.box, [3 * v for v in a.box], atol=0.2)
+        assert np.allclose(b.polygon, [[3 * x, 3 * y] for x, y in a.polygon], atol=0.2)
+    # at the default OCR_MAX_SIDE (8192) the 2715 x 1440 page is read at full size
+    assert OcrSettings().max_side == 8192

@@ -251,3 +251,26 @@ def test_broken_exif_is_ignored(runner: PoseRunner, tmp_path: Path) -> None:
     rgb.save(path, exif=b"Exif\x00\x00II*\x00\xff\xff\xff\x7fgarbage")  # IFD offset past the end
     result = run(runner, path)
     assert (result.width, result.height) == rgb.size and len(result.people) == 1
+
+
+def test_a_large_image_is_fitted_and_answered_in_its_own_pixels(runner: PoseRunner, tmp_path: Path) -> None:
+    """bus.jpg enlarged 3x (each pixel a 3 x 3 block: 2430 x 3240) is decoded fitted to
+    ``max_side`` 1280: shrunk by 3 (block means) back to bus.jpg's own pixels, so the people
+    are bus.jpg's with every box and keypoint x and y times 3, in a 2430 x 3240 frame."""
+    with Image.open(sample("bus.jpg")) as im:
+        small = im.convert("RGB")
+    big = tmp_path / "bus3x.png"
+    small.resize((small.width * 3, small.height * 3), Image.Resampling.NEAREST).save(big)
+    small_path = tmp_path / "bus.png"  # the same pixels losslessly (bus.jpg is decoded once)
+    small.save(small_path)
+    assert runner.settings.max_side == 1280
+    want, got = run(runner, small_path, runtime="pt"), run(runner, big, runtime="pt")
+    assert (got.width, got.height) == (3 * want.width, 3 * want.height) == (2430, 3240)
+    assert len(got.people) == len(want.people) == 4
+    for a, b in zip(want.people, got.people, strict=True):
+        assert b.score == a.score
+        assert np.allclose(b.box, [3 * v for v in a.box], atol=0.05)
+        assert np.allclose(
+            [k[:2] for k in b.keypoints], [[3 * x, 3 * y] for x, y, _ in a.keypoints], atol=0.05
+        )
+        assert [k[2] for k in b.keypoints] == [k[2] for k in a.keypoints]

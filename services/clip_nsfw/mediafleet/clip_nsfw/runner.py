@@ -17,7 +17,7 @@ from mediafleet.clip_nsfw.settings import ClipNsfwSettings
 from mediafleet.common.capability import ProgressFn, TextQuery, VectorItem
 from mediafleet.common.engine import EngineRunner
 from mediafleet.common.errors import BadRequest
-from mediafleet.common.media import load_rgb
+from mediafleet.common.media import load_rgb_fitted
 
 #: CLIP zero-shot NSFW prompts: the score is the softmax mass (logit scale 100, as CLIP's
 #: zero-shot classification) on the first set against all of them.
@@ -64,7 +64,7 @@ class ClipNsfwRunner(EngineRunner):
         raise BadRequest(f"clip_nsfw does not run {task!r}", code="unknown_task")
 
     def embed(self, media: Path) -> ClipResult:
-        image = Image.fromarray(load_rgb(media, exif_transpose=True))
+        image = Image.fromarray(load_rgb_fitted(media, self.settings.max_side, exif_transpose=True).pixels)
         vec, ms = self.clip.timed_image(image)
         return ClipResult(
             embedding=[float(v) for v in vec], dim=int(vec.shape[0]), model=self.clip.model_name,
@@ -85,9 +85,15 @@ class ClipNsfwRunner(EngineRunner):
     def nsfw(self, media: Path, options: dict[str, Any]) -> NsfwResult:
         opts = self.nsfw_options(options)
         start = time.perf_counter()
-        image = load_rgb(media, exif_transpose=True)
+        fitted = load_rgb_fitted(media, self.settings.max_side, exif_transpose=True)
+        image = fitted.pixels
         if opts["engine"] == "nudenet":
-            detections = self.nudenet.detect(image)
+            detections = [
+                d.model_copy(update={"box": [round(v * fitted.scale, 1) for v in d.box]})
+                if fitted.scale > 1
+                else d
+                for d in self.nudenet.detect(image)
+            ]
             score, engine, notes = NudeNetEngine.score(detections), self.nudenet, ""
         else:
             if self._prompt_vectors is None:

@@ -28,6 +28,10 @@ class ClipNsfwSettings(ServiceSettings):
     #: Engines loaded at start.
     preload: list[Literal["open_clip", "nudenet"]] = Field(default_factory=lambda: ["open_clip", "nudenet"])
     device: str = "cpu"
+    #: Images are decoded with their longer side at most this many pixels (then between half
+    #: of it and it: mediafleet.common.media.load_rgb_fitted): CLIP sees 224 x 224 and
+    #: NudeNet 320 x 320. NudeNet's boxes stay in the full image's pixels.
+    max_side: int = Field(default=1280, ge=32)
     http_port: int = 8112
 
     @field_validator("weights", "arch_config", mode="before")

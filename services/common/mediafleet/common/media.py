@@ -31,8 +31,19 @@ IMAGE_FORMATS: dict[str, tuple[str, str]] = {
     "GIF": ("image/gif", ".gif"),
 }
 
-#: Refuse decompression bombs well before Pillow's own warning threshold.
-MAX_PIXELS = 80_000_000
+#: Memory a worker has beside its own for decoding one image, bytes: the tightest image
+#: worker, pose_estimation, has 896 MiB (``POSE_MEM_LIMIT``) and peaked at 645 MiB under the
+#: compose tests (README, "Memory").
+DECODE_HEADROOM_BYTES = (896 - 645) << 20
+#: Peak bytes per pixel of :func:`load_rgb_fitted` above the process's own, for the worst
+#: format: a PNG is decoded whole (Pillow holds RGB and RGBA at 4 bytes per pixel), then
+#: reduced in bands; 6000 x 6000 RGBA fitted to 1280 (pose, CLIP, NudeNet): 194 MiB. A JPEG
+#: is decoded at 1/2 to 1/8 scale and costs far less (8940 x 8940 to 1280: 58 MiB).
+DECODE_BYTES_PER_PIXEL = 5.4
+#: Largest image accepted, width x height, checked on the header before any decoding (the
+#: gateway refuses larger uploads): set from memory, the headroom over the bytes per pixel,
+#: 48.7 M pixels (8000 x 6000 fits). tests/test_media_probe.py measures the peak at this size.
+MAX_PIXELS = int(DECODE_HEADROOM_BYTES / DECODE_BYTES_PER_PIXEL)
 
 
 @dataclass(frozen=True)
@@ -126,6 +137,24 @@ def _rgb_array(img: Image.Image) -> np.ndarray:
     return out
 
 
+def _load_array(img: Image.Image, exif_transpose: bool = False) -> np.ndarray:
+    """An opened image as RGB (H, W, 3) uint8 (:func:`load_rgb`'s conversions)."""
+    if exif_transpose:
+        # unreadable EXIF: keep the stored orientation (Pillow warns, then may raise)
+        with (
+            warnings.catch_warnings(),
+            contextlib.suppress(OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error),
+        ):
+            warnings.simplefilter("ignore", UserWarning)
+            img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: scale, do not clip
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        grey = np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return _rgb_array(img)
+
+
 def load_rgb(path: str | Path, exif_transpose: bool = False) -> np.ndarray:
     """Decode an image to an RGB array, shape (H, W, 3), dtype uint8.
 
@@ -144,20 +173,110 @@ def load_rgb(path: str | Path, exif_transpose: bool = False) -> np.ndarray:
         with img:
             if img.width * img.height > MAX_PIXELS:  # checked on the header, before any decoding
                 raise InvalidMedia(f"{path}: image is too large to decode: {img.width}x{img.height} pixels")
+            return _load_array(img, exif_transpose)
+    except UnidentifiedImageError as exc:
+        raise UnsupportedMediaType(f"{path}: not a supported image") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidMedia(f"{path}: image refused as a decompression bomb: {exc}") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidMedia(f"{path}: image data cannot be decoded: {exc}") from exc
+
+
+def _reduced_rgb(img: Image.Image, max_side: int) -> tuple[Image.Image, int]:
+    """``img`` (decoded here) as RGB, shrunk by the smallest integer factor ``k`` that brings
+    its longer side to at most ``max_side`` (each output pixel the mean of a k x k block:
+    ``Image.reduce``, OpenCV's INTER_AREA for integer factors). Made in bands of rows, so
+    there is no second full-size copy: Pillow's resize of RGBA first makes a premultiplied
+    one (a 6000 x 6000 PNG fitted to 2560 that way: 430 MiB peak; loaded whole: 351).
+    Returns the image and ``k``."""
+    img.load()
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # needs the whole image's range: rare
+        img = Image.fromarray(_load_array(img))
+    width, height = img.size
+    k = -(-max(width, height) // max_side)
+    if k == 1:
+        return img, 1
+    out = Image.new("RGB", (-(-width // k), -(-height // k)))
+    step = max(k, (_BAND_BYTES // max(width * 4, 1)) // k * k)
+    for top in range(0, height, step):
+        band = img.crop((0, top, width, min(top + step, height))).convert("RGB")
+        out.paste(band.reduce(k), (0, top // k))
+    out.info = img.info  # EXIF orientation, for exif_transpose
+    return out, k
+
+
+@dataclass(frozen=True)
+class FittedImage:
+    """An image decoded to fit ``max_side`` (see :func:`load_rgb_fitted`).
+
+    ``pixels``: RGB array (h, w, 3) uint8, its longer side at most the ``max_side`` asked
+    for. ``width``/``height``: the full image's pixels (after EXIF orientation when asked),
+    the frame results are reported in. ``scale``: full-image pixels per pixel of
+    ``pixels`` (an integer >= 1, the same on both axes: pixel ``i`` of ``pixels`` covers full
+    pixels ``i * scale`` to ``(i + 1) * scale``); multiply coordinates measured on
+    ``pixels`` by it.
+    """
+
+    pixels: np.ndarray
+    width: int
+    height: int
+    scale: int = 1
+
+    def to_full(self, x: float, y: float) -> tuple[float, float]:
+        """A point of ``pixels`` in full-image pixels, clipped to the image."""
+        return min(x * self.scale, float(self.width)), min(y * self.scale, float(self.height))
+
+
+#: EXIF orientations (tag 0x0112) that swap width and height (5-8: transposed, rotated 90/270).
+_SWAPS_SIDES = frozenset({5, 6, 7, 8})
+
+
+def load_rgb_fitted(path: str | Path, max_side: int, exif_transpose: bool = False) -> FittedImage:
+    """Decode an image to RGB with its longer side at most ``max_side`` pixels.
+
+    For engines that work at a fixed input size (YOLO at 640, CLIP at 224, NudeNet at 320):
+    a larger image costs memory and time and changes little. A JPEG is decoded directly at
+    1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Pillow ``draft``), other formats fully;
+    then the image is shrunk by the smallest integer factor that fits (block means, in bands
+    of rows: no second full-size copy), so the longer side ends between ``max_side / 2`` and
+    ``max_side``. An image already small enough comes back as :func:`load_rgb` makes it (the
+    same pixels).
+
+    Args:
+        max_side: pixels, >= 1.
+        exif_transpose: as in :func:`load_rgb`; ``width``/``height`` are then the displayed
+            image's.
+
+    Raises InvalidMedia / UnsupportedMediaType like :func:`load_rgb`; ValueError for a
+    ``max_side`` below 1.
+    """
+    if max_side < 1:
+        raise ValueError(f"max_side must be >= 1, got {max_side}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", message="(?i).*corrupt exif", category=UserWarning)
+            img = Image.open(path)
+        with img:
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                raise InvalidMedia(f"{path}: image is too large to decode: {width}x{height} pixels")
+            scale = 1
+            if max(width, height) > max_side:  # else decoded as load_rgb does, below
+                ratio = max_side / max(width, height)
+                target = (max(1, round(width * ratio)), max(1, round(height * ratio)))
+                img.draft("RGB", target)  # JPEG: decode at the smallest DCT scale >= target
+                drafted = round(width / img.size[0])  # libjpeg scales by 1/1, 1/2, 1/4, 1/8
+                img, k = _reduced_rgb(img, max_side)
+                scale = drafted * k
+            orientation = 1
             if exif_transpose:
-                # unreadable EXIF: keep the stored orientation (Pillow warns, then may raise)
-                with (
-                    warnings.catch_warnings(),
-                    contextlib.suppress(OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error),
-                ):
-                    warnings.simplefilter("ignore", UserWarning)
-                    img = ImageOps.exif_transpose(img)
-            if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: scale, do not clip
-                arr = np.asarray(img, dtype=np.float64)
-                top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
-                grey = np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8)
-                return np.repeat(grey[..., None], 3, axis=2)
-            return _rgb_array(img)
+                with contextlib.suppress(Exception):
+                    orientation = int(img.getexif().get(0x0112, 1))
+            if orientation in _SWAPS_SIDES:
+                width, height = height, width
+            pixels = _load_array(img, exif_transpose)
+            return FittedImage(pixels=pixels, width=width, height=height, scale=scale)
     except UnidentifiedImageError as exc:
         raise UnsupportedMediaType(f"{path}: not a supported image") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from mediafleet.common.capability import ProgressFn
 from mediafleet.common.engine import EngineRunner
 from mediafleet.common.errors import BadRequest
-from mediafleet.common.media import load_rgb
+from mediafleet.common.media import load_rgb_fitted
 from mediafleet.face_reid.contract import (
     CAPABILITY,
     MATCH_THRESHOLDS,
@@ -88,7 +88,21 @@ class FaceReidRunner(EngineRunner):
     ) -> FacesResult:
         if task != "faces":
             raise BadRequest(f"face_reid does not run {task!r}", code="unknown_task")
-        return self.faces(load_rgb(media, exif_transpose=True), options, progress)
+        image = load_rgb_fitted(media, self.settings.max_side, exif_transpose=True)
+        result = self.faces(image.pixels, options, progress, scale=image.scale)
+        if image.scale == 1:
+            return result
+        k = image.scale
+
+        def full(face: Face) -> Face:
+            return face.model_copy(update={
+                "box": [round(v * k, 1) for v in face.box],
+                "landmarks": [[round(x * k, 1), round(y * k, 1)] for x, y in face.landmarks],
+            })  # fmt: skip
+
+        return result.model_copy(
+            update={"faces": [full(f) for f in result.faces], "width": image.width, "height": image.height}
+        )
 
     # -- detection and embedding ----------------------------------------------------------------
 
@@ -146,13 +160,17 @@ class FaceReidRunner(EngineRunner):
         return f"faces-{embedder}-{engine.model_version.split('+')[-1]}"
 
     def faces(
-        self, image: np.ndarray, options: dict[str, Any], progress: ProgressFn | None = None
+        self, image: np.ndarray, options: dict[str, Any], progress: ProgressFn | None = None, scale: int = 1
     ) -> FacesResult:
-        """Detect, keep the largest ``max_faces``, embed each: the ``faces`` task on an RGB image."""
+        """Detect, keep the largest ``max_faces``, embed each: the ``faces`` task on an RGB image.
+
+        ``scale``: full-image pixels per pixel of ``image`` when it was reduced (``min_size``
+        is in full-image pixels); the result is in ``image``'s pixels."""
         opts = self.faces_options(options)
         start = time.perf_counter()
         emb_engine = self.embedder_engine(opts["embedder"])
-        found = self.detect(image, opts["detector"], opts["min_score"], opts["min_size"])
+        min_size = max(1, round(opts["min_size"] / scale))
+        found = self.detect(image, opts["detector"], opts["min_score"], min_size)
         kept, truncated = found[: opts["max_faces"]], max(0, len(found) - opts["max_faces"])
         faces, source = [], "detector"
         for i, face in enumerate(kept):
@@ -190,7 +208,7 @@ class FaceReidRunner(EngineRunner):
             with tempfile.NamedTemporaryFile(suffix=".img") as tmp:
                 tmp.write(base64.b64decode(data))
                 tmp.flush()
-                images.append(load_rgb(tmp.name, exif_transpose=True))
+                images.append(load_rgb_fitted(tmp.name, self.settings.max_side, exif_transpose=True).pixels)
         return self.verify(images[0], images[1], payload.detector, payload.embedder)
 
     def verify(

@@ -32,6 +32,11 @@ class FaceReidSettings(ServiceSettings):
     #: Detection runs on a copy whose longest side is at most this (huge images); boxes are
     #: scaled back and embeddings are taken from the full image.
     detect_max_side: int = Field(default=1600, ge=160)
+    #: Images are decoded with their longer side at most this many pixels (then between half
+    #: of it and it: mediafleet.common.media.load_rgb_fitted), at least ``detect_max_side``
+    #: after that; faces are cut for embedding from this image. Boxes and landmarks stay in
+    #: the full image's pixels, ``min_size`` too.
+    max_side: int = Field(default=3200, ge=160)
     #: dlib HOG: times the image is upsampled (finds faces down to ~40 px at 1).
     hog_upsample: int = Field(default=1, ge=0, le=2)
     #: insightface model pack under ``<models>/insightface/`` (``buffalo_l``: SCRFD-10GF + ArcFace R50).

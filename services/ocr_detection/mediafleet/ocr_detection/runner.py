@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from mediafleet.common.capability import ProgressFn
 from mediafleet.common.errors import BadRequest, EngineError
-from mediafleet.common.media import load_rgb
-from mediafleet.ocr_detection.contract import OcrOptions, OcrResult
+from mediafleet.common.media import load_rgb_fitted
+from mediafleet.ocr_detection.contract import OcrLine, OcrOptions, OcrResult
 from mediafleet.ocr_detection.engines import ENGINE_NAMES, create_engine, engine_class
 from mediafleet.ocr_detection.engines.base import OcrEngine
 from mediafleet.ocr_detection.settings import OcrSettings
@@ -111,7 +111,16 @@ class OcrRunner:
     def analyze(self, path: str | Path, options: dict[str, Any] | None = None) -> OcrResult:
         """OCR the image at ``path``. Raises BadRequest, InvalidMedia, EngineError."""
         opts = self.validate_options(options)
-        image = load_rgb(path)
-        result = self.engine(opts["engine"]).predict(image, opts["languages"])
+        image = load_rgb_fitted(path, self.settings.max_side)
+        result = self.engine(opts["engine"]).predict(image.pixels, opts["languages"])
+        if image.scale > 1:  # boxes in the full image's pixels
+            k = image.scale
+
+            def full(line: OcrLine) -> OcrLine:
+                box = [round(v * k, 1) for v in line.box]
+                polygon = [[round(x * k, 1), round(y * k, 1)] for x, y in line.polygon]
+                return line.model_copy(update={"box": box, "polygon": polygon})
+
+            result = result.model_copy(update={"lines": [full(line) for line in result.lines]})
         log.info("ocr_done", engine=result.engine, lines=len(result.lines), elapsed_ms=result.elapsed_ms)
         return result

@@ -37,4 +37,10 @@ class OcrSettings(ServiceSettings):
     default_languages: list[str] = Field(default_factory=lambda: ["en"])
     rapidocr: RapidOcrSettings = Field(default_factory=RapidOcrSettings)
     easyocr: EasyOcrSettings = Field(default_factory=EasyOcrSettings)
+    #: Images are decoded with their longer side at most this many pixels (then between half
+    #: of it and it: mediafleet.common.media.load_rgb_fitted). Recognition needs the text's
+    #: own resolution: a 6981 x 6981 page of english.png tiles halved to 3491 gave 162 of
+    #: its ~1100 lines, so the default leaves every image within the pixel cap whole up to
+    #: 8192 pixels wide (a 16000 x 3000 panorama is halved). Boxes stay in full-image pixels.
+    max_side: int = Field(default=8192, ge=32)
     http_port: int = 8101

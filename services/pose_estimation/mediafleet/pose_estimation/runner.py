@@ -10,8 +10,8 @@ import structlog
 from mediafleet.common.capability import ProgressFn
 from mediafleet.common.engine import EngineRunner
 from mediafleet.common.errors import BadRequest
-from mediafleet.common.media import load_rgb
-from mediafleet.pose_estimation.contract import CAPABILITY, PoseResult
+from mediafleet.common.media import FittedImage, load_rgb_fitted
+from mediafleet.pose_estimation.contract import CAPABILITY, Person, PoseResult
 from mediafleet.pose_estimation.engines.ultralytics import UltralyticsPoseEngine
 from mediafleet.pose_estimation.settings import PoseSettings
 
@@ -56,9 +56,28 @@ class PoseRunner(EngineRunner):
         if task != "pose":
             raise BadRequest(f"pose_estimation does not run {task!r}", code="unknown_task")
         opts = self.validate_options(options)
-        image = load_rgb(media, exif_transpose=True)
-        result = self.engines[opts["runtime"]].predict(
-            image, conf=opts["conf"], max_people=opts["max_people"]
+        image = load_rgb_fitted(media, self.settings.max_side, exif_transpose=True)
+        result = in_full_pixels(
+            self.engines[opts["runtime"]].predict(
+                image.pixels, conf=opts["conf"], max_people=opts["max_people"]
+            ),
+            image,
         )
         log.info("pose_done", runtime=result.runtime, people=len(result.people), elapsed_ms=result.elapsed_ms)
         return result
+
+
+def in_full_pixels(result: PoseResult, image: FittedImage) -> PoseResult:
+    """``result`` measured on ``image.pixels`` in the full image's pixels (boxes, keypoint x
+    and y times ``image.scale``; keypoint scores unchanged)."""
+    if image.scale == 1:
+        return result
+
+    def person(p: Person) -> Person:
+        x1, y1, x2, y2 = p.box
+        box = [*image.to_full(x1, y1), *image.to_full(x2, y2)]
+        keypoints = [[*(round(v, 2) for v in image.to_full(x, y)), c] for x, y, c in p.keypoints]
+        return p.model_copy(update={"box": [round(v, 2) for v in box], "keypoints": keypoints})
+
+    people = [person(p) for p in result.people]
+    return result.model_copy(update={"people": people, "width": image.width, "height": image.height})

@@ -23,6 +23,10 @@ class PoseSettings(ServiceSettings):
     preload: list[Runtime] = Field(default_factory=lambda: ["pt"])
     #: Network input size in pixels (the exported ONNX is fixed at this size).
     imgsz: int = Field(default=640, ge=32, le=1920)
+    #: Images are decoded with their longer side at most this many pixels (then between half
+    #: of it and it: mediafleet.common.media.load_rgb_fitted); the letterbox shrinks them to
+    #: ``imgsz`` anyway. Results stay in the full image's pixels.
+    max_side: int = Field(default=1280, ge=32)
     #: CUDA device for PyTorch when available (``cpu`` forces the CPU).
     device: str = "auto"
     #: PyTorch CPU threads (0: every core this process may use). ultralytics would set cores - 1.
