@@ -165,15 +165,24 @@ def load_rgb(path: str | Path, exif_transpose: bool = False) -> np.ndarray:
 
     Raises InvalidMedia / UnsupportedMediaType like :func:`probe_image`.
     """
+    with _opened(path) as img:
+        return _load_array(img, exif_transpose)
+
+
+@contextlib.contextmanager
+def _opened(path: str | Path) -> Iterator[Image.Image]:
+    """``path`` opened by Pillow, its size checked against MAX_PIXELS on the header (before
+    any decoding); Pillow's errors while it is open become InvalidMedia /
+    UnsupportedMediaType naming ``path``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             warnings.filterwarnings("ignore", message="(?i).*corrupt exif", category=UserWarning)
             img = Image.open(path)
         with img:
-            if img.width * img.height > MAX_PIXELS:  # checked on the header, before any decoding
+            if img.width * img.height > MAX_PIXELS:
                 raise InvalidMedia(f"{path}: image is too large to decode: {img.width}x{img.height} pixels")
-            return _load_array(img, exif_transpose)
+            yield img
     except UnidentifiedImageError as exc:
         raise UnsupportedMediaType(f"{path}: not a supported image") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -252,37 +261,23 @@ def load_rgb_fitted(path: str | Path, max_side: int, exif_transpose: bool = Fals
     """
     if max_side < 1:
         raise ValueError(f"max_side must be >= 1, got {max_side}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            warnings.filterwarnings("ignore", message="(?i).*corrupt exif", category=UserWarning)
-            img = Image.open(path)
-        with img:
-            width, height = img.size
-            if width * height > MAX_PIXELS:
-                raise InvalidMedia(f"{path}: image is too large to decode: {width}x{height} pixels")
-            scale = 1
-            if max(width, height) > max_side:  # else decoded as load_rgb does, below
-                ratio = max_side / max(width, height)
-                target = (max(1, round(width * ratio)), max(1, round(height * ratio)))
-                img.draft("RGB", target)  # JPEG: decode at the smallest DCT scale >= target
-                drafted = round(width / img.size[0])  # libjpeg scales by 1/1, 1/2, 1/4, 1/8
-                img, k = _reduced_rgb(img, max_side)
-                scale = drafted * k
-            orientation = 1
-            if exif_transpose:
-                with contextlib.suppress(Exception):
-                    orientation = int(img.getexif().get(0x0112, 1))
-            if orientation in _SWAPS_SIDES:
-                width, height = height, width
-            pixels = _load_array(img, exif_transpose)
-            return FittedImage(pixels=pixels, width=width, height=height, scale=scale)
-    except UnidentifiedImageError as exc:
-        raise UnsupportedMediaType(f"{path}: not a supported image") from exc
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InvalidMedia(f"{path}: image refused as a decompression bomb: {exc}") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidMedia(f"{path}: image data cannot be decoded: {exc}") from exc
+    with _opened(path) as img:
+        width, height = img.size
+        scale = 1
+        if max(width, height) > max_side:  # else decoded as load_rgb does, below
+            ratio = max_side / max(width, height)
+            target = (max(1, round(width * ratio)), max(1, round(height * ratio)))
+            img.draft("RGB", target)  # JPEG: decode at the smallest DCT scale >= target
+            drafted = round(width / img.size[0])  # libjpeg scales by 1/1, 1/2, 1/4, 1/8
+            img, k = _reduced_rgb(img, max_side)
+            scale = drafted * k
+        orientation = 1
+        if exif_transpose:
+            with contextlib.suppress(Exception):
+                orientation = int(img.getexif().get(0x0112, 1))
+        if orientation in _SWAPS_SIDES:
+            width, height = height, width
+        return FittedImage(pixels=_load_array(img, exif_transpose), width=width, height=height, scale=scale)
 
 
 # --- audio and video (PyAV) -------------------------------------------------------------
