@@ -51,7 +51,11 @@ async def get_session(request: Request, ctx: ContextDep) -> AsyncIterator[Sessio
                 session.close()  # autocommit: returning the connection sends nothing
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+#: ``scope="function"``: the session and its turn end when the endpoint function returns,
+#: before the response is sent, so a streamed answer (job events, a file download) holds no
+#: turn while it streams (with the default "request" scope, 20 open event streams took every
+#: turn and every other request waited).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 
 
