@@ -101,6 +101,15 @@ class MediaPublic(BaseModel):
     created_at: dt.datetime
 
 
+class MediaList(BaseModel):
+    """A page of the caller's media, newest upload first."""
+
+    data: list[MediaPublic]
+    count: int = Field(description="media matching the filters, all pages")
+    limit: int
+    offset: int
+
+
 class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     media_id: str = Field(min_length=1, max_length=64)

@@ -1,21 +1,30 @@
-"""``/v1/media``: upload (stored once by SHA-256) and metadata."""
+"""``/v1/media``: upload (stored once by SHA-256), the caller's library, metadata, the
+original bytes and thumbnails (to their owner only)."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import threading
 import unicodedata
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, UploadFile, status
+from fastapi import APIRouter, Query, Response, UploadFile, status
 from fastapi.responses import FileResponse
+from PIL import Image
+from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from mediafleet.common.errors import NotFound
+from mediafleet.common.errors import NotFound, ValidationFailed
+from mediafleet.common.media import FrameSampling, load_rgb_fitted, sample_frames
 from mediafleet.common.media_access import verify_media_signature
-from mediafleet.common.store import Media, MediaOwner
+from mediafleet.common.schemas import JobStatus
+from mediafleet.common.store import Job, Media, MediaOwner, Task
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep
-from mediafleet.gateway.schemas import MediaPublic
+from mediafleet.gateway.schemas import MediaList, MediaPublic
 
 router = APIRouter(tags=["media"])
 MAX_FILENAME = 255
@@ -89,13 +98,153 @@ def upload_media(file: UploadFile, user: CurrentUser, ctx: ContextDep, session: 
     return _public(media, owner, deduplicated)
 
 
+@router.get("/v1/media", response_model=MediaList)
+def list_media(
+    user: CurrentUser,
+    session: SessionDep,
+    response: Response,
+    kind: Annotated[Literal["image", "audio", "video"] | None, Query(description="only this kind")] = None,
+    task: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            pattern=r"^[a-z0-9_]+$",
+            description="only media with a succeeded task of this name (e.g. ocr) in the caller's jobs",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> MediaList:
+    """The caller's media, newest upload first (each upload of the same bytes counts once)."""
+    response.headers["Cache-Control"] = "no-store"
+    where = [MediaOwner.user_id == user.id]
+    if kind is not None:
+        where.append(Media.kind == kind)
+    if task is not None:
+        where.append(
+            exists().where(
+                Job.media_id == Media.id, Job.user_id == user.id, Task.job_id == Job.id,
+                Task.name == task, Task.status == JobStatus.succeeded,
+            )
+        )  # fmt: skip
+    rows = session.execute(
+        select(Media, MediaOwner, func.count().over())
+        .join(MediaOwner, MediaOwner.media_id == Media.id)
+        .where(*where)
+        .order_by(MediaOwner.created_at.desc(), Media.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    if rows:
+        count = rows[0][2]
+    else:
+        count = session.scalar(
+            select(func.count()).select_from(Media).join(MediaOwner, MediaOwner.media_id == Media.id).where(*where)
+        ) or 0  # fmt: skip
+    return MediaList(data=[_public(m, o, True) for m, o, _ in rows], count=count, limit=limit, offset=offset)
+
+
 @router.get("/v1/media/{media_id}", response_model=MediaPublic)
 def get_media(media_id: str, user: CurrentUser, session: SessionDep) -> MediaPublic:
+    media, owner = _owned(session, media_id, user.id)
+    return _public(media, owner, True)
+
+
+def _owned(session: Session, media_id: str, user_id: int) -> tuple[Media, MediaOwner]:
+    """The media and the caller's upload of it; NotFound when the caller never uploaded it
+    (another user's media is "not found", not "forbidden")."""
     media = session.get(Media, media_id)
-    owner = session.get(MediaOwner, (media_id, user.id))
+    owner = session.get(MediaOwner, (media_id, user_id))
     if media is None or owner is None:
         raise NotFound(f"media {media_id} not found", code="media_not_found")
-    return _public(media, owner, True)
+    return media, owner
+
+
+@router.get(
+    "/v1/media/{media_id}/original",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"image/*": {}, "audio/*": {}, "video/*": {}},
+            "description": "the uploaded bytes, with their probed MIME type",
+        }
+    },
+)
+def media_original(media_id: str, user: CurrentUser, ctx: ContextDep, session: SessionDep) -> FileResponse:
+    """The bytes the caller uploaded, as stored (``Content-Type`` the probed MIME type,
+    ``Content-Disposition: inline`` with the upload's file name; ranges supported)."""
+    media, owner = _owned(session, media_id, user.id)
+    path = ctx.media.path_of(media.storage_path)
+    if not path.is_file():
+        raise NotFound(f"media {media_id} has no stored bytes", code="media_bytes_missing")
+    name = owner.filename or f"{media_id}{path.suffix}"
+    return FileResponse(
+        path, media_type=media.mime, filename=name, content_disposition_type="inline",
+        headers={"Cache-Control": "private, max-age=86400"},
+    )  # fmt: skip
+
+
+#: Thumbnail sizes served (pixels, longer side): a fixed few, so the cache stays bounded.
+THUMBNAIL_SIZES = (128, 256, 512)
+#: Thumbnails made at once per process: each may decode an image up to MAX_PIXELS (about
+#: 250 MiB for the largest PNG), within the gateway's 512 MiB limit.
+_THUMBNAILS = threading.BoundedSemaphore(1)
+
+
+@router.get(
+    "/v1/media/{media_id}/thumbnail",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG, longer side at most `size`"}},
+)
+def media_thumbnail(
+    media_id: str,
+    user: CurrentUser,
+    ctx: ContextDep,
+    session: SessionDep,
+    size: Annotated[
+        int,
+        Query(
+            description="longer side, pixels: 128, 256 or 512",
+            json_schema_extra={"enum": list(THUMBNAIL_SIZES)},
+        ),
+    ] = 256,
+) -> Response:
+    """A JPEG of the image, or of a video's first frame, its longer side at most ``size``
+    pixels (displayed orientation). Made once and kept beside the media
+    (``<media>/.thumbs``). 404 ``no_thumbnail`` for audio."""
+    if size not in THUMBNAIL_SIZES:
+        raise ValidationFailed(
+            "thumbnail size must be 128, 256 or 512",
+            details=[{"loc": ["query", "size"], "msg": "not 128, 256 or 512"}],
+        )
+    media, _ = _owned(session, media_id, user.id)
+    if media.kind == "audio":
+        raise NotFound(f"media {media_id} is audio: it has no thumbnail", code="no_thumbnail")
+    cached = ctx.media.root / ".thumbs" / f"{media_id}-{size}.jpg"
+    if not cached.is_file():
+        with _THUMBNAILS:
+            if not cached.is_file():
+                _write_thumbnail(ctx.media.path_of(media.storage_path), media.kind, size, cached)
+    return Response(
+        cached.read_bytes(), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"}
+    )
+
+
+def _write_thumbnail(source: Path, kind: str, size: int, target: Path) -> None:
+    """Decode ``source`` fitted to 2 x ``size`` (JPEG at reduced scale), shrink to ``size``
+    (Lanczos), write JPEG quality 85 atomically. Raises InvalidMedia (undecodable)."""
+    if kind == "video":
+        _, rgb = next(iter(sample_frames(source, FrameSampling(max_frames=1))))
+    else:
+        rgb = load_rgb_fitted(source, 2 * size, exif_transpose=True).pixels
+    img = Image.fromarray(rgb)
+    img.thumbnail((size, size), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=85)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
+    part.write_bytes(out.getvalue())
+    part.replace(target)
 
 
 @router.get("/v1/media/{media_id}/content", response_class=FileResponse)

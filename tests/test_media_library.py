@@ -1,0 +1,143 @@
+"""The caller's media library: list with filters, the original bytes and thumbnails, to
+their owner only (the web UI's library and results views), on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from pydantic import SecretStr
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from mediafleet.common.settings import CoreSettings
+from mediafleet.common.store import Job, Task
+from mediafleet.gateway.app import create_app
+from mediafleet.gateway.settings import AdminSettings, GatewaySettings
+from tests.api_helpers import ADMIN, FIRST_PASSWORD, admin_token, assert_envelope, auth, create_user, upload
+from tests.conftest import sample
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def settings(request: pytest.FixtureRequest, redis_url: str, tmp_path: Path) -> GatewaySettings:
+    url = (
+        f"sqlite:///{tmp_path / 'gateway.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    return GatewaySettings(
+        core=CoreSettings(database_url=url, redis_url=redis_url, media_dir=tmp_path / "media"),
+        secret_key=SecretStr("test-secret-key-with-enough-length-0123456789"),
+        admin=AdminSettings(username=ADMIN, password=SecretStr(FIRST_PASSWORD)),
+    )
+
+
+@pytest.fixture
+def client(settings: GatewaySettings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def _succeeded_task(settings: GatewaySettings, user_id: int, media_id: str, name: str) -> None:
+    """A finished job of ``user_id`` on ``media_id`` with a succeeded task ``name``, as
+    job_manager leaves it."""
+    engine = create_engine(settings.core.database_url)
+    with Session(engine) as s:
+        job = Job(id=str(uuid.uuid4()), user_id=user_id, media_id=media_id, status="succeeded",
+                  priority="normal", options={})  # fmt: skip
+        job.tasks.append(Task(id=str(uuid.uuid4()), name=name, status="succeeded", result={"text": ""}))
+        s.add(job)
+        s.commit()
+    engine.dispose()
+
+
+def test_library_lists_the_callers_media_newest_first_with_filters(
+    client: TestClient, settings: GatewaySettings
+) -> None:
+    admin = admin_token(client)
+    ids = {name: upload(client, admin, sample(name)).json()["media_id"]
+           for name in ("bus.jpg", "jfk.flac", "mmpose_demo.mp4", "zidane.jpg")}  # fmt: skip
+    page = client.get("/v1/media", headers=auth(admin)).json()
+    assert page["count"] == 4 and (page["limit"], page["offset"]) == (50, 0)
+    assert [m["filename"] for m in page["data"]] == ["zidane.jpg", "mmpose_demo.mp4", "jfk.flac", "bus.jpg"]
+    images = client.get("/v1/media?kind=image&limit=1", headers=auth(admin)).json()
+    assert images["count"] == 2 and [m["filename"] for m in images["data"]] == ["zidane.jpg"]
+    second = client.get("/v1/media?kind=image&limit=1&offset=1", headers=auth(admin)).json()
+    assert [m["media_id"] for m in second["data"]] == [ids["bus.jpg"]]
+    past = client.get("/v1/media?offset=10", headers=auth(admin)).json()
+    assert past["data"] == [] and past["count"] == 4
+    assert client.get("/v1/media?kind=audio", headers=auth(admin)).json()["data"][0]["duration_s"] > 10
+
+    # "with results of a task": only media the caller's own jobs ran it on
+    me = client.get("/v1/users/me", headers=auth(admin)).json()["id"]
+    _succeeded_task(settings, me, ids["bus.jpg"], "pose")
+    with_pose = client.get("/v1/media?task=pose", headers=auth(admin)).json()
+    assert [m["media_id"] for m in with_pose["data"]] == [ids["bus.jpg"]] and with_pose["count"] == 1
+    assert client.get("/v1/media?task=ocr", headers=auth(admin)).json()["count"] == 0
+
+    # another user sees only their own uploads, and not the admin's task results
+    bob = create_user(client, admin, "bob", "bobs-password-123")
+    assert client.get("/v1/media", headers=auth(bob)).json() == {
+        "data": [],
+        "count": 0,
+        "limit": 50,
+        "offset": 0,
+    }
+    upload(client, bob, sample("bus.jpg"), name="my-bus.jpg")
+    mine = client.get("/v1/media", headers=auth(bob)).json()
+    assert [(m["filename"], m["deduplicated"]) for m in mine["data"]] == [("my-bus.jpg", True)]
+    assert client.get("/v1/media?task=pose", headers=auth(bob)).json()["count"] == 0
+
+    for bad in ("kind=pdf", "limit=0", "limit=101", "offset=-1", "task=OCR;drop"):
+        assert_envelope(client.get(f"/v1/media?{bad}", headers=auth(admin)), 422)
+    assert_envelope(client.get("/v1/media"), 401)
+
+
+def test_original_and_thumbnails_go_to_their_owner_only(
+    client: TestClient, settings: GatewaySettings
+) -> None:
+    admin = admin_token(client)
+    bus = upload(client, admin, sample("bus.jpg"), name="the bus.jpg").json()["media_id"]
+    video = upload(client, admin, sample("mmpose_demo.mp4")).json()["media_id"]
+    audio = upload(client, admin, sample("jfk.flac")).json()["media_id"]
+
+    original = client.get(f"/v1/media/{bus}/original", headers=auth(admin))
+    assert original.status_code == 200 and original.content == sample("bus.jpg").read_bytes()
+    assert original.headers["content-type"] == "image/jpeg"
+    assert (
+        original.headers["content-disposition"].startswith("inline;")
+        and "the%20bus.jpg" in original.headers["content-disposition"]
+    )
+    part = client.get(f"/v1/media/{bus}/original", headers={**auth(admin), "Range": "bytes=0-9"})
+    assert part.status_code == 206 and part.content == sample("bus.jpg").read_bytes()[:10]
+
+    for size in (128, 256, 512):
+        thumb = client.get(f"/v1/media/{bus}/thumbnail?size={size}", headers=auth(admin))
+        assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg", thumb.text
+        img = Image.open(io.BytesIO(thumb.content))
+        # bus.jpg is 810 x 1080: the thumbnail keeps its shape, longer side = size
+        assert img.format == "JPEG" and img.size[1] == size and abs(img.size[0] - size * 810 / 1080) <= 1, (
+            img.size
+        )
+    again = client.get(f"/v1/media/{bus}/thumbnail?size=256", headers=auth(admin))
+    assert again.content == client.get(f"/v1/media/{bus}/thumbnail", headers=auth(admin)).content
+    assert (settings.core.media_dir / ".thumbs" / f"{bus}-256.jpg").is_file()
+    frame = Image.open(io.BytesIO(client.get(f"/v1/media/{video}/thumbnail", headers=auth(admin)).content))
+    assert max(frame.size) == 256
+    assert_envelope(client.get(f"/v1/media/{audio}/thumbnail", headers=auth(admin)), 404, "no_thumbnail")
+    assert_envelope(client.get(f"/v1/media/{bus}/thumbnail?size=300", headers=auth(admin)), 422)
+
+    # another user, even one who uploads other bytes, gets "not found" for all of it
+    bob = create_user(client, admin, "bob", "bobs-password-123")
+    upload(client, bob, sample("zidane.jpg"))
+    for path in (f"/v1/media/{bus}/original", f"/v1/media/{bus}/thumbnail", f"/v1/media/{video}/thumbnail"):
+        assert_envelope(client.get(path, headers=auth(bob)), 404, "media_not_found")
+        assert_envelope(client.get(path), 401)
+    assert_envelope(
+        client.get("/v1/media/" + "0" * 64 + "/original", headers=auth(admin)), 404, "media_not_found"
+    )
