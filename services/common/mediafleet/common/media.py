@@ -31,9 +31,9 @@ IMAGE_FORMATS: dict[str, tuple[str, str]] = {
     "GIF": ("image/gif", ".gif"),
 }
 
-#: Memory a worker has beside its own for decoding one image, bytes: the tightest image
-#: worker, pose_estimation, has 896 MiB (``POSE_MEM_LIMIT``) and peaked at 645 MiB under the
-#: compose tests (README, "Memory").
+#: Memory an image worker has beside its own for decoding one image, bytes: the smallest
+#: room of the fleet's image workers, its compose ``mem_limit`` (896 MiB) less its peak
+#: under the compose tests (645 MiB); which worker and its figures: README, "Security".
 DECODE_HEADROOM_BYTES = (896 - 645) << 20
 #: Peak bytes per pixel of :func:`load_rgb_fitted` above the process's own, for the worst
 #: format: a PNG is decoded whole (Pillow holds RGB and RGBA at 4 bytes per pixel), then

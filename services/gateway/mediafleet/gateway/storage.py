@@ -11,6 +11,7 @@ import hashlib
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -69,6 +70,20 @@ class MediaStore:
             return StoredFile(sha, size, probe, rel, created)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def thumbnail(self, name: str, make: Callable[[], bytes]) -> bytes:
+        """The bytes of thumbnail ``.thumbs/<name>``, made by ``make`` the first time and
+        kept: written as a part in ``.tmp`` and renamed, so a reader never sees half a file
+        and a killed process leaves only a part that :meth:`clean_stale_parts` removes."""
+        path = self.root / ".thumbs" / name
+        if not path.is_file():
+            data = make()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part = self.tmp / f"{uuid.uuid4().hex}.part"
+            part.write_bytes(data)
+            os.replace(part, path)
+            return data
+        return path.read_bytes()
 
     def clean_stale_parts(self, older_than_s: float = 3600.0) -> int:
         """Remove ``.tmp/*.part`` files older than ``older_than_s`` (uploads a killed gateway left

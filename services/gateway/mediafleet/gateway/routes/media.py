@@ -220,19 +220,22 @@ def media_thumbnail(
     media, _ = _owned(session, media_id, user.id)
     if media.kind == "audio":
         raise NotFound(f"media {media_id} is audio: it has no thumbnail", code="no_thumbnail")
-    cached = ctx.media.root / ".thumbs" / f"{media_id}-{size}.jpg"
-    if not cached.is_file():
+    source = ctx.media.path_of(media.storage_path)
+
+    def make() -> bytes:
         with _THUMBNAILS:
-            if not cached.is_file():
-                _write_thumbnail(ctx.media.path_of(media.storage_path), media.kind, size, cached)
+            return _thumbnail_jpeg(source, media.kind, size)
+
     return Response(
-        cached.read_bytes(), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"}
+        ctx.media.thumbnail(f"{media_id}-{size}.jpg", make),
+        media_type="image/jpeg",
+        headers={"Cache-Control": "private, max-age=86400"},
     )
 
 
-def _write_thumbnail(source: Path, kind: str, size: int, target: Path) -> None:
+def _thumbnail_jpeg(source: Path, kind: str, size: int) -> bytes:
     """Decode ``source`` fitted to 2 x ``size`` (JPEG at reduced scale), shrink to ``size``
-    (Lanczos), write JPEG quality 85 atomically. Raises InvalidMedia (undecodable)."""
+    (Lanczos): JPEG quality 85. Raises InvalidMedia (undecodable)."""
     if kind == "video":
         _, rgb = next(iter(sample_frames(source, FrameSampling(max_frames=1))))
     else:
@@ -241,10 +244,7 @@ def _write_thumbnail(source: Path, kind: str, size: int, target: Path) -> None:
     img.thumbnail((size, size), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     img.save(out, "JPEG", quality=85)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
-    part.write_bytes(out.getvalue())
-    part.replace(target)
+    return out.getvalue()
 
 
 @router.get("/v1/media/{media_id}/content", response_class=FileResponse)
