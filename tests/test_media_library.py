@@ -1,9 +1,13 @@
 """The caller's media library: list with filters, the original bytes and thumbnails, to
-their owner only (the web UI's library and results views), on PostgreSQL and SQLite."""
+their owner only (the web UI's library and results views), on PostgreSQL and SQLite; and the
+link tokens with which a browser opens a job's event stream (EventSource) and a media's
+original and thumbnails (<video>, <img>): short-lived, one resource of its owner only."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +21,20 @@ from sqlalchemy.orm import Session
 
 from mediafleet.common.settings import CoreSettings
 from mediafleet.common.store import Job, Task
+from mediafleet.common.tokens import create_token, decode_token
 from mediafleet.gateway.app import create_app
 from mediafleet.gateway.settings import AdminSettings, GatewaySettings
-from tests.api_helpers import ADMIN, FIRST_PASSWORD, admin_token, assert_envelope, auth, create_user, upload
+from tests.api_helpers import (
+    ADMIN,
+    FIRST_PASSWORD,
+    NEW_PASSWORD,
+    admin_token,
+    assert_envelope,
+    auth,
+    create_user,
+    login,
+    upload,
+)
 from tests.conftest import sample
 
 
@@ -78,6 +93,13 @@ def test_library_lists_the_callers_media_newest_first_with_filters(
     _succeeded_task(settings, me, ids["bus.jpg"], "pose")
     with_pose = client.get("/v1/media?task=pose", headers=auth(admin)).json()
     assert [m["media_id"] for m in with_pose["data"]] == [ids["bus.jpg"]] and with_pose["count"] == 1
+    # the results view finds a media's jobs
+    on_bus = _canceled_job(settings, me, ids["bus.jpg"])
+    _canceled_job(settings, me, ids["zidane.jpg"])
+    # (status too: the pose result above is a stand-in that the job's schema would refuse)
+    found = client.get(f"/v1/jobs?media_id={ids['bus.jpg']}&status=canceled", headers=auth(admin)).json()
+    assert found["count"] == 1 and found["data"][0]["job_id"] == on_bus
+    assert client.get("/v1/jobs?status=canceled", headers=auth(admin)).json()["count"] == 2
     assert client.get("/v1/media?task=ocr", headers=auth(admin)).json()["count"] == 0
 
     # another user sees only their own uploads, and not the admin's task results
@@ -141,3 +163,106 @@ def test_original_and_thumbnails_go_to_their_owner_only(
     assert_envelope(
         client.get("/v1/media/" + "0" * 64 + "/original", headers=auth(admin)), 404, "media_not_found"
     )
+
+
+# -- link tokens: EventSource, <img> and <video> send no header -----------------------------
+
+
+def _canceled_job(settings: GatewaySettings, user_id: int, media_id: str) -> str:
+    """A finished (canceled) ocr job of ``user_id``: its event stream ends at once."""
+    engine = create_engine(settings.core.database_url)
+    with Session(engine) as s:
+        job = Job(id=str(uuid.uuid4()), user_id=user_id, media_id=media_id, status="canceled",
+                  priority="normal", options={})  # fmt: skip
+        job.tasks.append(Task(id=str(uuid.uuid4()), name="ocr", status="canceled"))
+        s.add(job)
+        job_id = job.id
+        s.commit()
+    engine.dispose()
+    return job_id
+
+
+def _events(client: TestClient, url: str) -> list[tuple[str, dict]]:
+    events, kind = [], None
+    with client.stream("GET", url, timeout=30) as resp:
+        assert resp.status_code == 200, resp.read()
+        for line in resp.iter_lines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: ") and kind:
+                events.append((kind, json.loads(line[6:])))
+    return events
+
+
+def test_events_token_opens_only_its_owners_job_stream(client: TestClient, settings: GatewaySettings) -> None:
+    admin = admin_token(client)
+    create_user(client, admin, "bob", "bob-password-123")
+    bob = login(client, "bob", "bob-password-123")["access_token"]
+    media = upload(client, admin, sample("english.png")).json()["media_id"]
+    me = client.get("/v1/users/me", headers=auth(admin)).json()["id"]
+    job, other_job = _canceled_job(settings, me, media), _canceled_job(settings, me, media)
+
+    link = client.post(f"/v1/jobs/{job}/events/token", headers=auth(admin))
+    assert link.status_code == 200, link.text
+    body = link.json()
+    assert body["expires_in"] == settings.events_token_ttl_s == 120
+    assert body["url"] == f"/v1/jobs/{job}/events?token={body['token']}"
+    claims = decode_token(settings.secret_key.get_secret_value(), body["token"], "link")
+    assert claims.resource == f"job-events:{job}" and claims.user_id == me and claims.family
+
+    # no header: the token alone opens the stream, which ends with the finished job's snapshot
+    events = _events(client, body["url"])
+    assert events and events[0][0] == "job" and events[-1][1]["status"] == "canceled"
+    assert events[-1][1]["job_id"] == job
+
+    # single purpose: not another job's stream, not the job itself, not an API route as bearer
+    assert_envelope(client.get(f"/v1/jobs/{other_job}/events?token={body['token']}"), 401, "invalid_token")
+    assert_envelope(client.get(f"/v1/jobs/{job}?token={body['token']}"), 401, "missing_token")
+    assert_envelope(client.get(f"/v1/jobs/{job}", headers=auth(body["token"])), 401, "invalid_token")
+    assert_envelope(client.get(f"/v1/media/{media}/original?token={body['token']}"), 401, "invalid_token")
+    # an access token is not a link token
+    assert_envelope(client.get(f"/v1/jobs/{job}/events?token={admin}"), 401, "invalid_token")
+
+    # another user cannot mint one for this job, nor open it with a token of their own
+    assert_envelope(client.post(f"/v1/jobs/{job}/events/token", headers=auth(bob)), 404, "job_not_found")
+    bob_claims = decode_token(settings.secret_key.get_secret_value(), bob, "access")
+    forged = create_token(  # bob's own valid link token naming admin's job
+        settings.secret_key.get_secret_value(), bob_claims.user_id, "link", bob_claims.version,
+        dt.timedelta(seconds=60), family=bob_claims.family, resource=f"job-events:{job}",
+    )  # fmt: skip
+    assert_envelope(client.get(f"/v1/jobs/{job}/events?token={forged}"), 404, "job_not_found")
+
+    # expired, and revoked by signing out of the session that minted it
+    expired = create_token(
+        settings.secret_key.get_secret_value(), me, "link", 1, dt.timedelta(seconds=-1),
+        resource=f"job-events:{job}",
+    )  # fmt: skip
+    assert_envelope(client.get(f"/v1/jobs/{job}/events?token={expired}"), 401, "token_expired")
+    pair = login(client, ADMIN, NEW_PASSWORD)  # a second sign-in, then signed out
+    url = client.post(f"/v1/jobs/{job}/events/token", headers=auth(pair["access_token"])).json()["url"]
+    assert client.post("/v1/auth/logout", json={"refresh_token": pair["refresh_token"]}).status_code == 204
+    assert_envelope(client.get(url), 401, "invalid_token")
+    assert _events(client, body["url"])[-1][1]["status"] == "canceled"  # the first sign-in's still opens
+
+
+def test_media_token_opens_original_and_thumbnail_of_that_media_only(client: TestClient) -> None:
+    admin = admin_token(client)
+    create_user(client, admin, "bob", "bob-password-123")
+    bob = login(client, "bob", "bob-password-123")["access_token"]
+    bus = upload(client, admin, sample("bus.jpg")).json()["media_id"]
+    zidane = upload(client, admin, sample("zidane.jpg")).json()["media_id"]
+    link = client.post(f"/v1/media/{bus}/token", headers=auth(admin)).json()
+    assert link["expires_in"] == 3600 and link["url"] == f"/v1/media/{bus}/original?token={link['token']}"
+
+    original = client.get(link["url"])
+    assert original.status_code == 200 and original.content == sample("bus.jpg").read_bytes()
+    ranged = client.get(link["url"], headers={"Range": "bytes=0-9"})
+    assert ranged.status_code == 206 and ranged.content == sample("bus.jpg").read_bytes()[:10]
+    thumb = client.get(f"/v1/media/{bus}/thumbnail?size=128&token={link['token']}")
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+
+    assert_envelope(client.get(f"/v1/media/{zidane}/original?token={link['token']}"), 401, "invalid_token")
+    assert_envelope(client.get(f"/v1/media/{bus}?token={link['token']}"), 401, "missing_token")
+    assert_envelope(client.post(f"/v1/media/{bus}/token", headers=auth(bob)), 404, "media_not_found")
+    # a bearer header wins over the query: bob's header with admin's link is bob's request
+    assert_envelope(client.get(link["url"], headers=auth(bob)), 404, "media_not_found")

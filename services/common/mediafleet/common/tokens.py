@@ -4,6 +4,11 @@ Claims: ``sub`` (user id as a string), ``typ`` (``access`` | ``refresh``), ``ver
 (the user's token version: bumped on password change, which revokes older tokens),
 ``iat``/``exp`` (RFC 7519 NumericDate), ``jti`` (a random id), ``fam`` (the sign-in's
 token family, see ``mediafleet.common.store.TokenFamily``; absent in older tokens).
+
+Link tokens (``typ`` ``link``) carry one more claim, ``res``: the one resource they open
+(``job-events:<job id>``, ``media:<media id>``). They go in a URL's query where a browser
+cannot send a header (``EventSource``, ``<img>``, ``<video>``), live minutes, and open
+nothing else: every other route takes only ``access`` tokens.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class TokenClaims:
     version: int
     jti: str = ""
     family: str | None = None
+    resource: str | None = None
 
 
 def create_token(
@@ -37,6 +43,7 @@ def create_token(
     now: dt.datetime | None = None,
     family: str | None = None,
     jti: str | None = None,
+    resource: str | None = None,
 ) -> str:
     now = now or dt.datetime.now(dt.UTC)
     payload: dict = {
@@ -49,6 +56,8 @@ def create_token(
     }
     if family is not None:
         payload["fam"] = family
+    if resource is not None:
+        payload["res"] = resource
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
@@ -69,13 +78,14 @@ def decode_token(secret: str, token: str, expected_type: str) -> TokenClaims:
     if payload.get("typ") != expected_type:
         raise Unauthorized(f"expected a {expected_type} token", code="invalid_token")
     try:
-        family = payload.get("fam")
+        family, resource = payload.get("fam"), payload.get("res")
         return TokenClaims(
             int(payload["sub"]),
             payload["typ"],
             int(payload.get("ver", 0)),
             str(payload.get("jti", "")),
             str(family) if family is not None else None,
+            str(resource) if resource is not None else None,
         )
     except (TypeError, ValueError) as exc:
         raise Unauthorized("token is invalid", code="invalid_token") from exc

@@ -8,7 +8,7 @@ import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from mediafleet.common.errors import Forbidden, Unauthorized
 from mediafleet.common.store import ApiKey, TokenFamily, User
-from mediafleet.common.tokens import decode_token
+from mediafleet.common.tokens import create_token, decode_token
 from mediafleet.gateway.context import GatewayContext
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
@@ -128,6 +128,8 @@ def _user_from_token(
         if not family_live:  # signed out, or its refresh token was reused
             raise Unauthorized("token has been revoked", code="invalid_token")
         user = found
+        if request is not None:  # link tokens minted by this caller belong to its sign-in
+            request.state.mediafleet_token_family = claims.family
     if user.disabled:
         raise Unauthorized("this account is disabled", code="account_disabled")
     if request is not None:  # for the batch cache's invalidation (mediafleet.gateway.batch.cache)
@@ -167,6 +169,58 @@ def get_admin(
     if token and token.startswith(API_KEY_PREFIX):
         _user_from_token(ctx, session, token, request, "admin")
     return user
+
+
+#: ``?token=``: a link token (``mediafleet.common.tokens``) where a browser sends no header.
+LinkTokenQuery = Annotated[
+    str | None,
+    Query(
+        alias="token",
+        max_length=2048,
+        description="a link token from the matching POST .../token route, for clients that "
+        "cannot send an Authorization header (EventSource, <img>, <video>)",
+    ),
+]
+
+
+def issue_link_token(request: Request, ctx: GatewayContext, user: User, resource: str, ttl_s: int) -> str:
+    """A link token for ``resource`` (``<kind>:<id>``) of ``user``, in the caller's sign-in's
+    token family (signing out revokes it; an API key's links only expire)."""
+    return create_token(
+        ctx.settings.secret_key.get_secret_value(), user.id, "link", user.token_version,
+        dt.timedelta(seconds=ttl_s), family=getattr(request.state, "mediafleet_token_family", None),
+        resource=resource,
+    )  # fmt: skip
+
+
+def _user_from_link(ctx: GatewayContext, session: Session, token: str, resource: str) -> User:
+    """The user of a link token for exactly ``resource``. Raises Unauthorized (invalid, expired,
+    another resource, revoked, disabled) and Forbidden (password change pending)."""
+    claims = decode_token(ctx.settings.secret_key.get_secret_value(), token, "link")
+    if claims.resource != resource:
+        raise Unauthorized("this link token opens another resource", code="invalid_token")
+    user, family_live = _user_and_family(session, claims.user_id, claims.family)
+    if user is None or claims.version != user.token_version or not family_live:
+        raise Unauthorized("token has been revoked", code="invalid_token")
+    if user.disabled:
+        raise Unauthorized("this account is disabled", code="account_disabled")
+    if user.must_change_password:
+        raise Forbidden("change your password first: POST /v1/auth/password", code="password_change_required")
+    return user
+
+
+def user_or_link(kind: str, param: str):  # noqa: ANN201 - a FastAPI dependency
+    """A dependency: the caller by its bearer token, or else by a link token for
+    ``<kind>:<path parameter param>`` in ``?token=``. A bearer header wins when both come."""
+
+    def dependency(
+        request: Request, ctx: ContextDep, session: SessionDep, token: TokenDep, link: LinkTokenQuery = None
+    ) -> User:
+        if token or link is None:
+            return get_current_user(request, ctx, session, token)
+        return _user_from_link(ctx, session, link, f"{kind}:{request.path_params[param]}")
+
+    return dependency
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

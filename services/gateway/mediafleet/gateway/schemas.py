@@ -18,6 +18,14 @@ class TokenPair(BaseModel):
     must_change_password: bool
 
 
+class LinkToken(BaseModel):
+    """A link token: put it in the URL of the one resource it opens as ``?token=``."""
+
+    token: str
+    expires_in: int = Field(description="lifetime, seconds")
+    url: str = Field(description="the resource's path with the token, relative to the API root")
+
+
 class RefreshRequest(BaseModel):
     refresh_token: str
 

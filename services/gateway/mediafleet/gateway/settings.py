@@ -59,6 +59,12 @@ class GatewaySettings(BaseSettings):
     secret_key: SecretStr = SecretStr("changethis")
     access_token_ttl_s: int = Field(default=30 * 60, ge=10)
     refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    #: Lifetime of a link token that opens one job's event stream (EventSource sends no
+    #: header): only needed to open it, so short.
+    events_token_ttl_s: int = Field(default=120, ge=5)
+    #: Lifetime of a link token for one media's original and thumbnails (``<video src>``
+    #: seeks with range requests while it plays).
+    media_token_ttl_s: int = Field(default=3600, ge=5)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     #: Largest upload accepted, bytes (nginx's client_max_body_size should match).
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)

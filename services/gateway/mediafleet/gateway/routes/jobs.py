@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import redis
 import structlog
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, object_session
@@ -22,14 +22,15 @@ from mediafleet.common.capability import FramesResult, is_frames
 from mediafleet.common.errors import Conflict, NotFound, ValidationFailed, bounded_details
 from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY, job_events_key
 from mediafleet.common.schemas import JobStatus
-from mediafleet.common.store import Job, Media, MediaOwner, Task
+from mediafleet.common.store import Job, Media, MediaOwner, Task, User
 from mediafleet.common.store.models import utcnow
-from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep
+from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep, issue_link_token, user_or_link
 from mediafleet.gateway.schemas import (
     JobCreate,
     JobCreated,
     JobPublicBase,
     JobsPublicBase,
+    LinkToken,
     TaskPublic,
     VectorSyncPublic,
     WebhookPublic,
@@ -193,12 +194,15 @@ def build_router() -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
         status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
+        media_id: Annotated[str | None, Query(max_length=64, description="only jobs on this media")] = None,
     ) -> JobsPublicBase:
-        """The caller's jobs, newest first."""
+        """The caller's jobs, newest first; ``status`` and ``media_id`` narrow them."""
         response.headers["Cache-Control"] = "no-store"  # statuses change without any API write
         where = [Job.user_id == user.id]
         if status_filter is not None:
             where.append(Job.status == status_filter)
+        if media_id is not None:
+            where.append(Job.media_id == media_id)
         # The total rides on the page's rows (a window over the filtered rows, before LIMIT);
         # only a page past the end needs its own COUNT.
         rows = session.execute(
@@ -363,11 +367,28 @@ def build_router() -> APIRouter:
         events.publish(ctx.redis, job.id, status=JobStatus.canceled)
         return job_public(job, JobPublic)
 
+    @router.post("/v1/jobs/{job_id}/events/token", response_model=LinkToken)
+    def job_events_token(
+        job_id: str, request: Request, user: CurrentUser, ctx: ContextDep, session: SessionDep
+    ) -> LinkToken:
+        """A link token that opens this job's event stream, and only that, for
+        ``GATEWAY_EVENTS_TOKEN_TTL_S`` (120 s): ``EventSource`` cannot send a bearer header, so
+        a browser opens ``url`` (``/v1/jobs/{job_id}/events?token=...``). 404 for another
+        user's job."""
+        _own_job(session, job_id, user.id)
+        ttl = ctx.settings.events_token_ttl_s
+        token = issue_link_token(request, ctx, user, f"job-events:{job_id}", ttl)
+        return LinkToken(token=token, expires_in=ttl, url=f"/v1/jobs/{job_id}/events?token={token}")
+
     @router.get("/v1/jobs/{job_id}/events")
     async def job_events(
-        job_id: str, request: Request, user: CurrentUser, ctx: ContextDep
+        job_id: str,
+        request: Request,
+        user: Annotated[User, Depends(user_or_link("job-events", "job_id"))],
+        ctx: ContextDep,
     ) -> EventSourceResponse:
         """Server-Sent Events: ``job`` (a full snapshot, first and last) and ``progress`` events.
+        Authorised by a bearer header or a link token from ``POST .../events/token``.
 
         Progress events are replayed from the job's start (its Redis stream), each with an SSE
         ``id``; a client that reconnects with ``Last-Event-ID`` gets only the events after it.

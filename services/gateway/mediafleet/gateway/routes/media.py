@@ -11,7 +11,7 @@ import unicodedata
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response, UploadFile, status
+from fastapi import APIRouter, Depends, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse
 from PIL import Image
 from sqlalchemy import exists, func, select
@@ -22,9 +22,9 @@ from mediafleet.common.errors import NotFound, ValidationFailed
 from mediafleet.common.media import FrameSampling, load_rgb_fitted, sample_frames
 from mediafleet.common.media_access import verify_media_signature
 from mediafleet.common.schemas import JobStatus
-from mediafleet.common.store import Job, Media, MediaOwner, Task
-from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep
-from mediafleet.gateway.schemas import MediaList, MediaPublic
+from mediafleet.common.store import Job, Media, MediaOwner, Task, User
+from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep, issue_link_token, user_or_link
+from mediafleet.gateway.schemas import LinkToken, MediaList, MediaPublic
 
 router = APIRouter(tags=["media"])
 MAX_FILENAME = 255
@@ -160,6 +160,23 @@ def _owned(session: Session, media_id: str, user_id: int) -> tuple[Media, MediaO
     return media, owner
 
 
+#: The caller by bearer header, or by a link token for this media (``<video src>``, ``<img>``).
+MediaViewer = Annotated[User, Depends(user_or_link("media", "media_id"))]
+
+
+@router.post("/v1/media/{media_id}/token", response_model=LinkToken)
+def media_token(
+    media_id: str, request: Request, user: CurrentUser, ctx: ContextDep, session: SessionDep
+) -> LinkToken:
+    """A link token for this media's ``/original`` and ``/thumbnail`` (``?token=``), valid for
+    ``GATEWAY_MEDIA_TOKEN_TTL_S`` (3600 s), for players and images that send no header.
+    ``url`` is the original's. 404 for media the caller never uploaded."""
+    _owned(session, media_id, user.id)
+    ttl = ctx.settings.media_token_ttl_s
+    token = issue_link_token(request, ctx, user, f"media:{media_id}", ttl)
+    return LinkToken(token=token, expires_in=ttl, url=f"/v1/media/{media_id}/original?token={token}")
+
+
 @router.get(
     "/v1/media/{media_id}/original",
     response_class=FileResponse,
@@ -170,7 +187,7 @@ def _owned(session: Session, media_id: str, user_id: int) -> tuple[Media, MediaO
         }
     },
 )
-def media_original(media_id: str, user: CurrentUser, ctx: ContextDep, session: SessionDep) -> FileResponse:
+def media_original(media_id: str, user: MediaViewer, ctx: ContextDep, session: SessionDep) -> FileResponse:
     """The bytes the caller uploaded, as stored (``Content-Type`` the probed MIME type,
     ``Content-Disposition: inline`` with the upload's file name; ranges supported)."""
     media, owner = _owned(session, media_id, user.id)
@@ -198,7 +215,7 @@ _THUMBNAILS = threading.BoundedSemaphore(1)
 )
 def media_thumbnail(
     media_id: str,
-    user: CurrentUser,
+    user: MediaViewer,
     ctx: ContextDep,
     session: SessionDep,
     size: Annotated[
