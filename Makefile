@@ -21,7 +21,7 @@ export UV_PYTHON := $(PYTHON)
 
 
 .PHONY: test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-asr bench-llm bench-vector-db bench-batch bench-cache bench-load new-service sync-demo sync-dev system-deps images certs \
-        run-core-services run-ai-services stop ps logs test-compose clean
+        run-core-services run-ai-services stop ps logs test-compose clean ui ui-test ui-api
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-20s %s\n", $$1, $$2}'
@@ -64,6 +64,15 @@ test-fast: sync-dev test-models  ## skip the end-to-end tiers that start the fle
 
 lint: sync-dev
 	$(VENV)/bin/ruff check .
+
+ui:  ## build the web UI into services/ui/dist (npm ci + type check + vite build; nginx serves it)
+	bash scripts/ui.sh build
+
+ui-test:  ## the web UI's component tests (Vitest), type check, and the typed client vs the gateway's OpenAPI
+	bash scripts/ui.sh test
+
+ui-api: sync-dev  ## regenerate the UI's typed API client after a gateway API change
+	bash scripts/ui.sh api
 
 bench-ocr: sync-dev test-models  ## RapidOCR vs easyocr (real weights): CER and p50/p95 latency on the shared corpus
 	$(VENV)/bin/python bench/ocr/run.py --runs 5 --models-dir $(TEST_MODELS_DIR)

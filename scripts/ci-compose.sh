@@ -45,10 +45,15 @@ for variant in cpu gpu; do
   done
 done
 
+bash scripts/ui.sh browser  # Debian's Chromium for the web UI's browser tests (tests/compose/test_web_ui.py)
+stamp "chromium ready"
+rm -rf var/ui-e2e  # the browser tests' screenshots, and a failure's HTML and console log
+
 export REDIS_IMAGE=mediafleet-local/redis:7 POSTGRES_IMAGE=mediafleet-local/postgres:15
 status=0
 .venv/bin/pytest -m compose tests/compose -s -p no:cacheprovider || status=$?
 stamp "compose tests done"
+ls var/ui-e2e 2>/dev/null | sed 's/^/== web UI artifact: var\/ui-e2e\//' || true
 if [ "${CI:-}" = true ]; then
   # CI runs cold: leave the disk for the next run (the build cache is ~35 GB; images stay)
   docker builder prune -af >/dev/null 2>&1 || true

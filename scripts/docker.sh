@@ -125,6 +125,7 @@ images() {
       build "$file" "mediafleet/$name:gpu"
     fi
   done
+  bash scripts/ui.sh build  # the web UI's static files, which the nginx image copies
   build services/nginx/Dockerfile "mediafleet/nginx:$TAG"
   # Keep the layer cache for the next build, drop the copies of the build context (GBs of wheels)
   # and the images these builds replaced.

@@ -528,3 +528,15 @@ def test_stale_upload_parts_are_removed_at_start(settings: GatewaySettings) -> N
     with TestClient(create_app(settings)):
         pass
     assert not old.exists() and young.exists()  # a young part may be another gateway's upload
+
+
+def test_admin_fleet_view_is_for_admins(client: TestClient, token: str) -> None:
+    """GET /v1/admin/services: every installed capability with no worker running here."""
+    bob_token = _second_user(client, token)
+    assert_envelope(client.get("/v1/admin/services", headers=auth(bob_token)), 403, "forbidden")
+    assert_envelope(client.get("/v1/admin/services"), 401, "missing_token")
+    fleet = client.get("/v1/admin/services", headers=auth(token)).json()
+    assert fleet["job_manager"] != "ok"  # no job_manager runs in this test
+    ocr = next(c for c in fleet["capabilities"] if c["capability"] == "ocr_detection")
+    assert ocr == {"capability": "ocr_detection", "queue": "ocr", "tasks": ["ocr"], "workers": 0,
+                   "queued": {"high": 0, "normal": 0, "low": 0}, "model_versions": {}}  # fmt: skip

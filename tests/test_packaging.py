@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -50,3 +51,17 @@ def test_compose_memory_limits_fit_the_smallest_vps() -> None:
         total += int(value.group(1)) * units[value.group(2)]
     print(f"compose memory limits: {total >> 20} MiB in all")
     assert total <= 7 << 30, total >> 20
+
+
+def test_web_ui_client_is_generated_from_the_gateways_current_openapi() -> None:
+    """services/ui's typed client comes from src/api/openapi.json (make ui-api); this fails when
+    the gateway's schema moved on without it (`make ui-test` checks schema.d.ts against the file).
+    Run as a user runs it: without the tests' extra capabilities."""
+    from mediafleet.common.registry import EXTRA_ENV
+
+    env = {k: v for k, v in os.environ.items() if k != EXTRA_ENV}
+    out = subprocess.run([sys.executable, "scripts/export-openapi.py", "--check"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    committed = (ROOT / "services/ui/src/api/openapi.json").read_text()
+    assert '"/v1/jobs/{job_id}/events/token"' in committed and '"/v1/admin/services"' in committed

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -137,13 +138,25 @@ def test_cli_api_mode_prints_the_embedded_shape(fleet, tmp_path) -> None:  # noq
     assert a["results"]["ocr"]["text"] == e["results"]["ocr"]["text"]  # same engine, same bytes, same text
 
 
+def _ocr_status(client: httpx.Client, token: str) -> dict:
+    resp = client.get("/v1/admin/services", headers=auth(token))
+    assert resp.status_code == 200, resp.text
+    return next(c for c in resp.json()["capabilities"] if c["capability"] == "ocr_detection")
+
+
 def test_high_priority_runs_first(fleet) -> None:  # noqa: ANN001
+    """... and the admin view of the fleet (GET /v1/admin/services) counts workers, the tasks
+    waiting per priority and the model versions the worker loaded."""
     assert httpx.get(fleet.url("gateway") + "/readyz").json()["capabilities"]["ocr"] == "1 worker"
+    with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
+        token = admin_token(client)
+        running = _ocr_status(client, token)
+        assert (running["workers"], running["queued"]) == (1, {"high": 0, "normal": 0, "low": 0})
+        assert running["tasks"] == ["ocr"] and running["model_versions"], running
     fleet.stop("ocr")  # queue up work while no worker runs
     ready = httpx.get(fleet.url("gateway") + "/readyz")
     assert ready.status_code == 200 and ready.json()["capabilities"]["ocr"].startswith("no worker")
     with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
-        token = admin_token(client)
         media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
         low = [
             client.post(
@@ -156,6 +169,11 @@ def test_high_priority_runs_first(fleet) -> None:  # noqa: ANN001
         high = client.post(
             "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], "priority": "high"}, headers=auth(token)
         ).json()["job_id"]
+        deadline = time.monotonic() + 30  # job_manager queues them within its pass
+        while (waiting := _ocr_status(client, token))["queued"] != {"high": 1, "normal": 0, "low": 2}:
+            assert time.monotonic() < deadline, waiting
+            time.sleep(0.2)
+        assert waiting["workers"] == 0 and waiting["model_versions"] == running["model_versions"]
         fleet.start("ocr")
         done = {j: wait_job(client, token, j) for j in [*low, high]}
     assert all(job["status"] == "succeeded" for job in done.values())

@@ -185,3 +185,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeFleet]:
     finally:
         if os.environ.get("KEEP_FLEET") != "1":
             f.compose("down", "-v", "--remove-orphans", check=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """Each phase's report on the item (``rep_call``): the browser tests save the page's HTML
+    and console log when their call failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from typing import Any
 
 import redis
 import structlog
@@ -95,4 +97,36 @@ def capabilities(conn: redis.Redis) -> dict[str, str]:
         state = f"{n} worker{'s' if n != 1 else ''}" if n else "no worker: jobs needing it wait in the queue"
         for task in cap.task_names:
             out[task] = state
+    return out
+
+
+def fleet_report(conn: redis.Redis) -> list[dict[str, Any]]:
+    """Each installed capability as the fleet sees it now: ``{"capability", "queue", "tasks",
+    "workers" (live RQ workers), "queued" ({priority: tasks waiting}), "model_versions"
+    ({engine: version} the workers advertised at start, empty before a worker ran)}``.
+    Raises redis.RedisError when Redis is down."""
+    from rq import Queue, Worker
+
+    from mediafleet.common.queues import ADVERTS_KEY, PRIORITY_ORDER
+    from mediafleet.common.registry import capabilities as installed
+
+    adverts = conn.hgetall(ADVERTS_KEY)
+    out = []
+    for cap in installed().values():
+        queues = {p.value: Queue(f"{cap.queue}:{p.value}", connection=conn) for p in PRIORITY_ORDER}
+        versions: dict[str, str] = {}
+        for task in cap.task_names:
+            raw = adverts.get(task.encode()) or adverts.get(task)
+            if raw:
+                versions.update(json.loads(raw).get("model_versions") or {})
+        out.append(
+            {
+                "capability": cap.name,
+                "queue": cap.queue,
+                "tasks": list(cap.task_names),
+                "workers": len(Worker.all(connection=conn, queue=queues["normal"])),
+                "queued": {name: q.count for name, q in queues.items()},
+                "model_versions": versions,
+            }
+        )
     return out

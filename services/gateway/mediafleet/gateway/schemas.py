@@ -26,6 +26,22 @@ class LinkToken(BaseModel):
     url: str = Field(description="the resource's path with the token, relative to the API root")
 
 
+class CapabilityStatus(BaseModel):
+    capability: str
+    queue: str = Field(description="RQ queue family: <queue>:high|normal|low")
+    tasks: list[str]
+    workers: int = Field(ge=0, description="live workers on the queue")
+    queued: dict[str, int] = Field(description="tasks waiting, per priority (high, normal, low)")
+    model_versions: dict[str, str] = Field(
+        description="engine -> model version its workers loaded (SHA-256 prefix of the weights)"
+    )
+
+
+class FleetStatus(BaseModel):
+    job_manager: str = Field(description='"ok" while job_manager reconciles, else why not')
+    capabilities: list[CapabilityStatus]
+
+
 class RefreshRequest(BaseModel):
     refresh_token: str
 

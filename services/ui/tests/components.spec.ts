@@ -1,0 +1,114 @@
+import { flushPromises, mount } from '@vue/test-utils'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import TranscriptPlayer from '../src/components/TranscriptPlayer.vue'
+import { session } from '../src/session'
+import { MAX_UPLOAD_BYTES, refusal } from '../src/upload'
+import LoginView from '../src/views/LoginView.vue'
+import UploadView from '../src/views/UploadView.vue'
+import { i18nFor, memoryRouter } from './setup'
+
+const json = (status: number, body: unknown) =>
+  new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } })
+
+Element.prototype.scrollIntoView = () => undefined // jsdom has no layout
+
+beforeEach(() => {
+  localStorage.clear()
+  session.clear()
+})
+afterEach(() => vi.unstubAllGlobals())
+
+describe('sign in', () => {
+  it('sends the OAuth2 form and goes to the forced password change', async () => {
+    const calls: Request[] = []
+    vi.stubGlobal('fetch', async (request: Request) => {
+      calls.push(request.clone())
+      return json(200, { access_token: 'A', refresh_token: 'R', token_type: 'bearer', expires_in: 1800, must_change_password: true })
+    })
+    const router = memoryRouter()
+    await router.push('/login')
+    const view = mount(LoginView, { global: { plugins: [i18nFor('de'), router] } })
+    expect(view.text()).toContain('Anmelden')
+    await view.find('input[name=username]').setValue('ada')
+    await view.find('input[name=password]').setValue('first-password')
+    await view.find('form').trigger('submit')
+    await flushPromises()
+    expect(calls[0].url).toMatch(/\/api\/v1\/auth\/token$/)
+    expect(calls[0].headers.get('Content-Type')).toBe('application/x-www-form-urlencoded')
+    expect(new URLSearchParams(await calls[0].text()).get('username')).toBe('ada')
+    expect(session.state.access).toBe('A')
+    expect(localStorage.getItem('mediafleet.refresh')).toBe('R')
+    expect(router.currentRoute.value.path).toBe('/password')
+  })
+
+  it('says so on a wrong password and stores nothing', async () => {
+    vi.stubGlobal('fetch', async () => json(401, { error: { code: 'invalid_credentials', message: 'x', details: null } }))
+    const router = memoryRouter()
+    const view = mount(LoginView, { global: { plugins: [i18nFor('en'), router] } })
+    await view.find('form').trigger('submit')
+    await flushPromises()
+    expect(view.find('[role=alert]').text()).toBe('Wrong username or password.')
+    expect(session.state.refresh).toBeNull()
+  })
+})
+
+describe('token refresh', () => {
+  it('refreshes an expired access token once and retries the request', async () => {
+    session.store({ access_token: 'old', refresh_token: 'R1', expires_in: 3600, must_change_password: false })
+    const seen: string[] = []
+    vi.stubGlobal('fetch', async (input: Request | string, init?: RequestInit) => {
+      const request = typeof input === 'string' ? new Request(new URL(input, 'http://x'), init) : input
+      seen.push(`${new URL(request.url).pathname} ${request.headers.get('Authorization') ?? ''}`)
+      if (request.url.endsWith('/v1/auth/refresh'))
+        return json(200, { access_token: 'new', refresh_token: 'R2', expires_in: 3600, must_change_password: false })
+      if (request.headers.get('Authorization') === 'Bearer old')
+        return json(401, { error: { code: 'token_expired', message: 'token has expired', details: null } })
+      return json(200, { id: 1, username: 'ada', is_admin: false, disabled: false, must_change_password: false, has_webhook_secret: false })
+    })
+    const { api } = await import('../src/api/client')
+    const { data } = await api.GET('/v1/users/me')
+    expect(data?.username).toBe('ada')
+    expect(seen).toEqual(['/api/v1/users/me Bearer old', '/api/v1/auth/refresh ', '/api/v1/users/me Bearer new'])
+    expect(localStorage.getItem('mediafleet.refresh')).toBe('R2')
+  })
+})
+
+describe('upload', () => {
+  it('refuses files by type and size before sending', () => {
+    expect(refusal({ type: 'text/plain', size: 10 })).toBe('type')
+    expect(refusal({ type: 'image/png', size: MAX_UPLOAD_BYTES + 1 })).toBe('size')
+    expect(refusal({ type: 'video/mp4', size: 10 })).toBeNull()
+    expect(refusal({ type: '', size: 10 })).toBeNull() // unknown to the browser: the gateway decides
+  })
+
+  it('lists a refused file with its reason and sends nothing', async () => {
+    const fetchSpy = vi.fn()
+    vi.stubGlobal('fetch', fetchSpy)
+    const view = mount(UploadView, { global: { plugins: [i18nFor('en'), memoryRouter()] } })
+    const input = view.find('input[type=file]')
+    Object.defineProperty(input.element, 'files', { value: [new File(['hello'], 'notes.txt', { type: 'text/plain' })] })
+    await input.trigger('change')
+    const item = view.find('[data-state=refused]')
+    expect(item.text()).toContain('notes.txt')
+    expect(item.text()).toContain('Refused: text/plain is not an image, audio or video file.')
+    expect(fetchSpy).not.toHaveBeenCalled()
+  })
+})
+
+describe('transcript player', () => {
+  const segments = [
+    { start: 0, end: 2.5, text: 'And so my fellow Americans' },
+    { start: 2.5, end: 6, text: 'ask not what your country can do for you' },
+  ]
+
+  it('highlights the segment being heard and seeks on click', async () => {
+    const view = mount(TranscriptPlayer, { props: { src: 'blob:x', kind: 'audio', segments }, global: { plugins: [i18nFor('en')] } })
+    const audio = view.find('audio').element as HTMLAudioElement
+    audio.currentTime = 3
+    await view.find('audio').trigger('timeupdate')
+    expect(view.find('li.current').text()).toContain('ask not')
+    await view.findAll('li button')[0].trigger('click')
+    expect(audio.currentTime).toBe(0)
+    expect(view.find('li.current').text()).toContain('fellow Americans')
+  })
+})
