@@ -97,14 +97,18 @@ def create_job(client, token: str, media_id: str, **fields) -> str:  # noqa: ANN
     return resp.json()["job_id"]
 
 
-def sse_events(client, token: str, job_id: str, into: list | None = None) -> list[tuple[str, dict]]:  # noqa: ANN001
-    """Follow ``GET /v1/jobs/{id}/events`` to its end: ``[(event, data)]``, appended to ``into``
-    as they arrive when given (for a reader thread)."""
+def sse_events(  # noqa: ANN001
+    client, token: str | None, job_id: str, into: list | None = None, url: str | None = None
+) -> list[tuple[str, dict]]:
+    """Follow ``GET /v1/jobs/{id}/events`` (or ``url``, e.g. with a link token and no
+    ``token``) to its end: ``[(event, data)]``, appended to ``into`` as they arrive when given
+    (for a reader thread)."""
     import json
 
     events = [] if into is None else into
-    with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=auth(token), timeout=120) as resp:
-        assert resp.status_code == 200
+    headers = auth(token) if token else {}
+    with client.stream("GET", url or f"/v1/jobs/{job_id}/events", headers=headers, timeout=120) as resp:
+        assert resp.status_code == 200, resp.read()
         kind = None
         for line in resp.iter_lines():
             if line.startswith("event: "):

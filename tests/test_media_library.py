@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from tests.api_helpers import (
     auth,
     create_user,
     login,
+    sse_events,
     upload,
 )
 from tests.conftest import sample
@@ -183,15 +183,7 @@ def _canceled_job(settings: GatewaySettings, user_id: int, media_id: str) -> str
 
 
 def _events(client: TestClient, url: str) -> list[tuple[str, dict]]:
-    events, kind = [], None
-    with client.stream("GET", url, timeout=30) as resp:
-        assert resp.status_code == 200, resp.read()
-        for line in resp.iter_lines():
-            if line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: ") and kind:
-                events.append((kind, json.loads(line[6:])))
-    return events
+    return sse_events(client, None, "", url=url)
 
 
 def test_events_token_opens_only_its_owners_job_stream(client: TestClient, settings: GatewaySettings) -> None:

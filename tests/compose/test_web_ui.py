@@ -2,7 +2,8 @@
 over HTTPS: a new user signs in with the keyboard and changes the first password, uploads
 english.png, watches the job finish, reads the OCR text and its boxes and finds a word of it;
 the pose overlay on bus.jpg, the transcript of jfk.flac that follows playback and seeks,
-naming a face cluster, a phone-sized screen and German.
+naming a face cluster and finding the face everywhere, a phone-sized screen and German;
+the admin view of users, API keys and the fleet.
 
 Each test saves screenshots (``var/ui-e2e``; the README shows two of them); a failure also
 saves the page's HTML and console log. Every test ends with no console error.
@@ -271,6 +272,8 @@ def test_name_a_face_cluster_on_a_phone_in_german(page: Page, site: Site) -> Non
     page.get_by_role("navigation").get_by_role("link", name="Mediathek").click()
     page.get_by_role("link", name="obama.jpg").click()
     expect(page.locator("aside")).to_contain_text("Barack Obama")
+    page.locator("aside").get_by_role("button", name="Dieses Gesicht überall finden").click()
+    expect(page.get_by_test_id("face-matches").get_by_role("link")).to_have_text(["obama2.jpg"])
     assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")
     shot(page, "results-faces-phone-de")
     assert page.console.errors == []
