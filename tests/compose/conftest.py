@@ -18,6 +18,8 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The admin's own password after the forced change on first sign-in, for every compose test.
+ADMIN_PASSWORD = "compose-admin-password-2"
 TINY_CLIP_NAME = "mf-tiny-clip"
 
 

@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 
 from tests.api_helpers import auth, create_job, upload, vectors_settled, wait_job
-from tests.compose.conftest import ROOT, ComposeFleet
+from tests.compose.conftest import ADMIN_PASSWORD, ROOT, ComposeFleet
 from tests.conftest import sample
 
 pytestmark = pytest.mark.compose
-NEW_PASSWORD = "compose-admin-password-2"
+NEW_PASSWORD = ADMIN_PASSWORD
 
 
 @pytest.fixture(scope="module")

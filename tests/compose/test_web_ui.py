@@ -26,6 +26,7 @@ from playwright.sync_api import Page, expect
 
 from tests.api_helpers import NEW_PASSWORD, auth
 from tests.browser import browser, page, shot  # noqa: F401 - fixtures
+from tests.compose.conftest import ADMIN_PASSWORD
 from tests.conftest import sample
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(600)]
@@ -37,6 +38,8 @@ class Site:
     base: str
     api: Callable[[], httpx.Client]
     admin_first_password: str
+    #: the admin's password after the forced change (made here unless another test did)
+    admin_password: str
 
 
 @pytest.fixture(scope="module")
@@ -47,20 +50,21 @@ def site(request: pytest.FixtureRequest) -> Site:
             url.rstrip("/"),
             lambda: httpx.Client(base_url=url.rstrip("/") + "/api", verify=False, timeout=60),
             os.environ["MEDIAFLEET_UI_ADMIN_PASSWORD"],
+            NEW_PASSWORD,
         )
     fleet = request.getfixturevalue("fleet")
-    return Site(fleet.base, fleet.client, fleet.admin_password)
+    return Site(fleet.base, fleet.client, fleet.admin_password, ADMIN_PASSWORD)
 
 
 def _admin(site: Site, c: httpx.Client) -> str:
     """The admin's token; its forced password change done when no other test did it yet."""
-    resp = c.post("/v1/auth/token", data={"username": "admin", "password": NEW_PASSWORD})
+    resp = c.post("/v1/auth/token", data={"username": "admin", "password": site.admin_password})
     if resp.status_code == 200:
         return resp.json()["access_token"]
     first = c.post("/v1/auth/token", data={"username": "admin", "password": site.admin_first_password})
     assert first.status_code == 200, first.text
     changed = c.post("/v1/auth/password", headers=auth(first.json()["access_token"]),
-                     json={"current_password": site.admin_first_password, "new_password": NEW_PASSWORD})  # fmt: skip
+                     json={"current_password": site.admin_first_password, "new_password": site.admin_password})  # fmt: skip
     assert changed.status_code == 200, changed.text
     return changed.json()["access_token"]
 
@@ -97,6 +101,7 @@ def upload(page: Page, file: str, kind: str, tasks: set[str]) -> None:  # noqa: 
     page.get_by_role("navigation").get_by_role("link", name="Upload").click()
     group = page.locator("fieldset", has=page.locator("legend", has_text=kind))
     expect(group).to_be_visible()  # the view's code is loaded on first use
+    assert unlabelled(page) == []
     for box in group.get_by_role("checkbox").all():
         label = box.locator("xpath=..").inner_text().strip()
         box.set_checked(label in tasks)
@@ -128,6 +133,17 @@ def colored_pixels(page: Page, rgb: tuple[int, int, int], tolerance: int = 12) -
     )
 
 
+def unlabelled(page: Page) -> list[str]:  # noqa: F811
+    """Form controls on the page with no accessible name (no label, aria-label or text)."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll('input, select, textarea, button')]
+             .filter((e) => e.type !== 'hidden')
+             .filter((e) => !(e.labels?.length || e.getAttribute('aria-label') ||
+                              e.getAttribute('aria-labelledby') || (e.tagName === 'BUTTON' && e.textContent.trim())))
+             .map((e) => e.outerHTML.slice(0, 160))"""
+    )
+
+
 OCR_BLUE, LIMB_YELLOW = (0x1F, 0x5F, 0xBF), (0xFF, 0xD4, 0x3B)
 
 
@@ -143,6 +159,7 @@ def test_main_job_sign_in_upload_ocr_boxes_and_search(page: Page, site: Site) ->
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/password$"))
     expect(page.get_by_text("This is your first sign-in")).to_be_visible()
+    assert unlabelled(page) == []
     shot(page, "password-change")
     page.get_by_label("Current password").fill(first)
     own = "my-own-" + secrets.token_hex(6)
@@ -156,6 +173,7 @@ def test_main_job_sign_in_upload_ocr_boxes_and_search(page: Page, site: Site) ->
     text = page.get_by_test_id("ocr-text")
     expect(text).to_contain_text(re.compile(r"soap and water", re.I))
     assert colored_pixels(page, OCR_BLUE) > 2000  # the line boxes are drawn
+    assert unlabelled(page) == []
 
     # hovering a line's box shows its text: the first line of the job's result, from the API
     media_id = page.url.split("/media/")[1].split("?")[0]
@@ -180,6 +198,7 @@ def test_main_job_sign_in_upload_ocr_boxes_and_search(page: Page, site: Site) ->
     expect(results).to_contain_text("english.png")
     expect(results.locator("mark").first).to_have_text(re.compile("soap", re.I))
     shot(page, "search")
+    assert unlabelled(page) == []
     results.get_by_role("link", name="english.png").click()
     expect(page.get_by_test_id("ocr-text")).to_contain_text(re.compile("soap", re.I))
 
@@ -229,7 +248,7 @@ def test_admin_sees_services_and_manages_users(page: Page, site: Site) -> None: 
         _admin(site, c)
     page.goto(site.base + "/login")
     page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(NEW_PASSWORD)
+    page.get_by_label("Password").fill(site.admin_password)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("navigation").get_by_role("link", name="Admin").click()
     services = page.get_by_test_id("services")
@@ -252,6 +271,7 @@ def test_admin_sees_services_and_manages_users(page: Page, site: Site) -> None: 
     page.get_by_role("button", name="Create key").click()
     expect(page.get_by_test_id("new-key")).to_have_text(re.compile(r"^mfk_"))
     shot(page, "admin")
+    assert unlabelled(page) == []
     assert page.console.errors == []
 
 
@@ -268,6 +288,7 @@ def test_name_a_face_cluster_on_a_phone_in_german(page: Page, site: Site) -> Non
     person.get_by_role("button", name="Speichern").click()
     expect(page.get_by_role("status")).to_have_text("Gespeichert: Barack Obama")
     shot(page, "people-phone-de")
+    assert unlabelled(page) == []
     # the name shows on the face in the results, and nothing scrolls sideways on a phone
     page.get_by_role("navigation").get_by_role("link", name="Mediathek").click()
     page.get_by_role("link", name="obama.jpg").click()
