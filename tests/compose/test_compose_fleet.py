@@ -61,6 +61,13 @@ def test_tls_redirect_and_headers(fleet: ComposeFleet) -> None:
         assert resp.status_code == 200 and resp.json() == {"status": "ok"}
         assert resp.headers["strict-transport-security"].startswith("max-age=")
         assert resp.headers["x-content-type-options"] == "nosniff"
+        # the API runs nothing; the web UI only its own scripts and styles
+        assert resp.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+        app = c.get(fleet.base + "/library")  # an app route: index.html, never cached
+        assert app.status_code == 200 and '<div id="app">' in app.text
+        assert app.headers["cache-control"] == "no-cache"
+        csp = app.headers["content-security-policy"]
+        assert "script-src 'self';" in csp and "unsafe" not in csp and "frame-ancestors 'none'" in csp
         assert_error = c.get("/v1/jobs")
         assert assert_error.status_code == 401 and assert_error.json()["error"]["code"] == "missing_token"
         # Prometheus metrics stay on the internal network

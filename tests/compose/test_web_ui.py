@@ -275,6 +275,33 @@ def test_admin_sees_services_and_manages_users(page: Page, site: Site) -> None: 
     assert page.console.errors == []
 
 
+def test_video_timeline_of_frame_results_seeks(page: Page, site: Site) -> None:  # noqa: F811
+    """mmpose_demo.mp4 (1 s, 5 frames, pedestrians): pose on its sampled frames, one timeline
+    mark per sampled frame with its people count (as the API's timeline has them); a mark
+    seeks the player back to its frame."""
+    name = sign_in(page, site)
+    upload(page, "mmpose_demo.mp4", "Video", {"Pose"})
+    marks = page.get_by_role("button", name=re.compile(r"^0:00 · \d+ people$"))
+    expect(marks.first).to_be_visible()
+    media_id = page.url.split("/media/")[1].split("?")[0]
+    with site.api() as c:
+        access = c.post("/v1/auth/token", data={"username": name, "password": NEW_PASSWORD}).json()[
+            "access_token"
+        ]
+        job = c.get(f"/v1/jobs?media_id={media_id}", headers=auth(access)).json()["data"][0]
+        frames = c.get(f"/v1/jobs/{job['job_id']}/timeline", headers=auth(access)).json()["frames"]
+    assert frames  # sampled at the default rate: a 1-s video gives its first frame
+    expected = [f"0:00 · {len(f['results']['pose']['people'])} people" for f in frames]
+    assert [m.strip() for m in marks.all_inner_texts()] == expected
+    assert int(expected[0].split(" · ")[1].split()[0]) >= 3  # a street of pedestrians
+    video = page.locator("video")
+    video.evaluate("v => { v.currentTime = 0.8 }")
+    marks.nth(len(frames) - 1).click()
+    assert abs(video.evaluate("v => v.currentTime") - frames[-1]["t"]) < 0.05
+    shot(page, "results-video")
+    assert page.console.errors == []
+
+
 def test_name_a_face_cluster_on_a_phone_in_german(page: Page, site: Site) -> None:  # noqa: F811
     sign_in(page, site)
     upload(page, "obama.jpg", "Images", {"Faces"})
