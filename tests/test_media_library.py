@@ -58,17 +58,21 @@ def client(settings: GatewaySettings) -> Iterator[TestClient]:
         yield c
 
 
-def _succeeded_task(settings: GatewaySettings, user_id: int, media_id: str, name: str) -> None:
-    """A finished job of ``user_id`` on ``media_id`` with a succeeded task ``name``, as
-    job_manager leaves it."""
+def _finished_job(
+    settings: GatewaySettings, user_id: int, media_id: str, name: str, status: str = "canceled", result=None
+) -> str:  # noqa: ANN001
+    """A finished job of ``user_id`` on ``media_id`` with one task ``name`` in ``status``, as
+    job_manager leaves it (a canceled one by default: its event stream ends at once)."""
     engine = create_engine(settings.core.database_url)
     with Session(engine) as s:
-        job = Job(id=str(uuid.uuid4()), user_id=user_id, media_id=media_id, status="succeeded",
+        job = Job(id=str(uuid.uuid4()), user_id=user_id, media_id=media_id, status=status,
                   priority="normal", options={})  # fmt: skip
-        job.tasks.append(Task(id=str(uuid.uuid4()), name=name, status="succeeded", result={"text": ""}))
+        job.tasks.append(Task(id=str(uuid.uuid4()), name=name, status=status, result=result))
         s.add(job)
+        job_id = job.id
         s.commit()
     engine.dispose()
+    return job_id
 
 
 def test_library_lists_the_callers_media_newest_first_with_filters(
@@ -90,12 +94,12 @@ def test_library_lists_the_callers_media_newest_first_with_filters(
 
     # "with results of a task": only media the caller's own jobs ran it on
     me = client.get("/v1/users/me", headers=auth(admin)).json()["id"]
-    _succeeded_task(settings, me, ids["bus.jpg"], "pose")
+    _finished_job(settings, me, ids["bus.jpg"], "pose", "succeeded", {"text": ""})
     with_pose = client.get("/v1/media?task=pose", headers=auth(admin)).json()
     assert [m["media_id"] for m in with_pose["data"]] == [ids["bus.jpg"]] and with_pose["count"] == 1
     # the results view finds a media's jobs
-    on_bus = _canceled_job(settings, me, ids["bus.jpg"])
-    _canceled_job(settings, me, ids["zidane.jpg"])
+    on_bus = _finished_job(settings, me, ids["bus.jpg"], "ocr")
+    _finished_job(settings, me, ids["zidane.jpg"], "ocr")
     # (status too: the pose result above is a stand-in that the job's schema would refuse)
     found = client.get(f"/v1/jobs?media_id={ids['bus.jpg']}&status=canceled", headers=auth(admin)).json()
     assert found["count"] == 1 and found["data"][0]["job_id"] == on_bus
@@ -168,20 +172,6 @@ def test_original_and_thumbnails_go_to_their_owner_only(
 # -- link tokens: EventSource, <img> and <video> send no header -----------------------------
 
 
-def _canceled_job(settings: GatewaySettings, user_id: int, media_id: str) -> str:
-    """A finished (canceled) ocr job of ``user_id``: its event stream ends at once."""
-    engine = create_engine(settings.core.database_url)
-    with Session(engine) as s:
-        job = Job(id=str(uuid.uuid4()), user_id=user_id, media_id=media_id, status="canceled",
-                  priority="normal", options={})  # fmt: skip
-        job.tasks.append(Task(id=str(uuid.uuid4()), name="ocr", status="canceled"))
-        s.add(job)
-        job_id = job.id
-        s.commit()
-    engine.dispose()
-    return job_id
-
-
 def _events(client: TestClient, url: str) -> list[tuple[str, dict]]:
     return sse_events(client, None, "", url=url)
 
@@ -192,7 +182,7 @@ def test_events_token_opens_only_its_owners_job_stream(client: TestClient, setti
     bob = login(client, "bob", "bob-password-123")["access_token"]
     media = upload(client, admin, sample("english.png")).json()["media_id"]
     me = client.get("/v1/users/me", headers=auth(admin)).json()["id"]
-    job, other_job = _canceled_job(settings, me, media), _canceled_job(settings, me, media)
+    job, other_job = _finished_job(settings, me, media, "ocr"), _finished_job(settings, me, media, "ocr")
 
     link = client.post(f"/v1/jobs/{job}/events/token", headers=auth(admin))
     assert link.status_code == 200, link.text
