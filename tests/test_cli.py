@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,12 +11,13 @@ from pathlib import Path
 from tests.conftest import sample
 
 
-def _cli(*args: str, db: str) -> subprocess.CompletedProcess:
+def _cli(*args: str, db: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "mediafleet.cli.main", *args, "--db", db],
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -65,14 +67,23 @@ def test_unreadable_files_exit_nonzero_with_one_line_each(sqlite_url: str, tmp_p
         str(tmp_path / "missing.png"),
         "--json",
         db=sqlite_url,
+        env={"MEDIAFLEET_MODELS_DIR": str(tmp_path / "no-models")},
     )
     assert out.returncode == 1
-    errors = out.stderr.strip().splitlines()
-    assert len(errors) == 3
+    lines = out.stderr.strip().splitlines()
+    # no --tasks: the image defaults that cannot run here (no weights in this models dir) are
+    # named once each, with the command that provisions them; OCR runs
+    skipped = [ln for ln in lines if " skipped: " in ln]
+    assert skipped and all(ln.startswith(f"mediafleet: {sample('phototest.tif')}: ") for ln in skipped)
+    assert any("pose skipped: the model yolo11n-pose is not installed" in ln for ln in skipped), skipped
+    assert any("run `mediafleet models pull yolo11n-pose`" in ln for ln in skipped), skipped
+    errors = [ln for ln in lines if ln not in skipped]
+    assert len(errors) == 3, lines
     assert errors[0].startswith(f"mediafleet: {text}: ") and "not a supported image" in errors[0]
     assert errors[1].startswith(f"mediafleet: {empty}: ") and "empty" in errors[1]
     assert errors[2] == f"mediafleet: {tmp_path / 'missing.png'}: no such file"
     assert len(out.stdout.splitlines()) == 1  # the good file still got its result
+    assert "ocr" in json.loads(out.stdout)["results"]
 
 
 def test_unknown_task_is_a_usage_error(sqlite_url: str) -> None:

@@ -246,6 +246,13 @@ def test_job_creation_queues_and_hands_off(client: TestClient, token: str, setti
         ({"tasks": ["ocr"], "options": {"pose": {}}}, 422, "unknown_option"),
         ({"tasks": ["ocr"], "priority": "urgent"}, 422, "validation_error"),
         ({"tasks": []}, 422, "validation_error"),
+        # languages no engine that would run reads: refused at creation, from the OCR contract
+        ({"tasks": ["ocr"], "options": {"ocr": {"languages": ["ja"]}}}, 422, "unsupported_language"),
+        (
+            {"tasks": ["ocr"], "options": {"ocr": {"engine": "easyocr", "languages": ["zh"]}}},
+            422,
+            "unsupported_language",
+        ),
     ],
 )
 def test_bad_job_requests(client: TestClient, token: str, payload: dict, status: int, code: str) -> None:
@@ -407,7 +414,7 @@ def test_health_and_metrics(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["checks"] == {"database": "ok", "redis": "ok"}
-    assert ready["capabilities"]["ocr"].startswith("no worker")  # no OCR worker runs in this test
+    assert ready["capabilities"]["ocr"].startswith("no_worker:")  # no OCR worker runs in this test
     client.get("/v1/jobs")
     metrics = client.get("/metrics").text
     assert (
@@ -539,4 +546,23 @@ def test_admin_fleet_view_is_for_admins(client: TestClient, token: str) -> None:
     assert fleet["job_manager"] != "ok"  # no job_manager runs in this test
     ocr = next(c for c in fleet["capabilities"] if c["capability"] == "ocr_detection")
     assert ocr == {"capability": "ocr_detection", "queue": "ocr", "tasks": ["ocr"], "workers": 0,
-                   "queued": {"high": 0, "normal": 0, "low": 0}, "model_versions": {}}  # fmt: skip
+                   "queued": {"high": 0, "normal": 0, "low": 0}, "model_versions": {},
+                   "readiness": {"ocr": {"state": "no_worker", "workers": 0, "ready_workers": 0,
+                                         "message": "no worker runs: jobs needing it wait in the queue"}}}  # fmt: skip
+
+
+def test_tasks_describe_what_the_fleet_can_run(client: TestClient, token: str) -> None:
+    """GET /v1/tasks: every installed task with its kinds, defaults, options schema and readiness
+    (no worker runs in this test: none is ready, and the upload view ticks nothing)."""
+    assert_envelope(client.get("/v1/tasks"), 401, "missing_token")
+    tasks = {t["name"]: t for t in client.get("/v1/tasks", headers=auth(token)).json()["data"]}
+    assert {"ocr", "pose", "faces", "nsfw", "clip", "transcribe", "summarize"} <= set(tasks)
+    ocr = tasks["ocr"]
+    assert ocr["capability"] == "ocr_detection" and ocr["media_kinds"] == ["image", "video"]
+    assert ocr["default_for"] == ["image"] and ocr["exports"] == []
+    assert set(ocr["options_schema"]["properties"]) == {"engine", "languages"}
+    assert ocr["readiness"] == {"state": "no_worker", "workers": 0, "ready_workers": 0,
+                                "message": "no worker runs: jobs needing it wait in the queue"}  # fmt: skip
+    assert tasks["transcribe"]["default_for"] == ["audio", "video"]
+    assert {"srt", "vtt"} <= set(tasks["transcribe"]["exports"])
+    assert tasks["summarize"]["default_for"] == []

@@ -147,7 +147,9 @@ def _ocr_status(client: httpx.Client, token: str) -> dict:
 def test_high_priority_runs_first(fleet) -> None:  # noqa: ANN001
     """... and the admin view of the fleet (GET /v1/admin/services) counts workers, the tasks
     waiting per priority and the model versions the worker loaded."""
-    assert httpx.get(fleet.url("gateway") + "/readyz").json()["capabilities"]["ocr"] == "1 worker"
+    assert (
+        httpx.get(fleet.url("gateway") + "/readyz").json()["capabilities"]["ocr"] == "ready: 1 worker ready"
+    )
     with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
         token = admin_token(client)
         running = _ocr_status(client, token)
@@ -155,7 +157,7 @@ def test_high_priority_runs_first(fleet) -> None:  # noqa: ANN001
         assert running["tasks"] == ["ocr"] and running["model_versions"], running
     fleet.stop("ocr")  # queue up work while no worker runs
     ready = httpx.get(fleet.url("gateway") + "/readyz")
-    assert ready.status_code == 200 and ready.json()["capabilities"]["ocr"].startswith("no worker")
+    assert ready.status_code == 200 and ready.json()["capabilities"]["ocr"].startswith("no_worker:")
     with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
         media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
         low = [

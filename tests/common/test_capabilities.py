@@ -45,7 +45,10 @@ def test_ocr_is_found_through_its_entry_point() -> None:
     names = {ep.name for ep in entry_points(group=registry.GROUP)}
     assert "ocr_detection" in names
     assert registry.capability_of("ocr").queue == "ocr"
-    assert registry.default_tasks() == ("ocr",)
+    # ticked in the upload view / run by `mediafleet analyze FILE` when ready, per media kind
+    assert set(registry.default_tasks("image")) == {"ocr", "pose", "faces", "nsfw", "clip"}
+    assert registry.default_tasks("audio") == ("transcribe",)
+    assert set(registry.default_tasks("video")) == {"pose", "faces", "transcribe"}
 
 
 def test_service_list_names_every_capability() -> None:

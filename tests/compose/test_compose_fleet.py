@@ -316,7 +316,7 @@ def test_stopped_ai_service_jobs_wait_rest_keeps_working(fleet: ComposeFleet, to
     try:
         with fleet.client() as c:
             ready = c.get("/readyz").json()
-            assert ready["status"] == "ready" and ready["capabilities"]["ocr"].startswith("no worker")
+            assert ready["status"] == "ready" and ready["capabilities"]["ocr"].startswith("no_worker:")
             media_id = upload(c, token, sample("chinese.jpg")).json()["media_id"]
             job_id = create_job(c, token, media_id)
             time.sleep(5)
@@ -329,7 +329,7 @@ def test_stopped_ai_service_jobs_wait_rest_keeps_working(fleet: ComposeFleet, to
     with fleet.client() as c:
         job = wait_job(c, token, job_id, timeout=120)
         assert job["status"] == "succeeded" and "Yuyuan" in job["results"]["ocr"]["text"]
-        assert c.get("/readyz").json()["capabilities"]["ocr"] == "1 worker"
+        assert c.get("/readyz").json()["capabilities"]["ocr"] == "ready: 1 worker ready"
 
 
 def test_vector_db_keeps_acknowledged_vectors_across_sigkill(fleet: ComposeFleet) -> None:

@@ -124,7 +124,11 @@ def test_missing_weights_name_the_command(tmp_path: Path) -> None:
     )
     r.preload()
     reason = r.ready()
-    assert "mediafleet models pull nudenet-320n" in reason and "CLIP weights missing" in reason
+    assert (
+        "mediafleet models pull nudenet-320n" in reason
+        and "CLIP ViT-B-32" in reason
+        and "weights are not installed" in reason
+    )
 
 
 def test_a_large_image_is_fitted_and_boxed_in_its_own_pixels(runner: ClipNsfwRunner, tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def test_missing_weights_make_readyz_name_the_command(tmp_path: Path) -> None:
     settings = OcrSettings(core=CoreSettings(models_dir=tmp_path), preload=["rapidocr", "easyocr"])
     r = OcrRunner(settings)
     r.preload()  # does not raise: RapidOCR still serves
-    assert r.loaded_engines() == ["rapidocr"]
+    assert [n for n, e in r.engines.items() if e.loaded] == ["rapidocr"]
     client = TestClient(create_service_app(registry.get("ocr_detection"), r))
     ready = client.get("/readyz")
     assert ready.status_code == 503

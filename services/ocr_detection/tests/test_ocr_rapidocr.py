@@ -19,7 +19,7 @@ GROUND_TRUTH = json.loads((ROOT / "bench" / "ocr" / "ground_truth.json").read_te
 @pytest.fixture(scope="module")
 def runner() -> OcrRunner:
     r = OcrRunner(OcrSettings())
-    r.preload(["rapidocr"])
+    r.preload()  # OCR_PRELOAD default: rapidocr
     return r
 
 
@@ -87,7 +87,7 @@ def test_a_page_larger_than_max_side_is_fitted_and_boxed_in_its_own_pixels(tmp_p
     from PIL import Image
 
     runner = OcrRunner(OcrSettings(max_side=905))
-    runner.preload(["rapidocr"])
+    runner.preload()  # OCR_PRELOAD default: rapidocr
     with Image.open(sample("english.png")) as im:
         small = im.convert("RGB")
     big = tmp_path / "english3x.png"

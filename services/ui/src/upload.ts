@@ -1,15 +1,34 @@
 // Uploads with progress (fetch cannot report upload progress: XMLHttpRequest does) and the
 // tasks offered per media kind.
-import { API_ROOT, ApiError, toApiError, type Media, type TaskName } from './api/client'
+import { API_ROOT, ApiError, toApiError, type Media, type Schemas, type TaskName } from './api/client'
 import { session } from './session'
 
 export type Kind = 'image' | 'audio' | 'video'
+export const KINDS: Kind[] = ['image', 'audio', 'video']
 
-/** Tasks a job on each kind can run, and which of them start checked. */
-export const TASKS: Record<Kind, { all: TaskName[]; checked: TaskName[] }> = {
-  image: { all: ['ocr', 'pose', 'faces', 'nsfw', 'clip'], checked: ['ocr', 'pose', 'faces', 'nsfw', 'clip'] },
-  audio: { all: ['transcribe', 'summarize'], checked: ['transcribe'] },
-  video: { all: ['transcribe', 'pose', 'faces', 'ocr', 'nsfw', 'clip'], checked: ['transcribe', 'pose', 'faces'] },
+/** A task as GET /v1/tasks describes it (its options schema, kinds, readiness). */
+export type TaskInfo = Schemas['TaskInfo']
+
+export interface Choice {
+  task: TaskInfo
+  /** Can run now: a worker with the task's models is live. */
+  ready: boolean
+  /** Ticked at first: a default for the kind, and ready. */
+  checked: boolean
+}
+
+/** The tasks offered for each kind, from GET /v1/tasks: every task that runs on the kind; ticked
+ * when it is a default for the kind and ready; those not ready are shown with the reason. */
+export function choices(tasks: TaskInfo[]): Record<Kind, Choice[]> {
+  const out = { image: [], audio: [], video: [] } as Record<Kind, Choice[]>
+  for (const kind of KINDS) {
+    for (const task of tasks) {
+      if (!task.media_kinds.includes(kind)) continue
+      const ready = task.readiness?.state === 'ready'
+      out[kind].push({ task, ready, checked: ready && task.default_for.includes(kind) })
+    }
+  }
+  return out
 }
 
 /** Task options the UI always asks for: word timings, so the transcript follows playback word by word. */

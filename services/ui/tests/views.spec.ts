@@ -64,6 +64,30 @@ describe('people', () => {
     expect(view.findAll('[data-testid=person]')).toHaveLength(1)
     expect(view.text()).toContain('3 faces in 3 files')
   })
+
+  it('shows a face picture per person and counts in proper plurals (both languages)', async () => {
+    const people = [{ ...person('p1', null, 1), sample_face_id: 'f1' }]
+    const pictures: string[] = []
+    vi.stubGlobal('URL', Object.assign(URL, { createObjectURL: () => 'blob:face-f1', revokeObjectURL: () => undefined }))
+    vi.stubGlobal('fetch', async (request: Request | string) => {
+      const url = typeof request === 'string' ? request : request.url
+      if (url.includes('/v1/faces/f1/thumbnail')) {
+        pictures.push(url)
+        return new Response(new Blob(['jpeg']), { status: 200, headers: { 'Content-Type': 'image/jpeg' } })
+      }
+      return json(200, { data: people, count: 1 })
+    })
+    const en = mount(PeopleView, { global: { plugins: [i18nFor('en'), memoryRouter()] } })
+    await flushPromises()
+    expect(en.text()).toContain('1 face in 1 file')
+    expect(pictures).toEqual(['/api/v1/faces/f1/thumbnail?size=192'])
+    const img = en.find('[data-testid=face-crop]')
+    expect(img.attributes('src')).toBe('blob:face-f1')
+    expect(img.attributes('alt')).toBe('A face of Unnamed person')
+    const de = mount(PeopleView, { global: { plugins: [i18nFor('de'), memoryRouter()] } })
+    await flushPromises()
+    expect(de.text()).toContain('1 Gesicht in 1 Datei')
+  })
 })
 
 describe('ask', () => {
@@ -88,9 +112,63 @@ describe('ask', () => {
   })
 })
 
+const taskInfo = (name: string, kinds: string[], defaults: string[], state: string, message = '') => ({
+  name, capability: `${name}_cap`, title: '', description: `${name} description`, media_kinds: kinds,
+  default_for: defaults, depends_on: [], options_schema: {}, exports: [],
+  readiness: { state, workers: state === 'no_worker' ? 0 : 1, ready_workers: state === 'ready' ? 1 : 0, message },
+})
+
+describe('upload', () => {
+  it('ticks only the ready defaults, says why the others cannot run, and sends what is ticked', async () => {
+    const tasks = [
+      taskInfo('ocr', ['image', 'video'], ['image'], 'ready', '1 worker ready'),
+      taskInfo('clip', ['image', 'video'], ['image'], 'models_missing', 'the CLIP weights are not installed; run `make models`'),
+      taskInfo('transcribe', ['audio', 'video'], ['audio', 'video'], 'no_worker', 'no worker runs: jobs needing it wait in the queue'),
+      taskInfo('newtask', ['image'], [], 'ready', '1 worker ready'),
+    ]
+    const calls = gateway({
+      'GET /v1/tasks': () => json(200, { data: tasks, count: tasks.length }),
+      'POST /v1/jobs': () => json(202, { job_id: 'j1', status: 'queued', skipped: {} }),
+    })
+    const xhr = vi.fn()
+    vi.stubGlobal('XMLHttpRequest', class {
+      status = 201
+      responseText = JSON.stringify({ media_id: 'm1', kind: 'image', deduplicated: false })
+      upload = { onprogress: null }
+      onload: (() => void) | null = null
+      onerror: (() => void) | null = null
+      open() {}
+      setRequestHeader() {}
+      send(form: FormData) {
+        xhr(form)
+        setTimeout(() => this.onload?.(), 0)
+      }
+    })
+    const view = mount(UploadView, { global: { plugins: [i18nFor('en'), memoryRouter()] } })
+    await flushPromises()
+    const box = (kind: string, task: string) => view.find(`[data-kind=${kind}] [data-task=${task}] input`)
+    expect((box('image', 'ocr').element as HTMLInputElement).checked).toBe(true)
+    expect((box('image', 'clip').element as HTMLInputElement).checked).toBe(false)
+    expect(box('image', 'clip').attributes('disabled')).toBeDefined()
+    expect((box('image', 'newtask').element as HTMLInputElement).checked).toBe(false) // ready, not a default
+    expect(view.find('[data-kind=image] [data-task=newtask]').text()).toContain('newtask description') // no label yet
+    const why = view.find('[data-testid=unavailable]').text()
+    expect(why).toContain('run `make models`')
+    expect(why).toContain('no worker runs')
+    await view.find('[data-testid=dropzone]').trigger('drop', {
+      dataTransfer: { files: [new File(['x'], 'sign.png', { type: 'image/png' })] },
+    })
+    await new Promise((r) => setTimeout(r, 5))
+    await flushPromises()
+    expect(xhr).toHaveBeenCalledTimes(1)
+    expect(calls.find((c) => c.route === 'POST /v1/jobs')?.body).toEqual({ media_id: 'm1', tasks: ['ocr'] })
+    expect(view.find('[data-state=started]').exists()).toBe(true)
+  })
+})
+
 describe('drag and drop', () => {
   it('takes dropped files like picked ones', async () => {
-    const fetchSpy = vi.fn()
+    const fetchSpy = vi.fn(async () => json(200, { data: [], count: 0 }))
     vi.stubGlobal('fetch', fetchSpy)
     const view = mount(UploadView, { global: { plugins: [i18nFor('en'), memoryRouter()] } })
     const zone = view.find('[data-testid=dropzone]')
@@ -100,6 +178,6 @@ describe('drag and drop', () => {
     await zone.trigger('drop', { dataTransfer: { files } })
     expect(zone.classes()).not.toContain('dragging')
     expect(view.findAll('[data-state=refused]').map((li) => li.find('strong').text())).toEqual(['paper.pdf', 'notes.txt'])
-    expect(fetchSpy).not.toHaveBeenCalled()
+    expect(fetchSpy).toHaveBeenCalledTimes(1) // GET /v1/tasks only: nothing of the refused files was sent
   })
 })

@@ -200,6 +200,25 @@ def test_channels_split_keeps_each_sentence_on_its_channel(runner: WhisperRunner
     assert "[0] " in to_srt(result) and "[1] " in to_srt(result)
 
 
+def test_default_channels_keep_both_sides_of_a_call(runner: WhisperRunner, tmp_path: Path) -> None:
+    """No channels option: one speaker per channel (a call) is transcribed per channel, every
+    sentence kept, and the result says so; jfk.flac, whose two channels hold the same sound,
+    is mixed. (Mixed, the English and the French sentence share a 30-s window decoded in one
+    language, and one of them was lost.)"""
+    left, right = decoded("jfk.flac")[0], decoded("fleurs-fr-000.ogg")[0]
+    stereo = np.zeros((2, len(left) + len(right)), dtype=np.float32)
+    stereo[0, : len(left)], stereo[1, len(left) :] = left, right  # one after the other
+    path = write_audio(tmp_path / "call.wav", stereo, "wav", "pcm_s16le")
+    result = run(runner, path)
+    assert result.channels == "split" and "different speech" in result.channels_note
+    by_channel = {c: " ".join(s.text for s in result.segments if s.channel == c) for c in (0, 1)}
+    assert wer(JFK, by_channel[0]) == 0.0
+    assert wer(FLEURS_FR, by_channel[1]) <= 0.25
+    same = run(runner, sample("jfk.flac"))
+    assert same.channels == "mix" and "same sound" in same.channels_note
+    assert wer(JFK, same.text) == 0.0
+
+
 def test_blocks_carry_speech_across_their_boundaries(runner: WhisperRunner, tmp_path: Path) -> None:
     """jfk.flac three times (33 s) decoded in 10-s blocks: a block ends inside every sentence."""
     one = decoded("jfk.flac")

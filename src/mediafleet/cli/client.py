@@ -44,21 +44,53 @@ class ApiClient:
             token = resp.json()["access_token"]
         self.http.headers["Authorization"] = f"Bearer {token}"
 
+    def ready_defaults(self, kind: str) -> tuple[list[str], dict[str, str]]:
+        """The fleet's default tasks for ``kind`` that it can run now (``GET /v1/tasks``), and
+        why the others cannot (task -> the readiness message)."""
+        resp = self.http.get("/v1/tasks")
+        if resp.status_code != 200:
+            raise _error(resp)
+        ready: list[str] = []
+        skipped: dict[str, str] = {}
+        for task in resp.json()["data"]:
+            if kind not in task["default_for"]:
+                continue
+            state = task["readiness"] or {
+                "state": "unknown",
+                "message": "readiness unknown (Redis unavailable)",
+            }
+            if state["state"] == "ready":
+                ready.append(task["name"])
+            else:
+                skipped[task["name"]] = state["message"]
+        return ready, skipped
+
     def analyze(
-        self, path: Path, tasks: list[str], options: dict[str, Any], timeout: float = 600.0
+        self, path: Path, tasks: list[str] | None, options: dict[str, Any], timeout: float = 600.0
     ) -> dict[str, Any]:
+        """Upload ``path``, run ``tasks`` (None: :meth:`ready_defaults` for its kind) and wait."""
+        skipped: dict[str, str] = {}
         try:
             with path.open("rb") as fh:
                 resp = self.http.post("/v1/media", files={"file": (path.name, fh)})
             if resp.status_code not in (200, 201):
                 raise _error(resp)
             media = resp.json()
+            if tasks is None:
+                tasks, skipped = self.ready_defaults(media["kind"])
+                if not tasks:
+                    raise ApiError(
+                        f"no default task for {media['kind']} is ready in the fleet: "
+                        + "; ".join(f"{t}: {why}" for t, why in skipped.items())
+                    )
+            wanted = {t: o for t, o in options.items() if t in tasks}
             resp = self.http.post(
-                "/v1/jobs", json={"media_id": media["media_id"], "tasks": tasks, "options": options}
+                "/v1/jobs", json={"media_id": media["media_id"], "tasks": tasks, "options": wanted}
             )
             if resp.status_code not in (200, 201, 202):
                 raise _error(resp)
             job_id = resp.json()["job_id"]
+            skipped.update(resp.json().get("skipped") or {})  # tasks the media has no stream for
             deadline = time.monotonic() + timeout
             while True:
                 resp = self.http.get(f"/v1/jobs/{job_id}")
@@ -77,4 +109,7 @@ class ApiClient:
         media_out = {
             k: media[k] for k in ("media_id", "kind", "mime", "size_bytes", "width", "height", "duration_s")
         }
-        return {"file": str(path), "media": media_out, "results": job["results"]}
+        item: dict[str, Any] = {"file": str(path), "media": media_out, "results": job["results"]}
+        if skipped:
+            item["skipped"] = skipped
+        return item

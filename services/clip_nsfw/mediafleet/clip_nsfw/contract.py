@@ -111,6 +111,7 @@ CAPABILITY = Capability(
             vectors=clip_vectors,
             summary=lambda r: f"{r.dim}-d embedding ({r.model} {r.pretrained})",
             description="CLIP image embedding, L2-normalised",
+            default=("image",),
         ),
         TaskSpec(
             name="nsfw",
@@ -121,6 +122,7 @@ CAPABILITY = Capability(
                 f"{r.nsfw.label} (score {r.nsfw.score:.2f}, threshold {r.nsfw.threshold}, {r.nsfw.engine})"
             ),
             description="NSFW score and label",
+            default=("image",),
         ),
     ),
 )

@@ -44,6 +44,12 @@ class ClipNsfwRunner(EngineRunner):
         """``CLIP_PRELOAD``; missing weights leave ``/readyz`` at 503 with the reason (EngineRunner)."""
         return list(self.settings.preload)
 
+    def task_engines(self, task: str) -> list[str]:
+        """``clip`` needs open_clip; ``nsfw`` its default engine (NudeNet, or CLIP zero-shot)."""
+        if task == "nsfw" and self.settings.nsfw_engine == "nudenet":
+            return ["nudenet"]
+        return ["open_clip"]
+
     def default_options(self, task: str) -> dict[str, Any]:
         return self.nsfw_options({}) if task == "nsfw" else {}
 

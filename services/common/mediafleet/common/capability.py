@@ -230,7 +230,11 @@ class TaskSpec:
       this task; a job on media without one is refused (422 ``missing_stream``).
     - ``timeout_per_media_s``: seconds of task time allowed per second of audio/video, on top
       of ``MEDIAFLEET_TASK_TIMEOUT_S`` (long media must not hit a fixed timeout).
-    - ``default``: run when a CLI call names no tasks.
+    - ``generated``: the result's text is a model's own writing (summaries), kept out of the
+      passages ``/v1/ask`` answers from (``include_generated`` brings it back).
+    - ``default``: offered ticked in the web UI's upload view and run when a CLI call names no
+      tasks, when the fleet (or the embedded engines) can run it now: ``True`` for every media
+      kind it accepts, or the kinds (``("image",)``: ticked for images, not for videos).
     """
 
     name: str
@@ -250,8 +254,24 @@ class TaskSpec:
     streams: tuple[Literal["audio", "video"], ...] = ()
     timeout_per_media_s: float = 0.0
     description: str = ""
-    #: Run when a CLI call names no tasks (``mediafleet analyze FILE``).
-    default: bool = False
+    #: Ticked in the upload view / run by ``mediafleet analyze FILE``: True, or the media kinds.
+    default: bool | tuple[MediaKind, ...] = False
+    #: ``check(options, defaults)``: the contract's own refusal of options that validate but that
+    #: no engine serves (an OCR language no engine reads), raised as ValidationFailed (422) at job
+    #: creation. ``defaults`` are the default options the fleet's workers advertise ({} if none).
+    check: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
+    #: Its text is written by a model from other results (a summary), not read from the media:
+    #: searchable, but ``/v1/ask`` does not cite it as evidence unless asked to.
+    generated: bool = False
+
+    def default_for(self, kind: str) -> bool:
+        """Whether this task is a default for media of ``kind`` (it must also accept it)."""
+        chosen = self.default if isinstance(self.default, bool) else kind in self.default
+        return chosen and self.accepts(kind)
+
+    def kinds(self) -> list[MediaKind]:
+        """Every media kind this task runs on (videos through their frames, for image tasks)."""
+        return [k for k in ("image", "audio", "video") if self.accepts(k)]  # type: ignore[misc]
 
     def accepts(self, kind: str) -> bool:
         """Whether media of ``kind`` can run this task (a video through its frames, for image tasks)."""
@@ -372,6 +392,18 @@ class Capability:
 ProgressFn = Callable[[float, str], None]
 
 
+class NotReady(BaseModel):
+    """Why a task cannot run on a worker now (:meth:`Runner.task_ready`).
+
+    ``code``: ``models_missing`` (its weights are not provisioned: ``message`` names the
+    command that provisions them), ``engine_not_installed`` (its library is not in this
+    image) or ``load_failed``. The message is for people: no exception class, no server path.
+    """
+
+    code: Literal["models_missing", "engine_not_installed", "load_failed"]
+    message: str
+
+
 class Runner(Protocol):
     """What a capability's runner offers the generic worker, HTTP app and CLI."""
 
@@ -382,6 +414,10 @@ class Runner(Protocol):
 
     def ready(self) -> str | None:
         """None when it can serve, else why not (shown by ``/readyz``)."""
+
+    # Optional: ``task_ready(task) -> NotReady | None``, whether ``task`` can run with its
+    # default options (EngineRunner: its engines are loaded; weights provisioned after the
+    # start are picked up). Without it, every task follows ``ready()``.
 
     def models(self) -> dict[str, Any]:
         """What ``GET /v1/models`` returns."""

@@ -6,15 +6,18 @@ model; :mod:`mediafleet.common.provision` downloads and verifies.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.toml")
 SourceKind = Literal["official", "package"]
+log = structlog.get_logger("mediafleet.catalogue")
 
 
 class OfficialSource(BaseModel):
@@ -94,6 +97,8 @@ class ModelEntry(BaseModel):
     files: list[ModelFile] = Field(min_length=1)
     #: Set for a model exported here from another one (its files have no download source).
     export: ExportSpec | None = None
+    #: Loaded by its capability's default settings (``models pull --defaults``, ``make models``).
+    default: bool = False
 
     @property
     def size(self) -> int:
@@ -153,8 +158,17 @@ def missing_files(entry: ModelEntry, models_dir: Path) -> list[str]:
     return out
 
 
+#: The command that provisions a model where this service runs, ``{name}`` its catalogue name:
+#: ``mediafleet models pull {name}`` natively; the compose fleet sets ``make models MODELS={name}``
+#: (run on the host: the containers' models volume is read-only and they reach no index).
+PULL_COMMAND_ENV = "MEDIAFLEET_PULL_COMMAND"
+
+
 def pull_hint(entry: ModelEntry) -> str:
     """The command that provisions ``entry`` (named in readiness and error messages)."""
+    template = os.environ.get(PULL_COMMAND_ENV)
+    if template:
+        return template.replace("{name}", entry.name)
     if entry.export is not None:
         return f"mediafleet models export {entry.export.source} --format {entry.export.format}"
     return f"mediafleet models pull {entry.name}"
@@ -172,9 +186,10 @@ def require_files(name: str, models_dir: Path) -> list[Path]:
     if entry is None:
         raise EngineError(f"model {name!r} is not in the catalogue", code="model_not_available")
     missing = missing_files(entry, models_dir)
-    if missing:
+    if missing:  # the message reaches users: no server path (the log has the directory)
+        log.info("model_files_missing", model=name, models_dir=str(models_dir), missing=missing)
         raise EngineError(
-            f"{name}: {', '.join(missing)} missing in {models_dir}; run `{pull_hint(entry)}`",
+            f"the model {name} is not installed ({', '.join(missing)} missing); run `{pull_hint(entry)}`",
             code="model_not_available",
         )
     return [Path(models_dir) / f.path for f in entry.files]

@@ -11,11 +11,13 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import structlog
 
-from mediafleet.common.errors import BadRequest, EngineError
+from mediafleet.common.capability import NotReady
+from mediafleet.common.errors import BadRequest, EngineError, MediafleetError
 
 log = structlog.get_logger("mediafleet.engine")
 
@@ -97,18 +99,52 @@ class Engine(ABC):
             return fn(*args, **kwargs)
 
 
+@dataclass
+class LoadState:
+    """What an EngineRunner knows of its engines' loading: last error and last attempt per engine."""
+
+    errors: dict[str, NotReady] = field(default_factory=dict)
+    tried: dict[str, float] = field(default_factory=dict)
+
+
+def not_ready_of(exc: MediafleetError) -> NotReady:
+    """The readiness answer for an engine's load error."""
+    code = {"model_not_available": "models_missing", "engine_not_installed": "engine_not_installed"}
+    return NotReady(code=code.get(exc.code, "load_failed"), message=exc.message)  # type: ignore[arg-type]
+
+
 class EngineRunner:
     """Defaults of :class:`~mediafleet.common.capability.Runner` for a runner over Engine objects.
 
     A subclass fills ``self.engines`` (name -> Engine) in ``__init__`` and writes ``run``;
-    preload, readiness, ``/v1/models`` and the cache advert come from here.
+    preload, readiness (per task too), ``/v1/models`` and the cache advert come from here.
+
+    Weights that arrive after the start (``make models`` while the service runs) are picked
+    up without a restart: readiness checks try to load an engine whose weights were missing
+    again, at most every :attr:`retry_load_s` seconds.
     """
 
     engines: dict[str, Engine]
+    #: Seconds between two attempts to load an engine whose weights were missing.
+    retry_load_s: ClassVar[float] = 10.0
+
+    @property
+    def load_state(self) -> LoadState:
+        # set on first use: subclasses write their own __init__ without calling ours
+        return self.__dict__.setdefault("_load_state", LoadState())
 
     def preload_names(self) -> list[str]:
         """Engines loaded at start (default: all); a runner narrows it from its settings."""
         return list(self.engines)
+
+    def task_engines(self, task: str) -> list[str]:
+        """Engines ``task`` runs on with its default options (default: those loaded at start).
+
+        A runner with several tasks over different engines narrows it (clip_nsfw: ``clip``
+        needs open_clip, ``nsfw`` its default NSFW engine), so one missing model does not make
+        every task of the service unready.
+        """
+        return self.preload_names()
 
     def preload(self) -> None:
         """Load the engines of :meth:`preload_names` now, so the first job does not pay for it.
@@ -117,22 +153,52 @@ class EngineRunner:
         the service: ``/readyz`` answers 503 with the reason, which names the command that
         provisions them, and the other engines serve. Any other load error is raised.
         """
-        errors = self.__dict__.setdefault("_load_errors", {})
-        for name in self.preload_names():
+        self._load_engines(self.preload_names())
+
+    def _load_engines(self, names: list[str], raise_other: bool = True) -> None:
+        """Load ``names``; a missing model is recorded (readiness names it), any other load
+        error raised unless ``raise_other`` is false (then recorded too)."""
+        state = self.load_state
+        for name in names:
+            state.tried[name] = time.monotonic()
             try:
                 self.engines[name].load()
-            except EngineError as exc:
-                if exc.code != "model_not_available":
+            except MediafleetError as exc:  # EngineError, or EngineNotInstalled (a BadRequest)
+                if exc.code != "model_not_available" and raise_other:
                     raise
-                errors[name] = exc.message
-                log.error("engine_not_loaded", engine=name, error=exc.message)
+                if name not in state.errors or state.errors[name].message != exc.message:
+                    log.warning("engine_not_loaded", engine=name, error=exc.message)
+                state.errors[name] = not_ready_of(exc)
+            else:
+                state.errors.pop(name, None)
 
-    def ready(self) -> str | None:
-        missing = [name for name in self.preload_names() if not self.engines[name].loaded]
+    def _not_ready(self, names: list[str]) -> NotReady | None:
+        """None when every engine of ``names`` is loaded (after a throttled retry of those whose
+        weights were missing), else why not (the first missing engine's code, every reason)."""
+        state = self.load_state
+        now = time.monotonic()
+        retry = [
+            n
+            for n in names
+            if not self.engines[n].loaded and now - state.tried.get(n, -1e9) >= self.retry_load_s
+        ]
+        if retry:  # a check never raises: every error is the engine's reason
+            self._load_engines(retry, raise_other=False)
+        missing = [n for n in names if not self.engines[n].loaded]
         if not missing:
             return None
-        errors = self.__dict__.get("_load_errors", {})
-        return "; ".join(errors.get(name, f"{name}: not loaded") for name in missing)
+        reasons = [
+            state.errors.get(n, NotReady(code="load_failed", message=f"{n}: not loaded")) for n in missing
+        ]
+        return NotReady(code=reasons[0].code, message="; ".join(r.message for r in reasons))
+
+    def ready(self) -> str | None:
+        problem = self._not_ready(self.preload_names())
+        return None if problem is None else problem.message
+
+    def task_ready(self, task: str) -> NotReady | None:
+        """None when ``task`` can run with its default options, else why not (its engines' errors)."""
+        return self._not_ready(self.task_engines(task))
 
     def models(self) -> dict[str, Any]:
         return {"data": [engine.info() for engine in self.engines.values()]}

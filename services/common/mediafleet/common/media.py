@@ -534,3 +534,30 @@ def sample_frames(path: str | Path, sampling: FrameSampling) -> Iterator[tuple[f
                         return
         except av.error.FFmpegError as exc:
             raise InvalidMedia(f"video cannot be decoded after {last_t or 0.0:.1f} s: {exc}") from exc
+
+
+def frame_at(path: str | Path, t: float) -> np.ndarray:
+    """The frame of the first video stream shown at ``t`` seconds from its start (the first frame
+    at or after it; the last one when ``t`` is past the end): RGB (H, W, 3) uint8, display size.
+    Seeks to the keyframe before ``t``, then decodes forward. Raises InvalidMedia."""
+    import av
+
+    with open_av(path) as container:
+        if not container.streams.video:
+            raise InvalidMedia("the media has no video stream", code="no_video")
+        stream = container.streams.video[0]
+        base = stream.time_base
+        start = float(stream.start_time * base) if stream.start_time and base else 0.0
+        last = None
+        try:
+            if base and t > 0:
+                container.seek(int((t + start) / base), stream=stream, backward=True, any_frame=False)
+            for frame in container.decode(stream):
+                last = frame
+                if frame.time is not None and frame.time - start >= t - 1e-3:
+                    break
+        except av.error.FFmpegError as exc:
+            raise InvalidMedia(f"video cannot be decoded near {t:.1f} s: {exc}") from exc
+        if last is None:
+            raise InvalidMedia("the video has no decodable frame", code="invalid_media")
+        return last.to_ndarray(format="rgb24")

@@ -33,3 +33,28 @@ class TaskOutcome(BaseModel):
     def describe_error(self) -> str:
         err = self.error or TaskError(code="no_result", message="task returned no result")
         return f"{err.code}: {err.message}"
+
+
+class TaskCrashed(Exception):
+    """Raised by the task function for an unexpected error (RQ retries it): its message is for
+    people (what failed, where to look); the original exception is in the worker's log."""
+
+
+#: Prefix of a TaskCrashed in RQ's stored traceback (job_manager shows the message after it).
+CRASHED_PREFIX = f"{TaskCrashed.__module__}.{TaskCrashed.__qualname__}: "
+
+
+def failure_message(exc_info: str | None, timeout_s: int | None = None) -> str:
+    """What a user reads for a task that failed after its retries, from RQ's stored ``exc_info``:
+    the TaskCrashed message, a time-out, an abandoned worker, or a generic line. Never a class
+    name, a traceback or a server path."""
+    lines = [ln for ln in (exc_info or "").strip().splitlines() if ln.strip()]
+    last = lines[-1] if lines else ""
+    if last.startswith(CRASHED_PREFIX):
+        return last[len(CRASHED_PREFIX) :][:2000]
+    if "JobTimeoutException" in last or "exceeded maximum timeout" in last:
+        limit = f" of {timeout_s} s" if timeout_s else ""
+        return f"the task ran past its time limit{limit} and was stopped"
+    if "AbandonedJobError" in last:
+        return "the worker running the task stopped (crash, restart or lost host) and no retries were left"
+    return "the task failed on the worker (internal error; the worker's log has the details)"

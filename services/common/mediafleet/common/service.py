@@ -48,7 +48,7 @@ def run(cap, mode: str, burst: bool = False) -> None:  # noqa: ANN001
     from mediafleet.common.queues import family_queues
     from mediafleet.common.service_app import create_service_app
     from mediafleet.common.taskrun import Runtime
-    from mediafleet.common.worker import ModelWorker
+    from mediafleet.common.worker import ModelWorker, keep_status
 
     log = structlog.get_logger(f"mediafleet.{cap.name}")
     settings = cap.load_settings()
@@ -65,6 +65,9 @@ def run(cap, mode: str, burst: bool = False) -> None:  # noqa: ANN001
         advertise(conn, cap, runner)
     except redis.RedisError as exc:
         log.warning("advert_failed", error=str(exc))
+    # what readiness reports (the gateway's /readyz, GET /v1/tasks, the admin page) and the
+    # retry that loads weights provisioned after the start
+    keep_status(conn, cap, runner)
     app = create_service_app(cap, runner, {"redis": redis_check(conn)})
     serve_in_thread(app, settings.http_host, settings.http_port)
     ModelWorker.lease_s = settings.core.task_lease_s

@@ -20,6 +20,7 @@ or unreachable media). Anything else raises, and RQ retries the task with backof
 from __future__ import annotations
 
 import contextvars
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import structlog
 from pydantic import ValidationError
+from rq.timeouts import BaseTimeoutException
 
 from mediafleet.common import events
 from mediafleet.common.capability import Capability, Runner
@@ -36,7 +39,9 @@ from mediafleet.common.errors import MediafleetError
 from mediafleet.common.frames import run_on_frames, sampling_from
 from mediafleet.common.media_access import open_media
 from mediafleet.common.observability import TASK_DURATION
-from mediafleet.common.outcome import TaskOutcome
+from mediafleet.common.outcome import TaskCrashed, TaskOutcome
+
+log = structlog.get_logger("mediafleet.taskrun")
 
 
 @dataclass
@@ -112,11 +117,25 @@ def run_task(payload: dict[str, Any]) -> dict[str, Any]:
             else:
                 result = rt.runner.run(task, path, options, inputs, progress)
     except MediafleetError as exc:
+        if exc.code == "model_not_available":  # no retry provisions weights: fail at once, say how
+            TASK_DURATION.labels(task, engine, "rejected").observe(time.perf_counter() - start)
+            return TaskOutcome.failure("models_missing", exc.message).model_dump(mode="json")
         if exc.status_code >= 500:
             TASK_DURATION.labels(task, engine, "error").observe(time.perf_counter() - start)
-            raise
+            log.error("task_error", task=task, job_id=job_id, task_id=task_id, error=exc.message)
+            raise TaskCrashed(f"{task} failed on the worker: {exc.message}") from exc
         TASK_DURATION.labels(task, engine, "rejected").observe(time.perf_counter() - start)
         return TaskOutcome.failure(exc.code, exc.message).model_dump(mode="json")
+    except BaseTimeoutException:  # RQ's time limit: job_manager words it for the user
+        TASK_DURATION.labels(task, engine, "error").observe(time.perf_counter() - start)
+        raise
+    except Exception as exc:  # retried by RQ; users read a line without class names or paths
+        TASK_DURATION.labels(task, engine, "error").observe(time.perf_counter() - start)
+        log.exception("task_crashed", task=task, job_id=job_id, task_id=task_id)
+        raise TaskCrashed(
+            f"{task} failed on the worker {socket.gethostname()} (internal error; its log has the "
+            f"details under task_id {task_id})"
+        ) from exc
     used = getattr(result, "engine", None) or engine
     TASK_DURATION.labels(task, used, "ok").observe(time.perf_counter() - start)
     return TaskOutcome.success(result).model_dump(mode="json")
@@ -146,9 +165,12 @@ def run_query(payload: dict[str, Any]) -> dict[str, Any]:
     except ValidationError as exc:
         return TaskOutcome.failure("invalid_query", str(exc).splitlines()[0]).model_dump(mode="json")
     except MediafleetError as exc:
+        if exc.code == "model_not_available":
+            return TaskOutcome.failure("models_missing", exc.message).model_dump(mode="json")
         if exc.status_code >= 500:
             TASK_DURATION.labels(f"query:{name}", "default", "error").observe(time.perf_counter() - start)
-            raise
+            log.error("query_error", query=name, error=exc.message)
+            raise TaskCrashed(f"{name} failed on the worker: {exc.message}") from exc
         return TaskOutcome.failure(exc.code, exc.message).model_dump(mode="json")
     TASK_DURATION.labels(f"query:{name}", "default", "ok").observe(time.perf_counter() - start)
     return TaskOutcome.success(answer).model_dump(mode="json")

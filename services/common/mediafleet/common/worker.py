@@ -15,17 +15,22 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
-from typing import Any
+import time
+from typing import Any, Literal
 
 import redis
 import structlog
+from pydantic import BaseModel, Field
 from rq import SimpleWorker
 from rq.job import Job
 from rq.queue import Queue
-from rq.worker import WorkerStatus
+from rq.worker import WorkerStatus as RqWorkerState
 
-from mediafleet.common.queues import TASK_EVENTS_KEY
+from mediafleet.common.capability import Capability, NotReady, Runner
+from mediafleet.common.queues import TASK_EVENTS_KEY, WORKER_STATUS_PREFIX
 from mediafleet.common.taskrun import QUERY_FUNCTION, Runtime, bound_runtime
 
 log = structlog.get_logger("mediafleet.worker")
@@ -66,7 +71,7 @@ class ModelWorker(SimpleWorker):
             stop.set()
             beat.join()
             self._notify(job)
-        self.set_state(WorkerStatus.IDLE)
+        self.set_state(RqWorkerState.IDLE)
 
     def _renew_lease(self, job: Job, execution, stop: threading.Event) -> None:  # noqa: ANN001
         while not stop.wait(max(self.lease_s / 3, 0.5)):
@@ -84,28 +89,160 @@ class ModelWorker(SimpleWorker):
             log.warning("task_event_failed", job_id=job.id, error=str(exc))
 
 
-def capabilities(conn: redis.Redis) -> dict[str, str]:
-    """Live workers per task, e.g. ``{"ocr": "2 workers"}`` or ``{"ocr": "no worker ..."}``."""
+class WorkerStatus(BaseModel):
+    """What a worker process says of itself (Redis, ``WORKER_STATUS_PREFIX<hostname>:<pid>``)."""
+
+    capability: str
+    device: str = "cpu"
+    #: task -> None when it can run now with its default options, else why not.
+    tasks: dict[str, NotReady | None]
+    at: float = Field(description="unix seconds when written")
+
+
+def status_key(hostname: str | None, pid: int | None) -> str:
+    return f"{WORKER_STATUS_PREFIX}{hostname}:{pid}"
+
+
+def task_readiness(runner: Runner, task: str) -> NotReady | None:
+    """``runner.task_ready(task)`` where the runner has it, else its whole readiness."""
+    check = getattr(runner, "task_ready", None)
+    if check is not None:
+        result: NotReady | None = check(task)
+        return result
+    reason = runner.ready()
+    return None if reason is None else NotReady(code="load_failed", message=reason)
+
+
+def publish_status(conn: redis.Redis, cap: Capability, runner: Runner, ttl_s: int) -> WorkerStatus:
+    """Write this process's status (every task's readiness; a missing model is retried to load)."""
+    status = WorkerStatus(
+        capability=cap.name,
+        device=str(getattr(runner.settings, "device", None) or "cpu"),
+        tasks={t: task_readiness(runner, t) for t in cap.task_names},
+        at=time.time(),
+    )
+    conn.set(status_key(socket.gethostname(), os.getpid()), status.model_dump_json(), ex=ttl_s)
+    return status
+
+
+def keep_status(conn: redis.Redis, cap: Capability, runner: Runner, every_s: float = 5.0) -> threading.Thread:
+    """A daemon thread that republishes the status every ``every_s`` seconds (Redis errors are
+    logged and retried; the key expires 3 periods after the process stops writing it)."""
+
+    def loop() -> None:
+        last: dict[str, NotReady | None] | None = None
+        while True:
+            try:
+                status = publish_status(conn, cap, runner, ttl_s=max(int(3 * every_s), 5))
+                if status.tasks != last:
+                    log.info("worker_readiness", capability=cap.name, tasks={
+                        t: "ready" if r is None else r.code for t, r in status.tasks.items()})  # fmt: skip
+                    last = status.tasks
+            except redis.RedisError as exc:
+                log.warning("status_not_published", error=str(exc))
+            time.sleep(every_s)
+
+    thread = threading.Thread(target=loop, name="worker-status", daemon=True)
+    thread.start()
+    return thread
+
+
+TaskState = Literal["ready", "models_missing", "engine_not_installed", "load_failed", "starting", "no_worker"]
+
+
+class TaskReadiness(BaseModel):
+    """Whether a task can run in the fleet now, as the gateway reports it (``/readyz``,
+    ``GET /v1/tasks``, the admin page): ``ready`` when a live worker of its capability has
+    the task's models loaded."""
+
+    state: TaskState
+    workers: int = Field(description="live workers of the task's capability")
+    ready_workers: int = Field(description="of those, the ones that can run the task now")
+    message: str = Field(description="for people: what is missing and the command that provides it")
+
+
+NO_WORKER = "no worker runs: jobs needing it wait in the queue"
+
+
+def _live_statuses(conn: redis.Redis, cap: Capability) -> tuple[int, list[WorkerStatus | None]]:
     from rq import Queue, Worker
 
+    workers = Worker.all(connection=conn, queue=Queue(f"{cap.queue}:normal", connection=conn))
+    if not workers:
+        return 0, []
+    raw = conn.mget([status_key(w.hostname, w.pid) for w in workers])
+    statuses: list[WorkerStatus | None] = []
+    for value in raw:
+        try:
+            statuses.append(WorkerStatus.model_validate_json(value) if value else None)
+        except ValueError:
+            statuses.append(None)
+    return len(workers), statuses
+
+
+def readiness(conn: redis.Redis) -> dict[str, TaskReadiness]:
+    """Every installed task's readiness from the live workers' statuses. Raises redis.RedisError."""
     from mediafleet.common.registry import capabilities as installed
 
-    out = {}
+    out: dict[str, TaskReadiness] = {}
     for cap in installed().values():
-        workers = Worker.all(connection=conn, queue=Queue(f"{cap.queue}:normal", connection=conn))
-        n = len(workers)
-        state = f"{n} worker{'s' if n != 1 else ''}" if n else "no worker: jobs needing it wait in the queue"
+        n, statuses = _live_statuses(conn, cap)
         for task in cap.task_names:
-            out[task] = state
+            out[task] = summarise(task, n, statuses)
     return out
+
+
+def summarise(task: str, workers: int, statuses: list[WorkerStatus | None]) -> TaskReadiness:
+    if workers == 0:
+        return TaskReadiness(state="no_worker", workers=0, ready_workers=0, message=NO_WORKER)
+    known = [s.tasks.get(task) for s in statuses if s is not None and task in s.tasks]
+    ready = sum(1 for r in known if r is None)
+    plural = "s" if workers != 1 else ""
+    if ready:
+        return TaskReadiness(
+            state="ready", workers=workers, ready_workers=ready,
+            message=f"{ready} of {workers} worker{plural} ready" if ready != workers else f"{workers} worker{plural} ready",
+        )  # fmt: skip
+    problems = [r for r in known if r is not None]
+    if not problems:
+        return TaskReadiness(
+            state="starting", workers=workers, ready_workers=0,
+            message=f"{workers} worker{plural} starting (loading models)",
+        )  # fmt: skip
+    first = problems[0]
+    return TaskReadiness(state=first.code, workers=workers, ready_workers=0, message=first.message)
+
+
+def capabilities(conn: redis.Redis) -> dict[str, str]:
+    """Readiness per task for ``/readyz``: ``{"ocr": "ready: 2 workers ready"}``, or the state
+    and what is missing (``"models_missing: the model ... is not installed; run ..."``)."""
+    return {task: f"{r.state}: {r.message}" for task, r in readiness(conn).items()}
+
+
+def advertised_defaults(conn: redis.Redis, task: str) -> dict[str, Any]:
+    """The default options the workers of ``task`` advertised at start ({} when none has, or
+    while Redis is unavailable): what a job without options will run with."""
+    from mediafleet.common.queues import ADVERTS_KEY
+
+    try:
+        raw = conn.hget(ADVERTS_KEY, task)
+    except redis.RedisError:
+        return {}
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw).get("default_options") or {}
+    except (ValueError, AttributeError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def fleet_report(conn: redis.Redis) -> list[dict[str, Any]]:
     """Each installed capability as the fleet sees it now: ``{"capability", "queue", "tasks",
     "workers" (live RQ workers), "queued" ({priority: tasks waiting}), "model_versions"
-    ({engine: version} the workers advertised at start, empty before a worker ran)}``.
-    Raises redis.RedisError when Redis is down."""
-    from rq import Queue, Worker
+    ({engine: version} the workers advertised at start, empty before a worker ran),
+    "readiness" ({task: TaskReadiness})}``. Raises redis.RedisError when Redis is down."""
+    from rq import Queue
 
     from mediafleet.common.queues import ADVERTS_KEY, PRIORITY_ORDER
     from mediafleet.common.registry import capabilities as installed
@@ -119,14 +256,16 @@ def fleet_report(conn: redis.Redis) -> list[dict[str, Any]]:
             raw = adverts.get(task.encode()) or adverts.get(task)
             if raw:
                 versions.update(json.loads(raw).get("model_versions") or {})
+        n, statuses = _live_statuses(conn, cap)
         out.append(
             {
                 "capability": cap.name,
                 "queue": cap.queue,
                 "tasks": list(cap.task_names),
-                "workers": len(Worker.all(connection=conn, queue=queues["normal"])),
+                "workers": n,
                 "queued": {name: q.count for name, q in queues.items()},
                 "model_versions": versions,
+                "readiness": {t: summarise(t, n, statuses).model_dump() for t in cap.task_names},
             }
         )
     return out

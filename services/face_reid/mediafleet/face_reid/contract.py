@@ -191,6 +191,7 @@ CAPABILITY = Capability(
             faces=face_items,
             summary=summary,
             description="faces: boxes, 5 landmarks, embeddings; people and clusters when stored",
+            default=True,  # images and videos (sampled frames)
         ),
     ),
 )

@@ -45,6 +45,11 @@ def _resize_for_detection(image: np.ndarray, max_side: int) -> tuple[np.ndarray,
     return np.asarray(small), scale
 
 
+#: The engine that serves each detector and embedder name of the options.
+ENGINE_OF = {"mtcnn": "mtcnn", "dlib_hog": "dlib", "dlib_cnn": "dlib_cnn", "scrfd": "insightface",
+             "dlib": "dlib", "arcface": "insightface"}  # fmt: skip
+
+
 class FaceReidRunner(EngineRunner):
     def __init__(self, settings: FaceReidSettings):
         self.settings = settings
@@ -60,6 +65,10 @@ class FaceReidRunner(EngineRunner):
 
     def preload_names(self) -> list[str]:
         return list(self.settings.preload)
+
+    def task_engines(self, task: str) -> list[str]:
+        """The default detector's and embedder's engines (``faces``; ``verify`` too)."""
+        return list(dict.fromkeys([ENGINE_OF[self.settings.detector], ENGINE_OF[self.settings.embedder]]))
 
     def faces_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """Request options completed with the service's defaults; BadRequest for a bad pair."""

@@ -27,7 +27,7 @@ from mediafleet.gateway.batch.executor import BatchExecutor, Limits
 from mediafleet.gateway.context import GatewayContext
 from mediafleet.gateway.limits import UploadSizeLimit
 from mediafleet.gateway.login_guard import LoginGuard
-from mediafleet.gateway.routes import admin, ask, auth, batch, jobs, media, people, proxy, search
+from mediafleet.gateway.routes import admin, ask, auth, batch, jobs, media, people, proxy, search, tasks
 from mediafleet.gateway.security import hash_password
 from mediafleet.gateway.settings import GatewaySettings, with_signing_key
 from mediafleet.gateway.storage import MediaStore
@@ -123,6 +123,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         auth.router,
         admin.router,
         media.router,
+        tasks.router,
         jobs.build_router(),
         search.router,
         people.router,

@@ -17,7 +17,7 @@ from rq.results import Result
 from mediafleet.common import registry
 from mediafleet.common.capability import Capability, QuerySpec
 from mediafleet.common.errors import BadRequest, GatewayTimeout, ServiceUnavailable
-from mediafleet.common.outcome import TaskOutcome
+from mediafleet.common.outcome import TaskOutcome, failure_message
 from mediafleet.common.taskrun import QUERY_FUNCTION
 
 
@@ -62,11 +62,17 @@ def ask(
         raise GatewayTimeout(
             f"{cap.name} did not answer {spec.name} within {timeout_s:g} s", code="query_timeout"
         )
-    if result.type != Result.Type.SUCCESSFUL:
-        last = (result.exc_string or "worker failed").strip().splitlines()[-1]
-        raise ServiceUnavailable(f"{cap.name} could not answer {spec.name}: {last}", code="query_failed")
+    if result.type != Result.Type.SUCCESSFUL:  # the worker's log has the exception; users get a line
+        raise ServiceUnavailable(
+            f"{cap.name} could not answer {spec.name}: {failure_message(result.exc_string, int(timeout_s))}",
+            code="query_failed",
+        )
     outcome = TaskOutcome.model_validate(result.return_value)
     if not outcome.ok or outcome.result is None:
         err = outcome.error
+        if err is not None and err.code == "models_missing":  # no retry helps: say what to install
+            raise ServiceUnavailable(
+                f"{cap.name} cannot answer {spec.name} now: {err.message}", code="models_missing"
+            )
         raise BadRequest(err.message if err else "query refused", code=err.code if err else "query_refused")
     return spec.output.model_validate(outcome.result)

@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from mediafleet.common.capability import MediaKind
 from mediafleet.common.schemas import JobStatus, Priority
+from mediafleet.common.worker import TaskReadiness
 
 
 class TokenPair(BaseModel):
@@ -26,6 +28,30 @@ class LinkToken(BaseModel):
     url: str = Field(description="the resource's path with the token, relative to the API root")
 
 
+class TaskInfo(BaseModel):
+    """An installed task as the upload view and ``mediafleet analyze`` offer it."""
+
+    name: str
+    capability: str
+    title: str = Field(description="the capability's one-line title")
+    description: str
+    media_kinds: list[MediaKind] = Field(
+        description="kinds it runs on (videos through sampled frames for image tasks)"
+    )
+    default_for: list[MediaKind] = Field(description="kinds for which it is ticked by default when ready")
+    depends_on: list[str] = Field(description="tasks added to a job that asks for this one")
+    options_schema: dict[str, Any] = Field(description="JSON Schema of the task's options")
+    exports: list[str] = Field(description="file formats of GET /v1/jobs/{id}/transcript?format=")
+    readiness: TaskReadiness | None = Field(
+        description="whether a worker with the task's models runs now; null while Redis is unavailable"
+    )
+
+
+class TasksPublic(BaseModel):
+    data: list[TaskInfo]
+    count: int
+
+
 class CapabilityStatus(BaseModel):
     capability: str
     queue: str = Field(description="RQ queue family: <queue>:high|normal|low")
@@ -34,6 +60,9 @@ class CapabilityStatus(BaseModel):
     queued: dict[str, int] = Field(description="tasks waiting, per priority (high, normal, low)")
     model_versions: dict[str, str] = Field(
         description="engine -> model version its workers loaded (SHA-256 prefix of the weights)"
+    )
+    readiness: dict[str, TaskReadiness] = Field(
+        description="per task: whether a live worker has its models loaded, and what is missing"
     )
 
 

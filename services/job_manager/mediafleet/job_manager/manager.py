@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mediafleet.common import events, identities, registry
 from mediafleet.common.media_access import sign_media_url
-from mediafleet.common.outcome import TaskOutcome
+from mediafleet.common.outcome import TaskOutcome, failure_message
 from mediafleet.common.queues import TASK_FUNCTION, all_queue_names, queue_name
 from mediafleet.common.schemas import JobStatus
 from mediafleet.common.settings import retry_intervals
@@ -215,7 +215,11 @@ class JobManager:
         elif status == RQStatus.FAILED:
             task.status = JobStatus.failed
             task.attempts = attempts
-            task.error = _last_line(rq_job.exc_info) or "task failed"
+            raw = rq_job.exc_info
+            task.error = failure_message(raw, rq_job.timeout)
+            log.warning(
+                "task_failed", task_id=task.id, job_id=task.job_id, task=task.name, cause=_last_line(raw)
+            )
             task.finished_at = utcnow()
         elif status in (RQStatus.CANCELED, RQStatus.STOPPED):
             task.status = JobStatus.canceled

@@ -151,6 +151,7 @@ CAPABILITY = Capability(
             options=SummarizeOptions,
             result=SummaryResult,
             summary=lambda r: r.summary,
+            generated=True,  # /v1/ask answers from what was read or heard, not from earlier summaries
             media_kinds=("image", "audio", "video"),
             after=("transcribe", "ocr", "faces", "pose", "nsfw"),
             segments=summary_segments,

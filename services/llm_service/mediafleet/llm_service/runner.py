@@ -41,6 +41,9 @@ class LlmRunner(EngineRunner):
     def preload_names(self) -> list[str]:
         return [self.engine.name] if self.settings.preload else []
 
+    def task_engines(self, task: str) -> list[str]:
+        return [self.engine.name]  # loaded on first use when not preloaded; ready once it loads
+
     def routers(self) -> list[APIRouter]:
         return [build_router(self)]
 

@@ -6,7 +6,7 @@ CLI import it; the engines (ONNX Runtime, PyTorch) load only in the runner.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -56,6 +56,32 @@ def ocr_segments(result: OcrResult) -> list[TextSegment]:
     ]
 
 
+#: Languages each engine reads with the weights the catalogue provisions (ISO 639-1; ``ch`` is
+#: RapidOCR's own code for Chinese). easyocr reads more once their recognisers are installed:
+#: add them to the catalogue first (docs/models.md).
+ENGINE_LANGUAGES: dict[str, tuple[str, ...]] = {"rapidocr": ("en", "zh", "ch"), "easyocr": ("en",)}
+DEFAULT_ENGINE, DEFAULT_LANGUAGES = "rapidocr", ("en",)
+
+
+def check_languages(options: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """Refuse (422 ``unsupported_language``) languages the engine that would run cannot read:
+    the one asked for, else the default the workers advertise (``rapidocr`` before any has)."""
+    from mediafleet.common.errors import ValidationFailed
+
+    engine = options.get("engine") or defaults.get("engine") or DEFAULT_ENGINE
+    languages = options.get("languages") or defaults.get("languages") or list(DEFAULT_LANGUAGES)
+    known = ENGINE_LANGUAGES.get(engine)
+    bad = [lang for lang in languages if known is not None and lang not in known]
+    if bad:
+        others = [e for e, langs in ENGINE_LANGUAGES.items() if e != engine and set(bad) <= set(langs)]
+        hint = f"; {', '.join(others)} can (options engine)" if others else "; no installed engine can"
+        raise ValidationFailed(
+            f"OCR engine {engine} cannot read {bad}: it reads {list(known or ())}{hint}",
+            code="unsupported_language",
+            details={"engine": engine, "unsupported": bad, "engines": ENGINE_LANGUAGES},
+        )
+
+
 def ocr_summary(result: OcrResult) -> str:
     return f"{result.engine} {result.elapsed_ms:.0f} ms, {len(result.lines)} lines"
 
@@ -77,7 +103,8 @@ CAPABILITY = Capability(
             media_kinds=("image",),
             segments=ocr_segments,
             summary=ocr_summary,
-            default=True,
+            default=("image",),
+            check=check_languages,
         ),
     ),
 )

@@ -13,7 +13,8 @@ import structlog
 from pydantic import ValidationError
 
 from mediafleet.common.capability import ProgressFn
-from mediafleet.common.errors import BadRequest, EngineError
+from mediafleet.common.engine import EngineRunner
+from mediafleet.common.errors import BadRequest
 from mediafleet.common.media import load_rgb_fitted
 from mediafleet.ocr_detection.contract import OcrLine, OcrOptions, OcrResult
 from mediafleet.ocr_detection.engines import ENGINE_NAMES, create_engine, engine_class
@@ -23,53 +24,35 @@ from mediafleet.ocr_detection.settings import OcrSettings
 log = structlog.get_logger("mediafleet.ocr")
 
 
-class OcrRunner:
+class OcrRunner(EngineRunner):
     def __init__(self, settings: OcrSettings):
         self.settings = settings
-        self._engines: dict[str, OcrEngine] = {}
-        self._load_errors: dict[str, str] = {}
+        # built, not loaded: each engine loads at start (OCR_PRELOAD) or on its first use
+        self.engines: dict[str, OcrEngine] = {n: create_engine(n, settings) for n in ENGINE_NAMES}  # type: ignore[assignment]
 
     def engine(self, name: str | None) -> OcrEngine:
-        """Engine ``name`` (default from settings), created on first use. Raises BadRequest if unknown."""
+        """Engine ``name`` (default from settings). Raises BadRequest if unknown."""
         name = name or self.settings.default_engine
-        if name not in self._engines:
-            self._engines[name] = create_engine(name, self.settings)
-        return self._engines[name]
+        engine_class(name)  # BadRequest naming the engines there are
+        return self.engines[name]
 
-    def preload(self, names: list[str] | None = None) -> None:
-        """Load engines now (service start), so the first job does not pay for it.
+    def preload_names(self) -> list[str]:
+        """``OCR_PRELOAD``; an engine whose weights are missing leaves ``/readyz`` at 503 naming
+        the command that provisions them, and the others serve (EngineRunner)."""
+        return list(self.settings.preload)
 
-        An engine whose weights are not provisioned does not stop the service: ``/readyz``
-        answers 503 with the command that provisions them, and the other engines serve.
-        """
-        for name in names if names is not None else self.settings.preload:
-            try:
-                self.engine(name).load()
-            except EngineError as exc:
-                if exc.code != "model_not_available":
-                    raise
-                self._load_errors[name] = exc.message
-                log.error("engine_not_loaded", engine=name, error=exc.message)
+    def task_engines(self, task: str) -> list[str]:
+        return [self.settings.default_engine]
 
     def models(self) -> dict[str, Any]:
         """``GET /v1/models``: the default engine and every engine's state."""
-        data = [
-            self._engines[n].info() if n in self._engines else {"engine": n, "loaded": False}
-            for n in ENGINE_NAMES
-        ]
-        return {"default_engine": self.settings.default_engine, "data": data}
-
-    def ready(self) -> str | None:
-        missing = [n for n in self.settings.preload if n not in self.loaded_engines()]
-        if not missing:
-            return None
-        return "; ".join(self._load_errors.get(n, f"{n}: not loaded") for n in missing)
-
-    def advertise(self, task: str) -> dict[str, Any]:
         return {
-            "default_options": self.validate_options({}),
-            "model_versions": {n: e.model_version for n, e in self._engines.items() if e.loaded},
+            "default_engine": self.settings.default_engine,
+            "data": [e.info() for e in self.engines.values()],
         }
+
+    def default_options(self, task: str) -> dict[str, Any]:
+        return self.validate_options({})
 
     def run(
         self,
@@ -83,9 +66,6 @@ class OcrRunner:
         if task != "ocr":
             raise BadRequest(f"ocr_detection does not run {task!r}", code="unknown_task")
         return self.analyze(media, options)
-
-    def loaded_engines(self) -> list[str]:
-        return [name for name, eng in self._engines.items() if eng.loaded]
 
     def validate_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
         """Normalise ``{"engine", "languages"}`` with defaults. Raises BadRequest on bad values."""

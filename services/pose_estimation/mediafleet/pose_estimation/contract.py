@@ -95,6 +95,7 @@ CAPABILITY = Capability(
             result=PoseResult,
             media_kinds=("image",),
             summary=pose_summary,
+            default=True,  # images and videos (sampled frames)
             description="people (xyxy boxes) with 17 COCO keypoints each",
         ),
     ),

@@ -38,6 +38,9 @@ class PoseRunner(EngineRunner):
         """``POSE_PRELOAD``; a missing model leaves ``/readyz`` at 503 naming the command (EngineRunner)."""
         return list(self.settings.preload)
 
+    def task_engines(self, task: str) -> list[str]:
+        return [self.settings.default_runtime]
+
     def models(self) -> dict[str, Any]:
         data = [{**engine.info(), "runtime": runtime} for runtime, engine in self.engines.items()]
         return {"default_runtime": self.settings.default_runtime, "data": data}

@@ -138,8 +138,9 @@ export interface paths {
         put?: never;
         /**
          * Ask
-         * @description An answer over the caller's own library: passages retrieved from OCR text, transcripts and
-         *     summaries (full-text, any keyword of the question, ranked), numbered and answered by the
+         * @description An answer over the caller's own library: passages retrieved from the source material, OCR
+         *     text and transcripts (summaries too only with ``include_generated``; full-text, any keyword
+         *     of the question, ranked), numbered and answered by the
          *     capability that answers ``answer_question`` queries, citing them. Only the caller's media
          *     are searched. No passage: ``answer`` null and no model call. 503 when no such capability
          *     or worker runs; 504 after ``MEDIAFLEET_LLM_TIMEOUT_S``.
@@ -357,6 +358,27 @@ export interface paths {
          *     Only faces at or above the embedder's threshold unless ``all=true``. 503 without vector_db.
          */
         get: operations["face_matches_v1_faces__face_id__matches_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/faces/{face_id}/thumbnail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Face Thumbnail
+         * @description The face cut out of its image (or its video frame), square, with a margin: how the
+         *     People page tells clusters apart. Made once and kept. 404 for another user's face.
+         */
+        get: operations["face_thumbnail_v1_faces__face_id__thumbnail_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -847,6 +869,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Tasks
+         * @description Every installed task: what it takes, its options (JSON Schema), its exports, and its
+         *     readiness (``ready`` when a live worker has its models loaded; otherwise ``models_missing``
+         *     with the command that provisions them, ``no_worker``, ...). The web UI ticks the tasks
+         *     ``default_for`` the file's kind that are ``ready``.
+         */
+        get: operations["list_tasks_v1_tasks_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/users": {
         parameters: {
             query?: never;
@@ -1018,6 +1063,12 @@ export interface components {
         /** AskRequest */
         AskRequest: {
             /**
+             * Include Generated
+             * @description also cite text a model wrote (summaries of earlier jobs); by default only what was read or heard in the media (OCR, transcripts)
+             * @default false
+             */
+            include_generated?: boolean;
+            /**
              * Max Tokens
              * @default 256
              */
@@ -1176,6 +1227,13 @@ export interface components {
              */
             queued: {
                 [key: string]: number;
+            };
+            /**
+             * Readiness
+             * @description per task: whether a live worker has its models loaded, and what is missing
+             */
+            readiness: {
+                [key: string]: components["schemas"]["TaskReadiness"];
             };
             /** Tasks */
             tasks: string[];
@@ -2080,6 +2138,52 @@ export interface components {
             /** Summary */
             summary: string;
         };
+        /**
+         * TaskInfo
+         * @description An installed task as the upload view and ``mediafleet analyze`` offer it.
+         */
+        TaskInfo: {
+            /** Capability */
+            capability: string;
+            /**
+             * Default For
+             * @description kinds for which it is ticked by default when ready
+             */
+            default_for: ("image" | "audio" | "video")[];
+            /**
+             * Depends On
+             * @description tasks added to a job that asks for this one
+             */
+            depends_on: string[];
+            /** Description */
+            description: string;
+            /**
+             * Exports
+             * @description file formats of GET /v1/jobs/{id}/transcript?format=
+             */
+            exports: string[];
+            /**
+             * Media Kinds
+             * @description kinds it runs on (videos through sampled frames for image tasks)
+             */
+            media_kinds: ("image" | "audio" | "video")[];
+            /** Name */
+            name: string;
+            /**
+             * Options Schema
+             * @description JSON Schema of the task's options
+             */
+            options_schema: {
+                [key: string]: unknown;
+            };
+            /** @description whether a worker with the task's models runs now; null while Redis is unavailable */
+            readiness: components["schemas"]["TaskReadiness"] | null;
+            /**
+             * Title
+             * @description the capability's one-line title
+             */
+            title: string;
+        };
         /** TaskPublic */
         TaskPublic: {
             /** Attempts */
@@ -2102,6 +2206,41 @@ export interface components {
             status: components["schemas"]["JobStatus"];
             /** @description present when the result holds embeddings for vector_db */
             vectors?: components["schemas"]["VectorSyncPublic"] | null;
+        };
+        /**
+         * TaskReadiness
+         * @description Whether a task can run in the fleet now, as the gateway reports it (``/readyz``,
+         *     ``GET /v1/tasks``, the admin page): ``ready`` when a live worker of its capability has
+         *     the task's models loaded.
+         */
+        TaskReadiness: {
+            /**
+             * Message
+             * @description for people: what is missing and the command that provides it
+             */
+            message: string;
+            /**
+             * Ready Workers
+             * @description of those, the ones that can run the task now
+             */
+            ready_workers: number;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "ready" | "models_missing" | "engine_not_installed" | "load_failed" | "starting" | "no_worker";
+            /**
+             * Workers
+             * @description live workers of the task's capability
+             */
+            workers: number;
+        };
+        /** TasksPublic */
+        TasksPublic: {
+            /** Count */
+            count: number;
+            /** Data */
+            data: components["schemas"]["TaskInfo"][];
         };
         /** TokenPair */
         TokenPair: {
@@ -2135,9 +2274,16 @@ export interface components {
         TranscriptResult: {
             /**
              * Channels
+             * @description how the channels were transcribed
              * @enum {string}
              */
             channels: "mix" | "split";
+            /**
+             * Channels Note
+             * @description why, when the option was auto
+             * @default
+             */
+            channels_note?: string;
             /** Compute Type */
             compute_type: string;
             /** Device */
@@ -4419,6 +4565,130 @@ export interface operations {
             };
         };
     };
+    face_thumbnail_v1_faces__face_id__thumbnail_get: {
+        parameters: {
+            query?: {
+                /** @description pixels: 96 or 192 */
+                size?: 96 | 192;
+            };
+            header?: never;
+            path: {
+                face_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description JPEG, size x size pixels */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": unknown;
+                };
+            };
+            /** @description bad request (a value cannot be used or stored) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description not allowed (admin only, password change required, API key scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description not found, or not the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the request did not validate, or the media cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description rate limited (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description internal error (with the request id) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description a service it needs is unavailable (Retry-After when known) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     list_jobs_v1_jobs_get: {
         parameters: {
             query?: {
@@ -6395,8 +6665,8 @@ export interface operations {
     media_thumbnail_v1_media__media_id__thumbnail_get: {
         parameters: {
             query?: {
-                /** @description longer side, pixels: 128, 256 or 512 */
-                size?: 128 | 256 | 512;
+                /** @description longer side, pixels: 128, 256, 512, or 2048 (a preview; never enlarged) */
+                size?: 128 | 256 | 512 | 2048;
                 /** @description a link token from the matching POST .../token route, for clients that cannot send an Authorization header (EventSource, <img>, <video>) */
                 token?: string | null;
             };
@@ -7640,6 +7910,125 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SearchResults"] | components["schemas"]["SimilarResults"];
+                };
+            };
+            /** @description bad request (a value cannot be used or stored) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description not allowed (admin only, password change required, API key scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description not found, or not the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the request did not validate, or the media cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description rate limited (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description internal error (with the request id) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description a service it needs is unavailable (Retry-After when known) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_tasks_v1_tasks_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TasksPublic"];
                 };
             };
             /** @description bad request (a value cannot be used or stored) */

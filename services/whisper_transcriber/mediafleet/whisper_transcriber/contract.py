@@ -54,8 +54,10 @@ class TranscribeOptions(BaseModel):
         default=None, max_length=1000, description="context text for the first window"
     )
     hotwords: str | None = Field(default=None, max_length=500, description="words to favour (names, jargon)")
-    channels: Literal["mix", "split"] | None = Field(
-        default=None, description="mix channels to mono (default) or transcribe each channel on its own"
+    channels: Literal["auto", "mix", "split"] | None = Field(
+        default=None,
+        description="auto (default): each channel on its own when they carry different speech (a "
+        "call recorded one side per channel), else mixed; mix: averaged to mono; split: each channel",
     )
 
 
@@ -111,7 +113,8 @@ class TranscriptResult(BaseModel):
     languages: list[LanguageShare]
     duration_s: float = Field(ge=0, description="decoded audio, seconds")
     speech_s: float = Field(ge=0, description="seconds the VAD kept (duration_s without VAD)")
-    channels: Literal["mix", "split"]
+    channels: Literal["mix", "split"] = Field(description="how the channels were transcribed")
+    channels_note: str = Field(default="", description="why, when the option was auto")
     segments: list[Segment]
     text: str
     elapsed_ms: float
@@ -206,6 +209,7 @@ CAPABILITY = Capability(
             # for a busy machine and larger models
             timeout_per_media_s=1.0,
             description="speech to text: language, segments and words with times (seconds)",
+            default=True,
         ),
     ),
 )

@@ -114,6 +114,35 @@ class ChannelStream:
         return windows, pos
 
 
+def channel_mode(block: np.ndarray, frame_s: float = 0.03) -> tuple[str, str]:
+    """``("split" | "mix", why)`` for audio of shape (C, N) at 16 kHz: split when the channels
+    carry different speech, i.e. in more than half of the frames where anything is heard
+    (30-ms frames louder than -40 dBFS) one channel is 15 dB louder than every other (one
+    speaker per channel, as call recordings are). Mixed speech from two sides in one 30-s
+    window loses a side: the window is decoded in one language. Else (one channel, or channels
+    that hear the same sound) the channels are averaged."""
+    channels, n = block.shape
+    if channels < 2:
+        return "mix", ""
+    step = int(frame_s * SR)
+    frames = n // step
+    if frames == 0:
+        return "mix", "too short to compare the channels: mixed"
+    rms = np.sqrt((block[:, : frames * step].reshape(channels, frames, step) ** 2).mean(axis=2)) + 1e-9
+    db = 20 * np.log10(rms)
+    heard = db.max(axis=0) > -40.0
+    if not heard.any():
+        return "mix", "silent: mixed"
+    ordered = np.sort(db[:, heard], axis=0)
+    dominant = float(((ordered[-1] - ordered[-2]) > 15.0).mean())
+    if dominant > 0.5:
+        return (
+            "split",
+            f"channels carry different speech ({dominant:.0%} of the heard frames one-sided): each transcribed",
+        )
+    return "mix", f"channels hear the same sound ({dominant:.0%} of the heard frames one-sided): mixed"
+
+
 class WhisperRunner(EngineRunner):
     def __init__(self, settings: WhisperSettings):
         self.settings = settings
@@ -128,6 +157,9 @@ class WhisperRunner(EngineRunner):
 
     def preload_names(self) -> list[str]:
         return [self.engine.name] if self.settings.preload else []
+
+    def task_engines(self, task: str) -> list[str]:
+        return [self.engine.name]  # loaded on first use when not preloaded; ready once it loads
 
     def options(self, options: dict[str, Any]) -> TranscribeOptions:
         """The request's options with the service's defaults filled in."""
@@ -173,7 +205,13 @@ class WhisperRunner(EngineRunner):
         streams: list[ChannelStream] = []
         segments: list[Segment] = []
         decoded = 0
-        for block in iter_audio(media, opts.channels, self.settings.block_s):
+        mode, note = opts.channels or "auto", ""
+        decode_as = "split" if mode == "auto" else mode
+        for block in iter_audio(media, decode_as, self.settings.block_s):
+            if mode == "auto":  # decided on the first block (block_s seconds)
+                mode, note = channel_mode(block)
+            if mode == "mix" and block.shape[0] > 1:
+                block = block.mean(axis=0, keepdims=True)
             if not streams:
                 streams = [ChannelStream(opts.vad_filter, window, regions) for _ in range(block.shape[0])]
             for channel, stream in enumerate(streams):
@@ -209,7 +247,8 @@ class WhisperRunner(EngineRunner):
             languages=[LanguageShare(language=k, speech_s=round(v, 2)) for k, v in shares.items()],
             duration_s=round(duration, 3),
             speech_s=round(max(s.speech for s in streams) / SR, 3),
-            channels=opts.channels,
+            channels="split" if len(streams) > 1 else "mix",
+            channels_note=note,
             segments=segments,
             text=" ".join(s.text.strip() for s in segments if s.text.strip()),
             elapsed_ms=round(elapsed * 1000, 2),

@@ -37,7 +37,8 @@ class WhisperSettings(ServiceSettings):
     #: Off by default: word alignment took RTF 0.12 -> 0.41 on multilingual.mp3 here (bench/asr)
     word_timestamps: bool = False
     language_detection: Literal["window", "first"] = "window"
-    channels: Literal["mix", "split"] = "mix"
+    #: auto: split when the channels carry different speech (split_channels_auto), else mix
+    channels: Literal["auto", "mix", "split"] = "auto"
     #: Longest window decoded at once, seconds (Whisper's context is 30 s).
     window_s: float = Field(default=30.0, gt=1, le=30)
     #: Audio decoded per step, seconds: memory is bounded by this, not by the duration.

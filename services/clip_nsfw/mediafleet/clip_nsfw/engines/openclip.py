@@ -55,8 +55,9 @@ class OpenClipEngine(Engine):
     def _load(self) -> None:
         if not self.weights.is_file():
             raise EngineError(
-                f"CLIP weights missing: {self.weights}; download open_clip's {self.model_name} "
-                f"'{self.pretrained}' checkpoint there (README, CLIP)",
+                f"the CLIP {self.model_name} '{self.pretrained}' weights are not installed "
+                f"({self.weights.parent.name}/{self.weights.name} missing in the models folder); "
+                "docs/models.md (CLIP) says where to get them",
                 code="model_not_available",
             )
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -8,7 +8,7 @@ matches a segment that holds every query word (AND).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import delete, text
@@ -62,12 +62,18 @@ def replace_segments(session: Session, media_id: str, task: str, segments: Seque
 
 
 def search_text(
-    session: Session, query: str, user_id: int | None, limit: int = 20, match: str = "all"
+    session: Session,
+    query: str,
+    user_id: int | None,
+    limit: int = 20,
+    match: str = "all",
+    exclude_tasks: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Media whose indexed text matches ``query``, best first, each with its matching segments.
 
     ``match``: ``"all"`` words (AND, the search API) or ``"any"`` word (OR, ranked: what
-    retrieval for a question needs).
+    retrieval for a question needs). ``exclude_tasks``: segments of these tasks are left out
+    (``/v1/ask`` leaves out text a model wrote, see ``TaskSpec.generated``).
     ``user_id`` restricts results to media that user uploaded and to the tasks that user ran
     on them (None: all, embedded mode).
     Returns ``[{"media_id", "score", "matches": [{"task", "ref", "text", "box", "start",
@@ -85,6 +91,9 @@ def search_text(
                 WHERE j.user_id = :uid AND j.media_id = s.media_id AND t.name = s.task
                 AND t.status = 'succeeded')"""
         params["uid"] = user_id
+    for i, name in enumerate(sorted(exclude_tasks)):
+        own_result += f" AND s.task <> :xt{i}"
+        params[f"xt{i}"] = name
     cols = 's.media_id, s.task, s.ref, s.seq, s.text, s.x1, s.y1, s.x2, s.y2, s.start, s."end", s.score'
     if dialect == "postgresql":
         params["q"] = (" | " if match == "any" else " & ").join(_pg_lexeme(w) for w in words)

@@ -42,8 +42,9 @@ class InsightFaceEngine(Engine):
         missing = [p.name for p in (det_path, rec_path) if not p.is_file()]
         if missing:
             raise EngineError(
-                f"insightface: {', '.join(missing)} missing in {self.pack_dir}; unpack insightface's "
-                f"{self.pack_dir.name}.zip there (README: face_reid engines)",
+                f"the insightface {self.pack_dir.name} weights are not installed ({', '.join(missing)} "
+                f"missing in the models folder, {self.pack_dir.parent.name}/{self.pack_dir.name}); "
+                "docs/models.md (insightface) says where to get them",
                 code="model_not_available",
             )
         from insightface.model_zoo import SCRFD, ArcFaceONNX

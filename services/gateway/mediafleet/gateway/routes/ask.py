@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from mediafleet.common import registry
 from mediafleet.common.capability import Passage, QuestionQuery
 from mediafleet.common.store.search import search_text
 from mediafleet.gateway import queries
@@ -137,6 +138,11 @@ class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=2000)
     passages: int = Field(default=6, ge=1, le=20, description="passages retrieved for the answer")
     max_tokens: int = Field(default=256, ge=16, le=2048)
+    include_generated: bool = Field(
+        default=False,
+        description="also cite text a model wrote (summaries of earlier jobs); by default only what "
+        "was read or heard in the media (OCR, transcripts)",
+    )
 
 
 class Citation(BaseModel):
@@ -171,14 +177,20 @@ def _source(c: Citation) -> str:
 
 @router.post("/v1/ask", response_model=AskAnswer)
 async def ask(body: AskRequest, user: CurrentUser, ctx: ContextDep, session: SessionDep) -> AskAnswer:
-    """An answer over the caller's own library: passages retrieved from OCR text, transcripts and
-    summaries (full-text, any keyword of the question, ranked), numbered and answered by the
+    """An answer over the caller's own library: passages retrieved from the source material, OCR
+    text and transcripts (summaries too only with ``include_generated``; full-text, any keyword
+    of the question, ranked), numbered and answered by the
     capability that answers ``answer_question`` queries, citing them. Only the caller's media
     are searched. No passage: ``answer`` null and no model call. 503 when no such capability
     or worker runs; 504 after ``MEDIAFLEET_LLM_TIMEOUT_S``."""
     cap, spec = queries.find_query("answer_question")
     query = keywords(body.question)
-    hits = search_text(session, query, user.id, limit=body.passages, match="any") if query else []
+    generated = () if body.include_generated else [n for n, (_, t) in registry.tasks().items() if t.generated]
+    hits = (
+        search_text(session, query, user.id, limit=body.passages, match="any", exclude_tasks=generated)
+        if query
+        else []
+    )
     found = [(hit["media_id"], m) for hit in hits for m in hit["matches"][:2]][: body.passages]
     if not found:
         return AskAnswer(question=body.question, answer=None, citations=[], model=None)

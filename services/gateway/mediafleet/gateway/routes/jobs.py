@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import redis
@@ -24,6 +24,7 @@ from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY, job_events_k
 from mediafleet.common.schemas import JobStatus
 from mediafleet.common.store import Job, Media, MediaOwner, Task, User
 from mediafleet.common.store.models import utcnow
+from mediafleet.common.worker import advertised_defaults
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep, issue_link_token, user_or_link
 from mediafleet.gateway.schemas import (
     JobCreate,
@@ -99,9 +100,13 @@ def _own_job(session: Session, job_id: str, user_id: int) -> Job:
     return job
 
 
-def _plan_tasks(body: JobCreate, media: Media) -> tuple[list[str], dict[str, dict[str, Any]], dict[str, str]]:
+def _plan_tasks(
+    body: JobCreate, media: Media, defaults: Callable[[str], dict[str, Any]] = lambda task: {}
+) -> tuple[list[str], dict[str, dict[str, Any]], dict[str, str]]:
     """Tasks to run (dependencies added, first), their validated options, and the tasks left out
-    because the media lacks a stream they need (task -> reason). Raises ValidationFailed."""
+    because the media lacks a stream they need (task -> reason). A contract's ``check`` refuses
+    options no engine serves, given the ``defaults(task)`` the workers advertise. Raises
+    ValidationFailed."""
     known = registry.tasks()
     unknown = [t for t in body.tasks if t not in known]
     if unknown:
@@ -122,6 +127,8 @@ def _plan_tasks(body: JobCreate, media: Media) -> tuple[list[str], dict[str, dic
                 f"invalid options for {name}",
                 details=bounded_details(exc.errors(include_url=False, include_context=False)),
             ) from exc
+        if spec.check is not None:
+            spec.check(options[name], defaults(name))
     return tasks, options, skipped
 
 
@@ -147,7 +154,7 @@ def build_router() -> APIRouter:
         owned = session.get(MediaOwner, (body.media_id, user.id)) is not None
         if media is None or not owned:
             raise NotFound(f"media {body.media_id} not found", code="media_not_found")
-        tasks, options, skipped = _plan_tasks(body, media)
+        tasks, options, skipped = _plan_tasks(body, media, lambda task: advertised_defaults(ctx.redis, task))
         if body.webhook_url is not None:
             webhooks.check_target(body.webhook_url, ctx.settings.core.webhook_allow_private_targets)
             if not user.webhook_secret:

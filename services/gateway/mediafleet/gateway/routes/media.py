@@ -19,10 +19,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mediafleet.common.errors import NotFound, ValidationFailed
-from mediafleet.common.media import FrameSampling, load_rgb_fitted, sample_frames
+from mediafleet.common.media import FrameSampling, frame_at, load_rgb_fitted, sample_frames
 from mediafleet.common.media_access import verify_media_signature
 from mediafleet.common.schemas import JobStatus
 from mediafleet.common.store import Job, Media, MediaOwner, Task, User
+from mediafleet.gateway.context import GatewayContext
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep, issue_link_token, user_or_link
 from mediafleet.gateway.schemas import LinkToken, MediaList, MediaPublic
 
@@ -201,8 +202,9 @@ def media_original(media_id: str, user: MediaViewer, ctx: ContextDep, session: S
     )  # fmt: skip
 
 
-#: Thumbnail sizes served (pixels, longer side): a fixed few, so the cache stays bounded.
-THUMBNAIL_SIZES = (128, 256, 512)
+#: Thumbnail sizes served (pixels, longer side): a fixed few, so the cache stays bounded. 2048
+#: is the preview the web UI draws results on for formats browsers cannot show (TIFF).
+THUMBNAIL_SIZES = (128, 256, 512, 2048)
 #: Thumbnails made at once per process: each may decode an image up to MAX_PIXELS (about
 #: 250 MiB for the largest PNG), within the gateway's 512 MiB limit.
 _THUMBNAILS = threading.BoundedSemaphore(1)
@@ -221,7 +223,7 @@ def media_thumbnail(
     size: Annotated[
         int,
         Query(
-            description="longer side, pixels: 128, 256 or 512",
+            description="longer side, pixels: 128, 256, 512, or 2048 (a preview; never enlarged)",
             json_schema_extra={"enum": list(THUMBNAIL_SIZES)},
         ),
     ] = 256,
@@ -231,8 +233,8 @@ def media_thumbnail(
     (``<media>/.thumbs``). 404 ``no_thumbnail`` for audio."""
     if size not in THUMBNAIL_SIZES:
         raise ValidationFailed(
-            "thumbnail size must be 128, 256 or 512",
-            details=[{"loc": ["query", "size"], "msg": "not 128, 256 or 512"}],
+            "thumbnail size must be 128, 256, 512 or 2048",
+            details=[{"loc": ["query", "size"], "msg": "not 128, 256, 512 or 2048"}],
         )
     media, _ = _owned(session, media_id, user.id)
     if media.kind == "audio":
@@ -248,6 +250,39 @@ def media_thumbnail(
         media_type="image/jpeg",
         headers={"Cache-Control": "private, max-age=86400"},
     )
+
+
+def face_crop_jpeg(source: Path, kind: str, box: list[float], t: float | None, size: int) -> bytes:
+    """A square JPEG (``size`` pixels, quality 85) around face ``box`` (xyxy in the image's
+    displayed pixels, or the frame's at ``t`` seconds of a video), with 25 % margin on each side.
+    Decodes at most 2048 pixels on the longer side. Raises InvalidMedia."""
+    if kind == "video":
+        rgb, scale = frame_at(source, t or 0.0), 1
+    else:
+        fitted = load_rgb_fitted(source, 2048, exif_transpose=True)
+        rgb, scale = fitted.pixels, fitted.scale
+    x1, y1, x2, y2 = (v / scale for v in box)
+    side = max(x2 - x1, y2 - y1) * 1.5
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    img = Image.fromarray(rgb).crop(
+        (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2))
+    )  # outside the image: black
+    img = img.resize((size, size), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def cached_face_crop(
+    ctx: GatewayContext, media: Media, face_id: str, box: list[float], t: float | None, size: int
+) -> bytes:
+    """:func:`face_crop_jpeg`, made once per face and size and kept with the thumbnails."""
+
+    def make() -> bytes:
+        with _THUMBNAILS:
+            return face_crop_jpeg(ctx.media.path_of(media.storage_path), media.kind, box, t, size)
+
+    return ctx.media.thumbnail(f"{media.id}-face-{face_id}-{size}.jpg", make)
 
 
 def _thumbnail_jpeg(source: Path, kind: str, size: int) -> bytes:

@@ -26,10 +26,11 @@ from mediafleet.common.errors import (
     ValidationFailed,
     bounded_details,
 )
-from mediafleet.common.store import FaceRow, Person
+from mediafleet.common.store import FaceRow, Media, Person
 from mediafleet.common.vectors import VectorDbError, item_id
 from mediafleet.gateway import queries
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep
+from mediafleet.gateway.routes.media import cached_face_crop
 from mediafleet.gateway.routes.search import filenames, require_vector_db
 
 router = APIRouter(tags=["people"])
@@ -315,6 +316,30 @@ def list_faces(
 def get_face(face_id: str, user: CurrentUser, session: SessionDep) -> FacePublic:
     face = _face(session, user.id, face_id)
     return face_public(face, filenames(session, user.id, {face.media_id}).get(face.media_id))
+
+
+@router.get(
+    "/v1/faces/{face_id}/thumbnail",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG, size x size pixels"}},
+)
+def face_thumbnail(
+    face_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    ctx: ContextDep,
+    size: Annotated[int, Query(description="pixels: 96 or 192", json_schema_extra={"enum": [96, 192]})] = 96,
+) -> Response:
+    """The face cut out of its image (or its video frame), square, with a margin: how the
+    People page tells clusters apart. Made once and kept. 404 for another user's face."""
+    if size not in (96, 192):
+        raise ValidationFailed("face thumbnail size must be 96 or 192", code="invalid_size")
+    face = _face(session, user.id, face_id)
+    media = session.get(Media, face.media_id)
+    if media is None:
+        raise NotFound(f"face {face_id} not found", code="face_not_found")
+    data = cached_face_crop(ctx, media, face.id, list(face.box), face.t, size)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
 
 
 @router.get("/v1/faces/{face_id}/matches", response_model=FaceMatches)
