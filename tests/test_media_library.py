@@ -157,6 +157,12 @@ def test_original_and_thumbnails_go_to_their_owner_only(
     assert max(frame.size) == 256
     assert_envelope(client.get(f"/v1/media/{audio}/thumbnail", headers=auth(admin)), 404, "no_thumbnail")
     assert_envelope(client.get(f"/v1/media/{bus}/thumbnail?size=300", headers=auth(admin)), 422)
+    # the preview the web UI draws results on for a TIFF (browsers cannot show one): a JPEG of the
+    # page at its own size (640 x 480: a preview never enlarges)
+    tif = upload(client, admin, sample("phototest.tif")).json()["media_id"]
+    preview = client.get(f"/v1/media/{tif}/thumbnail?size=2048", headers=auth(admin))
+    assert preview.status_code == 200 and preview.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(preview.content)).size == (640, 480)
 
     # another user, even one who uploads other bytes, gets "not found" for all of it
     bob = create_user(client, admin, "bob", "bobs-password-123")

@@ -5,6 +5,7 @@ user; and a worker SIGKILLed mid-task."""
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import time
@@ -149,6 +150,16 @@ def test_people_matches_and_verification_per_user(
         assert_envelope(c.get(f"/v1/people/{obama['id']}", headers=auth(bob)), 404, "person_not_found")
         fid = faces["obama.jpg"]["face_id"]
         assert_envelope(c.get(f"/v1/faces/{fid}/matches", headers=auth(bob)), 404, "face_not_found")
+        # the People page's picture of a face: a square crop around its box, to its owner only
+        crop = c.get(f"/v1/faces/{fid}/thumbnail?size=192", headers=auth(token))
+        assert crop.status_code == 200 and crop.headers["content-type"] == "image/jpeg"
+        picture = Image.open(io.BytesIO(crop.content))
+        assert picture.size == (192, 192)
+        # obama.jpg is a portrait: the crop is mostly face (skin), not the Oval Office behind it
+        red, green, blue = np.asarray(picture.convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(axis=0)
+        assert red > blue + 20, (red, green, blue)
+        assert_envelope(c.get(f"/v1/faces/{fid}/thumbnail", headers=auth(bob)), 404, "face_not_found")
+        assert_envelope(c.get(f"/v1/faces/{fid}/thumbnail?size=50", headers=auth(token)), 422)
         assert_envelope(
             c.post("/v1/people", json={"name": "x", "face_ids": [fid]}, headers=auth(bob)),
             404,

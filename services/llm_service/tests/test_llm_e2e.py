@@ -96,6 +96,13 @@ def test_openai_client_summaries_and_questions(
         assert job["status"] == "succeeded", job
         summary = job["results"]["summarize"]
         assert summary["summary"] and summary["sources"] == ["transcribe"]
+        # /v1/ask answers from what was heard, not from the model's own summary of it
+        words = " ".join(w for w in summary["summary"].split()[:6] if len(w) > 3)
+        asked = c.post("/v1/ask", json={"question": words, "passages": 20}, headers=auth(token)).json()
+        assert all(x["task"] != "summarize" for x in asked["citations"]), asked["citations"]
+        asked = c.post("/v1/ask", json={"question": words, "passages": 20, "include_generated": True},
+                       headers=auth(token)).json()  # fmt: skip
+        assert any(x["task"] == "summarize" for x in asked["citations"]), asked["citations"]
         tasks = {t["name"]: t for t in job["tasks"]}
         assert set(tasks) == {"transcribe", "summarize"} and tasks["summarize"]["depends_on"] == [
             "transcribe"
