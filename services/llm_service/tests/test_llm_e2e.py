@@ -18,7 +18,17 @@ import httpx
 import openai
 import pytest
 
-from tests.api_helpers import admin_token, assert_envelope, auth, create_user, upload, wait_job
+from tests.api_helpers import (
+    ADMIN,
+    NEW_PASSWORD,
+    admin_token,
+    assert_envelope,
+    auth,
+    create_user,
+    login,
+    upload,
+    wait_job,
+)
 from tests.conftest import sample
 from tests.fleet import Fleet
 
@@ -186,3 +196,74 @@ def test_a_full_llm_answers_503_with_retry_after(llm_fleet: Fleet) -> None:
     assert_envelope(refused, 503, "llm_busy")
     assert int(refused.headers["retry-after"]) >= 1
     assert 200 in statuses  # the running request finished
+
+
+#: A chat that cannot end by itself: SmolLM2's end tokens (<|endoftext|> 0, <|im_end|> 2) banned.
+ENDLESS = {
+    "messages": [{"role": "user", "content": "Count from one to a thousand in words."}],
+    "max_tokens": 1500,
+    "temperature": 0,
+    "logit_bias": {"0": -100, "2": -100},
+}
+
+
+def _slots(fleet: Fleet) -> dict:
+    return httpx.get(fleet.url("llm") + "/readyz", timeout=10).json()["details"]["slots"]
+
+
+def _freed_within(fleet: Fleet, seconds: float) -> float:
+    """Seconds until no slot is busy and nobody waits (fails after ``seconds``)."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        if _slots(fleet) == {"slots": 1, "busy": 0, "waiting": 0}:
+            return time.monotonic() - start
+        time.sleep(0.2)
+    raise AssertionError(f"a slot still held after {seconds} s: {_slots(fleet)}")
+
+
+def test_a_client_that_leaves_frees_the_llm(llm_fleet: Fleet) -> None:
+    """Every way a request can end gives its slot back within seconds, and generation stops:
+    a stream closed after one chunk, a non-streamed request whose client gives up, the
+    gateway's own time-out. Before: one aborted stream held the only slot for good and every
+    later request got 503 llm_busy. Also: no max_tokens takes LLM_DEFAULT_MAX_TOKENS, more than
+    LLM_MAX_TOKENS is refused; slot use is in /readyz and /metrics."""
+    base = llm_fleet.url("gateway")
+    with httpx.Client(base_url=base, timeout=120) as c:
+        token = admin_token(c)
+        # 1. a stream read for one chunk, then closed
+        with c.stream("POST", "/v1/llm/chat/completions", json={**ENDLESS, "stream": True},
+                      headers=auth(token)) as resp:  # fmt: skip
+            assert resp.status_code == 200
+            lines = resp.iter_lines()  # kept: a dropped line iterator closes the response itself
+            first = next(line for line in lines if line.startswith("data: "))
+            assert json.loads(first[6:])["model"] == "mediafleet-llm"
+            assert _slots(llm_fleet)["busy"] == 1
+        print(f"\nstream closed: slot free after {_freed_within(llm_fleet, 10):.1f} s")
+        # 2. a non-streamed request whose client stops waiting after 2 s
+        with pytest.raises(httpx.ReadTimeout):
+            c.post("/v1/llm/chat/completions", json=ENDLESS, headers=auth(token), timeout=2)
+        print(f"client timed out: slot free after {_freed_within(llm_fleet, 10):.1f} s")
+        # the LLM answers the next request at once (1500 tokens would take ~30 s here)
+        short = {"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 8, "temperature": 0}
+        t0 = time.monotonic()
+        ok = c.post("/v1/llm/chat/completions", json=short, headers=auth(token))
+        assert ok.status_code == 200 and time.monotonic() - t0 < 15, ok.text
+        # 4. max_tokens: a default when absent, a ceiling when too large
+        unbounded = {"messages": ENDLESS["messages"], "temperature": 0, "logit_bias": ENDLESS["logit_bias"]}
+        got = c.post("/v1/llm/chat/completions", json=unbounded, headers=auth(token)).json()
+        assert got["usage"]["completion_tokens"] == 512, got["usage"]  # LLM_DEFAULT_MAX_TOKENS
+        assert_envelope(
+            c.post("/v1/llm/chat/completions", json={**ENDLESS, "max_tokens": 100_000}, headers=auth(token)),
+            400,
+            "max_tokens_too_large",
+        )
+        metrics = httpx.get(llm_fleet.url("llm") + "/metrics").text
+        assert "mediafleet_llm_slots_busy 0.0" in metrics and "mediafleet_llm_requests_waiting 0.0" in metrics
+    # 3. the gateway's own time-out (MEDIAFLEET_LLM_TIMEOUT_S) closes the upstream connection
+    llm_fleet.stop("gateway")
+    llm_fleet.start("gateway", env={"MEDIAFLEET_LLM_TIMEOUT_S": "2"})
+    with httpx.Client(base_url=base, timeout=60) as c:
+        token = login(c, ADMIN, NEW_PASSWORD)["access_token"]  # changed above
+        timed_out = c.post("/v1/llm/chat/completions", json=ENDLESS, headers=auth(token))
+        assert_envelope(timed_out, 504, "upstream_timeout")
+        print(f"gateway time-out: slot free after {_freed_within(llm_fleet, 10):.1f} s")

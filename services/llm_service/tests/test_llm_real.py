@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,9 @@ def runner(real_models_dir: Path) -> LlmRunner:
 
 
 @pytest.fixture(scope="module")
-def client(runner: LlmRunner) -> TestClient:
-    return TestClient(create_service_app(CAPABILITY, runner))
+def client(runner: LlmRunner) -> Iterator[TestClient]:
+    with TestClient(create_service_app(CAPABILITY, runner)) as c:  # one event loop, as uvicorn's
+        yield c
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,8 @@ ReadinessCheck = Callable[[], str | None]
 def health_router(
     checks: dict[str, ReadinessCheck],
     capabilities: Callable[[], dict[str, str]] | None = None,
-    components: Callable[[], dict[str, str]] | None = None,
+    components: Callable[[], dict[str, Any]] | None = None,
+    components_key: str = "components",
 ) -> APIRouter:
     """Router with /healthz, /readyz and /metrics. ``checks`` run in a thread pool.
 
@@ -68,7 +69,7 @@ def health_router(
             results[name] = "ok" if reason is None else reason
         ready = all(v == "ok" for v in results.values())
         body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": results}
-        for key, report in (("capabilities", capabilities), ("components", components)):
+        for key, report in (("capabilities", capabilities), (components_key, components)):
             if report is None:
                 continue
             try:

@@ -43,7 +43,14 @@ def create_service_app(
     """
     app = FastAPI(title=f"mediafleet {cap.name}", version="0.1.0", description=cap.title)
     install_error_handlers(app)
-    app.include_router(health_router({"engines": runner.ready, **(extra_checks or {})}))
+    details = getattr(runner, "details", None)  # optional: what /readyz adds (an LLM's slots)
+    app.include_router(
+        health_router(
+            {"engines": runner.ready, **(extra_checks or {})},
+            components=details,
+            components_key="details",
+        )
+    )
     app.add_middleware(MetricsMiddleware, service=cap.name)
     results = tuple(spec.result for spec in cap.tasks)
     result_type: Any = results[0] if len(results) == 1 else Union[results]  # noqa: UP007

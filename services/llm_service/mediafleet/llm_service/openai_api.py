@@ -8,31 +8,45 @@ llama-cpp-python's server does; streams are Server-Sent Events of chunks ending 
 ``data: [DONE]`` (OpenAI's format).
 
 Concurrency: ``LLM_SLOTS`` requests decode at once; up to ``LLM_MAX_QUEUE`` more wait at
-most ``LLM_QUEUE_TIMEOUT_S``; beyond that, 503 ``llm_busy`` with ``Retry-After``.
+most ``LLM_QUEUE_TIMEOUT_S``; beyond that, 503 ``llm_busy`` with ``Retry-After``. Every
+generation runs in a thread of its own and stops within one token when its client goes away
+(a stream closed, a connection dropped, the gateway's time-out): the slot is given back when
+that thread ends, whatever way the request ended. ``max_tokens`` defaults to
+``LLM_DEFAULT_MAX_TOKENS`` and may not exceed ``LLM_MAX_TOKENS``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
 from typing import Any
 
-from fastapi import APIRouter
+import structlog
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from llama_cpp.server.types import (  # route annotations must be module globals (postponed annotations)
     CreateChatCompletionRequest,
     CreateCompletionRequest,
     CreateEmbeddingRequest,
 )
-from starlette.concurrency import run_in_threadpool
+from prometheus_client import Gauge
 
 from mediafleet.common.errors import BadRequest, ServiceUnavailable
+
+log = structlog.get_logger("mediafleet.llm_service")
 
 #: Fields of the request types llama-cpp-python's server drops before calling Llama.
 _EXCLUDE = {"n", "best_of", "logit_bias_type", "user", "min_tokens"}
 _END = object()
+
+SLOTS_BUSY = Gauge("mediafleet_llm_slots_busy", "LLM slots decoding a request now")
+SLOTS_WAITING = Gauge("mediafleet_llm_requests_waiting", "LLM requests waiting for a slot")
+SLOTS_TOTAL = Gauge("mediafleet_llm_slots", "LLM slots (LLM_SLOTS)")
 
 
 class Busy(ServiceUnavailable):
@@ -49,9 +63,14 @@ class SlotGate:
         self.running = 0
         self.waiting = 0
         self._sem: asyncio.Semaphore | None = None
+        SLOTS_TOTAL.set(slots)
 
     def retry_after(self) -> int:
         return max(1, math.ceil(self.timeout_s / 2))
+
+    def state(self) -> dict[str, int]:
+        """``{"slots", "busy", "waiting"}``: what ``/readyz`` and the metrics report."""
+        return {"slots": self.slots, "busy": self.running, "waiting": self.waiting}
 
     async def acquire(self) -> None:
         if self._sem is None:
@@ -62,6 +81,7 @@ class SlotGate:
                 details={"retry_after_s": self.retry_after()},
             )
         self.waiting += 1
+        SLOTS_WAITING.set(self.waiting)
         try:
             await asyncio.wait_for(self._sem.acquire(), self.timeout_s)
         except TimeoutError as exc:
@@ -70,28 +90,78 @@ class SlotGate:
             ) from exc
         finally:
             self.waiting -= 1
+            SLOTS_WAITING.set(self.waiting)
         self.running += 1
+        SLOTS_BUSY.set(self.running)
 
     def release(self) -> None:
+        """Give a slot back (on the event loop's thread)."""
         self.running -= 1
-        assert self._sem is not None
-        self._sem.release()
+        SLOTS_BUSY.set(self.running)
+        if self._sem is not None:
+            self._sem.release()
 
 
-def _sse(chunks: Iterator[dict[str, Any]], gate: SlotGate) -> AsyncIterator[bytes]:
-    async def gen() -> AsyncIterator[bytes]:
+class Generation:
+    """One generation holding one slot: its work runs in a thread of its own; :meth:`stop` makes
+    it end within one token; the slot is released when the thread ends, never before (two
+    generations never share the model) and always (any error, any way the client left)."""
+
+    def __init__(self, gate: SlotGate, work: Callable[[threading.Event], Any]):
+        self.stop = threading.Event()
+        self.loop = asyncio.get_running_loop()
+        self.future: Future[Any] = Future()
+        self.gate = gate
+
+        def run() -> None:
+            try:
+                self.future.set_result(work(self.stop))
+            except BaseException as exc:  # handed to the awaiting side
+                self.future.set_exception(exc)
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown): nothing to free
+                    self.loop.call_soon_threadsafe(gate.release)
+
+        threading.Thread(target=run, name="llm-generation", daemon=True).start()
+
+    async def result(self, request: Request | None = None) -> Any:
+        """The work's result; stops it when the request is cancelled or its client disconnects."""
+        wrapped = asyncio.wrap_future(self.future)
         try:
             while True:
-                chunk = await run_in_threadpool(next, chunks, _END)
+                done, _ = await asyncio.wait({wrapped}, timeout=0.25)
+                if done:
+                    return wrapped.result()
+                if request is not None and await request.is_disconnected():
+                    self.stop.set()
+                    log.info("llm_client_gone", note="generation stopped")
+                    raise ClientGone
+        except BaseException:
+            self.stop.set()
+            raise
+
+
+class ClientGone(Exception):
+    """The client disconnected before the answer: nobody reads a response any more."""
+
+
+def _sse(gen: Generation, chunks: asyncio.Queue[Any]) -> AsyncIterator[bytes]:
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                chunk = await chunks.get()
                 if chunk is _END:
+                    break
+                if isinstance(chunk, BaseException):  # headers are sent: say it in the stream
+                    err = {"error": {"message": str(chunk) or "generation failed", "type": "server_error"}}
+                    yield f"data: {json.dumps(err)}\n\n".encode()
                     break
                 yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
             yield b"data: [DONE]\n\n"
-        finally:
-            await run_in_threadpool(getattr(chunks, "close", lambda: None))
-            gate.release()
+        finally:  # the stream ended, the client left (cancelled here) or the body was dropped
+            gen.stop.set()
 
-    return gen()
+    return stream()
 
 
 def build_router(runner: Any) -> APIRouter:
@@ -102,21 +172,46 @@ def build_router(runner: Any) -> APIRouter:
     def kwargs_of(body: Any) -> dict[str, Any]:
         kwargs = body.model_dump(exclude=_EXCLUDE | {"stream", "model"}, exclude_none=True)
         kwargs.setdefault("seed", settings.seed)
+        asked = body.max_tokens if "max_tokens" in body.model_fields_set else None
+        if asked is None:
+            kwargs["max_tokens"] = settings.default_max_tokens
+        elif asked > settings.max_tokens:
+            raise BadRequest(
+                f"max_tokens {asked} is above this service's limit of {settings.max_tokens} (LLM_MAX_TOKENS)",
+                code="max_tokens_too_large",
+                details={"max_tokens": settings.max_tokens},
+            )
         return kwargs
 
-    async def answer(kind: str, body: Any) -> Any:
+    async def answer(kind: str, body: Any, request: Request) -> Any:
+        kwargs = kwargs_of(body)  # a refused request never takes a slot
         await gate.acquire()
         if getattr(body, "stream", False):
-            chunks = engine.stream(kind, **kwargs_of(body))
-            return StreamingResponse(_sse(chunks, gate), media_type="text/event-stream")
+            loop = asyncio.get_running_loop()
+            chunks: asyncio.Queue[Any] = asyncio.Queue()
+
+            def emit(item: Any) -> None:
+                loop.call_soon_threadsafe(chunks.put_nowait, item)
+
+            def work(stop: threading.Event) -> None:
+                try:
+                    engine.generate(
+                        kind, stop, emit=lambda c: emit({**c, "model": settings.model_alias}), **kwargs
+                    )
+                except Exception as exc:
+                    emit(exc)
+                finally:
+                    emit(_END)
+
+            gen = Generation(gate, work)
+            return StreamingResponse(_sse(gen, chunks), media_type="text/event-stream")
+        gen = Generation(gate, lambda stop: engine.generate(kind, stop, **kwargs))
         try:
-            fn = engine.chat if kind == "chat" else engine.complete
-            result = await run_in_threadpool(lambda: fn(**kwargs_of(body)))
+            result = await gen.result(request)
         except ValueError as exc:  # llama.cpp refuses the request (prompt longer than the context ...)
             raise BadRequest(str(exc), code="invalid_request") from exc
-        finally:
-            if not getattr(body, "stream", False):
-                gate.release()
+        except ClientGone:
+            return StreamingResponse(iter(()), status_code=499)  # nobody reads it
         return {**result, "model": settings.model_alias}
 
     @router.get("/models")
@@ -139,23 +234,24 @@ def build_router(runner: Any) -> APIRouter:
         }
 
     @router.post("/chat/completions")
-    async def chat_completions(body: CreateChatCompletionRequest) -> Any:
+    async def chat_completions(body: CreateChatCompletionRequest, request: Request) -> Any:
         """OpenAI's chat completion (``stream: true`` for Server-Sent Events)."""
-        return await answer("chat", body)
+        return await answer("chat", body, request)
 
     @router.post("/completions")
-    async def completions(body: CreateCompletionRequest) -> Any:
+    async def completions(body: CreateCompletionRequest, request: Request) -> Any:
         """OpenAI's (legacy) text completion (``stream: true`` for Server-Sent Events)."""
-        return await answer("completion", body)
+        return await answer("completion", body, request)
 
     @router.post("/embeddings")
-    async def embeddings(body: CreateEmbeddingRequest) -> Any:
+    async def embeddings(body: CreateEmbeddingRequest, request: Request) -> Any:
         """OpenAI's embeddings (mean-pooled by llama.cpp; not normalised)."""
         await gate.acquire()
+        gen = Generation(gate, lambda stop: engine.embed(input=body.input))
         try:
-            result = await run_in_threadpool(lambda: engine.embed(input=body.input))
-        finally:
-            gate.release()
+            result = await gen.result(request)
+        except ClientGone:
+            return StreamingResponse(iter(()), status_code=499)
         return {**result, "model": settings.model_alias}
 
     return router

@@ -47,6 +47,10 @@ class LlmRunner(EngineRunner):
     def routers(self) -> list[APIRouter]:
         return [build_router(self)]
 
+    def details(self) -> dict[str, Any]:
+        """What ``/readyz`` adds: the slots of the OpenAI-compatible API (busy, waiting)."""
+        return {"slots": self.gate.state()}
+
     def default_options(self, task: str) -> dict[str, Any]:
         return {
             "max_tokens": self.settings.summary_max_tokens,

@@ -30,6 +30,10 @@ class LlmSettings(ServiceSettings):
     max_queue: int = Field(default=8, ge=0, le=1000)
     #: Longest wait for a slot, seconds, before 503 with ``Retry-After``.
     queue_timeout_s: float = Field(default=30.0, gt=0)
+    #: ``max_tokens`` of a request that names none (OpenAI's API would generate to the context's
+    #: end), and the most a request may ask for (more: 400 ``max_tokens_too_large``).
+    default_max_tokens: int = Field(default=512, ge=1, le=8192)
+    max_tokens: int = Field(default=2048, ge=1, le=32768)
     #: Defaults of ``summarize``.
     summary_max_tokens: int = Field(default=160, ge=16, le=1024)
     summary_temperature: float = Field(default=0.0, ge=0, le=2)

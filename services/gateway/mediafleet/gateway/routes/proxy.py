@@ -7,18 +7,22 @@ capability: it mounts what the installed contracts declare.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import httpx
+import structlog
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
-from starlette.background import BackgroundTask
 
 from mediafleet.common import registry
 from mediafleet.common.capability import HttpApi
 from mediafleet.common.errors import GatewayTimeout, NotFound, ServiceUnavailable
 from mediafleet.gateway.deps import ContextDep, CurrentUser
 
+log = structlog.get_logger("mediafleet.gateway.proxy")
 #: Response headers passed back.
 _KEEP = ("content-type", "retry-after", "cache-control")
 
@@ -39,30 +43,50 @@ async def forward(api: HttpApi, path: str, request: Request, ctx: Any) -> Respon
     client = httpx.AsyncClient(timeout=httpx.Timeout(ctx.settings.core.llm_timeout_s, connect=5.0))
     body = await request.body() if method == "POST" else None
     url = f"{base.rstrip('/')}{api.service_prefix}/{path}"
-    try:
-        upstream = await client.send(
+    sending = asyncio.ensure_future(
+        client.send(
             client.build_request(method, url, content=body, headers={"content-type": "application/json"}),
             stream=True,
         )
+    )
+    try:
+        # a client that leaves before the answer starts (a non-streamed completion) closes the
+        # upstream connection too: the service stops generating for nobody
+        while not (await asyncio.wait({sending}, timeout=0.5))[0]:
+            if await request.is_disconnected():
+                sending.cancel()
+                log.info("client_gone_before_answer", path=f"{api.public_prefix}/{path}")
+                await client.aclose()
+                return Response(status_code=499)
+        upstream = sending.result()
     except httpx.TimeoutException as exc:
         await client.aclose()
         raise GatewayTimeout(f"{api.public_prefix}: the service did not answer: {exc}") from exc
     except httpx.HTTPError as exc:
         await client.aclose()
         raise ServiceUnavailable(f"{api.public_prefix}: the service is unreachable: {exc}") from exc
-
-    async def close() -> None:
-        await upstream.aclose()
+    except BaseException:
+        sending.cancel()
         await client.aclose()
+        raise
+
+    async def relay() -> AsyncIterator[bytes]:
+        """The service's bytes as they come; the upstream connection is closed however the
+        stream ends: finished, the client gone (the response is cancelled: the service sees its
+        connection drop and stops generating), or a read time-out."""
+        try:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+        except httpx.TimeoutException:
+            log.warning("upstream_timeout", path=f"{api.public_prefix}/{path}")
+        finally:
+            with anyio.CancelScope(shield=True):  # a cancelled response still closes its upstream
+                await upstream.aclose()
+                await client.aclose()
 
     headers = {k: v for k, v in upstream.headers.items() if k.lower() in _KEEP}
     headers["X-Accel-Buffering"] = "no"  # nginx passes streamed chunks on at once
-    return StreamingResponse(
-        upstream.aiter_raw(),
-        status_code=upstream.status_code,
-        headers=headers,
-        background=BackgroundTask(close),
-    )
+    return StreamingResponse(relay(), status_code=upstream.status_code, headers=headers)
 
 
 def _handler(api: HttpApi) -> Any:

@@ -10,7 +10,8 @@ Calls are serialised on the engine's lock: one llama.cpp context decodes one req
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,14 +111,48 @@ class LlamaEngine(Engine):
 
         return self.run_serialised(run)
 
-    def stream(self, kind: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        """Chunks of a streamed chat (``kind="chat"``) or completion, holding the run lock until
-        the stream ends or the generator is closed (a client that went away)."""
+    def generate(
+        self,
+        kind: str,
+        stop: threading.Event,
+        emit: Callable[[dict[str, Any]], None] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """A chat (``kind="chat"``) or completion, run in the calling thread under the run lock.
+
+        Stops within one token once ``stop`` is set (a logits processor makes end-of-sequence
+        the only choice): a client that went away, or a gateway that gave up, frees the model.
+        With ``emit``: streamed, ``emit(chunk)`` per chunk, returns None; else returns the
+        OpenAI-shaped result. The lock is always released when this returns or raises.
+        """
+        import numpy as np
+        from llama_cpp import LogitsProcessorList
+
+        # logit_bias applied here: llama-cpp-python 0.3.x drops both its own logit_bias processor
+        # and ours when it gets the two (`logits_processor = logits_processor.extend(...)` is None)
+        bias = {int(k): float(v) for k, v in (kwargs.pop("logit_bias", None) or {}).items()}
         self.load()
         with self._run_lock:
             llama = self._fresh()
+            eos = llama.token_eos()
+
+            def end_when_stopped(_ids: Any, scores: Any) -> Any:
+                for token, value in bias.items():
+                    scores[token] += value
+                if stop.is_set():
+                    scores[:] = -np.inf
+                    scores[eos] = 0.0
+                return scores
+
             fn = llama.create_chat_completion if kind == "chat" else llama.create_completion
-            yield from fn(stream=True, **kwargs)
+            processors = LogitsProcessorList([end_when_stopped])
+            if emit is None:
+                return fn(logits_processor=processors, **kwargs)
+            for chunk in fn(stream=True, logits_processor=processors, **kwargs):
+                emit(chunk)
+                if stop.is_set():
+                    break
+            return None
 
     def tokens(self, text: str) -> int:
         self.load()
