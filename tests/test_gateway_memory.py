@@ -160,3 +160,40 @@ def test_a_huge_but_small_png_is_probed_without_decoding_it(
     Image.new("RGBA", (side, side + 1)).save(path, optimize=False, compress_level=9)
     over = upload(client, token, path)
     assert over.status_code == 422 and "too large to decode" in over.json()["error"]["message"], over.text
+
+
+def mjpeg_mkv(path: Path, width: int, height: int, fps: int = 5, frames: int = 1) -> Path:
+    """A Matroska file of ``frames`` MJPEG frames of ``width`` x ``height`` (stripes: a few MB)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="matroska") as out:
+        stream = out.add_stream("mjpeg", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuvj420p"
+        image = np.zeros((height, width, 3), np.uint8)
+        image[::50] = 255
+        for _ in range(frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def test_a_video_over_the_pixel_cap_is_refused_before_any_frame_is_decoded(
+    gateway: tuple[httpx.Client, int], tmp_path: Path
+) -> None:
+    """Videos bypassed the images' pixel cap: a 3 MB MKV with one 16000 x 16000 MJPEG frame was
+    accepted, and its thumbnail took the gateway from 185 to 1905 MB. Now its header is checked
+    like an image's: 422 ``too_many_pixels``, nothing stored, the gateway's RSS flat."""
+    client, pid = gateway
+    token = admin_token_again(client)
+    path = mjpeg_mkv(tmp_path / "huge.mkv", 9000, 9000)  # 81 MP > MAX_PIXELS (48.7 MP)
+    assert path.stat().st_size < 8 * 1024 * 1024
+    with RssPeak(pid) as peak:
+        resp = upload(client, token, path)
+    error = assert_envelope(resp, 422, "too_many_pixels")
+    assert (error["details"]["width"], error["details"]["height"]) == (9000, 9000)
+    print(f"9000x9000 MJPEG MKV of {path.stat().st_size} bytes: RSS growth {peak.growth:.1f} MiB")
+    assert peak.growth < MAX_GROWTH_MIB, peak.growth
+    assert client.get("/v1/media", headers=auth(token)).json()["count"] == 0  # nothing stored

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from mediafleet.common.errors import InvalidMedia, UnsupportedMediaType
-from mediafleet.common.media import iter_audio, load_rgb, probe_image, probe_media
+from mediafleet.common.media import FrameSampling, iter_audio, load_rgb, probe_image, probe_media
 from tests.conftest import sample
 
 
@@ -328,3 +328,24 @@ def test_fitted_decode_keeps_the_displayed_orientation_and_full_size(tmp_path: P
     want = load_rgb(path, exif_transpose=True)
     shrunk = np.asarray(Image.fromarray(want).reduce(4))
     assert np.abs(shrunk.astype(int) - got.pixels.astype(int)).mean() < 2.0
+
+
+def test_video_streams_have_the_images_pixel_cap_and_a_frame_rate_ceiling(tmp_path: Path) -> None:
+    from mediafleet.common.media import MAX_PIXELS, sample_frames
+    from tests.test_gateway_memory import mjpeg_mkv
+
+    huge = mjpeg_mkv(tmp_path / "huge.mkv", 7000, 7000)  # 49 MP, one row of blocks over the cap
+    assert MAX_PIXELS < 7000 * 7000
+    with pytest.raises(InvalidMedia, match="too large to decode") as err:
+        probe_media(huge)
+    assert err.value.code == "too_many_pixels"
+    with pytest.raises(InvalidMedia, match="too large to decode"):  # media stored before the cap
+        next(iter(sample_frames(huge, FrameSampling(max_frames=1))))
+    fast = mjpeg_mkv(tmp_path / "fast.mkv", 64, 64, fps=1000, frames=3)
+    with pytest.raises(InvalidMedia, match="1000 fps is above 240 fps") as err:
+        probe_media(fast)
+    assert err.value.code == "frame_rate_too_high"
+    fine = mjpeg_mkv(tmp_path / "fine.mkv", 640, 360, fps=5, frames=3)
+    assert probe_media(fine).width == 640
+    t, frame = next(iter(sample_frames(fine, FrameSampling(max_frames=1), max_side=320)))
+    assert frame.shape == (180, 320, 3)  # scaled by FFmpeg: no full-size RGB copy (thumbnails)

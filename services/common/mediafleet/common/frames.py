@@ -58,8 +58,10 @@ def run_on_frames(
     """Run ``spec``'s task on each sampled frame of ``media`` (a video).
 
     Each frame is written losslessly (PNG) to a temporary file, because runners take a file
-    path like an upload. Raises what the runner raises, and InvalidMedia for a video the
-    decoder cannot read (or without a video stream).
+    path like an upload, at the video's own size: runners report results in the pixels of the
+    image they are given, and decode it fitted to their engine themselves. Frames are within
+    the pixel cap (checked at upload and again here). Raises what the runner raises, and
+    InvalidMedia for a video the decoder cannot read (or without a video stream).
     """
     start = time.perf_counter()
     frames: list[FrameResult] = []

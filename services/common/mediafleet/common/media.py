@@ -351,6 +351,8 @@ def _probe_av(path: Path, max_duration_s: float | None) -> MediaProbe:
                 raise UnsupportedMediaType(
                     f"stream {s.index}: codec {s.codec_context and s.codec_context.name!r} cannot be decoded"
                 )
+            if s.type == "video":
+                _check_video_stream(s)
         header_s = container.duration / 1_000_000 if container.duration else None
         end_s, decoded = _scan_packets(container, streams)
         # PyAV's stream objects must not outlive their container: read everything here
@@ -382,6 +384,34 @@ def _probe_av(path: Path, max_duration_s: float | None) -> MediaProbe:
         duration_s=duration,
         streams=info,
     )
+
+
+#: Highest frame rate accepted: image tasks decode every frame of a video (scene changes), so
+#: a declared 10,000 fps would be a CPU bomb however short the video.
+MAX_VIDEO_FPS = 240.0
+
+
+def _check_video_stream(stream: Any) -> None:
+    """Refuse, before any frame is decoded, a video stream whose frames are larger than
+    :data:`MAX_PIXELS` (the images' cap) or whose frame rate is above :data:`MAX_VIDEO_FPS`; and
+    make its decoder refuse a frame larger than the header said (FFmpeg's ``max_pixels``).
+    Raises InvalidMedia (422)."""
+    ctx = stream.codec_context
+    width, height = ctx.width or 0, ctx.height or 0
+    if width * height > MAX_PIXELS:
+        raise InvalidMedia(
+            f"video frames are too large to decode: {width}x{height} pixels (at most {MAX_PIXELS:,})",
+            code="too_many_pixels",
+            details={"width": width, "height": height, "max_pixels": MAX_PIXELS},
+        )
+    rate = stream.average_rate or stream.guessed_rate
+    if rate and float(rate) > MAX_VIDEO_FPS:
+        raise InvalidMedia(
+            f"video frame rate {float(rate):.0f} fps is above {MAX_VIDEO_FPS:.0f} fps",
+            code="frame_rate_too_high",
+            details={"fps": float(rate), "max_fps": MAX_VIDEO_FPS},
+        )
+    ctx.options = {**(ctx.options or {}), "max_pixels": str(MAX_PIXELS)}
 
 
 def _is_cover_art(stream: Any) -> bool:
@@ -501,16 +531,30 @@ class FrameSampling:
     min_gap_s: float = 0.5
 
 
-def sample_frames(path: str | Path, sampling: FrameSampling) -> Iterator[tuple[float, np.ndarray]]:
+def _fitted_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """``(w, h)`` scaled down (never up) so the longer side is at most ``max_side``; even sizes
+    for FFmpeg's scaler."""
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    k = max_side / max(width, height)
+    return max(2, int(width * k) // 2 * 2), max(2, int(height * k) // 2 * 2)
+
+
+def sample_frames(
+    path: str | Path, sampling: FrameSampling, max_side: int | None = None
+) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(t, rgb)`` for the sampled frames of the first video stream: ``t`` seconds from
-    the stream's start, ``rgb`` shape (H, W, 3) uint8 in display size. Every frame is decoded
-    (for the scene test) but only sampled ones are converted to RGB. Raises InvalidMedia."""
+    the stream's start, ``rgb`` shape (H, W, 3) uint8 in display size, scaled down by FFmpeg to
+    a longer side of at most ``max_side`` pixels when given (what an engine reads: no full-size
+    RGB copy). Every frame is decoded (for the scene test) but only sampled ones are converted
+    to RGB. Raises InvalidMedia (also for frames over the pixel cap or a frame-rate bomb)."""
     import av
 
     with open_av(path) as container:
         if not container.streams.video:
             raise InvalidMedia("the media has no video stream", code="no_video")
         stream = container.streams.video[0]
+        _check_video_stream(stream)
         stream.thread_type = "AUTO"
         start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
         taken, last_t, prev = 0, None, None
@@ -528,7 +572,8 @@ def sample_frames(path: str | Path, sampling: FrameSampling) -> Iterator[tuple[f
                 prev = thumb
                 due = last_t is None or t - last_t >= sampling.every_s - 1e-6
                 if (due or scene) and (last_t is None or t - last_t >= sampling.min_gap_s):
-                    yield round(t, 3), frame.to_ndarray(format="rgb24")
+                    w, h = _fitted_size(frame.width, frame.height, max_side)
+                    yield round(t, 3), frame.to_ndarray(format="rgb24", width=w, height=h)
                     taken, last_t = taken + 1, t
                     if taken >= sampling.max_frames:
                         return
@@ -546,6 +591,7 @@ def frame_at(path: str | Path, t: float) -> np.ndarray:
         if not container.streams.video:
             raise InvalidMedia("the media has no video stream", code="no_video")
         stream = container.streams.video[0]
+        _check_video_stream(stream)
         base = stream.time_base
         start = float(stream.start_time * base) if stream.start_time and base else 0.0
         last = None

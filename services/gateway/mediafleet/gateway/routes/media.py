@@ -289,7 +289,7 @@ def _thumbnail_jpeg(source: Path, kind: str, size: int) -> bytes:
     """Decode ``source`` fitted to 2 x ``size`` (JPEG at reduced scale), shrink to ``size``
     (Lanczos): JPEG quality 85. Raises InvalidMedia (undecodable)."""
     if kind == "video":
-        _, rgb = next(iter(sample_frames(source, FrameSampling(max_frames=1))))
+        _, rgb = next(iter(sample_frames(source, FrameSampling(max_frames=1), max_side=2 * size)))
     else:
         rgb = load_rgb_fitted(source, 2 * size, exif_transpose=True).pixels
     img = Image.fromarray(rgb)
