@@ -10,10 +10,15 @@ request carries::
 (the timestamped scheme Stripe documents; a receiver recomputes ``v1`` with the user's
 webhook secret and refuses old ``t`` to stop replays).
 
-Targets that resolve to loopback, private (RFC 1918, RFC 4193), link-local, multicast,
-reserved or unspecified addresses are refused unless ``allow_private`` is set: the fleet
-must not be turned into a client of its own internal network (SSRF). The check runs when
-the job is created and again before each delivery (the name may resolve differently later).
+Targets are refused unless ``allow_private`` is set when any address their name resolves to
+is not a global unicast address: every range of IANA's IPv4 and IPv6 Special-Purpose Address
+Registries that is not "globally reachable" (loopback, RFC 1918, shared address space
+100.64.0.0/10 where cloud metadata services live, link-local, documentation, benchmarking,
+reserved, ...), multicast, 6to4 and Teredo, and IPv6 addresses that embed an IPv4 address
+(mapped, NAT64) whose IPv4 address is refused. The fleet must not be turned into a client of
+its own internal network (SSRF). The check runs when the job is created and again before each
+delivery, and the delivery connects to the address that was checked (the Host header and the
+TLS server name stay the URL's): no DNS answer can change between the check and the connection.
 """
 
 from __future__ import annotations
@@ -23,43 +28,110 @@ import hmac
 import ipaddress
 import socket
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from mediafleet.common.errors import ValidationFailed
 
 SIGNATURE_HEADER = "X-Mediafleet-Signature"
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# IANA IPv4 / IPv6 Special-Purpose Address Registries (iana.org/assignments/iana-ipv4-special-registry,
+# iana-ipv6-special-registry, as of 2024): ranges not globally reachable, refused ...
+_REFUSED = [
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+        "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
+        "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32",
+        "::/128", "::1/128", "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32", "2002::/16",
+        "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "ff00::/8",
+    )
+]  # fmt: skip
+# ... except these entries inside them that the registries mark globally reachable (anycast
+# services: PCP, TURN, DNS-SD SRP, AMT, AS112, ORCHIDv2, Drone Remote ID)
+_GLOBAL = [
+    ipaddress.ip_network(n)
+    for n in (
+        "192.0.0.9/32", "192.0.0.10/32", "192.31.196.0/24", "192.52.193.0/24", "192.175.48.0/24",
+        "2001:1::1/128", "2001:1::2/128", "2001:1::3/128", "2001:3::/32", "2001:4:112::/48",
+        "2001:20::/28", "2001:30::/28", "2620:4f:8000::/48",
+    )
+]  # fmt: skip
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_TEREDO = ipaddress.ip_network("2001::/32")
 
 
-def check_target(url: str, allow_private: bool = False) -> None:
-    """Raise ValidationFailed (``webhook_url_refused``) for a URL the fleet must not call."""
+def refusal(addr: Address) -> str | None:
+    """Why the fleet must not connect to ``addr`` (None: a global unicast address)."""
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr in _TEREDO:
+            return "a Teredo address"
+        embedded = addr.ipv4_mapped or (
+            ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF) if addr in _NAT64 else None
+        )
+        if embedded is not None:
+            why = refusal(embedded)
+            return f"an IPv6 address of {embedded}, {why}" if why else None
+    if any(addr in net for net in _GLOBAL):
+        return None
+    for net in _REFUSED:
+        if addr in net:
+            return f"in the special-purpose range {net}"
+    if addr.is_multicast or not addr.is_global:
+        return "not a global address"
+    return None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A webhook URL checked: connect to ``address`` (one it resolved to), send ``host`` as the
+    Host header and the TLS server name."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    address: str
+
+    def connect_url(self) -> str:
+        """The URL with the checked address in place of the name (IPv6 in brackets)."""
+        parts = urlsplit(self.url)
+        ip = f"[{self.address}]" if ":" in self.address else self.address
+        path = parts.path or "/"
+        return f"{self.scheme}://{ip}:{self.port}{path}" + (f"?{parts.query}" if parts.query else "")
+
+
+def check_target(url: str, allow_private: bool = False) -> Target:
+    """The URL resolved once and checked; raises ValidationFailed (``webhook_url_refused``) for a
+    URL the fleet must not call (scheme, credentials, a name that does not resolve, any address
+    :func:`refusal` refuses)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationFailed("webhook_url must be an http(s) URL with a host", code="webhook_url_refused")
     if parts.username or parts.password:
         raise ValidationFailed("webhook_url must not carry credentials", code="webhook_url_refused")
-    if allow_private:
-        return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-    except socket.gaierror as exc:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise ValidationFailed(f"webhook_url has a bad port: {exc}", code="webhook_url_refused") from exc
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
         raise ValidationFailed(
             f"webhook host {parts.hostname!r} does not resolve: {exc}", code="webhook_url_refused"
         ) from exc
-    for info in infos:
-        addr = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        if (
-            addr.is_loopback
-            or addr.is_private
-            or addr.is_link_local
-            or addr.is_multicast
-            or addr.is_reserved
-            or addr.is_unspecified
-        ):
-            raise ValidationFailed(
-                f"webhook host {parts.hostname!r} resolves to {addr}, a loopback, private or link-local "
-                "address (allowed only with MEDIAFLEET_WEBHOOK_ALLOW_PRIVATE_TARGETS=true)",
-                code="webhook_url_refused",
-            )
+    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    if not allow_private:
+        for addr in addresses:
+            why = refusal(addr)
+            if why:
+                raise ValidationFailed(
+                    f"webhook host {parts.hostname!r} resolves to {addr}, {why} (allowed only with "
+                    "MEDIAFLEET_WEBHOOK_ALLOW_PRIVATE_TARGETS=true)",
+                    code="webhook_url_refused",
+                )
+    return Target(url=url, scheme=parts.scheme, host=parts.hostname, port=port, address=str(addresses[0]))
 
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:

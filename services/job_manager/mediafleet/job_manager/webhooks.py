@@ -5,15 +5,23 @@ job_manager queues a delivery when a job with ``webhook_url`` ends; :func:`deliv
 (connection error, time-out, non-2xx) is retried after ``backoff * 2**(n-1)`` seconds plus
 up to 10 % jitter, until ``MEDIAFLEET_WEBHOOK_MAX_ATTEMPTS``; every attempt is logged on the
 delivery (``GET /v1/jobs/{id}`` shows it).
+
+No receiver controls job_manager: deliveries go out concurrently (at most
+:data:`MAX_CONCURRENT` at once, :data:`PER_RECEIVER` to one host), each within a total deadline
+of ``MEDIAFLEET_WEBHOOK_TIMEOUT_S`` (connect, send and the whole answer: a receiver that drips
+one byte at a time is cut off), and at most :data:`MAX_RESPONSE_BYTES` of an answer are read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import random
 import time
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -54,7 +62,28 @@ def queue_delivery(job: Job) -> bool:
     return True
 
 
-def deliver_due(sessions: sessionmaker[Session], core: CoreSettings, limit: int = 20) -> int:
+#: Deliveries in flight at once, and to one receiver (host and port) at once.
+MAX_CONCURRENT = 8
+PER_RECEIVER = 2
+#: Bytes of a receiver's answer read at most (its status is what counts).
+MAX_RESPONSE_BYTES = 4096
+
+
+@dataclass
+class Attempt:
+    """One delivery to make: what to send, and what came of it."""
+
+    delivery_id: str
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    allow_private: bool
+    entry: dict[str, Any] = field(default_factory=dict)
+    ok: bool = False
+    permanent: bool = False
+
+
+def deliver_due(sessions: sessionmaker[Session], core: CoreSettings, limit: int = 50) -> int:
     """Send every pending delivery whose time has come; returns how many were attempted."""
     with sessions() as session:
         due = session.scalars(
@@ -63,52 +92,108 @@ def deliver_due(sessions: sessionmaker[Session], core: CoreSettings, limit: int 
             .order_by(WebhookDelivery.next_attempt_at)
             .limit(limit)
         ).all()
-        for delivery in due:
-            _attempt(session, delivery, core)
-            session.commit()
-        return len(due)
+        attempts = [_prepare(session, delivery, core) for delivery in due]
+    if not attempts:
+        return 0
+    asyncio.run(_send_all([a for a in attempts if not a.permanent], core.webhook_timeout_s))
+    with sessions() as session:
+        for attempt in attempts:
+            delivery = session.get(WebhookDelivery, attempt.delivery_id)
+            if delivery is not None and delivery.state == "pending":
+                _record(delivery, attempt, core)
+        session.commit()
+    return len(attempts)
 
 
-def _attempt(session: Session, delivery: WebhookDelivery, core: CoreSettings) -> None:
+def _prepare(session: Session, delivery: WebhookDelivery, core: CoreSettings) -> Attempt:
     job = delivery.job
     user = session.get(User, job.user_id)
     body = json.dumps(job_summary(job), separators=(",", ":")).encode()
-    entry: dict[str, Any] = {"attempt": delivery.attempts + 1, "at": utcnow().isoformat()}
-    start = time.perf_counter()
+    attempt = Attempt(
+        delivery_id=delivery.job_id, url=delivery.url, body=body, headers={},
+        allow_private=core.webhook_allow_private_targets,
+        entry={"attempt": delivery.attempts + 1, "at": utcnow().isoformat()},
+    )  # fmt: skip
+    if user is None or not user.webhook_secret:  # retrying cannot help
+        attempt.entry["error"], attempt.permanent = "the job's owner has no webhook secret", True
+        return attempt
+    attempt.headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "mediafleet-webhook/1",
+        "X-Mediafleet-Event": f"job.{job.status}",
+        "X-Mediafleet-Delivery": job.id,
+        webhooks.SIGNATURE_HEADER: webhooks.sign(user.webhook_secret, body),
+    }
+    return attempt
+
+
+async def _send_all(attempts: list[Attempt], deadline_s: float) -> None:
+    overall = asyncio.Semaphore(MAX_CONCURRENT)
+    per_receiver: dict[str, asyncio.Semaphore] = {}
+    async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+
+        async def one(attempt: Attempt) -> None:
+            key = urlsplit(attempt.url).netloc.lower()
+            gate = per_receiver.setdefault(key, asyncio.Semaphore(PER_RECEIVER))
+            async with overall, gate:
+                start = time.perf_counter()
+                try:
+                    await asyncio.wait_for(_send(client, attempt, deadline_s), deadline_s)
+                except TimeoutError:
+                    attempt.entry["error"] = f"no complete answer within {deadline_s:g} s"
+                attempt.entry["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 1)
+
+        await asyncio.gather(*(one(a) for a in attempts))
+
+
+async def _send(client: httpx.AsyncClient, attempt: Attempt, timeout_s: float) -> None:
+    """POST to the address the target check resolved (not a second DNS answer); read the
+    status and at most MAX_RESPONSE_BYTES of the answer."""
+    loop = asyncio.get_running_loop()
     try:
-        webhooks.check_target(delivery.url, core.webhook_allow_private_targets)
-        if user is None or not user.webhook_secret:
-            raise ValidationFailed("the job's owner has no webhook secret", code="no_webhook_secret")
-        resp = httpx.post(
-            delivery.url,
-            content=body,
-            timeout=core.webhook_timeout_s,
-            follow_redirects=False,
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": "mediafleet-webhook/1",
-                "X-Mediafleet-Event": f"job.{job.status}",
-                "X-Mediafleet-Delivery": job.id,
-                webhooks.SIGNATURE_HEADER: webhooks.sign(user.webhook_secret, body),
-            },
-        )
-        entry["status_code"] = resp.status_code
-        ok = 200 <= resp.status_code < 300
-        if not ok:
-            entry["error"] = f"HTTP {resp.status_code}"
-        permanent = False
-    except ValidationFailed as exc:  # refused target or no secret: retrying cannot help
-        entry["error"], ok, permanent = exc.message, False, True
+        target = await loop.run_in_executor(None, webhooks.check_target, attempt.url, attempt.allow_private)
+    except ValidationFailed as exc:  # refused target: retrying cannot help
+        attempt.entry["error"], attempt.permanent = exc.message, True
+        return
+    request = client.build_request(
+        "POST",
+        target.connect_url(),
+        content=attempt.body,
+        headers={
+            **attempt.headers,
+            "Host": target.host if target.port in (80, 443) else f"{target.host}:{target.port}",
+        },
+        extensions={"sni_hostname": target.host, "timeout": httpx.Timeout(timeout_s).as_dict()},
+    )
+    try:
+        resp = await client.send(request, stream=True)
+        try:
+            got = 0
+            async for chunk in resp.aiter_raw():
+                got += len(chunk)
+                if got >= MAX_RESPONSE_BYTES:
+                    break
+        finally:
+            await resp.aclose()
     except httpx.HTTPError as exc:
-        entry["error"], ok, permanent = f"{type(exc).__name__}: {exc}", False, False
-    entry["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 1)
+        attempt.entry["error"] = f"{type(exc).__name__}: {exc}"[:500]
+        return
+    attempt.entry["status_code"] = resp.status_code
+    attempt.ok = 200 <= resp.status_code < 300
+    if not attempt.ok:
+        attempt.entry["error"] = f"HTTP {resp.status_code}"
+
+
+def _record(delivery: WebhookDelivery, attempt: Attempt, core: CoreSettings) -> None:
+    entry = attempt.entry
+    entry.setdefault("elapsed_ms", 0.0)
     delivery.attempts += 1
     delivery.attempts_log = [*delivery.attempts_log, entry]
-    if ok:
+    if attempt.ok:
         delivery.state, delivery.next_attempt_at = "delivered", None
-    elif permanent or delivery.attempts >= core.webhook_max_attempts:
+    elif attempt.permanent or delivery.attempts >= core.webhook_max_attempts:
         delivery.state, delivery.next_attempt_at = "failed", None
     else:
         wait = core.webhook_backoff_s * 2 ** (delivery.attempts - 1)
         delivery.next_attempt_at = utcnow() + dt.timedelta(seconds=wait * (1 + 0.1 * random.random()))
-    log.info("webhook_attempt", job_id=job.id, state=delivery.state, **entry)
+    log.info("webhook_attempt", job_id=delivery.job_id, state=delivery.state, **entry)
