@@ -98,7 +98,9 @@ class Fleet:
                     f"{name} exited with {self.procs[name].returncode}:\n{self.log_text(name)}"
                 )
             try:
-                if httpx.get(self.url(name) + "/readyz", timeout=2).status_code == 200:
+                # the gateway is ready only once job_manager beats too: started is enough here
+                probe = "/healthz" if name == "gateway" else "/readyz"
+                if httpx.get(self.url(name) + probe, timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -140,16 +140,19 @@ def test_killed_worker_stops_counting_as_capacity(fleet) -> None:  # noqa: ANN00
 
 
 def test_gateway_reports_whether_job_manager_runs(fleet) -> None:  # noqa: ANN001
-    """Before: job_manager could be dead while the gateway's /readyz said nothing (jobs stayed
+    """Before: job_manager could be dead while the gateway's /readyz said ready (jobs stayed
     queued). Its heartbeat (every reconciliation pass, 15-s expiry) is reported."""
-    report = lambda: httpx.get(fleet.url("gateway") + "/readyz").json()["components"]["job_manager"]  # noqa: E731
+    report = lambda: httpx.get(fleet.url("gateway") + "/readyz").json()["checks"]["job_manager"]  # noqa: E731
     assert report() == "ok"
     fleet.stop("job_manager", signal.SIGKILL)
     deadline = time.monotonic() + 30
     while report() == "ok" and time.monotonic() < deadline:
         time.sleep(1)
     assert report().startswith("no heartbeat"), report()
-    assert httpx.get(fleet.url("gateway") + "/readyz").status_code == 200  # uploads and search still work
+    # not ready: jobs would be accepted and never run (uploads and reads still answer)
+    ready = httpx.get(fleet.url("gateway") + "/readyz")
+    assert ready.status_code == 503 and ready.json()["status"] == "not_ready"
+    assert httpx.get(fleet.url("gateway") + "/healthz").status_code == 200  # alive
     fleet.start("job_manager")
     deadline = time.monotonic() + 30
     while report() != "ok" and time.monotonic() < deadline:

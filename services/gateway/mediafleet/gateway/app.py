@@ -112,11 +112,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     install_error_handlers(app)
+
+    def job_manager_check() -> str | None:
+        # jobs are accepted but nothing runs them: not ready (uploads and reads still answer)
+        state = job_manager_liveness(rclient)
+        return None if state == "ok" else state
+
     app.include_router(
         health_router(
-            {"database": database_check(db), "redis": redis_check(rclient)},
+            {"database": database_check(db), "redis": redis_check(rclient), "job_manager": job_manager_check},
             capabilities=lambda: capabilities(rclient),
-            components=lambda: {"job_manager": job_manager_liveness(rclient)},
         )
     )
     for router in (
