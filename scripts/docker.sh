@@ -2,7 +2,11 @@
 # Docker side of mediafleet.
 #   scripts/docker.sh setup            install Docker + Compose (Debian packages) and start dockerd if none answers
 #   scripts/docker.sh local-bases      build base images locally (debootstrap) where no registry is reachable
-#   scripts/docker.sh images           build every image (OFFLINE=1: local bases + build/wheelhouse, no index)
+#   scripts/docker.sh images           build the images (OFFLINE=1: local bases + build/wheelhouse, no index;
+#                                      GPU=1: the :gpu variants too; an image whose inputs did not change
+#                                      since it was built is kept: REBUILD=1 builds anyway)
+#   scripts/docker.sh server-images    print REDIS_IMAGE=/POSTGRES_IMAGE= lines: the public images where
+#                                      they are present or can be pulled, else the local stand-ins
 #   scripts/docker.sh sizes            print the images' sizes
 #   scripts/docker.sh load-models DIR [PROJECT]
 #                                      copy provisioned weights (mediafleet models pull --models-dir DIR)
@@ -63,9 +67,18 @@ local_bases() {
 
 build() {  # dockerfile tag [build-args...]
   local file=$1 tag=$2; shift 2
-  local start; start=$(date +%s)
-  DOCKER_BUILDKIT=1 $CLI build --progress=plain -f "$file" -t "$tag" "${COMMON_ARGS[@]}" "$@" . \
-    >"var/log/build-${tag//[\/:]/_}.log" 2>&1 || { tail -40 "var/log/build-${tag//[\/:]/_}.log" >&2; exit 1; }
+  local start inputs; start=$(date +%s)
+  # skip an image built from exactly these inputs (scripts/image-inputs.py: Dockerfile, build
+  # arguments, base image ids, the context files it reads)
+  inputs=$(python3 scripts/image-inputs.py "$file" "${COMMON_ARGS[@]}" "$@")
+  if [ "${REBUILD:-0}" != 1 ] && \
+     [ "$(docker image inspect -f '{{index .Config.Labels "org.mediafleet.inputs"}}' "$tag" 2>/dev/null)" = "$inputs" ]; then
+    log "$tag up to date (inputs $inputs)"
+    return
+  fi
+  DOCKER_BUILDKIT=1 $CLI build --progress=plain -f "$file" -t "$tag" --label "org.mediafleet.inputs=$inputs" \
+    "${COMMON_ARGS[@]}" "$@" . \
+    >"var/log/build-${tag//[\/:]/_}.log" 2>&1 || { tail -40 "var/log/build-${tag//[\/:]/_}.log" >&2; base_hint "$file"; exit 1; }
   log "built $tag in $(( $(date +%s) - start )) s"
   # BuildKit keeps each build's layers in its cache besides the image store: on a short disk,
   # drop them (not the transferred contexts, which the next build reuses)
@@ -75,15 +88,39 @@ build() {  # dockerfile tag [build-args...]
   fi
 }
 
+# After a failed build: when a public base image cannot be had, say what to do instead.
+base_hint() {
+  if [ "${OFFLINE:-0}" != 1 ] && grep -q 'PYTHON_BASE\|NGINX_BASE' "$1" && ! bases_reachable; then
+    log "the public base images (python:3.11-slim-bookworm, debian:bookworm-slim) cannot be pulled here"
+    log "no registry? build from local bases and a wheelhouse instead:  OFFLINE=1 make images"
+  fi
+}
+
+bases_reachable() {
+  local image
+  for image in python:3.11-slim-bookworm debian:bookworm-slim; do
+    docker image inspect "$image" >/dev/null 2>&1 && continue
+    timeout 60 docker pull -q "$image" >/dev/null 2>&1 || return 1
+  done
+}
+
 free_gb() { df -Pk /var/lib/docker 2>/dev/null | awk 'NR==2 {print int($4 / 1048576)}'; }
 
 images() {
   mkdir -p var/log
+  # Online builds start FROM the public python/debian images: say so before a long build fails on them.
+  if [ "${OFFLINE:-0}" != 1 ] && ! bases_reachable; then
+    log "the public base images (python:3.11-slim-bookworm, debian:bookworm-slim) cannot be pulled:"
+    log "no registry is reachable from this host. Build from local bases and a wheelhouse instead:"
+    log "    OFFLINE=1 make images"
+    exit 1
+  fi
   # Superseded images and their build cache pile up (each PyTorch layer is ~6 GB): free them
   # first when the disk is short, so a build never dies half-way with "no space left on device".
   docker image prune -f >/dev/null 2>&1 || true
-  # A cold build of every image needs ~58 GB (measured: 63 GB free before, 5 GB after).
-  if [ "$(free_gb)" -lt 70 ]; then
+  # A cold build of the CPU images took 36.5 GB here (2026-12-06; GPU=1 adds ~5 GB); a warm one
+  # adds a few. Below 20 GB free, drop the cache and the previous images first.
+  if [ "$(free_gb)" -lt 20 ]; then
     log "$(free_gb) GB free: pruning the docker build cache and the fleet's previous images"
     docker builder prune -af >/dev/null 2>&1 || true
     # the images this build replaces (never the mediafleet-local/* stand-ins and bases)
@@ -94,36 +131,40 @@ images() {
   COMMON_ARGS=()
   local torch_index=https://download.pytorch.org/whl/cpu
   mkdir -p build/wheelhouse/core build/wheelhouse/ai build/wheelhouse/torch  # bind-mounted, empty online
-  bash scripts/wheelhouse.sh native  # source-only packages (llama-cpp-python), compiled here in both modes
+  bash scripts/wheelhouse.sh native  # source-only packages (llama-cpp-python), compiled once per version and flags
   if [ "${OFFLINE:-0}" = 1 ]; then
     [ -n "$(ls build/wheelhouse/core/*.whl 2>/dev/null | head -1)" ] || { log "no wheels: run scripts/wheelhouse.sh"; exit 1; }
     COMMON_ARGS=(--build-arg "PYTHON_BASE=$LOCAL_BASE" --build-arg "NGINX_BASE=$LOCAL_BASE"
                  --build-arg "PIP_ARGS=--no-index --find-links /wheels")
     torch_index=""  # the wheelhouse holds PyPI's default torch build
   fi
+  local variants=(cpu); [ "${GPU:-0}" = 1 ] && variants+=(gpu)
   build docker/ai-base/Dockerfile mediafleet/ai-base
   # the shared PyTorch layer, when a capability image starts FROM it
   if grep -qs 'mediafleet/ai-torch' services/*/Dockerfile.*; then
-    build docker/ai-torch/Dockerfile mediafleet/ai-torch:gpu --build-arg TORCH_INDEX_URL=
     if [ -z "$torch_index" ]; then  # offline: the wheelhouse's PyPI build serves both variants
-      docker tag mediafleet/ai-torch:gpu mediafleet/ai-torch:cpu
+      build docker/ai-torch/Dockerfile mediafleet/ai-torch:cpu --build-arg TORCH_INDEX_URL=
+      docker tag mediafleet/ai-torch:cpu mediafleet/ai-torch:gpu
     else
       build docker/ai-torch/Dockerfile mediafleet/ai-torch:cpu --build-arg "TORCH_INDEX_URL=$torch_index"
+      [ "${GPU:-0}" = 1 ] && build docker/ai-torch/Dockerfile mediafleet/ai-torch:gpu --build-arg TORCH_INDEX_URL=
     fi
   fi
   build services/gateway/Dockerfile "mediafleet/gateway:$TAG"
   build services/job_manager/Dockerfile "mediafleet/job_manager:$TAG"
   build services/vector_db/Dockerfile "mediafleet/vector_db:$TAG"
-  # every capability folder with Dockerfiles: mediafleet/<name>:cpu and :gpu
+  # every capability folder with Dockerfiles: mediafleet/<name>:cpu (and :gpu with GPU=1)
   local variant file name
-  for file in services/*/Dockerfile.cpu services/*/Dockerfile.gpu; do
-    [ -e "$file" ] || continue
-    name=$(basename "$(dirname "$file")"); variant=${file##*.}
-    if [ "$variant" = cpu ]; then
-      build "$file" "mediafleet/$name:cpu" --build-arg "TORCH_INDEX_URL=$torch_index"
-    else
-      build "$file" "mediafleet/$name:gpu"
-    fi
+  for variant in "${variants[@]}"; do
+    for file in services/*/Dockerfile."$variant"; do
+      [ -e "$file" ] || continue
+      name=$(basename "$(dirname "$file")")
+      if [ "$variant" = cpu ]; then
+        build "$file" "mediafleet/$name:cpu" --build-arg "TORCH_INDEX_URL=$torch_index"
+      else
+        build "$file" "mediafleet/$name:gpu"
+      fi
+    done
   done
   bash scripts/ui.sh build  # the web UI's static files, which the nginx image copies
   build services/nginx/Dockerfile "mediafleet/nginx:$TAG"
@@ -132,6 +173,19 @@ images() {
   $CLI builder prune -f --filter type=source.local >/dev/null 2>&1 || true
   docker image prune -f >/dev/null 2>&1 || true
   log "$(free_gb) GB free on the docker disk"
+}
+
+server_images() {  # the public redis/postgres images where they can be had, else the local stand-ins
+  local redis=redis:7.2-bookworm postgres=postgres:16-bookworm
+  for pair in "REDIS_IMAGE $redis mediafleet-local/redis:7" "POSTGRES_IMAGE $postgres mediafleet-local/postgres:15"; do
+    set -- $pair
+    if docker image inspect "$2" >/dev/null 2>&1 || timeout 60 docker pull -q "$2" >/dev/null 2>&1; then
+      echo "$1=$2"
+    else
+      docker image inspect "$3" >/dev/null 2>&1 || local_bases >&2
+      echo "$1=$3"
+    fi
+  done
 }
 
 sizes() {
@@ -153,8 +207,9 @@ load_models() {  # DIR [PROJECT]: the compose `models` volume gets DIR's files (
 case "${1:-}" in
   setup) setup ;;
   local-bases) local_bases ;;
+  server-images) server_images ;;
   images) images ;;
   sizes) sizes ;;
   load-models) shift; load_models "$@" ;;
-  *) echo "usage: $0 setup|local-bases|images|sizes|load-models DIR [PROJECT]" >&2; exit 2 ;;
+  *) echo "usage: $0 setup|local-bases|server-images|images|sizes|load-models DIR [PROJECT]" >&2; exit 2 ;;
 esac

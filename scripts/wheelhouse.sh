@@ -8,23 +8,63 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=build/wheelhouse
-# Packages PyPI ships only as source (llama-cpp-python): compiled once into build/wheelhouse/native
-# (portable: -DGGML_NATIVE=OFF, no -march=native), reused while the pin is unchanged; pip's wheel
-# cache makes a rebuild after `rm -rf build` fast. Every image build needs them, online or not
-# (images carry no compilers): `scripts/wheelhouse.sh native` builds only these.
+# Packages PyPI ships only as source (llama-cpp-python): compiled once per version and build flags
+# (CMAKE_ARGS, default -DGGML_NATIVE=OFF: portable, no -march=native) into a cache outside the
+# clone (~/.cache/mediafleet/native-wheels/<version+flags hash>/, MEDIAFLEET_NATIVE_CACHE), then
+# linked into build/wheelhouse/native, which the images install from. A fresh clone, `rm -rf build`
+# or another checkout reuses it; other flags (-DGGML_CUDA=on) build and keep their own wheel.
+# Every image build needs them, online or not (images carry no compilers):
+# `scripts/wheelhouse.sh native` builds only these.
 native_wheels() {
   mkdir -p "$root/native"
+  local cache_root=${MEDIAFLEET_NATIVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mediafleet/native-wheels}
+  local flags=${CMAKE_ARGS:--DGGML_NATIVE=OFF}
   grep -hE '^llama-cpp-python==' services/*/requirements/all.txt | cut -d' ' -f1 | sort -u | while read -r pin; do
+    local key cache file start
+    key=$(printf '%s|%s|%s' "$pin" "$flags" "$(uname -m)" | sha256sum | cut -c1-16)
+    cache="$cache_root/$key"
     file=$(echo "$pin" | sed -E 's/^llama-cpp-python==/llama_cpp_python-/')
-    if ls "$root/native/$file"-*.whl >/dev/null 2>&1; then echo "wheelhouse/native: $pin present"; continue; fi
-    start=$(date +%s)
-    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "${PYTHON:-python3}" -m pip wheel --quiet --disable-pip-version-check \
-      --no-deps --no-binary llama-cpp-python --wheel-dir "$root/native" "$pin"
-    echo "wheelhouse/native: built $pin in $(( $(date +%s) - start )) s"
+    if ls "$cache/$file"-*.whl >/dev/null 2>&1; then
+      echo "wheelhouse/native: $pin ($flags) from the cache $cache"
+    else
+      start=$(date +%s)
+      mkdir -p "$cache"
+      # --no-cache-dir: pip's own wheel cache would hand back a wheel built with other flags
+      CMAKE_ARGS="$flags" "${PYTHON:-python3}" -m pip wheel --quiet --disable-pip-version-check --no-cache-dir \
+        --no-deps --no-binary llama-cpp-python --wheel-dir "$cache" "$pin"
+      echo "wheelhouse/native: built $pin ($flags) in $(( $(date +%s) - start )) s -> $cache"
+    fi
+    rm -f "$root/native/$file"-*.whl
+    ln "$cache/$file"-*.whl "$root/native/" 2>/dev/null || cp "$cache/$file"-*.whl "$root/native/"
   done
 }
 if [ "${1:-}" = native ]; then native_wheels; exit 0; fi
-mkdir -p "$root/core" "$root/ai"
+mkdir -p "$root/core" "$root/ai" "$root/torch"
+summary() {
+  for set in torch core ai native; do
+    echo "wheelhouse/$set: $(ls "$root/$set" | grep -c '\.whl$') wheels, $(du -sh "$root/$set" | cut -f1)"
+  done
+}
+# The downloads are kept outside the clone, keyed by what decides them (this script and every
+# requirement set it reads): a fresh clone with the same pins links them in instead of fetching
+# ~6.5 GB again (MEDIAFLEET_WHEELHOUSE_CACHE; the two newest keys are kept).
+cache_root=${MEDIAFLEET_WHEELHOUSE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mediafleet/wheelhouse}
+key=$(cat "$0" docker/requirements-*.txt services/*/requirements/all.txt | sha256sum | cut -c1-16)
+link_sets() {  # from to: hard links (copies across filesystems) of every wheel
+  for set in torch core ai; do
+    mkdir -p "$2/$set"
+    for f in "$1/$set"/*.whl; do
+      [ -e "$f" ] && { [ -e "$2/$set/$(basename "$f")" ] || ln "$f" "$2/$set/" 2>/dev/null || cp "$f" "$2/$set/"; }
+    done
+  done
+}
+if [ -f "$cache_root/$key/.complete" ]; then
+  link_sets "$cache_root/$key" "$root"
+  echo "wheelhouse: pins unchanged, linked from $cache_root/$key"
+  native_wheels
+  summary
+  exit 0
+fi
 py=${PYTHON:-python3}
 ai_reqs=$(mktemp)
 cat services/*/requirements/all.txt | sort -u >"$ai_reqs"
@@ -82,6 +122,6 @@ rm -f "$ai_reqs"
 [ -z "$ort" ] || out=$root/ai dl "onnxruntime-gpu==${ort}"
 out=$root/core dl hatchling pip                # build backend of the project's own packages
 native_wheels
-for set in torch core ai native; do
-  echo "wheelhouse/$set: $(ls "$root/$set" | grep -c '\.whl$') wheels, $(du -sh "$root/$set" | cut -f1)"
-done
+rm -rf "$cache_root/$key" && link_sets "$root" "$cache_root/$key" && touch "$cache_root/$key/.complete"
+ls -1dt "$cache_root"/*/ 2>/dev/null | tail -n +3 | xargs -r rm -rf  # the two newest keys stay
+summary

@@ -1,0 +1,186 @@
+"""The README's quick start, run literally: a new user's first hour, in CI.
+
+The lines between ``<!-- quickstart:begin`` and ``<!-- quickstart:end -->`` in README.md are run
+in order, each with ``bash -c``, in a clean copy of the working tree (what ``git ls-files`` lists:
+no ``.venv``, ``var``, ``build`` or ``.env``). If the README changes, this runs the new text. The
+only overrides are the two the README documents for a host without a registry or a package
+index (``OFFLINE=1``, ``MODELS_SOURCE=package``), taken when ``MEDIAFLEET_README_OFFLINE=1``
+(CI sets it). Then, as that user would, in Chromium: sign in with the password ``make env``
+printed, choose one's own, upload an image and an audio file with the upload view's default
+ticks, and expect succeeded jobs with their results shown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser import browser, page, shot  # noqa: F401 - fixtures
+from tests.compose.conftest import ROOT
+from tests.conftest import sample
+
+pytestmark = [pytest.mark.compose, pytest.mark.timeout(5400)]
+BEGIN, END = "<!-- quickstart:begin", "<!-- quickstart:end -->"
+#: The tasks a default image and audio upload must run once the fleet is up (CLIP has no weights
+#: anywhere reachable here: it must be offered as not available, not ticked).
+IMAGE_DEFAULTS = {"ocr", "pose", "faces", "nsfw"}
+
+
+def quickstart_lines(readme: str) -> list[str]:
+    """The commands of the README's quick start, in order, without their trailing comments."""
+    start, end = readme.index(BEGIN), readme.index(END)
+    block = readme[start:end]
+    lines: list[str] = []
+    for fence in re.findall(r"```(?:bash|sh)?\n(.*?)```", block, re.S):
+        for line in fence.splitlines():
+            command = re.sub(r"\s+#\s.*$", "", line).strip()
+            if command and not command.startswith("#"):
+                lines.append(command)
+    return lines
+
+
+def working_tree_copy(target: Path) -> Path:
+    """Tracked and untracked-but-not-ignored files of this checkout, copied to ``target``."""
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    )  # fmt: skip
+    for rel in filter(None, out.stdout.decode().split("\0")):
+        src = ROOT / rel
+        if src.is_file():
+            dst = target / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    return target
+
+
+@dataclass
+class QuickStart:
+    where: Path
+    outputs: dict[str, str]
+    started: float
+    env: dict[str, str]
+
+    @property
+    def admin_first_password(self) -> str:
+        found = re.search(r"password (\S+)", self.outputs["make env"])
+        assert found, self.outputs["make env"]
+        return found.group(1)
+
+    def compose(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["make", "-s", "--no-print-directory", "compose", f"ARGS={' '.join(args)}"],
+            cwd=self.where, env=self.env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuickStart]:
+    started = time.monotonic()
+    where = working_tree_copy(tmp_path_factory.mktemp("readme") / "mediafleet-readme")
+    keep = {"PATH", "HOME", "LANG", "TERM", "USER", "XDG_CACHE_HOME", "CI", "DOCKER_HOST", "UV_CACHE_DIR"}
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    if os.environ.get("MEDIAFLEET_README_OFFLINE") == "1":
+        env.update(OFFLINE="1", MODELS_SOURCE="package")  # the README's own two overrides
+    qs = QuickStart(where, {}, started, env)
+    try:
+        for line in quickstart_lines((where / "README.md").read_text()):
+            t0 = time.monotonic()
+            out = subprocess.run(["bash", "-c", line], cwd=where, env=env, capture_output=True, text=True,
+                                 timeout=4500)  # fmt: skip
+            took = time.monotonic() - t0
+            print(f"\n[readme] $ {line}   ({took:.0f} s, exit {out.returncode})\n{out.stdout[-1500:]}")
+            assert out.returncode == 0, (
+                f"`{line}` failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+            )
+            qs.outputs[line] = out.stdout
+        yield qs
+    finally:
+        down = qs.compose("--profile", "ai", "--profile", "tools", "down", "-v", "--remove-orphans")
+        print(f"[readme] fleet removed (exit {down.returncode})")
+
+
+def wait_ready(base: str, tasks: set[str], timeout_s: float = 600) -> dict[str, str]:
+    """/readyz until every task of ``tasks`` says ready (the AI services load their models)."""
+    deadline = time.monotonic() + timeout_s
+    report: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        try:
+            body = httpx.get(base + "/api/readyz", verify=False, timeout=10).json()
+            report = body.get("capabilities") or {}
+            if body.get("status") == "ready" and all(report.get(t, "").startswith("ready") for t in tasks):
+                return report
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(2)
+    raise TimeoutError(f"not ready after {timeout_s} s: {report}")
+
+
+def test_readme_quickstart_reaches_a_working_fleet(quickstart: QuickStart, page: Page) -> None:  # noqa: F811
+    readyz = next(out for line, out in quickstart.outputs.items() if line.startswith("curl "))
+    assert json.loads(readyz)["status"] == "ready", readyz
+    base = "https://localhost"
+    report = wait_ready(base, IMAGE_DEFAULTS | {"transcribe"})
+    assert report["clip"].startswith("models_missing:") and "docs/models.md" in report["clip"], report
+    print(f"\n[readme] every default task ready {time.monotonic() - quickstart.started:.0f} s after the copy")
+
+    # sign in as the first admin with the password `make env` printed; choose one's own
+    page.goto(base + "/login")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(quickstart.admin_first_password)
+    page.get_by_role("button", name="Sign in").click()
+    own = "readme-user-password-1"
+    page.get_by_label("Current password").fill(quickstart.admin_first_password)
+    page.get_by_label("New password (at least 10 characters)").fill(own)
+    page.get_by_label("New password again").fill(own)
+    page.get_by_role("button", name="Change password").click()
+    expect(page).to_have_url(re.compile(r"/library$"))
+
+    # the upload view: ticked = the ready defaults; CLIP offered as not available, with the reason
+    page.get_by_role("navigation").get_by_role("link", name="Upload").click()
+    images = page.locator("fieldset[data-kind=image]")
+    expect(images).to_be_visible()
+    ticked = {
+        label.get_attribute("data-task")
+        for label in images.locator("label[data-task]").all()
+        if label.get_by_role("checkbox").is_checked()
+    }
+    assert ticked == IMAGE_DEFAULTS, ticked
+    expect(images.locator("label[data-task=clip] input")).to_be_disabled()
+    expect(page.get_by_test_id("unavailable")).to_contain_text("weights are not installed")
+
+    # an image with the default ticks: a succeeded job, its results drawn
+    page.locator("#files").set_input_files(str(sample("bus.jpg")))
+    item = page.locator("li[data-state]", has_text="bus.jpg")
+    expect(item).to_have_attribute("data-state", "started", timeout=60_000)
+    item.get_by_role("link", name="Open results").click()
+    expect(page.get_by_test_id("job-status")).to_have_attribute("data-status", "succeeded", timeout=300_000)
+    print(f"[readme] first job succeeded {time.monotonic() - quickstart.started:.0f} s after the copy")
+    expect(page.get_by_test_id("result-canvas")).to_be_visible()
+    expect(page.get_by_test_id("nsfw-badge")).to_contain_text("safe")
+    expect(page.get_by_test_id("ocr-text")).to_contain_text(re.compile("EMT|emisiones|SOL", re.I))
+    for layer in ("Text (OCR)", "Pose", "Faces"):  # a toggle per result drawn on the image
+        expect(page.get_by_role("checkbox", name=layer)).to_be_checked()
+    shot(page, "readme-image-results")
+
+    # audio with its default tick (transcribe)
+    page.get_by_role("navigation").get_by_role("link", name="Upload").click()
+    page.locator("#files").set_input_files(str(sample("jfk.flac")))
+    item = page.locator("li[data-state]", has_text="jfk.flac")
+    expect(item).to_have_attribute("data-state", "started", timeout=60_000)
+    item.get_by_role("link", name="Open results").click()
+    expect(page.get_by_test_id("job-status")).to_have_attribute("data-status", "succeeded", timeout=300_000)
+    expect(page.locator("body")).to_contain_text("ask not what your country can do for you")
+    shot(page, "readme-audio-results")
+    assert page.console.errors == []  # type: ignore[attr-defined]
