@@ -8,6 +8,7 @@ import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
@@ -45,10 +46,13 @@ async def get_session(request: Request, ctx: ContextDep) -> AsyncIterator[Sessio
         try:
             yield session
         finally:
-            if session.in_transaction() and not read:
-                await run_in_threadpool(session.close)  # the connection's return rolls back
-            else:
-                session.close()  # autocommit: returning the connection sends nothing
+            # shielded: a cancelled request (a batch item's deadline, a client gone) still
+            # gives its connection back to the pool
+            with anyio.CancelScope(shield=True):
+                if session.in_transaction() and not read:
+                    await run_in_threadpool(session.close)  # the connection's return rolls back
+                else:
+                    session.close()  # autocommit: returning the connection sends nothing
 
 
 #: ``scope="function"``: the session and its turn end when the endpoint function returns,

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import httpx
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
@@ -215,17 +216,21 @@ class BatchExecutor:
         async def once() -> tuple[int, dict[str, str], Any]:
             nonlocal attempts
             attempts += 1
-            try:
-                resp = await asyncio.wait_for(
-                    client.request(
-                        item.method,
-                        item.path,
-                        params=item.query or None,
-                        json=item.body if item.body is not None else None,
-                    ),
-                    timeout=timeout_s,
+            # An anyio deadline, not asyncio.wait_for: a sub-request is then cancelled only at
+            # its next checkpoint, never while one of its threads (a dependency, a sync route)
+            # still uses its database session; its session and pool connection are released as
+            # they are after any request. (A native task cancel reached the session's clean-up
+            # while its thread was opening a connection: SQLAlchemy's IllegalStateChangeError, a
+            # 500 item and a connection left out of the pool.)
+            resp = None
+            with anyio.move_on_after(timeout_s):
+                resp = await client.request(
+                    item.method,
+                    item.path,
+                    params=item.query or None,
+                    json=item.body if item.body is not None else None,
                 )
-            except TimeoutError:
+            if resp is None:
                 return (
                     504,
                     {"content-type": "application/json"},
