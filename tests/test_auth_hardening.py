@@ -286,3 +286,32 @@ def test_api_keys_scopes_and_revocation(admin_client: tuple[TestClient, str]) ->
     )
     client.patch(f"/v1/users/{bob_id}", json={"disabled": True}, headers=auth(admin))
     assert_envelope(client.get("/v1/users/me", headers=auth(write_key)), 401, "account_disabled")
+
+
+@pytest.mark.slow
+def test_link_tokens_and_signatures_never_reach_the_access_log(
+    tmp_path: Path, pg_url: str, redis_url: str
+) -> None:
+    """A link token in ``?token=`` opens its resource to whoever reads it: uvicorn's access log of
+    a real gateway shows ``token=REDACTED`` (and ``sig=REDACTED``), never the value."""
+    import httpx
+
+    from tests.api_helpers import admin_token, auth, upload
+    from tests.conftest import sample
+    from tests.fleet import Fleet
+
+    fleet = Fleet(tmp_path, pg_url, redis_url, MEDIAFLEET_LOG_LEVEL="INFO")
+    try:
+        fleet.start("gateway")
+        with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as c:
+            token = admin_token(c)
+            media_id = upload(c, token, sample("phototest.tif")).json()["media_id"]
+            link = c.post(f"/v1/media/{media_id}/token", headers=auth(token)).json()
+            assert c.get(link["url"]).status_code == 200
+            assert c.get(f"/v1/media/{media_id}/content?expires=1&sig=abcdef0123").status_code in (403, 404)
+        time.sleep(0.5)
+        log = fleet.log_text("gateway")
+        assert f"/v1/media/{media_id}/original?token=REDACTED" in log, log[-2000:]
+        assert link["token"] not in log and "sig=abcdef0123" not in log and "sig=REDACTED" in log
+    finally:
+        fleet.stop_all()

@@ -72,6 +72,10 @@ def test_tls_redirect_and_headers(fleet: ComposeFleet) -> None:
         assert assert_error.status_code == 401 and assert_error.json()["error"]["code"] == "missing_token"
         # Prometheus metrics stay on the internal network
         assert c.get("/metrics").status_code == 404
+        # a link token in the URL never reaches nginx's access log
+        c.get("/v1/media/m/original", params={"token": "secret-link-token-123", "x": "1"})
+    logs = fleet.compose("logs", "--no-color", "nginx").stdout
+    assert "/api/v1/media/m/original?token=REDACTED&x=1" in logs and "secret-link-token-123" not in logs
     with pytest.raises(httpx.ConnectError):  # a client that does not trust the fleet's certificate refuses it
         httpx.get(fleet.base + "/api/healthz")
 

@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
+
+
+#: Query parameters whose values open a resource to whoever holds them: never logged.
+_SECRET_PARAMS = re.compile(r"([?&](?:token|sig|access_token)=)[^&\s\"]*")
+
+
+def redact(text: str) -> str:
+    """``text`` with the values of ``token=``, ``sig=`` and ``access_token=`` query parameters
+    replaced by ``REDACTED`` (link tokens and signed media URLs in access logs)."""
+    return _SECRET_PARAMS.sub(r"\1REDACTED", text)
+
+
+class RedactQuery(logging.Filter):
+    """Redacts secret query parameters in uvicorn's access log lines (its ``args`` hold the path)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        return True
 
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
@@ -36,3 +58,6 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactQuery) for f in access.filters):
+        access.addFilter(RedactQuery())
