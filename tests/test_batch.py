@@ -324,6 +324,8 @@ def test_limits(client: TestClient, token: str) -> None:
             "not an object",
             {"id": "heavy", "method": "POST", "path": "/v1/jobs", "body": {"pad": "x" * 300_000}},
             get("stream", "/v1/jobs/abc/events"),
+            get("control", "/v1/users/me\x00"),  # made the whole batch a 500
+            get("newline", "/v1/jobs/a\nb"),
             get("ok", "/v1/users/me"),
             get("ok", "/v1/users/me"),
         ],
@@ -342,6 +344,8 @@ def test_limits(client: TestClient, token: str) -> None:
         (None, 400, "malformed_item"),
         ("heavy", 413, "payload_too_large"),
         ("stream", 400, "streaming_not_supported"),
+        ("control", 400, "malformed_item"),
+        ("newline", 400, "malformed_item"),
         ("ok", 200, None),
         ("ok", 400, "malformed_item"),  # ids must be unique
     ]

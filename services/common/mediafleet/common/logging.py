@@ -8,7 +8,6 @@ import sys
 
 import structlog
 
-
 #: Query parameters whose values open a resource to whoever holds them: never logged.
 _SECRET_PARAMS = re.compile(r"([?&](?:token|sig|access_token)=)[^&\s\"]*")
 

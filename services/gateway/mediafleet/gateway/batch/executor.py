@@ -79,6 +79,12 @@ def _error(index_id: str | None, status: int, code: str, message: str) -> BatchI
 
 def _check(item: BatchItem, limits: Limits) -> BatchItemResponse | None:
     path = item.path
+    bad = [c for c in path if ord(c) < 0x20 or ord(c) == 0x7F or c in " \\#"]
+    if bad or any(ord(c) < 0x20 or ord(c) == 0x7F for key in item.query for c in key):
+        # a control character made httpx refuse the URL, and the whole batch was a 500
+        return _error(
+            item.id, 400, "malformed_item", f"the item's path {path!r} has characters a URL cannot hold"
+        )
     if not path.startswith("/v1/") or "//" in path or "/../" in path or path.endswith("/..") or "?" in path:
         return _error(item.id, 400, "path_not_allowed", f"{path!r} is not an API path (must start with /v1/)")
     if path.rstrip("/") == "/v1/batch":
