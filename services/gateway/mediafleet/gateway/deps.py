@@ -89,11 +89,28 @@ def _user_from_api_key(session: Session, token: str) -> tuple[User, ApiKey]:
     return user, key
 
 
+#: ``fam`` of a link token minted with an API key: ``key:<key id>`` (revoking the key revokes it).
+KEY_FAMILY = "key:"
+
+
 def _user_and_family(session: Session, user_id: int, family_id: str | None) -> tuple[User | None, bool]:
-    """The user, and whether its sign-in ``family_id`` (None: a token without one) is unrevoked:
-    one query, since every authenticated request makes it."""
+    """The user, and whether its sign-in ``family_id`` (None: a token without one; ``key:<id>``:
+    a link minted with that API key) is unrevoked: one query, since every authenticated request
+    makes it."""
     if family_id is None:
         return session.get(User, user_id), True
+    if family_id.startswith(KEY_FAMILY):
+        row = session.execute(
+            select(User, ApiKey.id)
+            .outerjoin(
+                ApiKey,
+                (ApiKey.id == family_id[len(KEY_FAMILY) :])
+                & (ApiKey.user_id == User.id)
+                & ApiKey.revoked_at.is_(None),
+            )
+            .where(User.id == user_id)
+        ).first()
+        return (None, False) if row is None else (row[0], row[1] is not None)
     row = session.execute(
         select(User, TokenFamily.id)
         .outerjoin(
@@ -124,6 +141,8 @@ def _user_from_token(
         user, key = _user_from_api_key(session, token)
         if scope is not None and scope not in key.scopes:
             raise Forbidden(f"this API key lacks the {scope!r} scope", code="insufficient_scope")
+        if request is not None:  # link tokens minted with this key die with it
+            request.state.mediafleet_token_family = KEY_FAMILY + key.id
     else:
         claims = decode_token(ctx.settings.secret_key.get_secret_value(), token, "access")
         found, family_live = _user_and_family(session, claims.user_id, claims.family)
@@ -154,6 +173,16 @@ def get_current_user(request: Request, ctx: ContextDep, session: SessionDep, tok
     user = _user_from_token(ctx, session, token, request, scope)
     if user.must_change_password:
         raise Forbidden("change your password first: POST /v1/auth/password", code="password_change_required")
+    return user
+
+
+def get_user_for_secrets(request: Request, ctx: ContextDep, session: SessionDep, token: TokenDep) -> User:
+    """The caller, for changes to the account's own secrets (its webhook key): a password sign-in,
+    or an API key with the ``admin`` scope (a ``write`` key must not take over the account's
+    webhooks)."""
+    user = get_current_user(request, ctx, session, token)
+    if token and token.startswith(API_KEY_PREFIX):
+        _user_from_token(ctx, session, token, request, "admin")
     return user
 
 
@@ -229,5 +258,6 @@ def user_or_link(kind: str, param: str):  # noqa: ANN201 - a FastAPI dependency
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 SignedInUser = Annotated[User, Depends(get_signed_in_user)]
+SecretsUser = Annotated[User, Depends(get_user_for_secrets)]
 PendingUser = Annotated[User, Depends(get_user_pending_password)]
 AdminUser = Annotated[User, Depends(get_admin)]

@@ -25,6 +25,7 @@ from mediafleet.gateway.deps import (
     ContextDep,
     CurrentUser,
     PendingUser,
+    SecretsUser,
     SessionDep,
     SignedInUser,
 )
@@ -197,10 +198,11 @@ def me(user: CurrentUser) -> UserPublic:
 
 
 @router.post("/v1/users/me/webhook-secret", response_model=WebhookSecret, status_code=status.HTTP_201_CREATED)
-def create_webhook_secret(user: CurrentUser, session: SessionDep) -> WebhookSecret:
+def create_webhook_secret(user: SecretsUser, session: SessionDep) -> WebhookSecret:
     """A new key for the HMAC-SHA256 signatures of the caller's webhooks, shown this once.
 
     It replaces the previous one at once (deliveries still pending are signed with the new key).
+    An API key needs the ``admin`` scope for it (403 ``insufficient_scope``).
     """
     user.webhook_secret = "whsec_" + secrets.token_hex(32)
     session.commit()
