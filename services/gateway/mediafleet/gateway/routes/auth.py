@@ -12,7 +12,7 @@ import anyio
 import structlog
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -49,12 +49,12 @@ UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 log = structlog.get_logger("mediafleet.gateway.auth")
 
 
-def issue_tokens(ctx, user: User, family: TokenFamily) -> TokenPair:  # noqa: ANN001
+def issue_tokens(ctx, user: User, family: TokenFamily, jti: str | None = None) -> TokenPair:  # noqa: ANN001
     """A new access + refresh pair of ``family``; the refresh token becomes its current one
-    (the caller commits)."""
+    (the caller commits; with ``jti`` the caller has already stored it)."""
     s = ctx.settings
     key = s.secret_key.get_secret_value()
-    family.current_jti = uuid.uuid4().hex
+    family.current_jti = jti or uuid.uuid4().hex
     return TokenPair(
         access_token=create_token(
             key, user.id, "access", user.token_version, dt.timedelta(seconds=s.access_token_ttl_s),
@@ -142,16 +142,34 @@ def refresh(body: RefreshRequest, ctx: ContextDep, session: SessionDep) -> Token
     family = session.get(TokenFamily, claims.family)
     if family is None or family.user_id != user.id or family.revoked_at is not None:
         raise Unauthorized("token has been revoked", code="invalid_token")
-    if claims.jti != family.current_jti:
-        family.revoked_at, family.revoked_reason = dt.datetime.now(dt.UTC), "reuse"
+    # Rotation is one compare-and-swap in the database: of concurrent refreshes of one token
+    # exactly one moves the family on; every other is a reuse (8 at once used to leave 8 valid
+    # pairs on SQLite). A reuse revokes the sign-in, the winner's new pair included.
+    new_jti = uuid.uuid4().hex
+    swapped = session.execute(
+        update(TokenFamily)
+        .where(
+            TokenFamily.id == family.id,
+            TokenFamily.current_jti == claims.jti,
+            TokenFamily.revoked_at.is_(None),
+        )
+        .values(current_jti=new_jti)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if swapped != 1:
+        session.execute(
+            update(TokenFamily)
+            .where(TokenFamily.id == family.id, TokenFamily.revoked_at.is_(None))
+            .values(revoked_at=dt.datetime.now(dt.UTC), revoked_reason="reuse")
+            .execution_options(synchronize_session=False)
+        )
         session.commit()
         log.warning("refresh_token_reused", user_id=user.id, family=family.id)
         raise Unauthorized(
             "refresh token was already used; this sign-in is revoked, sign in again", code="token_reused"
         )
-    pair = issue_tokens(ctx, user, family)
     session.commit()
-    return pair
+    return issue_tokens(ctx, user, family, jti=new_jti)
 
 
 @router.post("/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
