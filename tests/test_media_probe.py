@@ -349,3 +349,19 @@ def test_video_streams_have_the_images_pixel_cap_and_a_frame_rate_ceiling(tmp_pa
     assert probe_media(fine).width == 640
     t, frame = next(iter(sample_frames(fine, FrameSampling(max_frames=1), max_side=320)))
     assert frame.shape == (180, 320, 3)  # scaled by FFmpeg: no full-size RGB copy (thumbnails)
+
+
+def test_errors_name_no_server_path(tmp_path: Path) -> None:
+    """What a worker or the gateway says about a bad file reaches users: no path of the media
+    volume or of the upload's temporary folder (Pillow and FFmpeg name the file they read)."""
+    from mediafleet.common.media import _no_paths, load_rgb_fitted
+
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(sample("english.png").read_bytes()[:5000])
+    for call in (lambda: load_rgb_fitted(truncated, 100), lambda: load_rgb(truncated)):
+        with pytest.raises(InvalidMedia) as err:
+            call()
+        assert str(tmp_path) not in err.value.message and "cannot be decoded" in err.value.message
+    said = _no_paths(OSError(f"cannot identify image file '{tmp_path / 'x.part'}'"))
+    assert said == "cannot identify image file <file>"
+    assert _no_paths(ValueError("a 3/4 crop")) == "a 3/4 crop"

@@ -97,3 +97,20 @@ def test_processes_starting_together_migrate_in_turn(db_url: str) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
     engine.dispose()
+
+
+def test_the_sqlite_file_is_its_owners_only(tmp_path: Path) -> None:
+    """It holds password hashes and webhook secrets: mode 0600, its WAL too."""
+    import stat
+
+    from mediafleet.common.store import create_db_engine, migrate
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'db' / 'm.db'}")
+    migrate(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+        files = sorted((tmp_path / "db").iterdir())
+        assert {f.name for f in files} >= {"m.db", "m.db-wal"}
+        for f in files:
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, (f.name, oct(f.stat().st_mode))
+    engine.dispose()

@@ -130,7 +130,13 @@ def test_people_matches_and_verification_per_user(
         assert other.json()["same_person"] is False and other.json()["threshold"] == 0.93
         with open(sample("obama.jpg"), "rb") as a, open(sample("view.jpg"), "rb") as b:
             none = c.post("/v1/faces/verify", files={"image1": a, "image2": b}, headers=auth(token))
-        assert_envelope(none, 400, "no_face")
+        assert_envelope(none, 422, "no_face")
+        # two 1 x 1 images: no face in either, a 422 like any image without one (was a 503)
+        dot = io.BytesIO()
+        Image.new("RGB", (1, 1)).save(dot, "PNG")
+        tiny = c.post("/v1/faces/verify", files={"image1": ("a.png", dot.getvalue()), "image2": ("b.png", dot.getvalue())},
+                      headers=auth(token))  # fmt: skip
+        assert_envelope(tiny, 422, "no_face")
         assert_envelope(c.post("/v1/faces/verify", json={"face_ids": ["x"]}, headers=auth(token)), 422)
         from mediafleet.cli.main import main  # the CLI's --api path: the same endpoint
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mediafleet.common.errors import BadRequest
+from mediafleet.common.errors import BadRequest, InvalidMedia
 from mediafleet.common.media import load_rgb
 from mediafleet.face_reid.contract import MATCH_THRESHOLDS
 from mediafleet.face_reid.runner import FaceReidRunner
@@ -101,7 +101,7 @@ def test_verify_answers_same_person_with_threshold(runner: FaceReidRunner) -> No
     other = runner.verify(image("obama.jpg"), image("biden.jpg"))
     assert not other.same_person and other.similarity < 0.93
     assert other.faces_found == [1, 1]
-    with pytest.raises(BadRequest, match="no face found in image 2"):
+    with pytest.raises(InvalidMedia, match="no face found in image 2"):
         runner.verify(image("obama.jpg"), image("view.jpg"))
 
 

@@ -344,7 +344,8 @@ class Capability:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def validate_options(self, task: str, options: dict[str, Any]) -> dict[str, Any]:
-        """``options`` checked against the task's options schema (None values dropped).
+        """``options`` checked against the task's options schema, strictly (``true`` is not a
+        number, ``"2"`` not an integer), None values dropped.
 
         Raises BadRequest (``invalid_option``) naming the first bad field.
         """
@@ -353,7 +354,7 @@ class Capability:
         from mediafleet.common.errors import BadRequest
 
         try:
-            model = self.task(task).options.model_validate(options or {})
+            model = self.task(task).options.model_validate(options or {}, strict=True)
         except ValidationError as exc:
             from mediafleet.common.errors import bounded_details
 

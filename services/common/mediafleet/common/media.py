@@ -8,6 +8,7 @@ audio track decoded to 16 kHz float32 blocks of bounded size.
 from __future__ import annotations
 
 import contextlib
+import re
 import struct
 import threading
 import warnings
@@ -44,6 +45,15 @@ DECODE_BYTES_PER_PIXEL = 5.4
 #: gateway refuses larger uploads): set from memory, the headroom over the bytes per pixel,
 #: 48.7 M pixels (8000 x 6000 fits). tests/test_media_probe.py measures the peak at this size.
 MAX_PIXELS = int(DECODE_HEADROOM_BYTES / DECODE_BYTES_PER_PIXEL)
+
+
+_PATH = re.compile(r"""['"]?(?<![\w.])/(?:[^\s'"/]+/)+[^\s'"]*['"]?""")
+
+
+def _no_paths(exc: BaseException) -> str:
+    """A library's error text without file paths (Pillow and FFmpeg name the file they read: a
+    server path users must not see, in the upload's temporary folder or the media volume)."""
+    return _PATH.sub("<file>", str(exc)).strip() or type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -108,9 +118,9 @@ def probe_image(path: str | Path) -> MediaProbe:
             "content is not a supported image (JPEG, PNG, TIFF, WebP, BMP, GIF)"
         ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InvalidMedia(f"image refused as a decompression bomb: {exc}") from exc
+        raise InvalidMedia(f"image refused as a decompression bomb: {_no_paths(exc)}") from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidMedia(f"image data cannot be decoded: {exc}") from exc
+        raise InvalidMedia(f"image data cannot be decoded: {_no_paths(exc)}") from exc
     mime, ext = IMAGE_FORMATS[fmt]
     return MediaProbe(kind="image", mime=mime, width=width, height=height, extension=ext)
 
@@ -181,14 +191,14 @@ def _opened(path: str | Path) -> Iterator[Image.Image]:
             img = Image.open(path)
         with img:
             if img.width * img.height > MAX_PIXELS:
-                raise InvalidMedia(f"{path}: image is too large to decode: {img.width}x{img.height} pixels")
+                raise InvalidMedia(f"image is too large to decode: {img.width}x{img.height} pixels")
             yield img
     except UnidentifiedImageError as exc:
-        raise UnsupportedMediaType(f"{path}: not a supported image") from exc
+        raise UnsupportedMediaType("not a supported image") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InvalidMedia(f"{path}: image refused as a decompression bomb: {exc}") from exc
+        raise InvalidMedia(f"image refused as a decompression bomb: {_no_paths(exc)}") from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidMedia(f"{path}: image data cannot be decoded: {exc}") from exc
+        raise InvalidMedia(f"image data cannot be decoded: {_no_paths(exc)}") from exc
 
 
 def _reduced_rgb(img: Image.Image, max_side: int) -> tuple[Image.Image, int]:
@@ -337,7 +347,7 @@ def _probe_av(path: Path, max_duration_s: float | None) -> MediaProbe:
     except av.error.InvalidDataError as exc:
         raise UnsupportedMediaType(f"content is not a supported {accepted}") from exc
     except av.error.FFmpegError as exc:
-        raise InvalidMedia(f"media cannot be opened: {exc}") from exc
+        raise InvalidMedia(f"media cannot be opened: {_no_paths(exc)}") from exc
     with container:
         fmt = container.format.name
         if fmt not in AV_FORMATS:
@@ -446,7 +456,7 @@ def _scan_packets(container: Any, streams: list[Any]) -> tuple[float, dict[int, 
                 except av.error.FFmpegError:
                     decoded[index] = False
     except av.error.FFmpegError as exc:
-        raise InvalidMedia(f"media data is corrupt after {end_s:.1f} s: {exc}") from exc
+        raise InvalidMedia(f"media data is corrupt after {end_s:.1f} s: {_no_paths(exc)}") from exc
     return end_s, decoded
 
 
@@ -468,7 +478,7 @@ def open_av(path: str | Path) -> Any:
     try:
         return av.open(str(path))
     except av.error.FFmpegError as exc:
-        raise InvalidMedia(f"media cannot be opened: {exc}") from exc
+        raise InvalidMedia(f"media cannot be opened: {_no_paths(exc)}") from exc
 
 
 def iter_audio(
@@ -511,7 +521,7 @@ def iter_audio(
             for out in resampler.resample(None):
                 pending.append(out.to_ndarray().reshape(n_channels, -1))
         except av.error.FFmpegError as exc:
-            raise InvalidMedia(f"audio cannot be decoded after {done_s:.1f} s: {exc}") from exc
+            raise InvalidMedia(f"audio cannot be decoded after {done_s:.1f} s: {_no_paths(exc)}") from exc
         if pending:
             block = np.concatenate(pending, axis=1)
             if block.shape[1]:
@@ -578,7 +588,9 @@ def sample_frames(
                     if taken >= sampling.max_frames:
                         return
         except av.error.FFmpegError as exc:
-            raise InvalidMedia(f"video cannot be decoded after {last_t or 0.0:.1f} s: {exc}") from exc
+            raise InvalidMedia(
+                f"video cannot be decoded after {last_t or 0.0:.1f} s: {_no_paths(exc)}"
+            ) from exc
 
 
 def frame_at(path: str | Path, t: float) -> np.ndarray:
@@ -603,7 +615,7 @@ def frame_at(path: str | Path, t: float) -> np.ndarray:
                 if frame.time is not None and frame.time - start >= t - 1e-3:
                     break
         except av.error.FFmpegError as exc:
-            raise InvalidMedia(f"video cannot be decoded near {t:.1f} s: {exc}") from exc
+            raise InvalidMedia(f"video cannot be decoded near {t:.1f} s: {_no_paths(exc)}") from exc
         if last is None:
             raise InvalidMedia("the video has no decodable frame", code="invalid_media")
         return last.to_ndarray(format="rgb24")

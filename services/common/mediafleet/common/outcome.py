@@ -15,6 +15,8 @@ from pydantic import BaseModel
 class TaskError(BaseModel):
     code: str
     message: str
+    #: The HTTP status the error has where a caller waits for it (a query: 400, 422 ...).
+    status: int = 400
 
 
 class TaskOutcome(BaseModel):
@@ -27,8 +29,8 @@ class TaskOutcome(BaseModel):
         return cls(ok=True, result=result.model_dump(mode="json"))
 
     @classmethod
-    def failure(cls, code: str, message: str) -> TaskOutcome:
-        return cls(ok=False, error=TaskError(code=code, message=message))
+    def failure(cls, code: str, message: str, status: int = 400) -> TaskOutcome:
+        return cls(ok=False, error=TaskError(code=code, message=message, status=status))
 
     def describe_error(self) -> str:
         err = self.error or TaskError(code="no_result", message="task returned no result")

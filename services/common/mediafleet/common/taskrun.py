@@ -125,7 +125,7 @@ def run_task(payload: dict[str, Any]) -> dict[str, Any]:
             log.error("task_error", task=task, job_id=job_id, task_id=task_id, error=exc.message)
             raise TaskCrashed(f"{task} failed on the worker: {exc.message}") from exc
         TASK_DURATION.labels(task, engine, "rejected").observe(time.perf_counter() - start)
-        return TaskOutcome.failure(exc.code, exc.message).model_dump(mode="json")
+        return TaskOutcome.failure(exc.code, exc.message, exc.status_code).model_dump(mode="json")
     except BaseTimeoutException:  # RQ's time limit: job_manager words it for the user
         TASK_DURATION.labels(task, engine, "error").observe(time.perf_counter() - start)
         raise
@@ -171,6 +171,6 @@ def run_query(payload: dict[str, Any]) -> dict[str, Any]:
             TASK_DURATION.labels(f"query:{name}", "default", "error").observe(time.perf_counter() - start)
             log.error("query_error", query=name, error=exc.message)
             raise TaskCrashed(f"{name} failed on the worker: {exc.message}") from exc
-        return TaskOutcome.failure(exc.code, exc.message).model_dump(mode="json")
+        return TaskOutcome.failure(exc.code, exc.message, exc.status_code).model_dump(mode="json")
     TASK_DURATION.labels(f"query:{name}", "default", "ok").observe(time.perf_counter() - start)
     return TaskOutcome.success(answer).model_dump(mode="json")

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from mediafleet.common.capability import ProgressFn
 from mediafleet.common.engine import EngineRunner
-from mediafleet.common.errors import BadRequest
+from mediafleet.common.errors import BadRequest, InvalidMedia
 from mediafleet.common.media import load_rgb_fitted
 from mediafleet.face_reid.contract import (
     CAPABILITY,
@@ -45,6 +45,8 @@ def _resize_for_detection(image: np.ndarray, max_side: int) -> tuple[np.ndarray,
     return np.asarray(small), scale
 
 
+#: Images with a side shorter than this hold no face any detector here finds (MTCNN's 12 px).
+MIN_IMAGE_SIDE = 12
 #: The engine that serves each detector and embedder name of the options.
 ENGINE_OF = {"mtcnn": "mtcnn", "dlib_hog": "dlib", "dlib_cnn": "dlib_cnn", "scrfd": "insightface",
              "dlib": "dlib", "arcface": "insightface"}  # fmt: skip
@@ -179,7 +181,10 @@ class FaceReidRunner(EngineRunner):
         start = time.perf_counter()
         emb_engine = self.embedder_engine(opts["embedder"])
         min_size = max(1, round(opts["min_size"] / scale))
-        found = self.detect(image, opts["detector"], opts["min_score"], min_size)
+        # an image smaller than the smallest face a detector finds holds none (MTCNN's pyramid
+        # of a 1 x 1 image is empty and it raised: a 503 where an empty result belongs)
+        small = min(image.shape[:2]) < MIN_IMAGE_SIDE
+        found = [] if small else self.detect(image, opts["detector"], opts["min_score"], min_size)
         kept, truncated = found[: opts["max_faces"]], max(0, len(found) - opts["max_faces"])
         faces, source = [], "detector"
         for i, face in enumerate(kept):
@@ -228,7 +233,7 @@ class FaceReidRunner(EngineRunner):
         results = [self.faces(img, {**options, "max_faces": 1}) for img in (a, b)]
         for i, res in enumerate(results):
             if not res.faces:
-                raise BadRequest(f"no face found in image {i + 1}", code="no_face")
+                raise InvalidMedia(f"no face found in image {i + 1}", code="no_face")
         return verify_faces(results[0].faces[0], results[1].faces[0], results[0].threshold,
                             results[0].embedder, results[0].detector,
                             faces_found=[len(r.faces) + r.truncated for r in results])  # fmt: skip

@@ -16,7 +16,7 @@ from rq.results import Result
 
 from mediafleet.common import registry
 from mediafleet.common.capability import Capability, QuerySpec
-from mediafleet.common.errors import BadRequest, GatewayTimeout, ServiceUnavailable
+from mediafleet.common.errors import BadRequest, GatewayTimeout, MediafleetError, ServiceUnavailable
 from mediafleet.common.outcome import TaskOutcome, failure_message
 from mediafleet.common.taskrun import QUERY_FUNCTION
 
@@ -74,5 +74,9 @@ def ask(
             raise ServiceUnavailable(
                 f"{cap.name} cannot answer {spec.name} now: {err.message}", code="models_missing"
             )
-        raise BadRequest(err.message if err else "query refused", code=err.code if err else "query_refused")
+        if err is None:
+            raise BadRequest("query refused", code="query_refused")
+        refused = MediafleetError(err.message, code=err.code)
+        refused.status_code = err.status if 400 <= err.status < 500 else 400  # the worker's 4xx as it was
+        raise refused
     return spec.output.model_validate(outcome.result)

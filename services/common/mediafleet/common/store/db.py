@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,10 @@ def create_db_engine(url: str, pool_size: int = 10, max_overflow: int = 10) -> E
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # the file holds password hashes and webhook secrets: readable by its owner only
+            # (the -wal and -shm files SQLite makes take the database file's mode)
+            Path(path).touch(mode=0o600, exist_ok=True)
+            os.chmod(path, 0o600)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -113,7 +118,7 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
         return
     import fcntl
 
-    with open(f"{database}.migrate-lock", "a+") as fh:
+    with open(os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600), "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

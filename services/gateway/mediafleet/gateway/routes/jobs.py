@@ -119,7 +119,8 @@ def _plan_tasks(
     for name in tasks:
         spec = known[name][1]
         try:
-            options[name] = spec.options.model_validate(body.options.get(name, {})).model_dump(
+            # strict: JSON types as they are (true is not 1, "2" is not 2)
+            options[name] = spec.options.model_validate(body.options.get(name, {}), strict=True).model_dump(
                 mode="json", exclude_none=True
             )
         except ValidationError as exc:

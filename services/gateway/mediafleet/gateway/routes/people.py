@@ -412,7 +412,7 @@ async def verify(request: Request, user: CurrentUser, ctx: ContextDep) -> Verify
     JSON ``{"face_ids": [a, b]}`` compares two stored faces of the caller (one embedder).
     Multipart ``image1``, ``image2`` (optional ``detector``, ``embedder``) compares the
     largest face of each image, computed by a worker of the capability answering
-    ``face_verify`` queries (503 when none runs; 400 ``no_face`` when an image has none).
+    ``face_verify`` queries (503 when none runs; 422 ``no_face`` when an image has none).
     Returns the cosine similarity, the embedder's threshold and ``same_person``.
     """
     ctype = request.headers.get("content-type", "")
