@@ -428,6 +428,29 @@ def test_health_and_metrics(client: TestClient) -> None:
     assert "mediafleet_http_request_duration_seconds_bucket" in metrics
 
 
+@pytest.mark.parametrize(("environment", "token"), [("production", None), ("test", "internals-token-123")])
+def test_metrics_and_docs_need_the_internals_token_outside_development(
+    environment: str, token: str | None, settings: GatewaySettings
+) -> None:
+    """/metrics, /docs, /redoc and /openapi.json: open in development (the other tests), else
+    a 404 without GATEWAY_INTERNALS_TOKEN, a 401 without it in the request, 200 with it."""
+    guarded = settings.model_copy(update={
+        "core": settings.core.model_copy(update={"environment": environment}),
+        "internals_token": SecretStr(token) if token else None,
+        "secret_key": SecretStr("a-real-secret-key-for-this-test-0123456789"),
+        "admin": settings.admin.model_copy(update={"password": SecretStr("a-real-first-password-1")}),
+    })  # fmt: skip
+    with TestClient(create_app(guarded)) as c:
+        for path in ("/metrics", "/docs", "/redoc", "/openapi.json"):
+            if token is None:
+                assert_envelope(c.get(path), 404, "not_found")
+                continue
+            assert_envelope(c.get(path), 401, "missing_token")
+            assert_envelope(c.get(path, headers=auth("wrong")), 401)
+            assert c.get(path, headers=auth(token)).status_code == 200, path
+        assert c.get("/healthz").status_code == 200  # probes stay open
+
+
 def test_openapi_lists_the_api(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     for path in (

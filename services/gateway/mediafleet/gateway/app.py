@@ -25,7 +25,7 @@ from mediafleet.common.worker import capabilities
 from mediafleet.gateway.batch.cache import CacheInvalidation, ResponseCache
 from mediafleet.gateway.batch.executor import BatchExecutor, Limits
 from mediafleet.gateway.context import GatewayContext
-from mediafleet.gateway.limits import UploadSizeLimit
+from mediafleet.gateway.limits import InternalsGuard, UploadSizeLimit
 from mediafleet.gateway.login_guard import LoginGuard
 from mediafleet.gateway.routes import admin, ask, auth, batch, jobs, media, people, proxy, search, tasks
 from mediafleet.gateway.security import hash_password
@@ -146,6 +146,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         overrides={"/v1/batch": b.max_body_bytes},
         max_other_bytes=settings.max_json_bytes,
     )
+    # /metrics and the docs: open in development; elsewhere only with GATEWAY_INTERNALS_TOKEN
+    open_ = (
+        settings.internals_open
+        if settings.internals_open is not None
+        else settings.core.environment == "development"
+    )
+    token = settings.internals_token.get_secret_value() if settings.internals_token else None
+    app.add_middleware(InternalsGuard, token=token, open_=open_)
     app.add_middleware(MetricsMiddleware, service="gateway")
     return app
 

@@ -53,6 +53,11 @@ class GatewaySettings(BaseSettings):
     )
 
     core: CoreSettings = Field(default_factory=CoreSettings)
+    #: Whether /metrics, /docs, /redoc and /openapi.json answer anyone: None (default) opens them in
+    #: development only; elsewhere they need ``Authorization: Bearer <internals_token>`` (and
+    #: answer 404 while no token is set). Prometheus scrapes with that token.
+    internals_open: bool | None = None
+    internals_token: SecretStr | None = None
     #: HS256 signing key of access and refresh tokens. Unset or an example value in
     #: development: a random key generated on first start (``secret_key_file``); refused in
     #: test and production.
