@@ -31,6 +31,7 @@ from mediafleet.gateway.routes import admin, ask, auth, batch, jobs, media, peop
 from mediafleet.gateway.security import hash_password
 from mediafleet.gateway.settings import GatewaySettings, with_signing_key
 from mediafleet.gateway.storage import MediaStore
+from mediafleet.gateway.streams import Streams
 
 log = structlog.get_logger("mediafleet.gateway")
 
@@ -64,6 +65,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     b = settings.batch
     cache = ResponseCache(maxsize=max(b.cache_size, 1), ttl_s=b.cache_ttl_s)
     limits = Limits(b.max_requests, b.concurrency, b.max_retries, b.timeout_s, b.max_item_body_bytes)
+    aredis = aioredis.Redis.from_url(settings.core.redis_url, socket_connect_timeout=2)
     ctx = GatewayContext(
         settings=settings,
         db=db,
@@ -71,7 +73,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         read_sessions=session_factory(db.execution_options(isolation_level="AUTOCOMMIT")),
         db_turns=anyio.CapacityLimiter(settings.db_concurrency),
         redis=rclient,
-        aredis=aioredis.Redis.from_url(settings.core.redis_url, socket_connect_timeout=2),
+        aredis=aredis,
+        streams=Streams(aredis, settings.max_streams_per_user),
         media=MediaStore(settings.core.media_dir, settings.max_upload_bytes, settings.max_media_duration_s),
         batch=BatchExecutor(None, cache, limits),
         login_guard=LoginGuard(

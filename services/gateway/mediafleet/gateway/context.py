@@ -15,6 +15,7 @@ from mediafleet.gateway.batch.executor import BatchExecutor
 from mediafleet.gateway.login_guard import LoginGuard
 from mediafleet.gateway.settings import GatewaySettings
 from mediafleet.gateway.storage import MediaStore
+from mediafleet.gateway.streams import Streams
 
 
 @dataclass
@@ -30,6 +31,8 @@ class GatewayContext:
     aredis: aioredis.Redis
     media: MediaStore
     batch: BatchExecutor
+    #: Job event streams: one shared reader per job, open streams per user bounded.
+    streams: Streams
     #: None when ``MEDIAFLEET_VECTOR_DB_URL`` is unset (semantic search and /similar: 503).
     vectors: VectorDbClient | None = None
     #: Failed password checks per account and address (None: no limiting).

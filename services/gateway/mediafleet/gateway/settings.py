@@ -57,6 +57,8 @@ class GatewaySettings(BaseSettings):
     #: development only; elsewhere they need ``Authorization: Bearer <internals_token>`` (and
     #: answer 404 while no token is set). Prometheus scrapes with that token.
     internals_open: bool | None = None
+    #: Job event streams (SSE) one account may hold open at once, per gateway process (more: 429).
+    max_streams_per_user: int = Field(default=10, ge=1, le=1000)
     internals_token: SecretStr | None = None
     #: HS256 signing key of access and refresh tokens. Unset or an example value in
     #: development: a random key generated on first start (``secret_key_file``); refused in

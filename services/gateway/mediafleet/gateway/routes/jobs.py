@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -20,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from mediafleet.common import events, identities, registry, webhooks
 from mediafleet.common.capability import FramesResult, is_frames
 from mediafleet.common.errors import Conflict, NotFound, ValidationFailed, bounded_details
-from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY, job_events_key
+from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY
 from mediafleet.common.schemas import JobStatus
 from mediafleet.common.store import Job, Media, MediaOwner, Task, User
 from mediafleet.common.store.models import utcnow
@@ -400,7 +399,10 @@ def build_router() -> APIRouter:
 
         Progress events are replayed from the job's start (its Redis stream), each with an SSE
         ``id``; a client that reconnects with ``Last-Event-ID`` gets only the events after it.
-        The stream ends after the snapshot of a finished job.
+        The stream ends after the snapshot of a finished job. Every stream of one job in a
+        gateway process shares one Redis reader and one database snapshot per status change
+        (:mod:`mediafleet.gateway.streams`); 429 ``too_many_streams`` above
+        ``GATEWAY_MAX_STREAMS_PER_USER`` open streams of one account.
         """
 
         def snapshot() -> JobPublicBase:
@@ -408,43 +410,26 @@ def build_router() -> APIRouter:
                 return job_public(_own_job(session, job_id, user.id), JobPublic)
 
         first = await run_in_threadpool(snapshot)  # 404 before the stream starts
-        key = job_events_key(job_id)
         resume = request.headers.get("last-event-id", "")
-        last_id = resume if _STREAM_ID.fullmatch(resume) else "0-0"
+        after = resume if _STREAM_ID.fullmatch(resume) else "0-0"
+        ctx.streams.admit(user.id)  # 429 above GATEWAY_MAX_STREAMS_PER_USER
 
-        async def progress(block_ms: int | None) -> AsyncIterator[dict]:
-            nonlocal last_id
-            try:
-                batches = await ctx.aredis.xread({key: last_id}, count=100, block=block_ms)
-            except redis.RedisError as exc:  # progress is advisory: the snapshots still come
-                log.warning("events_read_failed", job_id=job_id, error=str(exc))
-                await asyncio.sleep(1.0 if block_ms else 0)
-                batches = []
-            for _key, entries in batches or []:
-                for entry_id, fields in entries:
-                    last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                    data = fields.get(b"data", fields.get("data", b"{}"))
-                    yield {
-                        "event": "progress",
-                        "id": last_id,
-                        "data": data if isinstance(data, str) else data.decode(),
-                    }
+        async def shared_snapshot() -> tuple[str, bool]:
+            current = await run_in_threadpool(snapshot)
+            return current.model_dump_json(exclude_unset=True), current.status.terminal
 
         async def stream() -> AsyncIterator[dict]:
-            current = first
-            yield {"event": "job", "data": current.model_dump_json(exclude_unset=True)}
-            while not current.status.terminal:
-                if await request.is_disconnected():
+            try:
+                yield {"event": "job", "data": first.model_dump_json(exclude_unset=True)}
+                if first.status.terminal:  # a finished job: its history, then the snapshot again
+                    async for event in ctx.streams.replay(job_id, after):
+                        yield event.sse()
+                    yield {"event": "job", "data": first.model_dump_json(exclude_unset=True)}
                     return
-                # Block at most a second, then re-read the store: a job whose events expired
-                # or were never written (Redis down) still ends.
-                async for event in progress(1000):
-                    yield event
-                current = await run_in_threadpool(snapshot)
-                if current.status.terminal:
-                    async for event in progress(None):  # what came in since the last read
-                        yield event
-                    yield {"event": "job", "data": current.model_dump_json(exclude_unset=True)}
+                async for event in ctx.streams.follow(job_id, after, shared_snapshot):
+                    yield event.sse()
+            finally:
+                ctx.streams.release(user.id)
 
         return EventSourceResponse(stream(), ping=15)
 
