@@ -162,9 +162,11 @@ def test_event_streams_are_bounded_per_user_and_share_one_reader(
             assert_envelope(c.get(f"/v1/jobs/{job_id}/events", headers=auth(token)), 429, "too_many_streams")
             with c.stream("GET", f"/v1/jobs/{bobs_job}/events", headers=auth(bob)) as other:
                 assert other.status_code == 200  # another account is not affected
-        cpu = lambda: sum(
-            int(x) for x in Path(f"/proc/{fleet.procs['gateway'].pid}/stat").read_text().split()[13:15]
-        )  # noqa: E731
+        stat = Path(f"/proc/{fleet.procs['gateway'].pid}/stat")
+
+        def cpu() -> int:  # utime + stime, clock ticks
+            return sum(int(x) for x in stat.read_text().split()[13:15])
+
         before = cpu()
         time.sleep(5)
         idle_ticks = cpu() - before  # clock ticks (1/100 s) over 5 s with 8 open streams
