@@ -287,6 +287,30 @@ def test_unknown_media_and_other_users_things(
     assert client.get(f"/v1/jobs/{job_id}", headers=auth(token)).status_code == 200
 
 
+def test_a_retried_submission_with_its_idempotency_key_makes_one_job(client: TestClient, token: str) -> None:
+    media_id = upload(client, token, sample("english.png")).json()["media_id"]
+    body = {"media_id": media_id, "tasks": ["ocr"], "priority": "high"}
+    first = client.post("/v1/jobs", json=body, headers={**auth(token), "Idempotency-Key": "order-42"})
+    assert first.status_code == 202 and "idempotent-replayed" not in first.headers
+    again = client.post("/v1/jobs", json=body, headers={**auth(token), "Idempotency-Key": "order-42"})
+    assert again.status_code == 202 and again.json()["job_id"] == first.json()["job_id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    other = {**body, "priority": "low"}  # the same key with another request
+    assert_envelope(client.post("/v1/jobs", json=other, headers={**auth(token), "Idempotency-Key": "order-42"}),
+                    422, "idempotency_key_reused")  # fmt: skip
+    assert client.get("/v1/jobs", headers=auth(token)).json()["count"] == 1
+    # keys are per user: another user's same key is their own
+    bob = _second_user(client, token)
+    bobs = upload(client, bob, sample("english.png")).json()["media_id"]
+    mine = client.post(
+        "/v1/jobs", json={**body, "media_id": bobs}, headers={**auth(bob), "Idempotency-Key": "order-42"}
+    )
+    assert mine.status_code == 202 and mine.json()["job_id"] != first.json()["job_id"]
+    assert_envelope(
+        client.post("/v1/jobs", json=body, headers={**auth(token), "Idempotency-Key": "bad key"}), 422
+    )
+
+
 def test_list_is_paginated_newest_first(client: TestClient, token: str) -> None:
     media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
     ids = [

@@ -53,6 +53,7 @@ def test_schemathesis_finds_nothing(
     fleet = Fleet(tmp_path, db, redis_url)
     try:
         fleet.start("gateway")
+        fleet.start("job_manager")  # else /readyz is 503 (not ready: nothing would run jobs)
         url = fleet.url("gateway")
         with httpx.Client(base_url=url, timeout=30) as client:
             token = admin_token(client)

@@ -95,7 +95,7 @@ def test_processes_starting_together_migrate_in_turn(db_url: str) -> None:
         assert proc.returncode == 0, err[-2000:]
     engine = create_db_engine(db_url)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0008"
     engine.dispose()
 
 

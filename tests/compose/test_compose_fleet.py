@@ -315,6 +315,56 @@ def test_restart_gateway_and_postgres_keeps_media_and_results(fleet: ComposeFlee
         assert wait_job(c, token, create_job(c, token, media_id), timeout=120)["status"] == "succeeded"
 
 
+def test_postgres_sigkill_fails_fast_and_retries_make_no_second_job(fleet: ComposeFleet, token: str) -> None:
+    """PostgreSQL SIGKILLed while a client submits jobs, retrying each (same Idempotency-Key)
+    until it is accepted: while the database is away the gateway answers 503 within seconds
+    (never hangs past the client's time-out to commit later), job_manager rides it out in
+    process, and every submission made exactly one job. Before: 61 submissions became 187 jobs."""
+    with fleet.client() as c:
+        media_id = upload(c, token, sample("chinese.jpg")).json()["media_id"]
+    jm_before = fleet.container("job_manager")
+    fleet.compose("kill", "-s", "SIGKILL", "postgres")
+    answers: list[int] = []
+    slowest = 0.0
+    made: dict[str, str] = {}
+    deadline = time.monotonic() + 180
+    with fleet.client() as c:
+        for i in range(8):
+            key = f"submission-{i}"
+            while time.monotonic() < deadline:
+                start = time.monotonic()
+                try:
+                    resp = c.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]},
+                                  headers={**auth(token), "Idempotency-Key": key}, timeout=10)  # fmt: skip
+                except httpx.TimeoutException:
+                    answers.append(0)
+                    continue
+                slowest = max(slowest, time.monotonic() - start)
+                answers.append(resp.status_code)
+                if resp.status_code == 202:
+                    made[key] = resp.json()["job_id"]
+                    break
+                assert resp.status_code in (502, 503), resp.text  # nginx 502 while the gateway restarts
+                time.sleep(0.5)
+            # a retry of an accepted submission returns the same job
+            again = c.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]},
+                           headers={**auth(token), "Idempotency-Key": key})  # fmt: skip
+            assert again.status_code == 202 and again.json()["job_id"] == made[key], again.text
+            assert again.headers["idempotent-replayed"] == "true"
+    print(
+        f"\n[compose] postgres SIGKILL: {len(answers)} answers {sorted(set(answers))}, slowest {slowest:.1f} s"
+    )
+    assert len(made) == 8 and 503 in answers and 0 not in answers, answers
+    assert slowest < 10, slowest
+    fleet.wait_healthy(["postgres", "gateway", "job_manager", "nginx"])
+    assert fleet.container("job_manager") == jm_before  # not restarted: it waited in process
+    with fleet.client() as c:
+        for job_id in made.values():
+            assert wait_job(c, token, job_id, timeout=180)["status"] == "succeeded"
+        mine = c.get("/v1/jobs", params={"media_id": media_id, "limit": 100}, headers=auth(token)).json()
+        assert mine["count"] == 8, mine["count"]  # one job per submission, retries included
+
+
 def test_stopped_ai_service_jobs_wait_rest_keeps_working(fleet: ComposeFleet, token: str) -> None:
     fleet.compose("stop", "ocr_detection")
     try:

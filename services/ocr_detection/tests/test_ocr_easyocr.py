@@ -63,6 +63,6 @@ def test_reader_is_built_once_per_language_set(models_dir: Path) -> None:
 
 def test_missing_weights_is_a_clear_error(tmp_path: Path) -> None:
     runner = _runner(tmp_path)  # empty models directory
-    with pytest.raises(EngineError, match="weights missing") as err:
+    with pytest.raises(EngineError, match="the model easyocr-en is not installed") as err:
         runner.analyze(sample("phototest.tif"), {"engine": "easyocr"})
     assert err.value.code == "model_not_available"

@@ -242,7 +242,22 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=422,
         )
 
-    from sqlalchemy.exc import DataError
+    from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_away(request: Request, exc: Exception) -> JSONResponse:
+        # the database is down, restarting or out of connections: say so at once (a client
+        # retries with its Idempotency-Key), never hang or answer a bare 500
+        log.warning("database_unavailable", path=request.url.path, error=str(exc).splitlines()[0][:200])
+        return JSONResponse(
+            envelope("database_unavailable", "the database is unavailable; try again in a moment",
+                     {"retry_after_s": 5}),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )  # fmt: skip
 
     @app.exception_handler(DataError)
     async def _data(request: Request, exc: DataError) -> JSONResponse:

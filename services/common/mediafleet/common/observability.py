@@ -11,11 +11,12 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 HTTP_REQUESTS = Counter(
@@ -38,6 +39,18 @@ TASK_DURATION = Histogram(
 ReadinessCheck = Callable[[], str | None]
 
 
+class ReadinessReport(BaseModel):
+    """The body of ``/readyz`` (200 when every check is ``ok``, else 503)."""
+
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, str] = Field(description='"ok", or why not')
+    capabilities: dict[str, str] | None = Field(
+        default=None, description="per task: its readiness and what is missing (the gateway)"
+    )
+    components: dict[str, Any] | None = None
+    details: dict[str, Any] | None = Field(default=None, description="what the service adds (an LLM's slots)")
+
+
 def health_router(
     checks: dict[str, ReadinessCheck],
     capabilities: Callable[[], dict[str, str]] | None = None,
@@ -58,7 +71,11 @@ def health_router(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz")
+    @router.get(
+        "/readyz",
+        response_model=ReadinessReport,
+        responses={503: {"model": ReadinessReport, "description": "not ready: the checks say why"}},
+    )
     async def readyz() -> JSONResponse:
         results: dict[str, Any] = {}
         for name, check in checks.items():

@@ -10,6 +10,8 @@ import redis
 import structlog
 from fastapi import FastAPI
 from prometheus_client import Gauge
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from mediafleet.common.errors import install_error_handlers
 from mediafleet.common.logging import configure_logging
@@ -52,7 +54,7 @@ def main() -> None:
     settings = JobManagerSettings()
     configure_logging(settings.core.log_level, settings.core.log_format)
     db = create_db_engine(settings.core.database_url)
-    migrate(db)
+    _migrate_when_reachable(db)
     conn = redis.Redis.from_url(settings.core.redis_url, socket_timeout=settings.reconcile_interval_s + 10)
     manager = JobManager(settings, session_factory(db), conn)
     serve_in_thread(health_app(manager, db, conn), settings.http_host, settings.http_port)
@@ -69,6 +71,7 @@ def main() -> None:
             "vector_db_not_configured", hint="set MEDIAFLEET_VECTOR_DB_URL; embeddings wait in the store"
         )
     log.info("job_manager_started", queues=list(manager.queues))
+    db_backoff = 1.0
     while not stop.is_set():
         try:
             manager.reconcile()
@@ -78,10 +81,30 @@ def main() -> None:
                 # One pass serves every pending event: each is pushed after the state it
                 # announces is saved, and the pass that follows reads that state.
                 conn.delete(NEW_JOBS_KEY, TASK_EVENTS_KEY)
+            db_backoff = 1.0
         except redis.RedisError as exc:
             log.warning("redis_unavailable", error=str(exc))
             stop.wait(1.0)
+        except (OperationalError, InterfaceError, PoolTimeout) as exc:
+            # the database is away (restart, SIGKILL): wait for it in process, with backoff;
+            # nothing is lost (the store is the truth, the next pass picks up where it was)
+            log.warning("database_unavailable", error=str(exc).splitlines()[0][:200], retry_in_s=db_backoff)
+            stop.wait(db_backoff)
+            db_backoff = min(db_backoff * 2, 30.0)
     log.info("job_manager_stopped")
+
+
+def _migrate_when_reachable(db) -> None:  # noqa: ANN001
+    """Migrate, waiting with backoff (1, 2, 4 ... 30 s) while the database cannot be reached."""
+    backoff = 1.0
+    while True:
+        try:
+            migrate(db)
+            return
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("database_unavailable", error=str(exc).splitlines()[0][:200], retry_in_s=backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
 
 
 def _webhook_loop(manager: JobManager, stop: threading.Event) -> None:

@@ -317,7 +317,7 @@ export interface paths {
          *     JSON ``{"face_ids": [a, b]}`` compares two stored faces of the caller (one embedder).
          *     Multipart ``image1``, ``image2`` (optional ``detector``, ``embedder``) compares the
          *     largest face of each image, computed by a worker of the capability answering
-         *     ``face_verify`` queries (503 when none runs; 400 ``no_face`` when an image has none).
+         *     ``face_verify`` queries (503 when none runs; 422 ``no_face`` when an image has none).
          *     Returns the cosine similarity, the embedder's threshold and ``same_person``.
          */
         post: operations["verify_v1_faces_verify_post"];
@@ -406,7 +406,9 @@ export interface paths {
          *
          *     Tasks that others depend on are added and run first; independent tasks run in
          *     parallel. With ``webhook_url`` the job summary is POSTed, signed with the caller's
-         *     webhook secret (``POST /v1/users/me/webhook-secret``), when the job ends.
+         *     webhook secret (``POST /v1/users/me/webhook-secret``), when the job ends. With an
+         *     ``Idempotency-Key`` a retried request (a time-out, a database outage) makes no second
+         *     job; the same key with another body is 422 ``idempotency_key_reused``.
          */
         post: operations["create_job_v1_jobs_post"];
         delete?: never;
@@ -450,7 +452,10 @@ export interface paths {
          *
          *     Progress events are replayed from the job's start (its Redis stream), each with an SSE
          *     ``id``; a client that reconnects with ``Last-Event-ID`` gets only the events after it.
-         *     The stream ends after the snapshot of a finished job.
+         *     The stream ends after the snapshot of a finished job. Every stream of one job in a
+         *     gateway process shares one Redis reader and one database snapshot per status change
+         *     (:mod:`mediafleet.gateway.streams`); 429 ``too_many_streams`` above
+         *     ``GATEWAY_MAX_STREAMS_PER_USER`` open streams of one account.
          */
         get: operations["job_events_v1_jobs__job_id__events_get"];
         put?: never;
@@ -944,6 +949,7 @@ export interface paths {
          * @description A new key for the HMAC-SHA256 signatures of the caller's webhooks, shown this once.
          *
          *     It replaces the previous one at once (deliveries still pending are signed with the new key).
+         *     An API key needs the ``admin`` scope for it (403 ``insufficient_scope``).
          */
         post: operations["create_webhook_secret_v1_users_me_webhook_secret_post"];
         delete?: never;
@@ -1974,6 +1980,42 @@ export interface components {
          * @enum {string}
          */
         Priority: "high" | "normal" | "low";
+        /**
+         * ReadinessReport
+         * @description The body of ``/readyz`` (200 when every check is ``ok``, else 503).
+         */
+        ReadinessReport: {
+            /**
+             * Capabilities
+             * @description per task: its readiness and what is missing (the gateway)
+             */
+            capabilities?: {
+                [key: string]: string;
+            } | null;
+            /**
+             * Checks
+             * @description "ok", or why not
+             */
+            checks: {
+                [key: string]: string;
+            };
+            /** Components */
+            components?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Details
+             * @description what the service adds (an LLM's slots)
+             */
+            details?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "ready" | "not_ready";
+        };
         /** RefreshRequest */
         RefreshRequest: {
             /** Refresh Token */
@@ -2743,7 +2785,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ReadinessReport"];
                 };
             };
             /** @description bad request (a value cannot be used or stored) */
@@ -2836,13 +2878,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description a service it needs is unavailable (Retry-After when known) */
+            /** @description not ready: the checks say why */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["ReadinessReport"];
                 };
             };
         };
@@ -4817,7 +4859,10 @@ export interface operations {
     create_job_v1_jobs_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a key of the client's choosing: a retry with it returns the job the first request made (Idempotent-Replayed: true) instead of a second one */
+                "Idempotency-Key"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };

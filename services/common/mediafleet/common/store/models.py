@@ -136,6 +136,7 @@ class MediaOwner(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency_key"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -148,6 +149,10 @@ class Job(Base):
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
     #: Serve identical earlier work from the result cache.
     use_cache: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: The client's ``Idempotency-Key`` (unique per user) and the SHA-256 of the request it came
+    #: with: a retry returns this job instead of making another.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    idempotency_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column()

@@ -140,6 +140,7 @@ class AskRequest(BaseModel):
     max_tokens: int = Field(default=256, ge=16, le=2048)
     include_generated: bool = Field(
         default=False,
+        strict=True,
         description="also cite text a model wrote (summaries of earlier jobs); by default only what "
         "was read or heard in the media (OCR, transcripts)",
     )

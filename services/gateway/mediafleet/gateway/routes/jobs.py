@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -9,9 +10,10 @@ from typing import Annotated, Any
 
 import redis
 import structlog
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
@@ -99,6 +101,20 @@ def _own_job(session: Session, job_id: str, user_id: int) -> Job:
     return job
 
 
+def _by_idempotency_key(session: Session, user_id: int, key: str, fingerprint: str) -> JobCreated | None:
+    """The job an earlier request with this ``Idempotency-Key`` made, or None. Raises
+    ValidationFailed (``idempotency_key_reused``) when that request's body was another."""
+    job = session.scalar(select(Job).where(Job.user_id == user_id, Job.idempotency_key == key))
+    if job is None:
+        return None
+    if job.idempotency_hash != fingerprint:
+        raise ValidationFailed(
+            "this Idempotency-Key came with another request before; use a new key for new work",
+            code="idempotency_key_reused",
+        )
+    return JobCreated(job_id=job.id, status=JobStatus(job.status), skipped={})
+
+
 def _plan_tasks(
     body: JobCreate, media: Media, defaults: Callable[[str], dict[str, Any]] = lambda task: {}
 ) -> tuple[list[str], dict[str, dict[str, Any]], dict[str, str]]:
@@ -143,13 +159,39 @@ def build_router() -> APIRouter:
     router = APIRouter(tags=["jobs"])
 
     @router.post("/v1/jobs", response_model=JobCreated, status_code=status.HTTP_202_ACCEPTED)
-    def create_job(body: JobCreate, user: CurrentUser, ctx: ContextDep, session: SessionDep) -> JobCreated:
+    def create_job(
+        body: JobCreate,
+        user: CurrentUser,
+        ctx: ContextDep,
+        session: SessionDep,
+        response: Response,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                min_length=1,
+                max_length=255,
+                pattern=r"^[\x21-\x7e]+$",
+                description="a key of the client's choosing: a retry with it returns the job the first "
+                "request made (Idempotent-Replayed: true) instead of a second one",
+            ),
+        ] = None,
+    ) -> JobCreated:
         """Record a job and hand it to job_manager, which queues each task at ``priority``.
 
         Tasks that others depend on are added and run first; independent tasks run in
         parallel. With ``webhook_url`` the job summary is POSTed, signed with the caller's
-        webhook secret (``POST /v1/users/me/webhook-secret``), when the job ends.
+        webhook secret (``POST /v1/users/me/webhook-secret``), when the job ends. With an
+        ``Idempotency-Key`` a retried request (a time-out, a database outage) makes no second
+        job; the same key with another body is 422 ``idempotency_key_reused``.
         """
+        fingerprint = None
+        if idempotency_key is not None:
+            fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+            earlier = _by_idempotency_key(session, user.id, idempotency_key, fingerprint)
+            if earlier is not None:
+                response.headers["Idempotent-Replayed"] = "true"
+                return earlier
         media = session.get(Media, body.media_id)
         owned = session.get(MediaOwner, (body.media_id, user.id)) is not None
         if media is None or not owned:
@@ -171,6 +213,8 @@ def build_router() -> APIRouter:
             options=options,
             webhook_url=body.webhook_url,
             use_cache=body.use_cache,
+            idempotency_key=idempotency_key,
+            idempotency_hash=fingerprint,
         )
         known = registry.tasks()
         job.tasks = [
@@ -185,7 +229,15 @@ def build_router() -> APIRouter:
             for name in tasks
         ]
         session.add(job)
-        session.commit()
+        try:
+            session.commit()
+        except IntegrityError:  # the same key's first request committed in between
+            session.rollback()
+            earlier = _by_idempotency_key(session, user.id, idempotency_key or "", fingerprint or "")
+            if earlier is None:
+                raise
+            response.headers["Idempotent-Replayed"] = "true"
+            return earlier
         try:
             ctx.redis.lpush(NEW_JOBS_KEY, job.id)
         except redis.RedisError as exc:

@@ -69,8 +69,8 @@ class EasyOcrEngine(OcrEngine):
         self._device = "cuda" if self.settings.gpu and torch.cuda.is_available() else "cpu"
         path = self.model_dir / detection_models["craft"]["filename"]
         if not path.is_file():
-            raise EngineError(
-                f"easyocr detector weights missing: {path}; run `{_pull_hint()}`",
+            raise EngineError(  # the message reaches users: no server path
+                f"the model easyocr-en is not installed (easyocr/{path.name} missing); run `{_pull_hint()}`",
                 code="model_not_available",
             )
         official = _md5(path) == detection_models["craft"]["md5sum"]
@@ -102,7 +102,7 @@ class EasyOcrEngine(OcrEngine):
                 ) from exc
             except FileNotFoundError as exc:
                 raise EngineError(
-                    f"easyocr recogniser weights missing for {list(key)}: {exc}; English: run "
+                    f"the easyocr recogniser for {list(key)} is not installed; English: run "
                     f"`{_pull_hint()}`, other languages: docs/models.md",
                     code="model_not_available",
                 ) from exc
