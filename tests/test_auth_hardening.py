@@ -38,7 +38,7 @@ def client(sqlite_url: str, redis_url: str, tmp_path: Path) -> Iterator[TestClie
         core=CoreSettings(database_url=sqlite_url, redis_url=redis_url, media_dir=tmp_path / "media"),
         secret_key=SecretStr(SECRET),
         admin=AdminSettings(username=ADMIN, password=SecretStr(FIRST_PASSWORD)),
-        login=LoginSettings(account_free_failures=3, address_free_failures=8),
+        login=LoginSettings(pair_free_failures=3, account_free_failures=6, address_free_failures=8),
     )
     with TestClient(create_app(settings)) as c:
         yield c
@@ -65,6 +65,59 @@ def test_repeated_failures_lock_the_account_with_backoff(client: TestClient) -> 
     time.sleep(2.1)
     assert login(client, "bob", "bobs-password-123")["access_token"]  # success clears the count
     assert_envelope(guess(client, "bob"), 401, "invalid_credentials")
+
+
+def test_a_guesser_locks_itself_out_not_the_owner_nor_its_neighbours(redis_url: str) -> None:
+    """Locks are per (account, address): bob's guesser at 203.0.113.7 is locked, bob at home and
+    alice behind the guesser's own address are not; guesses from many addresses reach the
+    account's ceiling and lock it for everyone. (One client locked every account behind its
+    address, and anyone could lock bob's account.)"""
+    import redis as redislib
+
+    from mediafleet.common.errors import TooManyRequests
+    from mediafleet.gateway.login_guard import LoginGuard
+
+    conn = redislib.Redis.from_url(redis_url)
+    conn.flushdb()
+    guard = LoginGuard(conn, pair_free=3, account_free=10, address_free=100)
+    for _ in range(4):
+        guard.check("bob", "203.0.113.7")
+        guard.failed("bob", "203.0.113.7")
+    with pytest.raises(TooManyRequests):
+        guard.check("bob", "203.0.113.7")
+    guard.check("bob", "198.51.100.2")  # the owner elsewhere: not locked
+    guard.check("alice", "203.0.113.7")  # a neighbour behind the same address: not locked
+    for i in range(6):  # a distributed guess: 4 + 6 failures from new addresses = the ceiling
+        guard.failed("bob", f"192.0.2.{i}")
+    guard.failed("bob", "192.0.2.99")
+    with pytest.raises(TooManyRequests):
+        guard.check("bob", "198.51.100.2")  # past the account's ceiling: locked for everyone
+
+
+def test_forwarded_for_is_trusted_from_configured_proxies_only(
+    tmp_path: Path, pg_url: str, redis_url: str
+) -> None:
+    """Natively no proxy is trusted: a local process sending X-Forwarded-For cannot pose as
+    other clients (each guess counts against its own address)."""
+    import httpx
+
+    from tests.fleet import Fleet
+
+    fleet = Fleet(tmp_path, pg_url, redis_url, GATEWAY_LOGIN__PAIR_FREE_FAILURES="2")
+    try:
+        fleet.start("gateway")
+        with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as c:
+            codes = [
+                c.post(
+                    "/v1/auth/token",
+                    data={"username": "admin", "password": "wrong-password-1"},
+                    headers={"X-Forwarded-For": f"192.0.2.{i}"},
+                ).status_code  # fmt: skip
+                for i in range(5)
+            ]
+        assert codes[:3] == [401, 401, 401] and 429 in codes[3:], codes  # one address: 127.0.0.1
+    finally:
+        fleet.stop_all()
 
 
 def test_one_address_guessing_many_accounts_is_slowed(client: TestClient) -> None:

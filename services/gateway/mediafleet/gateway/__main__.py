@@ -14,7 +14,10 @@ def main() -> None:
         factory=True,
         host=settings.host,
         port=settings.port,
-        proxy_headers=True,
+        # X-Forwarded-For only from the proxies named (none by default): uvicorn otherwise trusts
+        # FORWARDED_ALLOW_IPS, 127.0.0.1 by default, so any local process could name a client
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or "",
         workers=settings.workers,
         log_level=settings.core.log_level.lower(),
     )

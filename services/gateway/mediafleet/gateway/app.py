@@ -79,6 +79,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         batch=BatchExecutor(None, cache, limits),
         login_guard=LoginGuard(
             rclient,
+            pair_free=settings.login.pair_free_failures,
             account_free=settings.login.account_free_failures,
             address_free=settings.login.address_free_failures,
             window_s=settings.login.window_s,

@@ -37,9 +37,11 @@ class BatchSettings(BaseModel):
 class LoginSettings(BaseModel):
     """Slowing down password guessing (see ``mediafleet.gateway.login_guard``)."""
 
-    #: Failures within ``window_s`` that cost nothing, per account and per client address.
-    account_free_failures: int = Field(default=5, ge=1)
-    address_free_failures: int = Field(default=20, ge=1)
+    #: Failures within ``window_s`` that cost nothing: per (account, client address) pair, then
+    #: the ceilings per account (guesses from many addresses) and per address (many accounts).
+    pair_free_failures: int = Field(default=5, ge=1)
+    account_free_failures: int = Field(default=50, ge=1)
+    address_free_failures: int = Field(default=100, ge=1)
     window_s: int = Field(default=900, ge=1)
     #: Longest lock after repeated failures, seconds (locks double: 1, 2, 4, ...).
     max_lock_s: int = Field(default=900, ge=1)
@@ -57,6 +59,10 @@ class GatewaySettings(BaseSettings):
     #: development only; elsewhere they need ``Authorization: Bearer <internals_token>`` (and
     #: answer 404 while no token is set). Prometheus scrapes with that token.
     internals_open: bool | None = None
+    #: Addresses (IPs, CIDRs, or ``*``) of proxies whose ``X-Forwarded-For`` names the client;
+    #: empty (default): none, the peer's address counts (natively no local process can spoof a
+    #: client address). The compose fleet: ``*`` (only nginx reaches the gateway's network).
+    trusted_proxies: str = ""
     #: Job event streams (SSE) one account may hold open at once, per gateway process (more: 429).
     max_streams_per_user: int = Field(default=10, ge=1, le=1000)
     internals_token: SecretStr | None = None

@@ -87,8 +87,8 @@ async def login(
 
     401 ``invalid_credentials`` for a wrong password or an unknown user alike (same work: an
     unknown user's password is checked against a dummy hash, so timing tells nothing); 429
-    ``rate_limited`` with ``Retry-After`` after repeated failures for the account or the
-    client address (``GATEWAY_LOGIN__*``). Hashing runs off the event loop, at most
+    ``rate_limited`` with ``Retry-After`` after repeated failures for the account from that
+    client address, or many for the account or the address (``GATEWAY_LOGIN__*``). Hashing runs off the event loop, at most
     ``GATEWAY_LOGIN__CONCURRENT_HASHES`` at once, so a login flood queues on itself.
     """
     address = request.client.host if request.client else None
@@ -112,7 +112,7 @@ async def login(
             guard.failed(form.username, address)
         raise Unauthorized("incorrect username or password", code="invalid_credentials")
     if guard is not None:
-        guard.succeeded(form.username)
+        guard.succeeded(form.username, address)
     return pair
 
 
