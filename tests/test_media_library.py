@@ -254,3 +254,50 @@ def test_media_token_opens_original_and_thumbnail_of_that_media_only(client: Tes
     assert_envelope(client.post(f"/v1/media/{bus}/token", headers=auth(bob)), 404, "media_not_found")
     # a bearer header wins over the query: bob's header with admin's link is bob's request
     assert_envelope(client.get(link["url"], headers=auth(bob)), 404, "media_not_found")
+
+
+def test_storage_quotas_per_account(client: TestClient) -> None:
+    """An admin sets bob's quota (files, bytes): past it an upload is 413 quota_exceeded and
+    nothing is stored; the same bytes bob already has cost nothing; /v1/users/me shows the use."""
+    admin = admin_token(client)
+    bob = create_user(client, admin, "bob", "bobs-password-123")
+    bob_id = client.get("/v1/users/me", headers=auth(bob)).json()["id"]
+    resp = client.patch(f"/v1/users/{bob_id}", json={"quota_files": 1}, headers=auth(admin))
+    assert resp.status_code == 200 and resp.json()["quota_files"] == 1
+    first = upload(client, bob, sample("phototest.tif"))
+    assert first.status_code == 201
+    error = assert_envelope(upload(client, bob, sample("english.png")), 413, "quota_exceeded")
+    assert error["details"]["used_files"] == 1 and error["details"]["quota_files"] == 1
+    assert upload(client, bob, sample("phototest.tif")).status_code == 201  # already his: no new use
+    me = client.get("/v1/users/me", headers=auth(bob)).json()
+    assert (me["used_files"], me["used_bytes"]) == (1, sample("phototest.tif").stat().st_size)
+    client.patch(f"/v1/users/{bob_id}", json={"quota_files": 0, "quota_bytes": 100_000}, headers=auth(admin))
+    assert_envelope(upload(client, bob, sample("english.png")), 413, "quota_exceeded")  # 1.7 MB > 100 kB
+    assert client.get("/v1/media", headers=auth(bob)).json()["count"] == 1
+    assert upload(client, admin, sample("english.png")).status_code == 201  # the admin has no quota
+    assert_envelope(client.patch(f"/v1/users/{bob_id}", json={"quota_files": -1}, headers=auth(admin)), 422)
+
+
+def test_a_full_media_disk_is_507_and_not_ready(settings: GatewaySettings, tmp_path: Path) -> None:
+    """The media volume full (a 1 MiB tmpfs, mounted as root): an upload answers 507 with the
+    envelope (it was a 500), leaves no part behind, and /readyz says the disk is low."""
+    import subprocess
+
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True, text=True
+    )
+    assert mounted.returncode == 0, f"this test mounts a tmpfs as root: {mounted.stderr}"
+    try:
+        small = settings.model_copy(update={"core": settings.core.model_copy(update={"media_dir": disk})})
+        with TestClient(create_app(small)) as c:
+            token = admin_token(c)
+            error = assert_envelope(upload(c, token, sample("english.png")), 507, "insufficient_storage")
+            assert "disk is full" in error["message"]
+            assert list((disk / ".tmp").iterdir()) == []
+            ready = c.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["checks"]["media_disk"].startswith("low disk")
+            assert upload(c, token, sample("Rob_Lowe_0001.jpg")).status_code == 201  # 20 kB still fits
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

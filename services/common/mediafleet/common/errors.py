@@ -6,6 +6,7 @@ the HTTP status of its class (registry below, like starlette's handler lookup).
 
 from __future__ import annotations
 
+import errno
 import re
 import uuid
 from typing import Any
@@ -84,6 +85,12 @@ class GatewayTimeout(MediafleetError):
     """An upstream service did not answer in time."""
 
     status_code, code = 504, "upstream_timeout"
+
+
+class InsufficientStorage(MediafleetError):
+    """The disk that would hold it is full (RFC 4918's 507): nothing was stored."""
+
+    status_code, code = 507, "insufficient_storage"
 
 
 class EngineError(MediafleetError):
@@ -191,6 +198,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         422: "the request did not validate, or the media cannot be used",
         429: "rate limited (Retry-After)",
         500: "internal error (with the request id)",
+        507: "the media disk is full: nothing was stored",
         503: "a service it needs is unavailable (Retry-After when known)",
     }.items()
 }
@@ -266,6 +274,19 @@ def install_error_handlers(app: FastAPI) -> None:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:MAX_ERROR_TEXT]
         log.info("input_refused_by_database", path=request.url.path, reason=reason)
         return JSONResponse(envelope("invalid_input", f"a value cannot be stored: {reason}"), status_code=400)
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+        if exc.errno in (
+            errno.ENOSPC,
+            errno.EDQUOT,
+        ):  # a disk filled while writing (spooled upload, thumbnail)
+            log.error("disk_full", path=request.url.path, error=str(exc))
+            return JSONResponse(
+                envelope("insufficient_storage", "the server's disk is full: nothing was stored"),
+                status_code=507,
+            )
+        return await _unhandled(request, exc)
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:

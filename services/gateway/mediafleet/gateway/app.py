@@ -117,6 +117,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.ctx = ctx
     install_error_handlers(app)
 
+    def media_disk_check() -> str | None:
+        free = ctx.media.free_bytes()
+        if free >= settings.min_free_bytes:
+            return None
+        return f"low disk: {free >> 20} MiB free for media, below GATEWAY_MIN_FREE_BYTES ({settings.min_free_bytes >> 20} MiB)"
+
     def job_manager_check() -> str | None:
         # jobs are accepted but nothing runs them: not ready (uploads and reads still answer)
         state = job_manager_liveness(rclient)
@@ -124,7 +130,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app.include_router(
         health_router(
-            {"database": database_check(db), "redis": redis_check(rclient), "job_manager": job_manager_check},
+            {
+                "database": database_check(db),
+                "redis": redis_check(rclient),
+                "job_manager": job_manager_check,
+                "media_disk": media_disk_check,
+            },
             capabilities=lambda: capabilities(rclient),
         )
     )

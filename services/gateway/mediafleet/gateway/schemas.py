@@ -94,6 +94,10 @@ class UserPublic(BaseModel):
     must_change_password: bool
     has_webhook_secret: bool = False
     disabled: bool = False
+    quota_bytes: int = Field(default=0, description="bytes the account's uploads may hold (0: no limit)")
+    quota_files: int = Field(default=0, description="files the account may hold (0: no limit)")
+    used_bytes: int | None = Field(default=None, description="bytes its uploads hold now (GET /v1/users/me)")
+    used_files: int | None = Field(default=None, description="files it holds now (GET /v1/users/me)")
 
 
 class UserUpdate(BaseModel):
@@ -107,6 +111,8 @@ class UserUpdate(BaseModel):
     password: str | None = Field(
         default=None, description="a new password, to be changed at the next sign-in"
     )
+    quota_bytes: int | None = Field(default=None, ge=0, le=1 << 50, description="0: no limit")
+    quota_files: int | None = Field(default=None, ge=0, le=1 << 31, description="0: no limit")
 
 
 ApiKeyScope = Literal["read", "write", "admin"]

@@ -49,6 +49,13 @@ class LoginSettings(BaseModel):
     concurrent_hashes: int = Field(default=2, ge=1, le=64)
 
 
+class QuotaSettings(BaseModel):
+    """Default storage quota of an account (an admin sets another per account): 0, no limit."""
+
+    bytes: int = Field(default=0, ge=0)
+    files: int = Field(default=0, ge=0)
+
+
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -63,6 +70,10 @@ class GatewaySettings(BaseSettings):
     #: empty (default): none, the peer's address counts (natively no local process can spoof a
     #: client address). The compose fleet: ``*`` (only nginx reaches the gateway's network).
     trusted_proxies: str = ""
+    #: Per-account storage quotas (GATEWAY_QUOTA__BYTES, GATEWAY_QUOTA__FILES; 0: no limit).
+    quota: QuotaSettings = Field(default_factory=QuotaSettings)
+    #: Below this many bytes free on the media disk, /readyz answers 503 (uploads would fail).
+    min_free_bytes: int = Field(default=1 << 30, ge=0)
     #: Job event streams (SSE) one account may hold open at once, per gateway process (more: 429).
     max_streams_per_user: int = Field(default=10, ge=1, le=1000)
     internals_token: SecretStr | None = None

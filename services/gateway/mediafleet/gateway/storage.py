@@ -7,8 +7,10 @@ An upload is streamed to a temporary file while its SHA-256 is computed, probed
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from mediafleet.common.errors import PayloadTooLarge
+from mediafleet.common.errors import InsufficientStorage, PayloadTooLarge
 from mediafleet.common.media import MediaProbe, probe_media
 
 CHUNK = 1 << 20
@@ -68,8 +70,19 @@ class MediaStore:
             if created:
                 os.replace(tmp, final)
             return StoredFile(sha, size, probe, rel, created)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage(
+                    "the media disk is full: nothing was stored; an admin must free space",
+                    details={"free_bytes": self.free_bytes()},
+                ) from exc
+            raise
         finally:
             tmp.unlink(missing_ok=True)
+
+    def free_bytes(self) -> int:
+        """Bytes free on the media disk (for this process's user)."""
+        return shutil.disk_usage(self.root).free
 
     def thumbnail(self, name: str, make: Callable[[], bytes]) -> bytes:
         """The bytes of thumbnail ``.thumbs/<name>``, made by ``make`` the first time and

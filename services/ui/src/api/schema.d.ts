@@ -236,8 +236,8 @@ export interface paths {
          *
          *     401 ``invalid_credentials`` for a wrong password or an unknown user alike (same work: an
          *     unknown user's password is checked against a dummy hash, so timing tells nothing); 429
-         *     ``rate_limited`` with ``Retry-After`` after repeated failures for the account or the
-         *     client address (``GATEWAY_LOGIN__*``). Hashing runs off the event loop, at most
+         *     ``rate_limited`` with ``Retry-After`` after repeated failures for the account from that
+         *     client address, or many for the account or the address (``GATEWAY_LOGIN__*``). Hashing runs off the event loop, at most
          *     ``GATEWAY_LOGIN__CONCURRENT_HASHES`` at once, so a login flood queues on itself.
          */
         post: operations["login_v1_auth_token_post"];
@@ -586,9 +586,11 @@ export interface paths {
          *
          *     The content type comes from the bytes: images by Pillow (JPEG, PNG, TIFF, WebP, BMP,
          *     GIF), audio and video by PyAV (FLAC, MP3, Ogg, WAV, AAC, MP4/M4A, WebM/Matroska, AVI).
-         *     Errors: 413 over ``GATEWAY_MAX_UPLOAD_BYTES``; 415 not a supported format or codec; 422
-         *     empty, truncated, corrupt, without samples, or longer than
-         *     ``GATEWAY_MAX_MEDIA_DURATION_S`` (``media_too_long``). A rejected upload leaves nothing on disk or in the database.
+         *     Errors: 413 over ``GATEWAY_MAX_UPLOAD_BYTES``, or past the account's storage quota
+         *     (``quota_exceeded``); 415 not a supported format or codec; 422 empty, truncated, corrupt,
+         *     without samples, frames over the pixel cap, or longer than ``GATEWAY_MAX_MEDIA_DURATION_S``
+         *     (``media_too_long``); 507 the media disk is full. A rejected upload leaves nothing on disk or
+         *     in the database.
          */
         post: operations["upload_media_v1_media_post"];
         delete?: never;
@@ -906,7 +908,7 @@ export interface paths {
         };
         /**
          * List Users
-         * @description Every account, oldest first (admin).
+         * @description Every account, oldest first, with its storage quota (admin).
          */
         get: operations["list_users_v1_users_get"];
         put?: never;
@@ -925,7 +927,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Me */
+        /**
+         * Me
+         * @description The caller, with its storage quota and what its uploads hold now.
+         */
         get: operations["me_v1_users_me_get"];
         put?: never;
         post?: never;
@@ -978,7 +983,8 @@ export interface paths {
         head?: never;
         /**
          * Update User
-         * @description Disable or enable an account, grant or take admin, set a new password (admin).
+         * @description Disable or enable an account, grant or take admin, set a new password or a storage quota
+         *     (``quota_bytes``, ``quota_files``; 0: no limit) (admin).
          *
          *     Disabling or a new password revokes the account's tokens (a new password must be
          *     changed at the next sign-in); a disabled account's API keys are refused. An admin cannot
@@ -2399,6 +2405,28 @@ export interface components {
             is_admin: boolean;
             /** Must Change Password */
             must_change_password: boolean;
+            /**
+             * Quota Bytes
+             * @description bytes the account's uploads may hold (0: no limit)
+             * @default 0
+             */
+            quota_bytes?: number;
+            /**
+             * Quota Files
+             * @description files the account may hold (0: no limit)
+             * @default 0
+             */
+            quota_files?: number;
+            /**
+             * Used Bytes
+             * @description bytes its uploads hold now (GET /v1/users/me)
+             */
+            used_bytes?: number | null;
+            /**
+             * Used Files
+             * @description files it holds now (GET /v1/users/me)
+             */
+            used_files?: number | null;
             /** Username */
             username: string;
         };
@@ -2419,6 +2447,16 @@ export interface components {
              * @description a new password, to be changed at the next sign-in
              */
             password?: string | null;
+            /**
+             * Quota Bytes
+             * @description 0: no limit
+             */
+            quota_bytes?: number | null;
+            /**
+             * Quota Files
+             * @description 0: no limit
+             */
+            quota_files?: number | null;
         };
         /** VectorSyncPublic */
         VectorSyncPublic: {
@@ -2649,6 +2687,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     metrics_metrics_get: {
@@ -2761,6 +2808,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2887,6 +2943,15 @@ export interface operations {
                     "application/json": components["schemas"]["ReadinessReport"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     services_v1_admin_services_get: {
@@ -3006,6 +3071,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     list_api_keys_v1_api_keys_get: {
@@ -3118,6 +3192,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3248,6 +3331,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     revoke_api_key_v1_api_keys__key_id__delete: {
@@ -3360,6 +3452,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3490,6 +3591,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     logout_v1_auth_logout_post: {
@@ -3604,6 +3714,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3734,6 +3853,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     refresh_v1_auth_refresh_post: {
@@ -3850,6 +3978,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3980,6 +4117,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     batch_v1_batch_post: {
@@ -4103,6 +4249,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     list_faces_v1_faces_get: {
@@ -4218,6 +4373,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4359,6 +4523,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     get_face_v1_faces__face_id__get: {
@@ -4473,6 +4646,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4605,6 +4787,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     face_thumbnail_v1_faces__face_id__thumbnail_get: {
@@ -4722,6 +4913,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4847,6 +5047,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4980,6 +5189,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     get_job_v1_jobs__job_id__get: {
@@ -5101,6 +5319,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     cancel_job_v1_jobs__job_id__delete: {
@@ -5215,6 +5442,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5346,6 +5582,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     job_events_token_v1_jobs__job_id__events_token_post: {
@@ -5460,6 +5705,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5583,6 +5837,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5719,6 +5982,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     llm_service_get_v1_llm__path__get: {
@@ -5840,6 +6112,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     llm_service_post_v1_llm__path__post: {
@@ -5954,6 +6235,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6087,6 +6377,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     upload_media_v1_media_post: {
@@ -6203,6 +6502,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6331,6 +6639,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     media_content_v1_media__media_id__content_get: {
@@ -6447,6 +6764,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6580,6 +6906,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     similar_v1_media__media_id__similar_get: {
@@ -6698,6 +7033,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6831,6 +7175,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     media_token_v1_media__media_id__token_post: {
@@ -6945,6 +7298,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7076,6 +7438,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     enrol_v1_people_post: {
@@ -7192,6 +7563,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7322,6 +7702,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     get_person_v1_people__person_id__get: {
@@ -7443,6 +7832,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     forget_person_v1_people__person_id__delete: {
@@ -7555,6 +7953,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7687,6 +8094,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     person_media_v1_people__person_id__media_get: {
@@ -7801,6 +8217,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7933,6 +8358,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     search_v1_search_get: {
@@ -8049,6 +8483,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8175,6 +8618,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     list_users_v1_users_get: {
@@ -8287,6 +8739,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8417,6 +8878,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     me_v1_users_me_get: {
@@ -8529,6 +8999,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8655,6 +9134,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     delete_user_v1_users__user_id__delete: {
@@ -8767,6 +9255,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8892,6 +9389,15 @@ export interface operations {
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };

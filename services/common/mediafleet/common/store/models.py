@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -62,6 +63,10 @@ class User(Base):
     webhook_secret: Mapped[str | None] = mapped_column(String(128))
     #: A disabled account cannot sign in, and its tokens and API keys are refused.
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Storage quota set by an admin: bytes and files the account's uploads may hold (0: no
+    #: limit); None: the gateway's defaults (GATEWAY_QUOTA__BYTES / __FILES).
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    quota_files: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from mediafleet.common.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from mediafleet.common.store import ApiKey, TokenFamily, User
 from mediafleet.common.tokens import create_token, decode_token
+from mediafleet.gateway.context import GatewayContext
 from mediafleet.gateway.deps import (
     API_KEY_PREFIX,
     AdminUser,
@@ -29,6 +30,7 @@ from mediafleet.gateway.deps import (
     SessionDep,
     SignedInUser,
 )
+from mediafleet.gateway.quota import quota_of, storage_used
 from mediafleet.gateway.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -211,8 +213,10 @@ def change_password(
 
 
 @router.get("/v1/users/me", response_model=UserPublic)
-def me(user: CurrentUser) -> UserPublic:
-    return _public(user)
+def me(user: CurrentUser, ctx: ContextDep, session: SessionDep) -> UserPublic:
+    """The caller, with its storage quota and what its uploads hold now."""
+    used_files, used_bytes = storage_used(session, user.id)
+    return _public(user, ctx).model_copy(update={"used_bytes": used_bytes, "used_files": used_files})
 
 
 @router.post("/v1/users/me/webhook-secret", response_model=WebhookSecret, status_code=status.HTTP_201_CREATED)
@@ -243,20 +247,21 @@ def create_user(body: UserCreate, _: AdminUser, ctx: ContextDep, session: Sessio
     except IntegrityError as exc:
         session.rollback()
         raise Conflict(f"user {body.username!r} exists", code="user_exists") from exc
-    return _public(user)
+    return _public(user, ctx)
 
 
 @router.get("/v1/users", response_model=list[UserPublic])
-def list_users(_: AdminUser, session: SessionDep) -> list[UserPublic]:
-    """Every account, oldest first (admin)."""
-    return [_public(u) for u in session.scalars(select(User).order_by(User.id))]
+def list_users(_: AdminUser, ctx: ContextDep, session: SessionDep) -> list[UserPublic]:
+    """Every account, oldest first, with its storage quota (admin)."""
+    return [_public(u, ctx) for u in session.scalars(select(User).order_by(User.id))]
 
 
 @router.patch("/v1/users/{user_id:int}", response_model=UserPublic)
 def update_user(
     user_id: UserId, body: UserUpdate, admin: AdminUser, ctx: ContextDep, session: SessionDep
 ) -> UserPublic:
-    """Disable or enable an account, grant or take admin, set a new password (admin).
+    """Disable or enable an account, grant or take admin, set a new password or a storage quota
+    (``quota_bytes``, ``quota_files``; 0: no limit) (admin).
 
     Disabling or a new password revokes the account's tokens (a new password must be
     changed at the next sign-in); a disabled account's API keys are refused. An admin cannot
@@ -278,10 +283,14 @@ def update_user(
     if body.disabled is not None and body.disabled != user.disabled:
         user.disabled = body.disabled
         user.token_version += 1
+    if body.quota_bytes is not None:
+        user.quota_bytes = body.quota_bytes
+    if body.quota_files is not None:
+        user.quota_files = body.quota_files
     if body.is_admin is not None:
         user.is_admin = body.is_admin
     session.commit()
-    return _public(user)
+    return _public(user, ctx)
 
 
 @router.delete("/v1/users/{user_id:int}", status_code=status.HTTP_204_NO_CONTENT)
@@ -357,7 +366,8 @@ def _check_password(ctx, password: str) -> None:  # noqa: ANN001
         )
 
 
-def _public(user: User) -> UserPublic:
+def _public(user: User, ctx: GatewayContext | None = None) -> UserPublic:
+    quota_bytes, quota_files = quota_of(user, ctx.settings if ctx is not None else None)
     return UserPublic(
         id=user.id,
         username=user.username,
@@ -365,4 +375,6 @@ def _public(user: User) -> UserPublic:
         must_change_password=user.must_change_password,
         has_webhook_secret=bool(user.webhook_secret),
         disabled=user.disabled,
+        quota_bytes=quota_bytes,
+        quota_files=quota_files,
     )

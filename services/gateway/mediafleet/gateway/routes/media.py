@@ -25,6 +25,7 @@ from mediafleet.common.schemas import JobStatus
 from mediafleet.common.store import Job, Media, MediaOwner, Task, User
 from mediafleet.gateway.context import GatewayContext
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep, issue_link_token, user_or_link
+from mediafleet.gateway.quota import check_quota
 from mediafleet.gateway.schemas import LinkToken, MediaList, MediaPublic
 
 router = APIRouter(tags=["media"])
@@ -54,9 +55,11 @@ def upload_media(file: UploadFile, user: CurrentUser, ctx: ContextDep, session: 
 
     The content type comes from the bytes: images by Pillow (JPEG, PNG, TIFF, WebP, BMP,
     GIF), audio and video by PyAV (FLAC, MP3, Ogg, WAV, AAC, MP4/M4A, WebM/Matroska, AVI).
-    Errors: 413 over ``GATEWAY_MAX_UPLOAD_BYTES``; 415 not a supported format or codec; 422
-    empty, truncated, corrupt, without samples, or longer than
-    ``GATEWAY_MAX_MEDIA_DURATION_S`` (``media_too_long``). A rejected upload leaves nothing on disk or in the database.
+    Errors: 413 over ``GATEWAY_MAX_UPLOAD_BYTES``, or past the account's storage quota
+    (``quota_exceeded``); 415 not a supported format or codec; 422 empty, truncated, corrupt,
+    without samples, frames over the pixel cap, or longer than ``GATEWAY_MAX_MEDIA_DURATION_S``
+    (``media_too_long``); 507 the media disk is full. A rejected upload leaves nothing on disk or
+    in the database.
     """
     stored = ctx.media.save(file.file)
     try:
@@ -79,6 +82,7 @@ def upload_media(file: UploadFile, user: CurrentUser, ctx: ContextDep, session: 
         # bytes is not the caller's business
         deduplicated = owner is not None
         if owner is None:
+            check_quota(session, user, ctx.settings, stored.size_bytes)  # 413 quota_exceeded
             owner = MediaOwner(
                 media_id=stored.sha256, user_id=user.id, filename=clean_filename(file.filename)
             )
@@ -94,7 +98,7 @@ def upload_media(file: UploadFile, user: CurrentUser, ctx: ContextDep, session: 
         deduplicated = True
     except BaseException:
         session.rollback()
-        ctx.media.discard(stored)
+        ctx.media.discard(stored)  # only a file this call created
         raise
     return _public(media, owner, deduplicated)
 
