@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make env: write .env from .env.example with generated secrets (never committed: .gitignore).
-#   POSTGRES_PASSWORD, GATEWAY_SECRET_KEY: random, never printed.
+#   POSTGRES_PASSWORD, GATEWAY_SECRET_KEY, INTERNAL_TOKEN: random, never printed.
 #   GATEWAY_ADMIN_PASSWORD: random, printed once: the first admin signs in with it and must
 #   choose their own at that first sign-in.
 # Refuses to overwrite an existing .env (FORCE=1 replaces it: the fleet's volumes keep data
@@ -16,6 +16,7 @@ admin=$(rand 12)
 umask 077
 sed -e "s|^POSTGRES_PASSWORD=.*|POSTGRES_PASSWORD=$(rand 24)|" \
     -e "s|^GATEWAY_SECRET_KEY=.*|GATEWAY_SECRET_KEY=$(rand 32)|" \
+    -e "s|^INTERNAL_TOKEN=.*|INTERNAL_TOKEN=$(rand 32)|" \
     -e "s|^GATEWAY_ADMIN_PASSWORD=.*|GATEWAY_ADMIN_PASSWORD=$admin|" \
     .env.example > .env
 echo ".env written (mode 600) with generated secrets"

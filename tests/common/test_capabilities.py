@@ -144,3 +144,27 @@ def test_generic_app_bad_requests_get_the_envelope(echo_app: TestClient, form: d
 def test_task_function_needs_a_worker_runtime() -> None:
     with pytest.raises(RuntimeError, match="no runtime bound"):
         run_task({"task": "echo", "job_id": "j", "task_id": "t"})
+
+
+def test_an_ai_services_port_answers_the_fleet_only() -> None:
+    """MEDIAFLEET_INTERNAL_TOKEN set: /v1/predict and /v1/models of any capability's service
+    need it (a local process cannot run models or read what is loaded); probes stay open."""
+    from pydantic import SecretStr
+
+    from mediafleet.common.settings import CoreSettings
+
+    cap = registry.get("echo")
+    runner = cap.build_runner(
+        cap.load_settings(core=CoreSettings(internal_token=SecretStr("t0k3n-of-the-fleet")))
+    )
+    runner.preload()
+    with TestClient(create_service_app(cap, runner)) as c:
+        data = {"task": "echo", "options": '{"text": "hi"}'}
+        files = {"file": ("a.png", sample("english.png").read_bytes())}
+        assert c.post("/v1/predict", files=files, data=data).status_code == 401
+        assert c.get("/v1/models").status_code == 401
+        ok = c.post(
+            "/v1/predict", files=files, data=data, headers={"Authorization": "Bearer t0k3n-of-the-fleet"}
+        )
+        assert ok.status_code == 200 and ok.json()["text"] == "hi"
+        assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200

@@ -49,6 +49,7 @@ class ComposeFleet:
         env = {
             "POSTGRES_PASSWORD": secrets.token_hex(16),
             "GATEWAY_SECRET_KEY": secrets.token_hex(32),
+            "INTERNAL_TOKEN": secrets.token_hex(32),
             "GATEWAY_ADMIN_PASSWORD": "first-" + secrets.token_hex(8),
             "HTTPS_PORT": str(self.https_port),
             "HTTP_PORT": str(self.http_port),
@@ -67,6 +68,8 @@ class ComposeFleet:
                 env[key] = os.environ[key]
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         self.admin_password = env["GATEWAY_ADMIN_PASSWORD"]
+        #: what the fleet's internal calls carry (vector_db, the AI services' own ports)
+        self.internal_token = env["INTERNAL_TOKEN"]
         self.base = f"https://localhost:{self.https_port}"
         self.ca = workdir / "fleet-ca.pem"
 

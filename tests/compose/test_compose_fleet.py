@@ -160,8 +160,15 @@ def test_clip_embeddings_reach_vector_db_for_similar_and_semantic_search(
         assert hits.json()["collection"] == "clip-mf-tiny-clip-seed0"
         assert sorted(h["media_id"] for h in hits.json()["data"]) == sorted(vecs)
     collections = fleet.compose(
-        "exec", "-T", "vector_db", "curl", "-fsS", "http://127.0.0.1:8103/v1/collections"
-    ).stdout
+        "exec", "-T", "vector_db", "curl", "-fsS", "-H", f"Authorization: Bearer {fleet.internal_token}",
+        "http://127.0.0.1:8103/v1/collections",
+    ).stdout  # fmt: skip
+    # nothing else on the fleet's network reads vectors: no token, 401
+    anonymous = fleet.compose(
+        "exec", "-T", "vector_db", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+        "http://127.0.0.1:8103/v1/collections", check=False,
+    ).stdout  # fmt: skip
+    assert anonymous.strip() == "401", anonymous
     (coll,) = [c for c in json.loads(collections)["data"] if c["name"] == "clip-mf-tiny-clip-seed0"]
     assert coll["dim"] == 32 and coll["count"] >= 3
 
@@ -402,6 +409,8 @@ def test_vector_db_keeps_acknowledged_vectors_across_sigkill(fleet: ComposeFleet
             url,
             "-H",
             "content-type: application/json",
+            "-H",
+            f"Authorization: Bearer {fleet.internal_token}",
         ]
         if body is not None:
             args += ["-d", json.dumps(body)]

@@ -186,3 +186,29 @@ def test_http_api(tmp_path: Path) -> None:
         assert c.get("/readyz").status_code == 200
         assert c.delete("/v1/collections/clip").status_code == 204
         assert c.get("/v1/collections").json() == {"data": []}
+
+
+def test_only_the_fleet_is_answered_and_bodies_are_bounded(tmp_path: Path) -> None:
+    """With MEDIAFLEET_INTERNAL_TOKEN set (compose sets it) every call but the probes and
+    /metrics needs it: another process on the host or the network reads no user's vectors.
+    A body over VECTOR_DB_MAX_BODY_BYTES is 413 before it is parsed."""
+    from pydantic import SecretStr
+
+    from mediafleet.common.settings import CoreSettings
+
+    settings = VectorDbSettings(
+        data_dir=tmp_path, core=CoreSettings(internal_token=SecretStr("fleet-token-0123456789")),
+        max_body_bytes=1 << 16,
+    )  # fmt: skip
+    fleet = {"Authorization": "Bearer fleet-token-0123456789"}
+    with TestClient(create_app(settings)) as c:
+        anonymous = c.get("/v1/collections")
+        assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "internal_token_required"
+        assert c.get("/v1/collections", headers={"Authorization": "Bearer guess"}).status_code == 401
+        assert c.get("/v1/collections", headers=fleet).json() == {"data": []}
+        for probe in ("/healthz", "/readyz", "/metrics"):
+            assert c.get(probe).status_code == 200, probe
+        assert c.put("/v1/collections/c", json={"dim": 3}, headers=fleet).status_code == 201
+        big = {"owner": "u", "items": [{"id": str(i), "vector": [0.1, 0.2, 0.3]} for i in range(3000)]}
+        over = c.post("/v1/collections/c/upsert", json=big, headers=fleet)
+        assert over.status_code == 413 and over.json()["error"]["code"] == "payload_too_large"

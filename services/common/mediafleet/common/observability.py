@@ -168,3 +168,49 @@ def serve_in_thread(app: FastAPI, host: str, port: int) -> threading.Thread:
     thread = threading.Thread(target=server.run, name=f"http-{port}", daemon=True)
     thread.start()
     return thread
+
+
+#: Paths open without the internal token: container probes and Prometheus.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class InternalTokenGuard:
+    """Pure ASGI: every path but :data:`OPEN_PATHS` needs ``Authorization: Bearer <token>``
+    (``MEDIAFLEET_INTERNAL_TOKEN``), else 401 with the error envelope. ``token`` None: open."""
+
+    def __init__(self, app: ASGIApp, token: str | None):
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.token or scope["type"] != "http" or scope.get("path") in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        import hmac
+        import json
+
+        from mediafleet.common.errors import envelope
+
+        given = dict(scope.get("headers") or []).get(b"authorization", b"")
+        if hmac.compare_digest(given, f"Bearer {self.token}".encode()):
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps(
+            envelope("internal_token_required", "this internal service answers the fleet only")
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})  # fmt: skip
+
+
+def internal_headers(core: Any) -> dict[str, str]:
+    """The header a fleet service sends on an internal call (``{}`` without a token)."""
+    token = getattr(core, "internal_token", None)
+    return {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}

@@ -18,7 +18,12 @@ from starlette.concurrency import run_in_threadpool
 
 from mediafleet.common.capability import Capability, Runner
 from mediafleet.common.errors import BadRequest, install_error_handlers
-from mediafleet.common.observability import MetricsMiddleware, ReadinessCheck, health_router
+from mediafleet.common.observability import (
+    InternalTokenGuard,
+    MetricsMiddleware,
+    ReadinessCheck,
+    health_router,
+)
 
 
 def _json_form(name: str, value: str | None) -> dict[str, Any]:
@@ -51,6 +56,9 @@ def create_service_app(
             components_key="details",
         )
     )
+    core = getattr(runner.settings, "core", None)
+    token = core.internal_token.get_secret_value() if core is not None and core.internal_token else None
+    app.add_middleware(InternalTokenGuard, token=token)  # /v1/predict, /v1/models, its own API
     app.add_middleware(MetricsMiddleware, service=cap.name)
     results = tuple(spec.result for spec in cap.tasks)
     result_type: Any = results[0] if len(results) == 1 else Union[results]  # noqa: UP007

@@ -54,6 +54,12 @@ class CoreSettings(BaseSettings):
     media_url_base: str | None = None
     #: Lifetime of a signed media URL, seconds (covers the wait in the queue and retries).
     media_url_ttl_s: int = Field(default=6 * 3600, ge=60)
+    #: Shared secret of the fleet's internal HTTP calls (gateway and job_manager to vector_db,
+    #: the gateway to a capability's own API): when set, vector_db and every AI service's HTTP
+    #: port answer only ``Authorization: Bearer <it>`` (probes and /metrics stay open), so no
+    #: other local process or container can read another user's vectors or run models. Compose
+    #: requires it (``make env`` writes one); unset natively (development).
+    internal_token: SecretStr | None = None
     #: Let webhooks target loopback/private/link-local addresses (SSRF guard off; tests, LANs).
     webhook_allow_private_targets: bool = False
     #: Delivery attempts of one webhook before it is marked failed, and the backoff base (s).

@@ -34,12 +34,18 @@ class VectorDbClient:
     """Thin synchronous client; every call raises :class:`VectorDbError` on failure."""
 
     def __init__(
-        self, url: str, timeout_s: float = 10.0, index: str = "flat", http: httpx.Client | None = None
+        self,
+        url: str,
+        timeout_s: float = 10.0,
+        index: str = "flat",
+        http: httpx.Client | None = None,
+        headers: dict[str, str] | None = None,
     ):
         self.url = url.rstrip("/")
         self.index = index
         #: ``http``: an httpx client to use instead (tests pass the app's TestClient).
-        self._http = http or httpx.Client(base_url=self.url, timeout=timeout_s)
+        #: ``headers``: on every call (the fleet's internal token: observability.internal_headers).
+        self._http = http or httpx.Client(base_url=self.url, timeout=timeout_s, headers=headers or {})
         self._known: dict[str, int] = {}
 
     def close(self) -> None:

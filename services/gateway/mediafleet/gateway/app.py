@@ -17,7 +17,13 @@ from sqlalchemy.exc import IntegrityError
 from mediafleet.common import registry
 from mediafleet.common.errors import ERROR_RESPONSES, install_error_handlers
 from mediafleet.common.logging import configure_logging
-from mediafleet.common.observability import MetricsMiddleware, database_check, health_router, redis_check
+from mediafleet.common.observability import (
+    MetricsMiddleware,
+    database_check,
+    health_router,
+    internal_headers,
+    redis_check,
+)
 from mediafleet.common.queues import job_manager_liveness
 from mediafleet.common.store import User, create_db_engine, migrate, session_factory
 from mediafleet.common.vectors import VectorDbClient
@@ -86,7 +92,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             max_lock_s=settings.login.max_lock_s,
         ),
         vectors=(
-            VectorDbClient(settings.core.vector_db_url, settings.core.vector_timeout_s)
+            VectorDbClient(
+                settings.core.vector_db_url,
+                settings.core.vector_timeout_s,
+                headers=internal_headers(settings.core),
+            )
             if settings.core.vector_db_url
             else None
         ),

@@ -15,7 +15,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from mediafleet.common.errors import install_error_handlers
 from mediafleet.common.logging import configure_logging
-from mediafleet.common.observability import database_check, health_router, redis_check, serve_in_thread
+from mediafleet.common.observability import (
+    database_check,
+    health_router,
+    internal_headers,
+    redis_check,
+    serve_in_thread,
+)
 from mediafleet.common.queues import (
     JOB_MANAGER_HEARTBEAT_KEY,
     JOB_MANAGER_HEARTBEAT_TTL_S,
@@ -120,7 +126,9 @@ def _webhook_loop(manager: JobManager, stop: threading.Event) -> None:
 
 def _vector_loop(manager: JobManager, stop: threading.Event) -> None:
     core = manager.settings.core
-    client = VectorDbClient(core.vector_db_url or "", core.vector_timeout_s, core.vector_index)
+    client = VectorDbClient(
+        core.vector_db_url or "", core.vector_timeout_s, core.vector_index, headers=internal_headers(core)
+    )
     while not stop.is_set():
         try:
             done = sync_due(manager.sessions, core, client)

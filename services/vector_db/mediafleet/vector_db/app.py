@@ -24,7 +24,8 @@ from fastapi import FastAPI, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mediafleet.common.errors import install_error_handlers
-from mediafleet.common.observability import MetricsMiddleware, health_router
+from mediafleet.common.limits import UploadSizeLimit
+from mediafleet.common.observability import InternalTokenGuard, MetricsMiddleware, health_router
 from mediafleet.vector_db.settings import VectorDbSettings
 from mediafleet.vector_db.store import CollectionSpec, VectorStore
 
@@ -82,6 +83,10 @@ def create_app(settings: VectorDbSettings | None = None, store: VectorStore | No
 
     app = FastAPI(title="mediafleet vector_db", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    token = settings.core.internal_token
+    app.add_middleware(InternalTokenGuard, token=token.get_secret_value() if token else None)
+    # 1000 items of 4096 floats as JSON are ~90 MB: a bound, not a working size
+    app.add_middleware(UploadSizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service="vector_db")
     app.include_router(health_router({"store": lambda: None if state["opened"] else "opening"}))
     app.state.store = store

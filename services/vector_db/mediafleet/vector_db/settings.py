@@ -19,4 +19,6 @@ class VectorDbSettings(ServiceSettings):
     snapshot_every: int = Field(default=10_000, ge=1)
     #: fsync the log on every write (off only for benchmarks of the index itself).
     fsync: bool = True
+    #: Largest request body, bytes (413 beyond): an upsert of 1000 items of 512 floats is ~11 MB.
+    max_body_bytes: int = Field(default=32 << 20, ge=1 << 16)
     http_port: int = 8103

@@ -20,6 +20,7 @@ from fastapi.responses import StreamingResponse
 from mediafleet.common import registry
 from mediafleet.common.capability import HttpApi
 from mediafleet.common.errors import GatewayTimeout, NotFound, ServiceUnavailable
+from mediafleet.common.observability import internal_headers
 from mediafleet.gateway.deps import ContextDep, CurrentUser
 
 log = structlog.get_logger("mediafleet.gateway.proxy")
@@ -45,7 +46,12 @@ async def forward(api: HttpApi, path: str, request: Request, ctx: Any) -> Respon
     url = f"{base.rstrip('/')}{api.service_prefix}/{path}"
     sending = asyncio.ensure_future(
         client.send(
-            client.build_request(method, url, content=body, headers={"content-type": "application/json"}),
+            client.build_request(
+                method,
+                url,
+                content=body,
+                headers={"content-type": "application/json", **internal_headers(ctx.settings.core)},
+            ),  # fmt: skip
             stream=True,
         )
     )
