@@ -6,10 +6,10 @@ import os
 
 os.environ.setdefault("MEDIAFLEET_EXTRA_CAPABILITIES", "tests.echo_capability.contract:CAPABILITY")
 
-from tests.conftest import *  # noqa: E402, F403
+from tests.conftest import *  # noqa: F403
 
 
-def pytest_report_header(config) -> list[str]:  # noqa: ANN001
+def pytest_report_header(config) -> list[str]:
     """Where Redis and PostgreSQL come from, and their versions (said once, at the top)."""
     from tests.servers import image_versions, server_mode
 

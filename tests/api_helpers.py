@@ -9,7 +9,7 @@ FIRST_PASSWORD = "first-admin-password"
 NEW_PASSWORD = "a-much-better-password"
 
 
-def login(client, username: str, password: str) -> dict:  # noqa: ANN001
+def login(client, username: str, password: str) -> dict:
     resp = client.post("/v1/auth/token", data={"username": username, "password": password})
     assert resp.status_code == 200, resp.text
     return resp.json()
@@ -19,7 +19,7 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def admin_token(client) -> str:  # noqa: ANN001
+def admin_token(client) -> str:
     """Log in as the first admin and change its password, as a fresh deployment requires."""
     first = login(client, ADMIN, FIRST_PASSWORD)
     resp = client.post(
@@ -31,7 +31,7 @@ def admin_token(client) -> str:  # noqa: ANN001
     return resp.json()["access_token"]
 
 
-def create_user(client, admin: str, username: str, password: str) -> str:  # noqa: ANN001
+def create_user(client, admin: str, username: str, password: str) -> str:
     """Create an account as an admin does, then sign in as it and choose ``password`` (a
     password an admin set must be changed at first sign-in). Returns the user's access token."""
     temporary = password + "-from-admin"
@@ -48,12 +48,12 @@ def create_user(client, admin: str, username: str, password: str) -> str:  # noq
     return resp.json()["access_token"]
 
 
-def upload(client, token: str, path: Path, name: str | None = None):  # noqa: ANN001, ANN201
+def upload(client, token: str, path: Path, name: str | None = None):
     with path.open("rb") as fh:
         return client.post("/v1/media", files={"file": (name or path.name, fh)}, headers=auth(token))
 
 
-def assert_envelope(resp, status: int, code: str | None = None) -> dict:  # noqa: ANN001
+def assert_envelope(resp, status: int, code: str | None = None) -> dict:
     assert resp.status_code == status, resp.text
     body = resp.json()
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
@@ -63,7 +63,7 @@ def assert_envelope(resp, status: int, code: str | None = None) -> dict:  # noqa
     return body["error"]
 
 
-def wait_job(client, token: str, job_id: str, timeout: float = 120.0, until=None) -> dict:  # noqa: ANN001
+def wait_job(client, token: str, job_id: str, timeout: float = 120.0, until=None) -> dict:
     """Poll ``GET /v1/jobs/{id}`` until ``until(job)`` (default: a terminal status)."""
     import time
 
@@ -88,7 +88,7 @@ def vectors_settled(job: dict) -> bool:
     )
 
 
-def create_job(client, token: str, media_id: str, **fields) -> str:  # noqa: ANN001, ANN003
+def create_job(client, token: str, media_id: str, **fields) -> str:
     """``POST /v1/jobs`` for an OCR job (``fields``: ``options``, ``priority``); returns the job id."""
     resp = client.post(
         "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], **fields}, headers=auth(token)
@@ -97,7 +97,7 @@ def create_job(client, token: str, media_id: str, **fields) -> str:  # noqa: ANN
     return resp.json()["job_id"]
 
 
-def sse_events(  # noqa: ANN001
+def sse_events(
     client, token: str | None, job_id: str, into: list | None = None, url: str | None = None
 ) -> list[tuple[str, dict]]:
     """Follow ``GET /v1/jobs/{id}/events`` (or ``url``, e.g. with a link token and no

@@ -39,7 +39,7 @@ class Console:
     errors: list[str] = field(default_factory=list)
 
 
-def shot(page, name: str, full_page: bool = True) -> Path:  # noqa: ANN001
+def shot(page, name: str, full_page: bool = True) -> Path:
     """Save a PNG of the page as ``<artifacts>/<name>.png``."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
@@ -60,7 +60,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:  # noqa: ANN001
+def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:
     """A page in a fresh context (1280 x 900, English, the fleet's self-signed certificate
     accepted); on failure its HTML and console log are saved."""
     context = browser.new_context(

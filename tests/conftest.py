@@ -105,7 +105,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, pg_url: str, redis_url: str):  # noqa: ANN201
+def fleet(tmp_path: Path, pg_url: str, redis_url: str):
     """gateway + job_manager + ocr worker as real processes on real PostgreSQL and Redis."""
     from tests.fleet import Fleet
 

@@ -214,7 +214,7 @@ def compose_image(var: str) -> str:
     return os.environ.get(var) or default.group(1)
 
 
-def _docker():  # noqa: ANN202
+def _docker():
     import docker
 
     client = docker.from_env(timeout=10)
@@ -222,7 +222,7 @@ def _docker():  # noqa: ANN202
     return client
 
 
-def _image_available(client, image: str) -> bool:  # noqa: ANN001
+def _image_available(client, image: str) -> bool:
     import docker.errors
 
     try:
@@ -261,7 +261,7 @@ def server_mode() -> tuple[str, str]:
     return "process", f"{problem}: falling back to local redis-server/postgres processes"
 
 
-def _publish_on_loopback(container, port: int, host_port: int) -> None:  # noqa: ANN001
+def _publish_on_loopback(container, port: int, host_port: int) -> None:
     # with_bind_ports() takes a port only (it would publish on 0.0.0.0); docker-py's run(ports=)
     # also takes (host_ip, host_port), which is what testcontainers passes its ports dict to.
     container.ports[str(port)] = ("127.0.0.1", host_port)

@@ -44,7 +44,7 @@ def client(sqlite_url: str, redis_url: str, tmp_path: Path) -> Iterator[TestClie
         yield c
 
 
-def guess(client: TestClient, username: str, password: str = "wrong-password-1"):  # noqa: ANN201
+def guess(client: TestClient, username: str, password: str = "wrong-password-1"):
     return client.post("/v1/auth/token", data={"username": username, "password": password})
 
 
@@ -193,7 +193,7 @@ def test_development_never_signs_with_a_public_key(
         assert c.get("/v1/users/me", headers=auth(token)).status_code == 200
 
 
-def refresh(client: TestClient, refresh_token: str):  # noqa: ANN201
+def refresh(client: TestClient, refresh_token: str):
     return client.post("/v1/auth/refresh", json={"refresh_token": refresh_token})
 
 

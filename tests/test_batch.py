@@ -92,13 +92,13 @@ def token(client: TestClient) -> str:
     return admin_token(client)
 
 
-def batch(client: TestClient, token: str, requests: list, **options) -> dict:  # noqa: ANN003
+def batch(client: TestClient, token: str, requests: list, **options) -> dict:
     resp = client.post("/v1/batch", json={"requests": requests, "options": options}, headers=auth(token))
     assert resp.status_code == 200, resp.text
     return resp.json()
 
 
-def get(rid: str, path: str, **query) -> dict:  # noqa: ANN003
+def get(rid: str, path: str, **query) -> dict:
     return {"id": rid, "method": "GET", "path": path, "query": query}
 
 

@@ -30,7 +30,7 @@ class Stack:
     def media(self, name: str = "english.png") -> str:
         return upload(self.client, self.token, sample(name)).json()["media_id"]
 
-    def create(self, media_id: str, tasks: list[str], **fields) -> str:  # noqa: ANN003
+    def create(self, media_id: str, tasks: list[str], **fields) -> str:
         resp = self.client.post(
             "/v1/jobs", json={"media_id": media_id, "tasks": tasks, **fields}, headers=auth(self.token)
         )

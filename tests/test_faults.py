@@ -34,7 +34,7 @@ def _big_page(path: Path, tiles: int = 4) -> Path:
     return path
 
 
-def test_worker_killed_mid_task_is_retried_once_to_completion(fleet, tmp_path: Path) -> None:  # noqa: ANN001
+def test_worker_killed_mid_task_is_retried_once_to_completion(fleet, tmp_path: Path) -> None:
     r = redis.Redis.from_url(fleet.env["MEDIAFLEET_REDIS_URL"])
     with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
         token = admin_token(client)
@@ -78,7 +78,7 @@ def test_worker_killed_mid_task_is_retried_once_to_completion(fleet, tmp_path: P
     engine.dispose()
 
 
-def test_a_missing_model_fails_at_once_with_the_command(fleet) -> None:  # noqa: ANN001
+def test_a_missing_model_fails_at_once_with_the_command(fleet) -> None:
     """easyocr has no weights in this fleet's models directory: no retry can provision them, so
     the task fails on its first attempt (it was retried 3 times, ~14 s), naming the command.
     (A task that raises is still retried: tests/test_readiness.py.)"""
@@ -101,7 +101,7 @@ def test_a_missing_model_fails_at_once_with_the_command(fleet) -> None:  # noqa:
         assert wait_job(client, token, ok["job_id"])["status"] == "succeeded"
 
 
-def test_a_language_no_engine_reads_is_refused_at_creation(fleet) -> None:  # noqa: ANN001
+def test_a_language_no_engine_reads_is_refused_at_creation(fleet) -> None:
     """Korean: RapidOCR (the fleet's default) reads en/zh, easyocr here English only. The job is
     refused by the OCR contract when it is made (it was accepted and failed in the worker)."""
     with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
@@ -114,7 +114,7 @@ def test_a_language_no_engine_reads_is_refused_at_creation(fleet) -> None:  # no
         assert client.get("/v1/jobs", headers=auth(token)).json()["count"] == 0
 
 
-def test_gateway_restart_between_upload_and_job(fleet) -> None:  # noqa: ANN001
+def test_gateway_restart_between_upload_and_job(fleet) -> None:
     with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
         token = admin_token(client)
         media_id = upload(client, token, sample("french.jpg")).json()["media_id"]
@@ -131,7 +131,7 @@ def test_gateway_restart_between_upload_and_job(fleet) -> None:  # noqa: ANN001
         assert hits["data"][0]["media_id"] == media_id
 
 
-def test_killed_worker_stops_counting_as_capacity(fleet) -> None:  # noqa: ANN001
+def test_killed_worker_stops_counting_as_capacity(fleet) -> None:
     """/readyz of the gateway reports OCR capacity; a SIGKILLed worker drops out within its TTL (30 s)."""
     ready = lambda: httpx.get(fleet.url("gateway") + "/readyz").json()["capabilities"]["ocr"]  # noqa: E731
     assert ready() == "ready: 1 worker ready"
@@ -142,7 +142,7 @@ def test_killed_worker_stops_counting_as_capacity(fleet) -> None:  # noqa: ANN00
     assert ready() == "no_worker: no worker runs: jobs needing it wait in the queue"
 
 
-def test_gateway_reports_whether_job_manager_runs(fleet) -> None:  # noqa: ANN001
+def test_gateway_reports_whether_job_manager_runs(fleet) -> None:
     """Before: job_manager could be dead while the gateway's /readyz said ready (jobs stayed
     queued). Its heartbeat (every reconciliation pass, 15-s expiry) is reported."""
     report = lambda: httpx.get(fleet.url("gateway") + "/readyz").json()["checks"]["job_manager"]  # noqa: E731

@@ -77,7 +77,7 @@ def _stored_files(settings: GatewaySettings) -> list[Path]:
     return [p for p in settings.core.media_dir.rglob("*") if p.is_file()]
 
 
-def _count(settings: GatewaySettings, model) -> int:  # noqa: ANN001
+def _count(settings: GatewaySettings, model) -> int:
     engine = create_engine(settings.core.database_url)
     with Session(engine) as s:
         n = s.scalar(select(func.count()).select_from(model))

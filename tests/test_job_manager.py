@@ -46,7 +46,7 @@ def api(core: CoreSettings) -> Iterator[tuple[TestClient, str]]:
 
 
 @pytest.fixture
-def manager(core: CoreSettings, api) -> JobManager:  # noqa: ANN001
+def manager(core: CoreSettings, api) -> JobManager:
     engine = create_db_engine(core.database_url)
     return JobManager(
         JobManagerSettings(core=core), session_factory(engine), redis.Redis.from_url(core.redis_url)
@@ -60,7 +60,7 @@ def _run_worker(core: CoreSettings) -> None:
     ModelWorker(["ocr:high", "ocr:normal", "ocr:low"], connection=conn, runtime=runtime).work(burst=True)
 
 
-def _new_job(api, name: str = "english.png", priority: str = "normal") -> str:  # noqa: ANN001
+def _new_job(api, name: str = "english.png", priority: str = "normal") -> str:
     client, token = api
     media_id = upload(client, token, sample(name)).json()["media_id"]
     resp = client.post(
@@ -69,7 +69,7 @@ def _new_job(api, name: str = "english.png", priority: str = "normal") -> str:  
     return resp.json()["job_id"]
 
 
-def test_plan_run_collect_search(api, manager: JobManager, core: CoreSettings) -> None:  # noqa: ANN001
+def test_plan_run_collect_search(api, manager: JobManager, core: CoreSettings) -> None:
     client, token = api
     job_id = _new_job(api, priority="low")
     assert manager.reconcile() == 1
@@ -88,7 +88,7 @@ def test_plan_run_collect_search(api, manager: JobManager, core: CoreSettings) -
     assert hits[0]["matches"][0]["text"] == "Reduce your risk of coronavirus infection:"
 
 
-def test_task_lost_by_redis_is_queued_again(api, manager: JobManager, core: CoreSettings) -> None:  # noqa: ANN001
+def test_task_lost_by_redis_is_queued_again(api, manager: JobManager, core: CoreSettings) -> None:
     client, token = api
     job_id = _new_job(api, name="phototest.tif")
     manager.reconcile()
@@ -100,7 +100,7 @@ def test_task_lost_by_redis_is_queued_again(api, manager: JobManager, core: Core
     assert client.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()["status"] == "succeeded"
 
 
-def test_canceled_job_leaves_the_queue(api, manager: JobManager) -> None:  # noqa: ANN001
+def test_canceled_job_leaves_the_queue(api, manager: JobManager) -> None:
     client, token = api
     job_id = _new_job(api, name="phototest.tif")
     manager.reconcile()

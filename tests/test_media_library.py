@@ -60,7 +60,7 @@ def client(settings: GatewaySettings) -> Iterator[TestClient]:
 
 def _finished_job(
     settings: GatewaySettings, user_id: int, media_id: str, name: str, status: str = "canceled", result=None
-) -> str:  # noqa: ANN001
+) -> str:
     """A finished job of ``user_id`` on ``media_id`` with one task ``name`` in ``status``, as
     job_manager leaves it (a canceled one by default: its event stream ends at once)."""
     engine = create_engine(settings.core.database_url)

@@ -94,7 +94,7 @@ AV_CORPUS = [
 
 
 @pytest.mark.parametrize(("name", "kind", "mime", "duration", "streams", "size"), AV_CORPUS)
-def test_probe_media_reads_audio_and_video(name, kind, mime, duration, streams, size) -> None:  # noqa: ANN001
+def test_probe_media_reads_audio_and_video(name, kind, mime, duration, streams, size) -> None:
     probe = probe_media(sample(name))
     assert (probe.kind, probe.mime) == (kind, mime)
     assert probe.duration_s == pytest.approx(duration, abs=0.01)

@@ -20,7 +20,7 @@ GROUND_TRUTH = json.loads((ROOT / "bench" / "ocr" / "ground_truth.json").read_te
 pytestmark = pytest.mark.slow
 
 
-def test_upload_ocr_job_search(fleet) -> None:  # noqa: ANN001
+def test_upload_ocr_job_search(fleet) -> None:
     with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
         token = admin_token(client)
         media = upload(client, token, sample("english.png")).json()
@@ -80,7 +80,7 @@ def test_upload_ocr_job_search(fleet) -> None:  # noqa: ANN001
     assert models["data"][0]["engine"] == "rapidocr" and models["data"][0]["loaded"] is True
 
 
-def test_ocr_service_predict_endpoint(fleet) -> None:  # noqa: ANN001
+def test_ocr_service_predict_endpoint(fleet) -> None:
     with sample("french.jpg").open("rb") as fh:
         resp = httpx.post(
             fleet.url("ocr") + "/v1/predict",
@@ -93,7 +93,7 @@ def test_ocr_service_predict_endpoint(fleet) -> None:  # noqa: ANN001
     assert bad.status_code == 415 and bad.json()["error"]["code"] == "unsupported_media_type"
 
 
-def test_cli_api_mode_prints_the_embedded_shape(fleet, tmp_path) -> None:  # noqa: ANN001
+def test_cli_api_mode_prints_the_embedded_shape(fleet, tmp_path) -> None:
     with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
         token = admin_token(client)
     env = {"MEDIAFLEET_TOKEN": token, "PATH": "/usr/bin:/bin"}
@@ -147,7 +147,7 @@ def _ocr_status(client: httpx.Client, token: str) -> dict:
     return next(c for c in resp.json()["capabilities"] if c["capability"] == "ocr_detection")
 
 
-def test_high_priority_runs_first(fleet) -> None:  # noqa: ANN001
+def test_high_priority_runs_first(fleet) -> None:
     """... and the admin view of the fleet (GET /v1/admin/services) counts workers, the tasks
     waiting per priority and the model versions the worker loaded."""
     assert (

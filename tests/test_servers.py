@@ -19,7 +19,7 @@ def test_servers_answer(redis_url: str, pg_url: str) -> None:
         assert conn.execute(text("SELECT 1")).scalar() == 1
 
 
-def test_ci_takes_the_container_path(servers_mode: tuple[str, str], redis_server, pg_server) -> None:  # noqa: ANN001
+def test_ci_takes_the_container_path(servers_mode: tuple[str, str], redis_server, pg_server) -> None:
     mode, why = servers_mode
     assert redis_server.kind == pg_server.kind == mode
     if os.environ.get("CI") == "true":  # a silent fallback must not hide a broken container path
@@ -31,7 +31,7 @@ def test_ci_takes_the_container_path(servers_mode: tuple[str, str], redis_server
         assert pg_server.version().split(".")[0] in ("15", "16")
 
 
-def test_compose_images_are_the_defaults_unless_named(monkeypatch) -> None:  # noqa: ANN001
+def test_compose_images_are_the_defaults_unless_named(monkeypatch) -> None:
     monkeypatch.delenv("REDIS_IMAGE", raising=False)
     monkeypatch.delenv("POSTGRES_IMAGE", raising=False)
     assert compose_image("REDIS_IMAGE") == "redis:7.2-bookworm"

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def video_fleet(tmp_path: Path, pg_url: str, redis_url: str, real_models_dir: Path):  # noqa: ANN201
+def video_fleet(tmp_path: Path, pg_url: str, redis_url: str, real_models_dir: Path):
     f = Fleet(tmp_path, pg_url, redis_url, MEDIAFLEET_MODELS_DIR=str(real_models_dir))
     try:
         for name in ("gateway", "job_manager", "ocr", "faces", "whisper"):

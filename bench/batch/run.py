@@ -42,7 +42,7 @@ from tests.servers import free_port, wait_port  # noqa: E402
 OLD_SEQUENTIAL_S, OLD_BATCH_S = 3.0, 0.7
 
 
-def build_app(delay_s: float, workdir: Path):  # noqa: ANN201
+def build_app(delay_s: float, workdir: Path):
     settings = GatewaySettings(
         core=CoreSettings(
             database_url=f"sqlite:///{workdir / 'bench.db'}", media_dir=workdir / "media", log_level="WARNING"

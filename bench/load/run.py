@@ -75,7 +75,7 @@ def pct(values: list[float], q: float) -> float:
 
 async def call(
     client: httpx.AsyncClient, stats: Stats, route: str, method: str, url: str, **kw
-) -> httpx.Response | None:  # noqa: ANN003
+) -> httpx.Response | None:
     start = time.perf_counter()
     try:
         resp = await client.request(method, url, **kw)

@@ -32,7 +32,7 @@ class Server:
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 body = server.routes.get(self.path)
                 if body is None:
                     self.send_error(404)

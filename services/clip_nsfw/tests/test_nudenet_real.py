@@ -56,7 +56,7 @@ def test_corpus_is_safe(runner: ClipNsfwRunner) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference_nudenet(real_models_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def reference_nudenet(real_models_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """nudenet 3.4.2's own NudeDetector, from the wheel `models pull` cached (pure Python + OpenCV)."""
     import zipfile
 
@@ -76,7 +76,7 @@ def reference_nudenet(real_models_dir: Path, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.mark.parametrize("name", ["t1.jpg", "bus.jpg", "human-pose.jpeg", "biden.jpg", "obama2.jpg"])
-def test_reproduces_the_reference_package(runner: ClipNsfwRunner, reference_nudenet, name: str) -> None:  # noqa: ANN001
+def test_reproduces_the_reference_package(runner: ClipNsfwRunner, reference_nudenet, name: str) -> None:
     import cv2
 
     path = str(sample(name))

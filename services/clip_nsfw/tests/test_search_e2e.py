@@ -36,7 +36,7 @@ IMAGES = ("bus.jpg", "zidane.jpg", "view.jpg", "obama.jpg")
 
 
 @pytest.fixture
-def clip_fleet(tmp_path: Path, pg_url: str, redis_url: str):  # noqa: ANN201
+def clip_fleet(tmp_path: Path, pg_url: str, redis_url: str):
     ckpt = make_checkpoint(tmp_path / "tiny-clip.pt")
     f = Fleet(
         tmp_path,

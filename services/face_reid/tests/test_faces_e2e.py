@@ -38,7 +38,7 @@ IMAGES = ("obama.jpg", "obama2.jpg", "Rob_Lowe_0001.jpg", "Rob_Lowe_0002.jpg", "
 
 
 @pytest.fixture
-def faces_fleet(tmp_path: Path, pg_url: str, redis_url: str, real_models_dir: Path):  # noqa: ANN201
+def faces_fleet(tmp_path: Path, pg_url: str, redis_url: str, real_models_dir: Path):
     f = Fleet(tmp_path, pg_url, redis_url, MEDIAFLEET_MODELS_DIR=str(real_models_dir))
     try:
         for name in ("vector_db", "gateway", "job_manager", "faces"):
@@ -48,7 +48,7 @@ def faces_fleet(tmp_path: Path, pg_url: str, redis_url: str, real_models_dir: Pa
         f.stop_all()
 
 
-def faces_job(c: httpx.Client, token: str, media_id: str, **options) -> dict:  # noqa: ANN003
+def faces_job(c: httpx.Client, token: str, media_id: str, **options) -> dict:
     body = {"media_id": media_id, "tasks": ["faces"], "use_cache": False}
     if options:
         body["options"] = {"faces": options}

@@ -139,7 +139,7 @@ def test_arcface_needs_detector_landmarks(runner: FaceReidRunner) -> None:
 
 
 def test_loading_opens_no_socket(real_models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def refuse(*args, **kwargs):
         raise AssertionError("a socket was opened while loading face models")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
@@ -152,7 +152,7 @@ def test_loading_opens_no_socket(real_models_dir: Path, monkeypatch: pytest.Monk
 
 def test_cli_verify_and_analyze_embedded(
     real_models_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:  # noqa: ANN001
+) -> None:
     import json
 
     from mediafleet.cli.main import main

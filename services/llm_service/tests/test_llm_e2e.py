@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def llm_fleet(tmp_path: Path, pg_url: str, redis_url: str, real_models_dir: Path):  # noqa: ANN201
+def llm_fleet(tmp_path: Path, pg_url: str, redis_url: str, real_models_dir: Path):
     f = Fleet(
         tmp_path,
         pg_url,

@@ -149,7 +149,7 @@ def test_slot_gate_queues_then_refuses_with_retry_after() -> None:
 
 
 def test_loading_opens_no_socket(real_models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def refuse(*args, **kwargs):
         raise AssertionError(f"a socket was opened: {args}")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)

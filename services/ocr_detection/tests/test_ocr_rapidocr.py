@@ -80,7 +80,7 @@ def test_bad_options_are_refused(runner: OcrRunner, options: dict, code: str) ->
     assert err.value.code == code
 
 
-def test_a_page_larger_than_max_side_is_fitted_and_boxed_in_its_own_pixels(tmp_path) -> None:  # noqa: ANN001
+def test_a_page_larger_than_max_side_is_fitted_and_boxed_in_its_own_pixels(tmp_path) -> None:
     """english.png (905 x 480) enlarged 3x (each pixel a 3 x 3 block) is decoded fitted to
     ``OCR_MAX_SIDE`` 905: shrunk by 3 (block means) back to english.png's own pixels, so the
     text is english.png's and every box and polygon point is 3x its box there."""

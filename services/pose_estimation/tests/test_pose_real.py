@@ -38,7 +38,7 @@ PERSON_COUNTS = {
 COCO_785_BOX = (281.0, 45.0, 281.0 + 219.0, 45.0 + 347.0)
 
 
-def iou(a, b) -> float:  # noqa: ANN001
+def iou(a, b) -> float:
     """Intersection over union of two xyxy boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -55,7 +55,7 @@ def runner(real_models_dir: Path) -> PoseRunner:
     return r
 
 
-def run(runner: PoseRunner, path: Path, **options) -> PoseResult:  # noqa: ANN003
+def run(runner: PoseRunner, path: Path, **options) -> PoseResult:
     return runner.run("pose", path, options, {}, lambda *_: None)
 
 

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def speech_fleet(tmp_path: Path, pg_url: str, redis_url: str, real_models_dir: Path):  # noqa: ANN201
+def speech_fleet(tmp_path: Path, pg_url: str, redis_url: str, real_models_dir: Path):
     f = Fleet(
         tmp_path,
         pg_url,
@@ -45,7 +45,7 @@ def speech_fleet(tmp_path: Path, pg_url: str, redis_url: str, real_models_dir: P
         f.stop_all()
 
 
-def transcribe(c: httpx.Client, token: str, media_id: str, **options) -> dict:  # noqa: ANN003
+def transcribe(c: httpx.Client, token: str, media_id: str, **options) -> dict:
     body = {
         "media_id": media_id,
         "tasks": ["transcribe"],

@@ -53,7 +53,7 @@ def runner(real_models_dir: Path) -> WhisperRunner:
     return r
 
 
-def run(runner: WhisperRunner, path: Path, progress=None, **options):  # noqa: ANN001, ANN003, ANN201
+def run(runner: WhisperRunner, path: Path, progress=None, **options):
     return runner.run("transcribe", path, options, {}, progress or (lambda *_: None))
 
 
@@ -269,13 +269,13 @@ class LoopingEngine:
     """faster-whisper's answers as seen on jfk.flac x3: a loop at the last temperature, the
     right text at temperature 0. Records the temperatures asked for."""
 
-    def __init__(self, real) -> None:  # noqa: ANN001
+    def __init__(self, real) -> None:
         self.real, self.asked = real, []
 
-    def __getattr__(self, name: str):  # noqa: ANN204
+    def __getattr__(self, name: str):
         return getattr(self.real, name)
 
-    def decode(self, audio: np.ndarray, **kwargs):  # noqa: ANN003, ANN201
+    def decode(self, audio: np.ndarray, **kwargs):
         from types import SimpleNamespace as NS
 
         self.asked.append(kwargs["temperature"])
@@ -374,7 +374,7 @@ def test_exports_parse_with_standard_parsers(runner: WhisperRunner) -> None:
 def test_loading_and_transcribing_open_no_socket(
     real_models_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def refuse(*args, **kwargs):
         raise AssertionError(f"a socket was opened: {args}")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)

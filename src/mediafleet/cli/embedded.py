@@ -66,7 +66,7 @@ class EmbeddedAnalyzer:
                 skipped[task] = problem.message
         return ready, skipped
 
-    def _local_user_id(self, session) -> int:  # noqa: ANN001
+    def _local_user_id(self, session) -> int:
         user = session.scalar(select(User).where(User.username == LOCAL_USER))
         if user is None:
             user = User(

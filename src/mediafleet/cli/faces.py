@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
     try:
         result = _api(args) if args.api else _embedded(args)
-    except Exception as exc:  # noqa: BLE001 - the CLI's contract: one line, exit 1
+    except Exception as exc:
         message = getattr(exc, "message", None) or str(exc)
         print(f"mediafleet: faces verify: {message}", file=sys.stderr)
         return 1

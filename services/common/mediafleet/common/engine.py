@@ -92,7 +92,7 @@ class Engine(ABC):
             "load_time_s": self.load_time_s,
         }
 
-    def run_serialised(self, fn, *args, **kwargs):  # noqa: ANN001, ANN201
+    def run_serialised(self, fn, *args, **kwargs):
         """Call ``fn`` under this engine's run lock (after loading)."""
         self.load()
         with self._run_lock:

@@ -31,7 +31,7 @@ JOB_MANAGER_HEARTBEAT_KEY = "mediafleet:job_manager:heartbeat"
 JOB_MANAGER_HEARTBEAT_TTL_S = 15
 
 
-def job_manager_liveness(client) -> str:  # noqa: ANN001
+def job_manager_liveness(client) -> str:
     """``"ok"`` while job_manager reconciles, else why not (for /readyz reports)."""
     import time
 

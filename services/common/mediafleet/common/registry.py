@@ -150,7 +150,7 @@ def dependencies_in(spec: TaskSpec, planned: list[str] | tuple[str, ...]) -> lis
     return [*spec.depends_on, *(a for a in spec.after if a in planned and a not in spec.depends_on)]
 
 
-def _order(names: list[str], deps) -> list[str]:  # noqa: ANN001
+def _order(names: list[str], deps) -> list[str]:
     order: list[str] = []
     visiting: set[str] = set()
 

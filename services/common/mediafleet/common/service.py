@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run(cap, mode: str, burst: bool = False) -> None:  # noqa: ANN001
+def run(cap, mode: str, burst: bool = False) -> None:
     import redis
     import structlog
     import uvicorn
@@ -77,7 +77,7 @@ def run(cap, mode: str, burst: bool = False) -> None:  # noqa: ANN001
     work_until_done(lambda: ModelWorker(queues, connection=conn, runtime=runtime), conn, burst, log)
 
 
-def work_until_done(make_worker, conn, burst: bool, log, max_backoff_s: float = 30.0) -> None:  # noqa: ANN001
+def work_until_done(make_worker, conn, burst: bool, log, max_backoff_s: float = 30.0) -> None:
     """Run RQ workers until one ends normally; a lost Redis connection does not end the process.
 
     RQ retries a failed dequeue by itself, but a connection lost while a task runs (its
@@ -108,7 +108,7 @@ def work_until_done(make_worker, conn, burst: bool, log, max_backoff_s: float = 
         backoff = 1.0
 
 
-def advertise(conn, cap, runner) -> None:  # noqa: ANN001
+def advertise(conn, cap, runner) -> None:
     """Publish each task's default options and loaded model versions (job_manager's result cache
     compares stored results with them)."""
     from mediafleet.common.queues import ADVERTS_KEY

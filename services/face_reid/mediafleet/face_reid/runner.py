@@ -162,7 +162,7 @@ class FaceReidRunner(EngineRunner):
         engine = {"mtcnn": self.mtcnn, "dlib_cnn": self.dlib_cnn}.get(detector, self.insightface)
         return engine.model, engine.model_version
 
-    def embedder_engine(self, embedder: str):  # noqa: ANN201
+    def embedder_engine(self, embedder: str):
         return self.dlib if embedder == "dlib" else self.insightface
 
     def collection(self, embedder: str) -> str:

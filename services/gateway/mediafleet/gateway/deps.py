@@ -242,7 +242,7 @@ def _user_from_link(ctx: GatewayContext, session: Session, token: str, resource:
     return user
 
 
-def user_or_link(kind: str, param: str):  # noqa: ANN201 - a FastAPI dependency
+def user_or_link(kind: str, param: str):
     """A dependency: the caller by its bearer token, or else by a link token for
     ``<kind>:<path parameter param>`` in ``?token=``. A bearer header wins when both come."""
 

@@ -40,7 +40,7 @@ log = structlog.get_logger("mediafleet.job_manager")
 QUEUE_DEPTH = Gauge("mediafleet_queue_depth", "Tasks waiting in an RQ queue", ["queue"])
 
 
-def health_app(manager: JobManager, db, conn: redis.Redis) -> FastAPI:  # noqa: ANN001
+def health_app(manager: JobManager, db, conn: redis.Redis) -> FastAPI:
     app = FastAPI(title="mediafleet job_manager")
     install_error_handlers(app)
     app.include_router(health_router({"database": database_check(db), "redis": redis_check(conn)}))
@@ -49,7 +49,7 @@ def health_app(manager: JobManager, db, conn: redis.Redis) -> FastAPI:  # noqa: 
     return app
 
 
-def _safe_count(queue) -> float:  # noqa: ANN001
+def _safe_count(queue) -> float:
     try:
         return float(queue.count)
     except redis.RedisError:
@@ -100,7 +100,7 @@ def main() -> None:
     log.info("job_manager_stopped")
 
 
-def _migrate_when_reachable(db) -> None:  # noqa: ANN001
+def _migrate_when_reachable(db) -> None:
     """Migrate, waiting with backoff (1, 2, 4 ... 30 s) while the database cannot be reached."""
     backoff = 1.0
     while True:

@@ -26,7 +26,7 @@ def export_onnx(source: Path, target: Path, imgsz: int = 640) -> dict[str, str]:
     import torch
     import ultralytics
 
-    YOLO = import_ultralytics()  # noqa: N806
+    YOLO = import_ultralytics()
 
     with tempfile.TemporaryDirectory(prefix="mediafleet-export-") as tmp:
         pt = Path(tmp) / Path(source).name

@@ -74,7 +74,7 @@ def create_app(settings: VectorDbSettings | None = None, store: VectorStore | No
     state = {"opened": False}
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # noqa: ANN202
+    async def lifespan(app: FastAPI):
         replayed = await asyncio.to_thread(store.open)
         state["opened"] = True
         log.info("vector_db_opened", data_dir=str(settings.data_dir), replayed=replayed)

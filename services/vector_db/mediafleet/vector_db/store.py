@@ -271,7 +271,7 @@ class Collection:
         return arr
 
     # -- the FAISS index -----------------------------------------------------------------
-    def _new_index(self, train: np.ndarray | None):  # noqa: ANN202
+    def _new_index(self, train: np.ndarray | None):
         import faiss
 
         metric = faiss.METRIC_L2 if self.spec.metric == "l2" else faiss.METRIC_INNER_PRODUCT

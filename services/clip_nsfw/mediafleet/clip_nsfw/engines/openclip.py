@@ -78,7 +78,7 @@ class OpenClipEngine(Engine):
             self.dim = int(model.encode_text(self._tokenizer(["x"])).shape[-1])
         self._version = sha256_of(self.weights)[:12]
 
-    def embed_images(self, images: list) -> np.ndarray:  # noqa: ANN001
+    def embed_images(self, images: list) -> np.ndarray:
         """PIL RGB images -> (n, dim) float32, rows L2-normalised."""
         import torch
 
@@ -105,7 +105,7 @@ class OpenClipEngine(Engine):
 
         return self.run_serialised(run)
 
-    def timed_image(self, image) -> tuple[np.ndarray, float]:  # noqa: ANN001
+    def timed_image(self, image) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
         vec = self.embed_images([image])[0]
         return vec, (time.perf_counter() - start) * 1000

@@ -48,7 +48,7 @@ def create_db_engine(url: str, pool_size: int = 10, max_overflow: int = 10) -> E
         )
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+        def _sqlite_pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
@@ -89,17 +89,17 @@ def _ping_when_idle(engine: Engine) -> None:
     """
 
     @event.listens_for(engine, "checkin")
-    def _checked_in(_dbapi_conn, record) -> None:  # noqa: ANN001
+    def _checked_in(_dbapi_conn, record) -> None:
         record.info["mediafleet_idle_since"] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
-    def _checked_out(dbapi_conn, record, _proxy) -> None:  # noqa: ANN001
+    def _checked_out(dbapi_conn, record, _proxy) -> None:
         since = record.info.get("mediafleet_idle_since")
         if since is None or time.monotonic() - since <= PING_AFTER_IDLE_S:
             return  # new, or back in the pool a moment ago
         try:
             alive = engine.dialect.do_ping(dbapi_conn)
-        except Exception as exc:  # noqa: BLE001 - any failure means the connection is gone
+        except Exception as exc:
             raise exc_mod.DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
         if not alive:
             raise exc_mod.DisconnectionError("pooled connection failed its ping")

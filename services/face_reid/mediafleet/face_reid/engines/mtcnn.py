@@ -52,7 +52,7 @@ class MtcnnEngine(Engine):
         self.load()
         import torch
 
-        def run():  # noqa: ANN202
+        def run():
             self._net.min_face_size = max(int(min_size), 12)
             with torch.inference_mode():
                 return self._net.detect(image, landmarks=True)

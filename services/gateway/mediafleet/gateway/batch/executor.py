@@ -97,7 +97,7 @@ def _check(item: BatchItem, limits: Limits) -> BatchItemResponse | None:
 
 
 class BatchExecutor:
-    def __init__(self, app, cache: ResponseCache, limits: Limits):  # noqa: ANN001
+    def __init__(self, app, cache: ResponseCache, limits: Limits):
         self.app = app
         self.cache = cache
         self.limits = limits

@@ -51,7 +51,7 @@ UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 log = structlog.get_logger("mediafleet.gateway.auth")
 
 
-def issue_tokens(ctx, user: User, family: TokenFamily, jti: str | None = None) -> TokenPair:  # noqa: ANN001
+def issue_tokens(ctx, user: User, family: TokenFamily, jti: str | None = None) -> TokenPair:
     """A new access + refresh pair of ``family``; the refresh token becomes its current one
     (the caller commits; with ``jti`` the caller has already stored it)."""
     s = ctx.settings
@@ -72,7 +72,7 @@ def issue_tokens(ctx, user: User, family: TokenFamily, jti: str | None = None) -
     )  # fmt: skip
 
 
-def sign_in(ctx, session: Session, user: User) -> TokenPair:  # noqa: ANN001
+def sign_in(ctx, session: Session, user: User) -> TokenPair:
     """A new token family (one sign-in) for ``user`` and its first pair; commits."""
     family = TokenFamily(id=uuid.uuid4().hex, user_id=user.id, current_jti="")
     session.add(family)
@@ -121,7 +121,7 @@ async def login(
 _limiter: anyio.CapacityLimiter | None = None
 
 
-def hash_limiter(ctx) -> anyio.CapacityLimiter:  # noqa: ANN001
+def hash_limiter(ctx) -> anyio.CapacityLimiter:
     """One limiter per process for password hashing (created inside the event loop)."""
     global _limiter
     if _limiter is None:
@@ -359,7 +359,7 @@ def _key_public(key: ApiKey) -> ApiKeyPublic:
     )
 
 
-def _check_password(ctx, password: str) -> None:  # noqa: ANN001
+def _check_password(ctx, password: str) -> None:
     if len(password) < ctx.settings.min_password_length:
         raise BadRequest(
             f"password must have at least {ctx.settings.min_password_length} characters", code="weak_password"

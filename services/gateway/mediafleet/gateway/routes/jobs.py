@@ -155,7 +155,7 @@ def build_router() -> APIRouter:
         name: spec.result | FramesResult if spec.on_frames("video") else spec.result
         for name, (_, spec) in registry.tasks().items()
     }
-    JobPublic, JobsPublic = job_models(result_types)  # noqa: N806
+    JobPublic, JobsPublic = job_models(result_types)
     router = APIRouter(tags=["jobs"])
 
     @router.post("/v1/jobs", response_model=JobCreated, status_code=status.HTTP_202_ACCEPTED)

@@ -77,7 +77,7 @@ class EasyOcrEngine(OcrEngine):
         self._detector = get_detector(str(path), device=self._device, quantize=self.settings.quantize)
         self._detector_version = "craft_mlt_25k" if official else f"craft-custom-{_md5(path)[:12]}"
 
-    def reader(self, languages: list[str]):  # noqa: ANN201
+    def reader(self, languages: list[str]):
         """The easyocr Reader for ``languages`` (cached: each language set loads once)."""
         key = tuple(sorted(ISO_TO_EASYOCR.get(lang, lang) for lang in languages))
         if key not in self._readers:

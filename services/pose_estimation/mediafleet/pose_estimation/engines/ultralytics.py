@@ -32,7 +32,7 @@ def offline_environment(config_dir: Path | None = None) -> None:
     Path(os.environ["YOLO_CONFIG_DIR"]).mkdir(parents=True, exist_ok=True)
 
 
-def import_ultralytics():  # noqa: ANN201
+def import_ultralytics():
     """``ultralytics.YOLO``, imported offline, with Pillow left as it was.
 
     Importing ultralytics replaces ``PIL.Image.open`` process-wide with a wrapper that, on an
@@ -97,7 +97,7 @@ class UltralyticsPoseEngine(Engine):
     def _load(self) -> None:
         path = model_file(self.models_dir, self.model_name, self.runtime)
         offline_environment(self.config_dir)
-        YOLO = import_ultralytics()  # noqa: N806
+        YOLO = import_ultralytics()
 
         if self.runtime == "pt":
             import torch
@@ -153,7 +153,7 @@ class UltralyticsPoseEngine(Engine):
         """People in one RGB image (H, W, 3) uint8; see :meth:`predict_batch`."""
         return self.predict_batch([image], conf=conf, max_people=max_people)[0]
 
-    def _result(self, out, image: np.ndarray, elapsed_ms: float) -> PoseResult:  # noqa: ANN001
+    def _result(self, out, image: np.ndarray, elapsed_ms: float) -> PoseResult:
         boxes = out.boxes.xyxy.cpu().numpy().astype(float)
         scores = out.boxes.conf.cpu().numpy().astype(float)
         kpts = (
