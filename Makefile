@@ -62,9 +62,10 @@ test: system-deps sync-dev test-models  ## run the whole test suite (starts real
 test-fast: sync-dev test-models  ## skip the end-to-end tiers that start the fleet's processes
 	$(VENV)/bin/pytest -m "not slow and not compose and not real_models"
 
-lint: sync-dev  ## ruff (every noqa must be needed: RUF100) and ruff format --check
+lint: sync-dev  ## ruff (every noqa must be needed: RUF100), ruff format --check, mypy --strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	MYPYPATH=$$(ls -d services/*/ src | paste -sd:) $(VENV)/bin/mypy $(wildcard services/*/mediafleet) src/mediafleet
 
 ui:  ## build the web UI into services/ui/dist (npm ci + type check + vite build; nginx serves it)
 	bash scripts/ui.sh build

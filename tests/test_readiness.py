@@ -47,7 +47,7 @@ class FileEngine(Engine):
             )
 
 
-class TwoTaskRunner(EngineRunner):
+class TwoTaskRunner(EngineRunner[FileEngine]):
     retry_load_s: ClassVar[float] = 0.0  # no throttle in the test
 
     def __init__(self, folder: Path):

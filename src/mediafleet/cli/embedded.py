@@ -13,7 +13,9 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mediafleet.common import registry
 from mediafleet.common.capability import Runner
@@ -66,8 +68,8 @@ class EmbeddedAnalyzer:
                 skipped[task] = problem.message
         return ready, skipped
 
-    def _local_user_id(self, session) -> int:
-        user = session.scalar(select(User).where(User.username == LOCAL_USER))
+    def _local_user_id(self, session: Session) -> int:
+        user: User | None = session.scalar(select(User).where(User.username == LOCAL_USER))
         if user is None:
             user = User(
                 username=LOCAL_USER,
@@ -124,6 +126,7 @@ class EmbeddedAnalyzer:
             runner = self.runner(task)
             if spec.check is not None:  # options no engine here serves, as the gateway refuses them
                 spec.check(opts, runner.advertise(task).get("default_options") or {})
+            result: BaseModel
             if spec.on_frames(probe.kind):  # an image task on a video: its sampled frames
                 sampling = sampling_from(getattr(runner.settings, "core", None))
                 result = run_on_frames(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     faces = sub.add_parser("faces", help="face verification (embedded, or through --api)")
     fsub = faces.add_subparsers(dest="faces_command", required=True)
     verify = fsub.add_parser("verify", help="are the largest faces of two images the same person?")
@@ -58,7 +58,8 @@ def _api(args: argparse.Namespace) -> dict[str, Any]:
             raise ApiError(f"cannot reach the gateway: {exc}") from exc
     if resp.status_code != 200:
         raise _error(resp)
-    return resp.json()
+    answer: dict[str, Any] = resp.json()
+    return answer
 
 
 def run(args: argparse.Namespace) -> int:

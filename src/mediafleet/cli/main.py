@@ -142,7 +142,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         except ApiError as exc:
             print(f"mediafleet: {args.api}: {exc}", file=sys.stderr)
             return 1
-        run = lambda path: client.analyze(path, tasks, options, timeout=args.timeout)  # noqa: E731
+
+        def run(path: Path) -> dict[str, Any]:
+            return client.analyze(path, tasks, options, timeout=args.timeout)
+
         errors: tuple[type[Exception], ...] = (ApiError, OSError)
     else:
         from mediafleet.cli.embedded import EmbeddedAnalyzer
@@ -152,7 +155,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         except MediafleetError as exc:
             print(f"mediafleet: {exc.message}", file=sys.stderr)
             return 1
-        run = lambda path: analyzer.analyze(path, tasks, options)  # noqa: E731
+
+        def run(path: Path) -> dict[str, Any]:
+            return analyzer.analyze(path, tasks, options)
+
         errors = (MediafleetError, OSError)
 
     failed = 0

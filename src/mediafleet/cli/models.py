@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from mediafleet.common.catalogue import ModelEntry, catalogue
 from mediafleet.common.settings import CoreSettings
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     models = sub.add_parser("models", help="list, pull and verify model weights (the reviewed catalogue)")
     msub = models.add_subparsers(dest="models_command", required=True)
     common = argparse.ArgumentParser(add_help=False)
@@ -48,11 +49,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _human_size(n: int) -> str:
+    size = float(n)
     for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size} B"
 
 
 def _select(names: list[str], everything: bool, defaults: bool = False) -> list[ModelEntry]:
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     models_dir = args.models_dir or CoreSettings().models_dir
     try:
         if args.models_command == "list":
-            rows = []
+            rows: list[dict[str, Any]] = []
             for entry in catalogue().values():
                 states = [provision.file_state(f, models_dir, deep=False) for f in entry.files]
                 state = "present" if all(s == "ok" for s in states) else "missing"

@@ -15,7 +15,7 @@ from mediafleet.clip_nsfw.engines.nudenet import NudeNetEngine
 from mediafleet.clip_nsfw.engines.openclip import OpenClipEngine
 from mediafleet.clip_nsfw.settings import ClipNsfwSettings
 from mediafleet.common.capability import ProgressFn, TextQuery, VectorItem
-from mediafleet.common.engine import EngineRunner
+from mediafleet.common.engine import Engine, EngineRunner
 from mediafleet.common.errors import BadRequest
 from mediafleet.common.media import load_rgb_fitted
 
@@ -26,7 +26,7 @@ SAFE_PROMPTS = ("a photo of a clothed person", "a photo of a landscape", "a phot
                 "a photo of an animal", "a photo of text", "a photo of a street")  # fmt: skip
 
 
-class ClipNsfwRunner(EngineRunner):
+class ClipNsfwRunner(EngineRunner[Engine]):
     def __init__(self, settings: ClipNsfwSettings):
         self.settings = settings
         self.clip = OpenClipEngine(
@@ -93,6 +93,7 @@ class ClipNsfwRunner(EngineRunner):
         start = time.perf_counter()
         fitted = load_rgb_fitted(media, self.settings.max_side, exif_transpose=True)
         image = fitted.pixels
+        engine: Engine
         if opts["engine"] == "nudenet":
             detections = [
                 d.model_copy(update={"box": [round(v * fitted.scale, 1) for v in d.box]})

@@ -26,7 +26,7 @@ class ClipNsfwSettings(ServiceSettings):
     nudenet_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     clip_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     #: Engines loaded at start.
-    preload: list[Literal["open_clip", "nudenet"]] = Field(default_factory=lambda: ["open_clip", "nudenet"])
+    preload: list[Literal["open_clip", "nudenet"]] = Field(default=["open_clip", "nudenet"])
     device: str = "cpu"
     #: Images are decoded with their longer side at most this many pixels (then between half
     #: of it and it: mediafleet.common.media.load_rgb_fitted): CLIP sees 224 x 224 and

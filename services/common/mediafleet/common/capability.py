@@ -271,7 +271,8 @@ class TaskSpec:
 
     def kinds(self) -> list[MediaKind]:
         """Every media kind this task runs on (videos through their frames, for image tasks)."""
-        return [k for k in ("image", "audio", "video") if self.accepts(k)]  # type: ignore[misc]
+        every: tuple[MediaKind, ...] = ("image", "audio", "video")
+        return [k for k in every if self.accepts(k)]
 
     def accepts(self, kind: str) -> bool:
         """Whether media of ``kind`` can run this task (a video through its frames, for image tasks)."""
@@ -387,7 +388,10 @@ class Capability:
 
     def build_runner(self, settings: Any | None = None) -> Runner:
         """Import the runner class (this is where ML libraries may load) and build it."""
-        return import_object(self.runner)(settings if settings is not None else self.load_settings())
+        runner: Runner = import_object(self.runner)(
+            settings if settings is not None else self.load_settings()
+        )
+        return runner
 
 
 ProgressFn = Callable[[float, str], None]

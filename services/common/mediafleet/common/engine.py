@@ -11,8 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import structlog
 
@@ -20,6 +21,7 @@ from mediafleet.common.capability import NotReady
 from mediafleet.common.errors import BadRequest, EngineError, MediafleetError
 
 log = structlog.get_logger("mediafleet.engine")
+T = TypeVar("T")
 
 
 class EngineNotInstalled(BadRequest):
@@ -92,7 +94,7 @@ class Engine(ABC):
             "load_time_s": self.load_time_s,
         }
 
-    def run_serialised(self, fn, *args, **kwargs):
+    def run_serialised(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call ``fn`` under this engine's run lock (after loading)."""
         self.load()
         with self._run_lock:
@@ -109,14 +111,21 @@ class LoadState:
 
 def not_ready_of(exc: MediafleetError) -> NotReady:
     """The readiness answer for an engine's load error."""
-    code = {"model_not_available": "models_missing", "engine_not_installed": "engine_not_installed"}
-    return NotReady(code=code.get(exc.code, "load_failed"), message=exc.message)  # type: ignore[arg-type]
+    if exc.code == "model_not_available":
+        return NotReady(code="models_missing", message=exc.message)
+    if exc.code == "engine_not_installed":
+        return NotReady(code="engine_not_installed", message=exc.message)
+    return NotReady(code="load_failed", message=exc.message)
 
 
-class EngineRunner:
+EngineT = TypeVar("EngineT", bound=Engine)
+
+
+class EngineRunner(Generic[EngineT]):
     """Defaults of :class:`~mediafleet.common.capability.Runner` for a runner over Engine objects.
 
-    A subclass fills ``self.engines`` (name -> Engine) in ``__init__`` and writes ``run``;
+    A subclass fills ``self.engines`` (name -> its engine type ``EngineT``) in ``__init__`` and
+    writes ``run``;
     preload, readiness (per task too), ``/v1/models`` and the cache advert come from here.
 
     Weights that arrive after the start (``make models`` while the service runs) are picked
@@ -124,14 +133,15 @@ class EngineRunner:
     again, at most every :attr:`retry_load_s` seconds.
     """
 
-    engines: dict[str, Engine]
+    engines: dict[str, EngineT]
     #: Seconds between two attempts to load an engine whose weights were missing.
     retry_load_s: ClassVar[float] = 10.0
 
     @property
     def load_state(self) -> LoadState:
         # set on first use: subclasses write their own __init__ without calling ours
-        return self.__dict__.setdefault("_load_state", LoadState())
+        state: LoadState = self.__dict__.setdefault("_load_state", LoadState())
+        return state
 
     def preload_names(self) -> list[str]:
         """Engines loaded at start (default: all); a runner narrows it from its settings."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import re
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -122,7 +123,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 log = structlog.get_logger("mediafleet.errors")
 
 
-def bounded_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def bounded_details(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Validation errors as ``[{"loc", "msg", "type"}]``: the first MAX_ERROR_DETAILS, texts cut
     to MAX_ERROR_TEXT characters, never the offending input; a last entry counts the rest."""
     out = [
@@ -152,7 +153,7 @@ class RequestIdMiddleware:
     def __init__(self, app: Any):
         self.app = app
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -160,7 +161,7 @@ class RequestIdMiddleware:
         rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         scope["mediafleet.request_id"] = rid
 
-        async def send_with_id(message: dict) -> None:
+        async def send_with_id(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]

@@ -20,6 +20,7 @@ import copy
 import re
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, select
@@ -167,14 +168,15 @@ def absorb(session: Session, person: Person) -> int:
             Person.id != person.id,
         )
     ).all()
-    moved, emptied = 0, set()
+    moved, emptied = 0, set[str]()
     for row in candidates:
         vec = vector_of(row)
         if vec.shape[0] != matrix.shape[1]:
             continue
         sim = float(np.max(matrix @ vec))
         if sim >= row.threshold:
-            emptied.add(row.person_id)
+            if row.person_id is not None:
+                emptied.add(row.person_id)
             row.person, row.similarity = person, round(sim, 6)
             moved += 1
     _drop_empty_clusters(session, emptied)
@@ -247,7 +249,7 @@ def forget(session: Session, person: Person) -> list[FaceRow]:
     return faces
 
 
-def _scrub(result: dict, refs: set[str]) -> dict:
+def _scrub(result: dict[str, Any], refs: set[str]) -> dict[str, Any]:
     """A copy of a result whose faces named in ``refs`` have an empty embedding."""
     out = copy.deepcopy(result)
     for ref in refs:
@@ -260,7 +262,7 @@ def _scrub(result: dict, refs: set[str]) -> dict:
 _PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?$")
 
 
-def locate(result: dict, ref: str) -> dict | None:
+def locate(result: dict[str, Any], ref: str) -> dict[str, Any] | None:
     """The object a ref points at in a result: ``faces[3]``, or on a video
     ``frames[2].result.faces[0]`` (dot-separated keys, each with an optional list index)."""
     cur: object = result
@@ -312,7 +314,7 @@ def recluster(session: Session, user_id: int, collection: str) -> int:
     return clusters
 
 
-def annotate(session: Session, task: Task) -> dict | None:
+def annotate(session: Session, task: Task) -> dict[str, Any] | None:
     """A task's result with the current identity of each stored face filled in.
 
     A :class:`FaceItem`'s ``ref`` (``faces[3]``, :func:`locate`) points at an object of the result; its

@@ -7,6 +7,7 @@ import re
 import sys
 
 import structlog
+from structlog.typing import Processor
 
 #: Query parameters whose values open a resource to whoever holds them: never logged.
 _SECRET_PARAMS = re.compile(r"([?&](?:token|sig|access_token)=)[^&\s\"]*")
@@ -36,7 +37,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -618,4 +618,5 @@ def frame_at(path: str | Path, t: float) -> np.ndarray:
             raise InvalidMedia(f"video cannot be decoded near {t:.1f} s: {_no_paths(exc)}") from exc
         if last is None:
             raise InvalidMedia("the video has no decodable frame", code="invalid_media")
-        return last.to_ndarray(format="rgb24")
+        rgb: np.ndarray = last.to_ndarray(format="rgb24")
+        return rgb

@@ -17,7 +17,7 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import BaseModel, Field
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HTTP_REQUESTS = Counter(
     "mediafleet_http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
@@ -122,7 +122,7 @@ class MetricsMiddleware:
         start = time.perf_counter()
         status = {"code": 500}
 
-        async def _send(message: dict) -> None:
+        async def _send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
             await send(message)

@@ -46,7 +46,7 @@ class TaskCrashed(Exception):
 CRASHED_PREFIX = f"{TaskCrashed.__module__}.{TaskCrashed.__qualname__}: "
 
 
-def failure_message(exc_info: str | None, timeout_s: int | None = None) -> str:
+def failure_message(exc_info: str | None, timeout_s: float | None = None) -> str:
     """What a user reads for a task that failed after its retries, from RQ's stored ``exc_info``:
     the TaskCrashed message, a time-out, an abandoned worker, or a generic line. Never a class
     name, a traceback or a server path."""
@@ -55,7 +55,7 @@ def failure_message(exc_info: str | None, timeout_s: int | None = None) -> str:
     if last.startswith(CRASHED_PREFIX):
         return last[len(CRASHED_PREFIX) :][:2000]
     if "JobTimeoutException" in last or "exceeded maximum timeout" in last:
-        limit = f" of {timeout_s} s" if timeout_s else ""
+        limit = f" of {timeout_s:g} s" if timeout_s else ""
         return f"the task ran past its time limit{limit} and was stopped"
     if "AbandonedJobError" in last:
         return "the worker running the task stopped (crash, restart or lost host) and no retries were left"

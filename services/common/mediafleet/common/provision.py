@@ -29,7 +29,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import httpx
 
@@ -219,17 +219,17 @@ def _norm(text: str) -> str:
 
 
 @contextmanager
-def _open_member(archive: Path, member: str) -> Iterator[BinaryIO]:
+def _open_member(archive: Path, member: str) -> Iterator[IO[bytes]]:
     if archive.suffix in (".whl", ".zip"):
         with zipfile.ZipFile(archive) as zf, zf.open(member) as fh:
             yield fh
         return
     with tarfile.open(archive) as tf:
-        fh = tf.extractfile(member)
-        if fh is None:
+        found = tf.extractfile(member)
+        if found is None:
             raise ProvisionError(f"{archive.name}: {member} is not a file")
-        with fh:
-            yield fh
+        with found:
+            yield found
 
 
 def _write_package(src: PackageSource, cache_dir: Path) -> Callable[[_Sink], None]:

@@ -7,6 +7,8 @@ Each capability has one family of queues, ``<queue>:high|normal|low`` (its contr
 
 from __future__ import annotations
 
+import redis
+
 from mediafleet.common.schemas import Priority
 
 #: The one function every worker runs (import path; job_manager never imports it).
@@ -31,7 +33,7 @@ JOB_MANAGER_HEARTBEAT_KEY = "mediafleet:job_manager:heartbeat"
 JOB_MANAGER_HEARTBEAT_TTL_S = 15
 
 
-def job_manager_liveness(client) -> str:
+def job_manager_liveness(client: redis.Redis) -> str:
     """``"ok"`` while job_manager reconciles, else why not (for /readyz reports)."""
     import time
 

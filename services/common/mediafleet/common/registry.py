@@ -16,8 +16,10 @@ importing every contract loads no ML library).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from functools import cache
 from importlib.metadata import entry_points
+from typing import Any
 
 from mediafleet.common.capability import Capability, TaskSpec, import_object
 
@@ -113,7 +115,7 @@ def with_dependencies(requested: list[str]) -> list[str]:
 
 
 def plan_for_media(
-    requested: list[str], kind: str, streams: list[dict] | None, media: str
+    requested: list[str], kind: str, streams: list[dict[str, Any]] | None, media: str
 ) -> tuple[list[str], dict[str, str]]:
     """The tasks a job of ``requested`` runs on media of ``kind`` with ``streams`` (dependencies
     first), and those left out because the media lacks a stream they need (task -> reason):
@@ -150,7 +152,7 @@ def dependencies_in(spec: TaskSpec, planned: list[str] | tuple[str, ...]) -> lis
     return [*spec.depends_on, *(a for a in spec.after if a in planned and a not in spec.depends_on)]
 
 
-def _order(names: list[str], deps) -> list[str]:
+def _order(names: list[str], deps: Callable[[str], Iterable[str]]) -> list[str]:
     order: list[str] = []
     visiting: set[str] = set()
 

@@ -12,8 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from mediafleet.common import registry
+from mediafleet.common.capability import Capability, Runner
+
+if TYPE_CHECKING:  # the worker's libraries load only when a service runs, not for --list
+    import redis
+    from rq import SimpleWorker
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run(cap, mode: str, burst: bool = False) -> None:
+def run(cap: Capability, mode: str, burst: bool = False) -> None:
     import redis
     import structlog
     import uvicorn
@@ -77,7 +84,13 @@ def run(cap, mode: str, burst: bool = False) -> None:
     work_until_done(lambda: ModelWorker(queues, connection=conn, runtime=runtime), conn, burst, log)
 
 
-def work_until_done(make_worker, conn, burst: bool, log, max_backoff_s: float = 30.0) -> None:
+def work_until_done(
+    make_worker: Callable[[], SimpleWorker],
+    conn: redis.Redis,
+    burst: bool,
+    log: Any,
+    max_backoff_s: float = 30.0,
+) -> None:
     """Run RQ workers until one ends normally; a lost Redis connection does not end the process.
 
     RQ retries a failed dequeue by itself, but a connection lost while a task runs (its
@@ -108,7 +121,7 @@ def work_until_done(make_worker, conn, burst: bool, log, max_backoff_s: float = 
         backoff = 1.0
 
 
-def advertise(conn, cap, runner) -> None:
+def advertise(conn: redis.Redis, cap: Capability, runner: Runner) -> None:
     """Publish each task's default options and loaded model versions (job_manager's result cache
     compares stored results with them)."""
     from mediafleet.common.queues import ADVERTS_KEY

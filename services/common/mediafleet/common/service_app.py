@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from pathlib import Path
 from typing import Annotated, Any, Union
 
 from fastapi import FastAPI, Form, UploadFile
@@ -85,7 +86,7 @@ def create_service_app(
             while block := await file.read(1 << 20):
                 tmp.write(block)
             tmp.flush()
-            return await run_in_threadpool(runner.run, task, tmp.name, opts, deps, lambda *_: None)
+            return await run_in_threadpool(runner.run, task, Path(tmp.name), opts, deps, lambda *_: None)
 
     # a capability's own HTTP routes (its contract's http_api), when its runner has any
     for router in getattr(runner, "routers", lambda: [])():

@@ -30,7 +30,7 @@ from typing import Any
 
 import redis
 import structlog
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rq.timeouts import BaseTimeoutException
 
 from mediafleet.common import events
@@ -102,6 +102,7 @@ def run_task(payload: dict[str, Any]) -> dict[str, Any]:
         spec = rt.capability.task(task)
         inputs = payload.get("inputs") or {}
         with open_media(payload, rt.media_dir) as path:
+            result: BaseModel
             if spec.on_frames(payload.get("media_kind", "image")):  # an image task on a video
                 core = getattr(rt.runner.settings, "core", None)
                 result = run_on_frames(

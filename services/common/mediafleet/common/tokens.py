@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -46,7 +47,7 @@ def create_token(
     resource: str | None = None,
 ) -> str:
     now = now or dt.datetime.now(dt.UTC)
-    payload: dict = {
+    payload: dict[str, Any] = {
         "sub": str(user_id),
         "typ": token_type,
         "ver": version,

@@ -112,7 +112,10 @@ class VectorDbClient:
         """``[{"id", "score" (cosine similarity), "payload"}]`` best first, the owner's items only."""
         body = {"owner": owner, "vector": vector, "k": k, "where": where or {}}
         try:
-            return self._call("POST", f"/v1/collections/{collection}/search", json=body)["data"]
+            hits: list[dict[str, Any]] = self._call(
+                "POST", f"/v1/collections/{collection}/search", json=body
+            )["data"]
+            return hits
         except VectorDbError as exc:
             if exc.status == 404:  # no collection yet: nothing stored, nothing found
                 return []

@@ -121,7 +121,7 @@ def check_target(url: str, allow_private: bool = False) -> Target:
         raise ValidationFailed(
             f"webhook host {parts.hostname!r} does not resolve: {exc}", code="webhook_url_refused"
         ) from exc
-    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     if not allow_private:
         for addr in addresses:
             why = refusal(addr)

@@ -24,7 +24,9 @@ from typing import Any, Literal
 import redis
 import structlog
 from pydantic import BaseModel, Field
+from redis.client import Pipeline
 from rq import SimpleWorker
+from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
 from rq.worker import WorkerStatus as RqWorkerState
@@ -39,7 +41,7 @@ log = structlog.get_logger("mediafleet.worker")
 class ModelWorker(SimpleWorker):
     lease_s: int = 15
 
-    def __init__(self, *args, runtime: Runtime | None = None, **kwargs):
+    def __init__(self, *args: Any, runtime: Runtime | None = None, **kwargs: Any):
         #: The loaded runner the generic task function uses (bound around each job).
         self.runtime = runtime
         # Short registration TTL: a worker that vanished stops counting as capacity within
@@ -50,7 +52,7 @@ class ModelWorker(SimpleWorker):
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return self.lease_s
 
-    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         # RQ keeps a worker's registration 60 s past its TTL; keep it to the TTL itself, so a
         # killed worker stops counting as capacity (gateway /readyz) within worker_ttl. Idle
         # workers beat every worker_ttl - 15 s, busy ones every lease_s / 3.
@@ -73,7 +75,7 @@ class ModelWorker(SimpleWorker):
             self._notify(job)
         self.set_state(RqWorkerState.IDLE)
 
-    def _renew_lease(self, job: Job, execution, stop: threading.Event) -> None:
+    def _renew_lease(self, job: Job, execution: Execution, stop: threading.Event) -> None:
         while not stop.wait(max(self.lease_s / 3, 0.5)):
             try:
                 self.maintain_heartbeats(job, execution)

@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from mediafleet.common.capability import ProgressFn
-from mediafleet.common.engine import EngineRunner
+from mediafleet.common.engine import Engine, EngineRunner
 from mediafleet.common.errors import BadRequest, InvalidMedia
 from mediafleet.common.media import load_rgb_fitted
 from mediafleet.face_reid.contract import (
@@ -40,7 +40,7 @@ def _resize_for_detection(image: np.ndarray, max_side: int) -> tuple[np.ndarray,
 
     scale = max(h, w) / max_side
     small = Image.fromarray(image).resize(
-        (max(1, round(w / scale)), max(1, round(h / scale))), Image.BILINEAR
+        (max(1, round(w / scale)), max(1, round(h / scale))), Image.Resampling.BILINEAR
     )
     return np.asarray(small), scale
 
@@ -52,7 +52,7 @@ ENGINE_OF = {"mtcnn": "mtcnn", "dlib_hog": "dlib", "dlib_cnn": "dlib_cnn", "scrf
              "dlib": "dlib", "arcface": "insightface"}  # fmt: skip
 
 
-class FaceReidRunner(EngineRunner):
+class FaceReidRunner(EngineRunner[Engine]):
     def __init__(self, settings: FaceReidSettings):
         self.settings = settings
         models = settings.core.models_dir
@@ -153,6 +153,11 @@ class FaceReidRunner(EngineRunner):
             if face.landmarks is not None:
                 return vec, face.landmarks, "detector"
             return vec, DlibEngine.landmarks_from_shape(points), "dlib_5_point"
+        if face.landmarks is None:  # refused before: arcface with a dlib detector (validate_options)
+            raise BadRequest(
+                "embedder 'arcface' aligns faces by detector landmarks; use detector mtcnn or scrfd",
+                code="invalid_option",
+            )
         return self.insightface.embed(image, face.landmarks), face.landmarks, "detector"
 
     def detector_record(self, detector: str) -> tuple[str, str]:
@@ -162,7 +167,7 @@ class FaceReidRunner(EngineRunner):
         engine = {"mtcnn": self.mtcnn, "dlib_cnn": self.dlib_cnn}.get(detector, self.insightface)
         return engine.model, engine.model_version
 
-    def embedder_engine(self, embedder: str):
+    def embedder_engine(self, embedder: str) -> DlibEngine | InsightFaceEngine:
         return self.dlib if embedder == "dlib" else self.insightface
 
     def collection(self, embedder: str) -> str:

@@ -44,9 +44,7 @@ class FaceReidSettings(ServiceSettings):
     scrfd_file: str = "det_10g.onnx"
     arcface_file: str = "w600k_r50.onnx"
     #: Engines loaded at start.
-    preload: list[Literal["mtcnn", "dlib", "dlib_cnn", "insightface"]] = Field(
-        default_factory=lambda: ["mtcnn", "dlib"]
-    )
+    preload: list[Literal["mtcnn", "dlib", "dlib_cnn", "insightface"]] = Field(default=["mtcnn", "dlib"])
     device: str = "cpu"
     http_port: int = 8113
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import anyio
@@ -24,7 +24,8 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False
 
 
 async def get_context(request: Request) -> GatewayContext:
-    return request.app.state.ctx
+    ctx: GatewayContext = request.app.state.ctx
+    return ctx
 
 
 ContextDep = Annotated[GatewayContext, Depends(get_context)]
@@ -242,7 +243,7 @@ def _user_from_link(ctx: GatewayContext, session: Session, token: str, resource:
     return user
 
 
-def user_or_link(kind: str, param: str):
+def user_or_link(kind: str, param: str) -> Callable[..., User]:
     """A dependency: the caller by its bearer token, or else by a link token for
     ``<kind>:<path parameter param>`` in ``?token=``. A bearer header wins when both come."""
 

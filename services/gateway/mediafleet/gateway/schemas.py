@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from types import UnionType
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -254,8 +256,11 @@ class JobsPublicBase(BaseModel):
     offset: int
 
 
-def job_models(result_types: dict[str, type[BaseModel]]) -> tuple[type[BaseModel], type[BaseModel]]:
-    """``(JobPublic, JobsPublic)`` whose ``results`` has one optional, typed field per task."""
+def job_models(
+    result_types: Mapping[str, type[BaseModel] | UnionType],
+) -> tuple[type[JobPublicBase], type[JobsPublicBase]]:
+    """``(JobPublic, JobsPublic)`` whose ``results`` has one optional, typed field per task
+    (a task's type is its result model, or ``Result | FramesResult`` where it also runs on video)."""
     fields: dict[str, Any] = {name: (model | None, None) for name, model in result_types.items()}
     results = create_model("JobResults", __config__=ConfigDict(extra="forbid"), **fields)
     job = create_model("JobPublic", __base__=JobPublicBase, results=(results, ...))

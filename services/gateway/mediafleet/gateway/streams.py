@@ -64,6 +64,16 @@ def _decoded(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _entries(batches: Any) -> list[tuple[str, str]]:
+    """``(stream id, data JSON)`` of an ``XREAD`` answer (redis-py's untyped nested lists)."""
+    out: list[tuple[str, str]] = []
+    for _key, found in batches or []:
+        for entry_id, fields in found:
+            data = fields.get(b"data", fields.get("data", b"{}"))
+            out.append((_decoded(entry_id), _decoded(data)))
+    return out
+
+
 @dataclass
 class JobWatch:
     """The one reader of a job's events in this process, and its listeners."""
@@ -113,10 +123,9 @@ class Streams:
             except redis.RedisError as exc:  # progress is advisory: the snapshots still come
                 log.warning("events_read_failed", job_id=job_id, error=str(exc))
                 return
-            entries = [e for _key, found in batches or [] for e in found]
-            for entry_id, fields in entries:
-                after = _decoded(entry_id)
-                yield Event("progress", _decoded(fields.get(b"data", fields.get("data", b"{}"))), after)
+            entries = _entries(batches)
+            for after, data in entries:
+                yield Event("progress", data, after)
             if len(entries) < BATCH:
                 return
 
@@ -177,7 +186,7 @@ class Streams:
         key = job_events_key(watch.job_id)
         # start at the stream's end: listeners replay the history themselves
         try:
-            info = await self.aredis.xinfo_stream(key)
+            info: dict[Any, Any] = await self.aredis.xinfo_stream(key)
             watch.last_id = _decoded(info.get("last-generated-id", info.get(b"last-generated-id", "0-0")))
         except redis.RedisError:
             watch.last_id = "0-0"
@@ -192,12 +201,9 @@ class Streams:
                 log.warning("events_read_failed", job_id=watch.job_id, error=str(exc))
                 await asyncio.sleep(1.0)
                 batches, changed = [], True
-            for _key, entries in batches or []:
-                for entry_id, fields in entries:
-                    watch.last_id = _decoded(entry_id)
-                    data = _decoded(fields.get(b"data", fields.get("data", b"{}")))
-                    self._fan_out(watch, Event("progress", data, watch.last_id))
-                    changed = changed or '"status"' in data  # a job or task status moved
+            for watch.last_id, data in _entries(batches):
+                self._fan_out(watch, Event("progress", data, watch.last_id))
+                changed = changed or '"status"' in data  # a job or task status moved
             if changed or loop.time() >= next_snapshot:
                 text, terminal = await snapshot()
                 self._fan_out(watch, Event("job", text))

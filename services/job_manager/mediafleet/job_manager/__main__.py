@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
 import time
@@ -10,6 +11,8 @@ import redis
 import structlog
 from fastapi import FastAPI
 from prometheus_client import Gauge
+from rq import Queue
+from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -40,16 +43,16 @@ log = structlog.get_logger("mediafleet.job_manager")
 QUEUE_DEPTH = Gauge("mediafleet_queue_depth", "Tasks waiting in an RQ queue", ["queue"])
 
 
-def health_app(manager: JobManager, db, conn: redis.Redis) -> FastAPI:
+def health_app(manager: JobManager, db: Engine, conn: redis.Redis) -> FastAPI:
     app = FastAPI(title="mediafleet job_manager")
     install_error_handlers(app)
     app.include_router(health_router({"database": database_check(db), "redis": redis_check(conn)}))
     for name, queue in manager.queues.items():
-        QUEUE_DEPTH.labels(name).set_function(lambda q=queue: _safe_count(q))
+        QUEUE_DEPTH.labels(name).set_function(functools.partial(_safe_count, queue))
     return app
 
 
-def _safe_count(queue) -> float:
+def _safe_count(queue: Queue) -> float:
     try:
         return float(queue.count)
     except redis.RedisError:
@@ -100,7 +103,7 @@ def main() -> None:
     log.info("job_manager_stopped")
 
 
-def _migrate_when_reachable(db) -> None:
+def _migrate_when_reachable(db: Engine) -> None:
     """Migrate, waiting with backoff (1, 2, 4 ... 30 s) while the database cannot be reached."""
     backoff = 1.0
     while True:

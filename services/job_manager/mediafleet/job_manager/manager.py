@@ -99,8 +99,8 @@ class JobManager:
         for queue in self.queues.values():
             StartedJobRegistry(queue=queue).cleanup()
         # Locks make one job_manager the scheduler when several run.
-        if self.scheduler.acquire_locks():
-            self.scheduler.enqueue_scheduled_jobs()
+        if self.scheduler.acquire_locks():  # type: ignore[no-untyped-call]
+            self.scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
 
     # -- steps ----------------------------------------------------------------------
     def _plan(self, session: Session, task: Task) -> int:
@@ -143,6 +143,8 @@ class JobManager:
     def _enqueue(self, session: Session, task: Task, inputs: dict[str, Any] | None = None) -> int:
         job = task.job
         media = session.get(Media, job.media_id)
+        if media is None:  # cannot happen: jobs.media_id is a foreign key to media.id
+            raise LookupError(f"media {job.media_id} of job {job.id} is gone")
         core = self.settings.core
         intervals = retry_intervals(core)
         if inputs is None:
@@ -190,6 +192,8 @@ class JobManager:
         return 1
 
     def _collect(self, session: Session, task: Task) -> int:
+        if task.queue_job_id is None:
+            return self._enqueue(session, task)
         try:
             rq_job = RQJob.fetch(task.queue_job_id, connection=self.redis)
         except NoSuchJobError:
@@ -262,6 +266,8 @@ class JobManager:
         except KeyError:
             log.warning("task_contract_missing", task=task.name)
             return
+        if task.result is None:
+            return
         replace_segments(session, task.job.media_id, task.name, spec.segments_of(task.result))
         faces = spec.faces_of(task.result)
         if faces:  # kept for the job's owner and assigned to people (mediafleet.common.identities)
@@ -305,6 +311,8 @@ class JobManager:
             )
         ).all()
         for task in tasks:
+            if task.queue_job_id is None:
+                continue
             try:
                 rq_job = RQJob.fetch(task.queue_job_id, connection=self.redis)
                 status = rq_job.get_status(refresh=False)

@@ -90,7 +90,8 @@ def facts_of(inputs: dict[str, Any]) -> list[str]:
         r = inputs["faces"]
         frames = [f["result"] for f in r["frames"]] if is_frames(r) else [r]
         faces = [face for fr in frames for face in fr.get("faces", [])]
-        names = sorted({(face.get("person") or {}).get("name") for face in faces} - {None})
+        people = [face.get("person") or {} for face in faces]
+        names = sorted({p["name"] for p in people if isinstance(p.get("name"), str)})
         line = f"- Faces: {len(faces)}" + (f"; recognised people: {', '.join(names)}" if names else "")
         facts.append(line + ".")
     if "pose" in inputs:

@@ -24,7 +24,7 @@ import math
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from fastapi import APIRouter, Request
@@ -37,6 +37,9 @@ from llama_cpp.server.types import (  # route annotations must be module globals
 from prometheus_client import Gauge
 
 from mediafleet.common.errors import BadRequest, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from mediafleet.llm_service.runner import LlmRunner
 
 log = structlog.get_logger("mediafleet.llm_service")
 
@@ -164,13 +167,13 @@ def _sse(gen: Generation, chunks: asyncio.Queue[Any]) -> AsyncIterator[bytes]:
     return stream()
 
 
-def build_router(runner: Any) -> APIRouter:
+def build_router(runner: LlmRunner) -> APIRouter:
     """Routes over ``runner.engine`` (a loaded :class:`LlamaEngine`) and ``runner.gate``."""
     router = APIRouter(prefix="/openai/v1", tags=["openai"])
     engine, gate, settings = runner.engine, runner.gate, runner.settings
 
-    def kwargs_of(body: Any) -> dict[str, Any]:
-        kwargs = body.model_dump(exclude=_EXCLUDE | {"stream", "model"}, exclude_none=True)
+    def kwargs_of(body: CreateChatCompletionRequest | CreateCompletionRequest) -> dict[str, Any]:
+        kwargs: dict[str, Any] = body.model_dump(exclude=_EXCLUDE | {"stream", "model"}, exclude_none=True)
         kwargs.setdefault("seed", settings.seed)
         asked = body.max_tokens if "max_tokens" in body.model_fields_set else None
         if asked is None:
@@ -183,10 +186,12 @@ def build_router(runner: Any) -> APIRouter:
             )
         return kwargs
 
-    async def answer(kind: str, body: Any, request: Request) -> Any:
+    async def answer(
+        kind: str, body: CreateChatCompletionRequest | CreateCompletionRequest, request: Request
+    ) -> Any:
         kwargs = kwargs_of(body)  # a refused request never takes a slot
         await gate.acquire()
-        if getattr(body, "stream", False):
+        if body.stream:
             loop = asyncio.get_running_loop()
             chunks: asyncio.Queue[Any] = asyncio.Queue()
 

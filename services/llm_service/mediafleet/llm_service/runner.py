@@ -28,7 +28,7 @@ from mediafleet.llm_service.openai_api import SlotGate, build_router
 from mediafleet.llm_service.settings import LlmSettings
 
 
-class LlmRunner(EngineRunner):
+class LlmRunner(EngineRunner[LlamaEngine]):
     def __init__(self, settings: LlmSettings):
         self.settings = settings
         self.engine = LlamaEngine(

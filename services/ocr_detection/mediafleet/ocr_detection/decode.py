@@ -27,7 +27,9 @@ class SpaceAwareCTCDecoder:
         self.space_threshold = space_threshold
         self.space_index = self.character.index(" ") if " " in self.character else None
 
-    def __call__(self, preds: np.ndarray, return_word_box: bool = False, **_: object) -> list[tuple]:
+    def __call__(
+        self, preds: np.ndarray, return_word_box: bool = False, **_: object
+    ) -> list[tuple[str, float]]:
         if return_word_box:
             raise ValueError("word boxes are not supported by the space-aware decoder")
         out = []
@@ -48,7 +50,7 @@ class SpaceAwareCTCDecoder:
         scores: list[float] = []
         for k, t in enumerate(positions):
             ch = self.character[idx[t]]
-            if k > 0 and self._space_between(frames, positions[k - 1], t, chars[-1], ch):
+            if k > 0 and self._space_between(frames, int(positions[k - 1]), int(t), chars[-1], ch):
                 chars.append(" ")
             chars.append(ch)
             scores.append(float(prob[t]))

@@ -24,11 +24,11 @@ from mediafleet.ocr_detection.settings import OcrSettings
 log = structlog.get_logger("mediafleet.ocr")
 
 
-class OcrRunner(EngineRunner):
+class OcrRunner(EngineRunner[OcrEngine]):
     def __init__(self, settings: OcrSettings):
         self.settings = settings
         # built, not loaded: each engine loads at start (OCR_PRELOAD) or on its first use
-        self.engines: dict[str, OcrEngine] = {n: create_engine(n, settings) for n in ENGINE_NAMES}  # type: ignore[assignment]
+        self.engines = {n: create_engine(n, settings) for n in ENGINE_NAMES}
 
     def engine(self, name: str | None) -> OcrEngine:
         """Engine ``name`` (default from settings). Raises BadRequest if unknown."""

@@ -33,7 +33,7 @@ class OcrSettings(ServiceSettings):
     #: Engine used when a request names none. Chosen from bench/ocr (see README).
     default_engine: EngineName = "rapidocr"
     #: Engines loaded at start (a comma-separated env value works: OCR_PRELOAD='["rapidocr"]').
-    preload: list[EngineName] = Field(default_factory=lambda: ["rapidocr"])
+    preload: list[EngineName] = Field(default=["rapidocr"])
     default_languages: list[str] = Field(default_factory=lambda: ["en"])
     rapidocr: RapidOcrSettings = Field(default_factory=RapidOcrSettings)
     easyocr: EasyOcrSettings = Field(default_factory=EasyOcrSettings)

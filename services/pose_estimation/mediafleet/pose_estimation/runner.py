@@ -18,7 +18,7 @@ from mediafleet.pose_estimation.settings import PoseSettings
 log = structlog.get_logger("mediafleet.pose")
 
 
-class PoseRunner(EngineRunner):
+class PoseRunner(EngineRunner[UltralyticsPoseEngine]):
     def __init__(self, settings: PoseSettings):
         self.settings = settings
         self.engines = {

@@ -20,7 +20,7 @@ class PoseSettings(ServiceSettings):
     #: 1.26x faster than the static 640x640 ONNX export at batch 1 on 2 cores (README).
     default_runtime: Runtime = "pt"
     #: Runtimes loaded at start (``POSE_PRELOAD='["pt","onnx"]'``); others load on first use.
-    preload: list[Runtime] = Field(default_factory=lambda: ["pt"])
+    preload: list[Runtime] = Field(default=["pt"])
     #: Network input size in pixels (the exported ONNX is fixed at this size).
     imgsz: int = Field(default=640, ge=32, le=1920)
     #: Images are decoded with their longer side at most this many pixels (then between half

@@ -16,6 +16,7 @@ keyed by (owner, id) and searches see only the owner's items.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -23,7 +24,7 @@ import structlog
 from fastapi import FastAPI, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediafleet.common.errors import install_error_handlers
+from mediafleet.common.errors import BadRequest, install_error_handlers
 from mediafleet.common.limits import UploadSizeLimit
 from mediafleet.common.observability import InternalTokenGuard, MetricsMiddleware, health_router
 from mediafleet.vector_db.settings import VectorDbSettings
@@ -74,7 +75,7 @@ def create_app(settings: VectorDbSettings | None = None, store: VectorStore | No
     state = {"opened": False}
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         replayed = await asyncio.to_thread(store.open)
         state["opened"] = True
         log.info("vector_db_opened", data_dir=str(settings.data_dir), replayed=replayed)
@@ -116,8 +117,6 @@ def create_app(settings: VectorDbSettings | None = None, store: VectorStore | No
         coll = store.get(name)
         vectors = [item.vector for item in body.items]
         if any(len(v) != coll.spec.dim for v in vectors):
-            from mediafleet.common.errors import BadRequest
-
             raise BadRequest(f"every vector must have {coll.spec.dim} values", code="invalid_dimension")
         n = coll.upsert(body.owner, [i.id for i in body.items], vectors, [i.payload for i in body.items])
         return {"upserted": n, "count": coll.count(body.owner)}

@@ -36,11 +36,14 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
 
 from mediafleet.common.errors import BadRequest, Conflict, NotFound
+
+if TYPE_CHECKING:
+    import faiss
 
 Metric = Literal["cosine", "ip", "l2"]
 IndexType = Literal["flat", "hnsw", "ivf"]
@@ -113,10 +116,10 @@ class Collection:
         self._row: dict[tuple[str, str], int] = {}
         self._owner_rows: dict[str, set[int]] = {}
         self._allowed_cache: dict[str, np.ndarray] = {}  # owner -> sorted rows (no payload filter)
-        self._index = None
+        self._index: faiss.Index | None = None
         self._indexed = 0  # rows added to the FAISS index
         self._writes_since_snapshot = 0
-        self._wal = None
+        self._wal: BinaryIO | None = None
 
     # -- persistence -------------------------------------------------------------------
     @property
@@ -162,11 +165,18 @@ class Collection:
                 self._wal.close()
                 self._wal = None
 
+    def _log(self) -> BinaryIO:
+        """The open write-ahead log; RuntimeError before :meth:`open` or after :meth:`close`."""
+        if self._wal is None:
+            raise RuntimeError(f"collection {self.spec.name} is not open")
+        return self._wal
+
     def _append(self, body: bytes) -> None:
-        self._wal.write(_HEADER.pack(_MAGIC, len(body), zlib.crc32(body)) + body)
-        self._wal.flush()
+        wal = self._log()
+        wal.write(_HEADER.pack(_MAGIC, len(body), zlib.crc32(body)) + body)
+        wal.flush()
         if self.fsync:
-            os.fsync(self._wal.fileno())
+            os.fsync(wal.fileno())
         self._writes_since_snapshot += 1
 
     def _after_write(self) -> None:
@@ -179,7 +189,7 @@ class Collection:
         """Write every live row to ``snapshot.{npy,json}`` atomically, then start an empty log."""
         with self.lock:
             live = [r for r, k in enumerate(self._keys) if k is not None]
-            rows = [[*self._keys[r], self._payloads[r]] for r in live]
+            rows = [[*key, self._payloads[r]] for r in live if (key := self._keys[r]) is not None]
             tmp = self.path / "snapshot.npz.tmp"
             meta = json.dumps({"rows": rows, "taken_at": time.time()}).encode()
             with tmp.open("wb") as fh:
@@ -190,7 +200,7 @@ class Collection:
             # one file, one rename: a crash leaves the old snapshot or the new one; the log
             # is removed after, and replaying it over the new snapshot is harmless (idempotent)
             os.replace(tmp, self.path / "snapshot.npz")
-            self._wal.close()
+            self._log().close()
             self.wal_path.unlink(missing_ok=True)
             self._wal = self.wal_path.open("ab")
             self._writes_since_snapshot = 0
@@ -198,13 +208,19 @@ class Collection:
                 self._compact(live)
 
     # -- writes ------------------------------------------------------------------------
-    def upsert(self, owner: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> int:
+    def upsert(
+        self,
+        owner: str,
+        ids: list[str],
+        vectors: np.ndarray | list[list[float]],
+        payloads: list[dict[str, Any]],
+    ) -> int:
         """Insert or replace ``(owner, id)`` items; durable when this returns. Raises BadRequest."""
-        vectors = self._check_vectors(vectors, len(ids))
+        checked = self._check_vectors(vectors, len(ids))
         if len(set(ids)) != len(ids):
             raise BadRequest("ids repeat within one upsert", code="invalid_option")
         meta = json.dumps({"op": "upsert", "owner": owner, "ids": ids, "payloads": payloads}).encode()
-        body = struct.pack(">I", len(meta)) + meta + vectors.astype("<f4").tobytes()
+        body = struct.pack(">I", len(meta)) + meta + checked.astype("<f4").tobytes()
         with self.lock:
             self._append(body)
             self._apply(body)
@@ -255,7 +271,7 @@ class Collection:
             self._owner_rows[owner].discard(row)
             self._allowed_cache.pop(owner, None)
 
-    def _check_vectors(self, vectors: np.ndarray | list, n: int) -> np.ndarray:
+    def _check_vectors(self, vectors: np.ndarray | list[list[float]], n: int) -> np.ndarray:
         arr = np.asarray(vectors, dtype=np.float32)
         if arr.ndim != 2 or arr.shape != (n, self.spec.dim):
             raise BadRequest(
@@ -271,15 +287,15 @@ class Collection:
         return arr
 
     # -- the FAISS index -----------------------------------------------------------------
-    def _new_index(self, train: np.ndarray | None):
+    def _new_index(self, train: np.ndarray | None) -> faiss.Index | None:
         import faiss
 
         metric = faiss.METRIC_L2 if self.spec.metric == "l2" else faiss.METRIC_INNER_PRODUCT
         d = self.spec.dim
         if self.spec.index == "hnsw":
-            index = faiss.IndexHNSWFlat(d, self.spec.param("m"), metric)
-            index.hnsw.efConstruction = self.spec.param("ef_construction")
-            return index
+            hnsw = faiss.IndexHNSWFlat(d, self.spec.param("m"), metric)
+            hnsw.hnsw.efConstruction = self.spec.param("ef_construction")
+            return hnsw
         if self.spec.index == "ivf":
             nlist = self.spec.param("nlist")
             if train is None or len(train) < 39 * nlist:
@@ -295,10 +311,10 @@ class Collection:
         payloads = [self._payloads[r] for r in live]
         self._vectors = np.ascontiguousarray(self._vectors[live])
         self._keys, self._payloads = keys, payloads
-        self._row = {k: i for i, k in enumerate(keys)}
+        self._row = {k: i for i, k in enumerate(keys) if k is not None}
         self._owner_rows = {}
         self._allowed_cache = {}
-        for i, (owner, _) in enumerate(keys):
+        for (owner, _), i in self._row.items():
             self._owner_rows.setdefault(owner, set()).add(i)
         self._rebuild(compacted=True)
 
@@ -335,7 +351,7 @@ class Collection:
             return len(self._row) if owner is None else len(self._owner_rows.get(owner, ()))
 
     def search(
-        self, owner: str, vector: np.ndarray | list, k: int = 10, where: dict[str, Any] | None = None
+        self, owner: str, vector: np.ndarray | list[float], k: int = 10, where: dict[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         """The ``k`` nearest of ``owner``'s items whose payload matches ``where`` (equality per key).
 
@@ -348,19 +364,25 @@ class Collection:
         with self.lock:
             rows = self._owner_rows.get(owner, set())
             if where:
-                rows = {r for r in rows if all(self._payloads[r].get(key) == v for key, v in where.items())}
+                rows = {
+                    r
+                    for r in rows
+                    if (payload := self._payloads[r]) is not None
+                    and all(payload.get(key) == v for key, v in where.items())
+                }
                 allowed = np.fromiter(rows, dtype=np.int64, count=len(rows))
             else:
-                allowed = self._allowed_cache.get(owner)
-                if allowed is None:
-                    allowed = self._allowed_cache[owner] = np.fromiter(rows, dtype=np.int64, count=len(rows))
+                cached = self._allowed_cache.get(owner)
+                if cached is None:
+                    cached = self._allowed_cache[owner] = np.fromiter(rows, dtype=np.int64, count=len(rows))
+                allowed = cached
             if not len(allowed):
                 return []
             labels, scores = self._search_rows(query, allowed, min(k, len(allowed)))
             return [
-                {"id": self._keys[r][1], "score": float(s), "payload": self._payloads[r]}
+                {"id": key[1], "score": float(s), "payload": self._payloads[r]}
                 for r, s in zip(labels, scores, strict=True)
-                if r >= 0 and self._keys[r] is not None
+                if r >= 0 and (key := self._keys[r]) is not None
             ]
 
     def _search_rows(self, query: np.ndarray, allowed: np.ndarray, k: int) -> tuple[list[int], list[float]]:
@@ -379,12 +401,17 @@ class Collection:
             return allowed[order].tolist(), scores[order].tolist()
         # every indexed row is this owner's (a single-user fleet): no selector needed
         selector = None if len(allowed) == self._indexed == len(self._row) else faiss.IDSelectorBatch(allowed)
+        # faiss's loader picks its SWIG module at import time and class_wrappers.handle_SearchParameters
+        # adds the keyword constructors: mypy sees neither (faiss/class_wrappers.py)
+        params: faiss.SearchParameters
         if self.spec.index == "hnsw":
-            params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.spec.param("ef_search"), k))
+            params = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
+                sel=selector, efSearch=max(self.spec.param("ef_search"), k)
+            )
         elif self.spec.index == "ivf":
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=self.spec.param("nprobe"))
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=self.spec.param("nprobe"))  # type: ignore[call-arg]
         else:
-            params = faiss.SearchParameters(sel=selector)
+            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         distances, labels = self._index.search(query, k, params=params)
         return labels[0].tolist(), distances[0].tolist()
 

@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -114,7 +114,7 @@ class ChannelStream:
         return windows, pos
 
 
-def channel_mode(block: np.ndarray, frame_s: float = 0.03) -> tuple[str, str]:
+def channel_mode(block: np.ndarray, frame_s: float = 0.03) -> tuple[Literal["split", "mix"], str]:
     """``("split" | "mix", why)`` for audio of shape (C, N) at 16 kHz: split when the channels
     carry different speech, i.e. in more than half of the frames where anything is heard
     (30-ms frames louder than -40 dBFS) one channel is 15 dB louder than every other (one
@@ -143,7 +143,7 @@ def channel_mode(block: np.ndarray, frame_s: float = 0.03) -> tuple[str, str]:
     return "mix", f"channels hear the same sound ({dominant:.0%} of the heard frames one-sided): mixed"
 
 
-class WhisperRunner(EngineRunner):
+class WhisperRunner(EngineRunner[FasterWhisperEngine]):
     def __init__(self, settings: WhisperSettings):
         self.settings = settings
         self.engine = FasterWhisperEngine(
@@ -213,7 +213,9 @@ class WhisperRunner(EngineRunner):
             if mode == "mix" and block.shape[0] > 1:
                 block = block.mean(axis=0, keepdims=True)
             if not streams:
-                streams = [ChannelStream(opts.vad_filter, window, regions) for _ in range(block.shape[0])]
+                streams = [
+                    ChannelStream(bool(opts.vad_filter), window, regions) for _ in range(block.shape[0])
+                ]
             for channel, stream in enumerate(streams):
                 for at, audio in stream.feed(block[channel]):
                     segments += self._decode(stream, at, audio, opts, channel if len(streams) > 1 else None)
@@ -241,7 +243,7 @@ class WhisperRunner(EngineRunner):
             model_version=self.engine.model_version,
             compute_type=self.engine.compute_type,
             device=self.engine.device,
-            task=opts.task,
+            task=opts.task or self.settings.task,
             language=language,
             language_probability=first.language_probability if first else None,
             languages=[LanguageShare(language=k, speech_s=round(v, 2)) for k, v in shares.items()],

@@ -13,6 +13,7 @@ the exposed-body-part classes (contract ``NSFW_CLASSES``), 0 when none is detect
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from mediafleet.clip_nsfw.contract import NSFW_CLASSES, NUDENET_CLASSES, Detecti
 from mediafleet.common.catalogue import require_files
 from mediafleet.common.engine import Engine
 from mediafleet.common.provision import sha256_of
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 INPUT = 320
 
@@ -41,7 +45,8 @@ def resize_bilinear(image: np.ndarray, size: int) -> np.ndarray:
     img = image.astype(np.float32)
     top = img[y0][:, x0] * (1 - fx)[None, :, None] + img[y0][:, x1] * fx[None, :, None]
     bottom = img[y1][:, x0] * (1 - fx)[None, :, None] + img[y1][:, x1] * fx[None, :, None]
-    return top * (1 - fy)[:, None, None] + bottom * fy[:, None, None]
+    out: np.ndarray = top * (1 - fy)[:, None, None] + bottom * fy[:, None, None]
+    return out
 
 
 def preprocess(image: np.ndarray, channel_order: str = "rgb") -> tuple[np.ndarray, float]:
@@ -57,6 +62,12 @@ def preprocess(image: np.ndarray, channel_order: str = "rgb") -> tuple[np.ndarra
     return np.ascontiguousarray(blob), side / INPUT
 
 
+def _area(boxes: np.ndarray) -> np.ndarray:
+    """Areas of xyxy boxes (..., 4) -> (...)."""
+    area: np.ndarray = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+    return area
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.45) -> list[int]:
     """Greedy non-maximum suppression over xyxy boxes; indices kept, best first."""
     order = np.argsort(-scores)
@@ -70,8 +81,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.45) -> list[int]:
         x2 = np.minimum(boxes[i, 2], boxes[rest, 2])
         y2 = np.minimum(boxes[i, 3], boxes[rest, 3])
         inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-        area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-        overlap = inter / (area(boxes[i]) + area(boxes[rest]) - inter + 1e-9)
+        overlap = inter / (_area(boxes[i]) + _area(boxes[rest]) - inter + 1e-9)
         order = rest[overlap <= iou]
     return keep
 
@@ -83,7 +93,7 @@ class NudeNetEngine(Engine):
         super().__init__()
         self.models_dir = Path(models_dir)
         self.providers = providers
-        self._session = None
+        self._session: ort.InferenceSession | None = None
         self._version = ""
 
     @property
@@ -108,8 +118,11 @@ class NudeNetEngine(Engine):
         """Detections >= 0.2 (after NMS) on an RGB (H, W, 3) uint8 image, boxes xyxy in its pixels."""
         self.load()
         blob, scale = preprocess(image, channel_order)
-        name = self._session.get_inputs()[0].name
-        (out,) = self.run_serialised(self._session.run, None, {name: blob})
+        session = self._session
+        if session is None:
+            raise RuntimeError("the NudeNet model is not loaded")
+        name = session.get_inputs()[0].name
+        (out,) = self.run_serialised(session.run, None, {name: blob})
         rows = out[0].T  # (2100, 22)
         cls_scores = rows[:, 4:]
         best = cls_scores.max(axis=1)

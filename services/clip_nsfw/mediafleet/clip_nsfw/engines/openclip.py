@@ -13,13 +13,26 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from mediafleet.common.engine import Engine
 from mediafleet.common.errors import EngineError
 from mediafleet.common.provision import sha256_of
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+
+class ClipModel(Protocol):
+    """What is used of an ``open_clip.CLIP``: both towers, (n, dim) float features."""
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor: ...
+    def encode_text(self, text: torch.Tensor) -> torch.Tensor: ...
 
 
 class OpenClipEngine(Engine):
@@ -34,9 +47,11 @@ class OpenClipEngine(Engine):
         self.weights = Path(weights)
         self.arch_config = arch_config
         self.device = device
-        self._model = None
-        self._preprocess = None
-        self._tokenizer = None
+        self._model: ClipModel | None = None
+        #: PIL image -> (3, S, S) float tensor (resize, centre crop, normalise)
+        self._preprocess: Callable[[Image.Image], torch.Tensor] | None = None
+        #: texts -> (n, 77) int token ids
+        self._tokenizer: Callable[[list[str]], torch.Tensor] | None = None
         self._version = ""
         self.dim = 0
 
@@ -72,22 +87,31 @@ class OpenClipEngine(Engine):
             self.model_name, pretrained=str(self.weights), device=self.device
         )
         model.eval()
-        self._model, self._preprocess = model, preprocess
-        self._tokenizer = open_clip.get_tokenizer(self.model_name)
+        tokenizer = open_clip.get_tokenizer(self.model_name)
+        self._model, self._preprocess, self._tokenizer = model, preprocess, tokenizer
         with torch.no_grad():
-            self.dim = int(model.encode_text(self._tokenizer(["x"])).shape[-1])
+            self.dim = int(model.encode_text(tokenizer(["x"])).shape[-1])
         self._version = sha256_of(self.weights)[:12]
 
-    def embed_images(self, images: list) -> np.ndarray:
+    def _parts(
+        self,
+    ) -> tuple[ClipModel, Callable[[Image.Image], torch.Tensor], Callable[[list[str]], torch.Tensor]]:
+        """The loaded model, preprocess and tokenizer; RuntimeError before :meth:`load`."""
+        if self._model is None or self._preprocess is None or self._tokenizer is None:
+            raise RuntimeError("the CLIP model is not loaded")
+        return self._model, self._preprocess, self._tokenizer
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         """PIL RGB images -> (n, dim) float32, rows L2-normalised."""
         import torch
 
         self.load()
+        model, preprocess, _ = self._parts()
 
         def run() -> np.ndarray:
-            batch = torch.stack([self._preprocess(im) for im in images]).to(self.device)
+            batch = torch.stack([preprocess(im) for im in images]).to(self.device)
             with torch.no_grad():
-                out = self._model.encode_image(batch).float()
+                out = model.encode_image(batch).float()
             return torch.nn.functional.normalize(out, dim=-1).cpu().numpy().astype(np.float32)
 
         return self.run_serialised(run)
@@ -97,15 +121,16 @@ class OpenClipEngine(Engine):
         import torch
 
         self.load()
+        model, _, tokenizer = self._parts()
 
         def run() -> np.ndarray:
             with torch.no_grad():
-                out = self._model.encode_text(self._tokenizer(texts).to(self.device)).float()
+                out = model.encode_text(tokenizer(texts).to(self.device)).float()
             return torch.nn.functional.normalize(out, dim=-1).cpu().numpy().astype(np.float32)
 
         return self.run_serialised(run)
 
-    def timed_image(self, image) -> tuple[np.ndarray, float]:
+    def timed_image(self, image: Image.Image) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
         vec = self.embed_images([image])[0]
         return vec, (time.perf_counter() - start) * 1000

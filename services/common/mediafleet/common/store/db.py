@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as exc_mod
@@ -48,7 +49,7 @@ def create_db_engine(url: str, pool_size: int = 10, max_overflow: int = 10) -> E
         )
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
@@ -89,11 +90,11 @@ def _ping_when_idle(engine: Engine) -> None:
     """
 
     @event.listens_for(engine, "checkin")
-    def _checked_in(_dbapi_conn, record) -> None:
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
         record.info["mediafleet_idle_since"] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
-    def _checked_out(dbapi_conn, record, _proxy) -> None:
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         since = record.info.get("mediafleet_idle_since")
         if since is None or time.monotonic() - since <= PING_AFTER_IDLE_S:
             return  # new, or back in the pool a moment ago

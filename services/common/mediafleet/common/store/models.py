@@ -31,7 +31,7 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class UtcDateTime(TypeDecorator):
+class UtcDateTime(TypeDecorator[dt.datetime]):
     """``DateTime(timezone=True)`` that always loads as an aware UTC datetime: SQLite keeps no
     offset and hands back naive values (stored in UTC), which APIs would emit without the
     offset RFC 3339 requires."""

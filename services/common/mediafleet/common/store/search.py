@@ -40,7 +40,7 @@ def replace_segments(session: Session, media_id: str, task: str, segments: Seque
     )
     rows = []
     for seq, seg in enumerate(segments):
-        box = seg.box or [None, None, None, None]
+        box: list[float | None] = list(seg.box) if seg.box else [None, None, None, None]
         rows.append(
             TextSegmentRow(
                 media_id=media_id,

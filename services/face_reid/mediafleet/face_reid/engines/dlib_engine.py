@@ -107,7 +107,7 @@ class DlibEngine(_DlibFiles):
         down = np.array([-eye_vec[1], eye_vec[0]], dtype=np.float32)
         if down[1] < 0:
             down = -down
-        mouth_mid = eye_mid + down * (0.9 * np.linalg.norm(eye_vec) / max(np.linalg.norm(down), 1e-6))
+        mouth_mid = eye_mid + down * (0.9 * np.linalg.norm(eye_vec) / max(float(np.linalg.norm(down)), 1e-6))
         half = eye_vec * 0.41
         return np.stack([left, right, nose, mouth_mid - half, mouth_mid + half]).astype(np.float32)
 

@@ -84,6 +84,6 @@ class InsightFaceEngine(Engine):
         def run() -> np.ndarray:
             crop = face_align.norm_crop(bgr, landmark=np.asarray(landmarks, dtype=np.float32),
                                         image_size=self._rec.input_size[0])  # fmt: skip
-            return self._rec.get_feat(crop)
+            return np.asarray(self._rec.get_feat(crop))
 
         return l2_normalise(self.run_serialised(run))

@@ -52,15 +52,16 @@ class MtcnnEngine(Engine):
         self.load()
         import torch
 
-        def run():
+        def run() -> list[DetectedFace]:
             self._net.min_face_size = max(int(min_size), 12)
             with torch.inference_mode():
-                return self._net.detect(image, landmarks=True)
+                # facenet-pytorch: boxes (n, 4) xyxy, probs (n,), points (n, 5, 2); None when no face
+                boxes, probs, points = self._net.detect(image, landmarks=True)
+            if boxes is None:
+                return []
+            return [
+                DetectedFace(np.asarray(b, dtype=np.float32), float(p), np.asarray(pt, dtype=np.float32))
+                for b, p, pt in zip(boxes, probs, points, strict=True)
+            ]
 
-        boxes, probs, points = self.run_serialised(run)
-        if boxes is None:
-            return []
-        return [
-            DetectedFace(np.asarray(b, dtype=np.float32), float(p), np.asarray(pt, dtype=np.float32))
-            for b, p, pt in zip(boxes, probs, points, strict=True)
-        ]
+        return self.run_serialised(run)

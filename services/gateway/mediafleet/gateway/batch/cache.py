@@ -45,17 +45,21 @@ class CachedResponse:
     expires_at: float
 
 
+#: (user id, resource, path, query string)
+CacheKey = tuple[int, str, str, str]
+
+
 class ResponseCache:
     def __init__(self, maxsize: int = 2000, ttl_s: float = 120.0):
         self.ttl_s = ttl_s
-        self._entries: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl_s)
+        self._entries: TTLCache[CacheKey, CachedResponse] = TTLCache(maxsize=maxsize, ttl=ttl_s)
 
     @staticmethod
-    def key(user_id: int, path: str, query: str) -> tuple[int, str, str, str]:
+    def key(user_id: int, path: str, query: str) -> CacheKey:
         return (user_id, resource_of(path), path, query)
 
-    def get(self, key: tuple) -> CachedResponse | None:
-        entry = self._entries.get(key)
+    def get(self, key: CacheKey) -> CachedResponse | None:
+        entry: CachedResponse | None = self._entries.get(key)
         if entry is None:
             return None
         if entry.expires_at < time.monotonic():
@@ -63,7 +67,7 @@ class ResponseCache:
             return None
         return entry
 
-    def put(self, key: tuple, status: int, headers: dict[str, str], body: Any) -> bool:
+    def put(self, key: CacheKey, status: int, headers: dict[str, str], body: Any) -> bool:
         """Keep a 200 response unless its Cache-Control forbids it. Returns whether it was kept."""
         if status != 200:
             return False

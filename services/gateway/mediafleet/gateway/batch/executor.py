@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import httpx
 from pydantic import ValidationError
+from starlette.types import ASGIApp
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 
 from mediafleet.common.errors import envelope
@@ -62,7 +63,7 @@ class Limits:
 class Planned:
     index: int
     item: BatchItem
-    dedupe_key: tuple | None = None
+    dedupe_key: tuple[str, str, str, str] | None = None
     duplicates: list[int] = field(default_factory=list)
 
 
@@ -97,7 +98,7 @@ def _check(item: BatchItem, limits: Limits) -> BatchItemResponse | None:
 
 
 class BatchExecutor:
-    def __init__(self, app, cache: ResponseCache, limits: Limits):
+    def __init__(self, app: ASGIApp | None, cache: ResponseCache, limits: Limits):
         self.app = app
         self.cache = cache
         self.limits = limits
@@ -131,7 +132,7 @@ class BatchExecutor:
             planned.append(Planned(i, item))
 
         leaders: list[Planned] = []
-        by_key: dict[tuple, Planned] = {}
+        by_key: dict[tuple[str, str, str, str], Planned] = {}
         for p in planned:
             if options.deduplicate and p.item.method in IDEMPOTENT:
                 p.dedupe_key = (
@@ -161,6 +162,8 @@ class BatchExecutor:
         max_retries = limits.max_retries if options.max_retries is None else options.max_retries
         timeout_s = options.timeout_s or limits.timeout_s
 
+        if self.app is None:
+            raise RuntimeError("the batch executor runs inside the gateway app (create_app sets it)")
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app, raise_app_exceptions=False),
             base_url="http://gateway.internal",
@@ -248,12 +251,13 @@ class BatchExecutor:
             return resp.status_code, headers, body
 
         retries = max_retries if item.method in IDEMPOTENT else 0  # a POST is never repeated
-        status, headers, body = await AsyncRetrying(
+        answer: tuple[int, dict[str, str], Any] = await AsyncRetrying(
             stop=stop_after_attempt(retries + 1),
             wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
             retry=retry_if_result(lambda r: r[0] >= 500),
-            retry_error_callback=lambda state: state.outcome.result(),
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome is not None else None,
         )(once)
+        status, headers, body = answer
         if use_cache:
             self.cache.put(key, status, headers, body)
         return BatchItemResponse(

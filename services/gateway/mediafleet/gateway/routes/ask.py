@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from mediafleet.common import registry
-from mediafleet.common.capability import Passage, QuestionQuery
+from mediafleet.common.capability import Answer, Passage, QuestionQuery
 from mediafleet.common.store.search import search_text
 from mediafleet.gateway import queries
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep
@@ -205,9 +205,8 @@ async def ask(body: AskRequest, user: CurrentUser, ctx: ContextDep, session: Ses
         passages=[Passage(n=c.n, source=_source(c), text=c.text[:4000]) for c in citations],
         max_tokens=body.max_tokens,
     )
-    answer = await run_in_threadpool(
-        queries.ask, ctx.redis, cap, spec, payload, ctx.settings.core.llm_timeout_s
-    )
+    raw = await run_in_threadpool(queries.ask, ctx.redis, cap, spec, payload, ctx.settings.core.llm_timeout_s)
+    answer = Answer.model_validate(raw.model_dump())  # the answer_question contract's output
     return AskAnswer(
         question=body.question,
         answer=answer.answer,

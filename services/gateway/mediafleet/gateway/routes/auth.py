@@ -6,13 +6,13 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import anyio
 import structlog
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -51,7 +51,7 @@ UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 log = structlog.get_logger("mediafleet.gateway.auth")
 
 
-def issue_tokens(ctx, user: User, family: TokenFamily, jti: str | None = None) -> TokenPair:
+def issue_tokens(ctx: GatewayContext, user: User, family: TokenFamily, jti: str | None = None) -> TokenPair:
     """A new access + refresh pair of ``family``; the refresh token becomes its current one
     (the caller commits; with ``jti`` the caller has already stored it)."""
     s = ctx.settings
@@ -68,11 +68,10 @@ def issue_tokens(ctx, user: User, family: TokenFamily, jti: str | None = None) -
         ),
         expires_in=s.access_token_ttl_s,
         must_change_password=user.must_change_password,
-        has_webhook_secret=bool(user.webhook_secret),
     )  # fmt: skip
 
 
-def sign_in(ctx, session: Session, user: User) -> TokenPair:
+def sign_in(ctx: GatewayContext, session: Session, user: User) -> TokenPair:
     """A new token family (one sign-in) for ``user`` and its first pair; commits."""
     family = TokenFamily(id=uuid.uuid4().hex, user_id=user.id, current_jti="")
     session.add(family)
@@ -121,7 +120,7 @@ async def login(
 _limiter: anyio.CapacityLimiter | None = None
 
 
-def hash_limiter(ctx) -> anyio.CapacityLimiter:
+def hash_limiter(ctx: GatewayContext) -> anyio.CapacityLimiter:
     """One limiter per process for password hashing (created inside the event loop)."""
     global _limiter
     if _limiter is None:
@@ -148,15 +147,18 @@ def refresh(body: RefreshRequest, ctx: ContextDep, session: SessionDep) -> Token
     # exactly one moves the family on; every other is a reuse (8 at once used to leave 8 valid
     # pairs on SQLite). A reuse revokes the sign-in, the winner's new pair included.
     new_jti = uuid.uuid4().hex
-    swapped = session.execute(
-        update(TokenFamily)
-        .where(
-            TokenFamily.id == family.id,
-            TokenFamily.current_jti == claims.jti,
-            TokenFamily.revoked_at.is_(None),
-        )
-        .values(current_jti=new_jti)
-        .execution_options(synchronize_session=False)
+    swapped = cast(
+        CursorResult[Any],
+        session.execute(
+            update(TokenFamily)
+            .where(
+                TokenFamily.id == family.id,
+                TokenFamily.current_jti == claims.jti,
+                TokenFamily.revoked_at.is_(None),
+            )
+            .values(current_jti=new_jti)
+            .execution_options(synchronize_session=False)
+        ),
     ).rowcount
     if swapped != 1:
         session.execute(
@@ -359,7 +361,7 @@ def _key_public(key: ApiKey) -> ApiKeyPublic:
     )
 
 
-def _check_password(ctx, password: str) -> None:
+def _check_password(ctx: GatewayContext, password: str) -> None:
     if len(password) < ctx.settings.min_password_length:
         raise BadRequest(
             f"password must have at least {ctx.settings.min_password_length} characters", code="weak_password"

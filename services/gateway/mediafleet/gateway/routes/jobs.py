@@ -315,6 +315,8 @@ def build_router() -> APIRouter:
                 continue
             spec = known[task.name][1]
             result = identities.annotate(session, task)
+            if result is None:
+                continue
             if not is_frames(result):
                 if transcript is None and "srt" in spec.exports:
                     transcript = result
@@ -470,7 +472,7 @@ def build_router() -> APIRouter:
             current = await run_in_threadpool(snapshot)
             return current.model_dump_json(exclude_unset=True), current.status.terminal
 
-        async def stream() -> AsyncIterator[dict]:
+        async def stream() -> AsyncIterator[dict[str, str]]:
             try:
                 yield {"event": "job", "data": first.model_dump_json(exclude_unset=True)}
                 if first.status.terminal:  # a finished job: its history, then the snapshot again

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from mediafleet.common import identities
 from mediafleet.common.errors import (
@@ -418,14 +419,16 @@ async def verify(request: Request, user: CurrentUser, ctx: ContextDep) -> Verify
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
         form = await request.form()
-        files = [form.get("image1"), form.get("image2")]
-        if any(f is None or isinstance(f, str) for f in files):
+        files = [f for f in (form.get("image1"), form.get("image2")) if isinstance(f, UploadFile)]
+        if len(files) != 2:
             raise BadRequest("send two files, image1 and image2", code="missing_image")
-        images = [base64.b64encode(await f.read()).decode() for f in files]  # type: ignore[union-attr]
-        payload = {"images": images}
+        payload: dict[str, str | list[str]] = {
+            "images": [base64.b64encode(await f.read()).decode() for f in files]
+        }
         for key in ("detector", "embedder"):
-            if isinstance(form.get(key), str) and form.get(key):
-                payload[key] = form.get(key)
+            value = form.get(key)
+            if isinstance(value, str) and value:
+                payload[key] = value
         cap, spec = queries.find_query("face_verify")
         try:
             query = spec.input.model_validate(payload)

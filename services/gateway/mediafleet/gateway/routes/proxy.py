@@ -109,7 +109,9 @@ def build_router() -> APIRouter:
         api = cap.http_api
         if api is None:
             continue
-        doc = {200: {"description": f"{cap.name}'s answer (JSON or text/event-stream)"}}
+        doc: dict[int | str, dict[str, Any]] = {
+            200: {"description": f"{cap.name}'s answer (JSON or text/event-stream)"}
+        }
         for method in ("GET", "POST"):
             names = [p for p, m in api.paths.items() if m == method]
             if not names:

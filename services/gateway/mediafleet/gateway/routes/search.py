@@ -113,6 +113,8 @@ def _media_embedding(session: Session, user_id: int, media_id: str, tasks: list[
     ).all()
     known = registry.tasks()
     for row in rows:
+        if row.result is None:
+            continue
         spec = known[row.name][1]
         for item in spec.vectors_of(row.result):
             if item.ref == MEDIA_REF:

@@ -13,11 +13,14 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mediafleet.common.catalogue import require_files
 from mediafleet.common.engine import Engine
 from mediafleet.common.provision import sha256_of
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
 
 #: Context of the embeddings instance, tokens.
 EMBEDDING_CTX = 512
@@ -35,7 +38,8 @@ class LlamaEngine(Engine):
         self.n_ctx, self.n_gpu_layers, self.seed = n_ctx, n_gpu_layers, seed
         self.n_threads = n_threads or min(os.cpu_count() or 1, 4)
         self._version = ""
-        self._embedder = None
+        self._llama: Llama | None = None
+        self._embedder: Llama | None = None
         self.path: Path | None = None
 
     @property
@@ -46,15 +50,16 @@ class LlamaEngine(Engine):
     def model_version(self) -> str:
         return self._version
 
-    def _new(self, embedding: bool) -> Any:
+    def _new(self, embedding: bool) -> Llama:
         import llama_cpp
         from llama_cpp import Llama
 
         # a causal LM has no pooling of its own (one vector per token): mean-pool, as OpenAI's
         # embeddings are one vector per input
-        pooling = {"pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN} if embedding else {}
         return Llama(
-            **pooling,
+            pooling_type=(
+                llama_cpp.LLAMA_POOLING_TYPE_MEAN if embedding else llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED
+            ),
             model_path=str(self.path),
             # embeddings take short inputs: a small context keeps the second KV cache small
             # (measured: +246 MiB RSS at 4096, +171 MiB at 512)
@@ -76,14 +81,14 @@ class LlamaEngine(Engine):
             (self.path,) = require_files(self.catalogue_name, self.models_dir)
         import llama_cpp
 
-        self._llama = self._new(embedding=False)
-        self.has_chat_template = "tokenizer.chat_template" in (self._llama.metadata or {})
+        self._llama = llama = self._new(embedding=False)
+        self.has_chat_template = "tokenizer.chat_template" in (llama.metadata or {})
         self._version = f"{sha256_of(self.path)[:12]}+llama-cpp-python-{llama_cpp.__version__}"
 
     @property
     def context_tokens(self) -> int:
         self.load()
-        return self._llama.n_ctx()
+        return self._model().n_ctx()
 
     def chat(self, **kwargs: Any) -> Any:
         """``Llama.create_chat_completion(**kwargs)`` (not streaming) under the run lock."""
@@ -92,12 +97,19 @@ class LlamaEngine(Engine):
     def complete(self, **kwargs: Any) -> Any:
         return self.run_serialised(lambda: self._fresh().create_completion(**kwargs))
 
-    def _fresh(self) -> Any:
+    def _fresh(self) -> Llama:
         """The context with no reused prompt prefix: llama-cpp-python re-evaluates only what
         differs from the previous request, and a prompt evaluated in pieces gives slightly other
         logits than one evaluated whole (seen: the same chat at temperature 0 answered two
         ways). Every request is evaluated whole, so an answer is a function of the request."""
-        self._llama.reset()
+        llama = self._model()
+        llama.reset()  # type: ignore[no-untyped-call]  # llama-cpp-python 0.3 leaves it unannotated
+        return llama
+
+    def _model(self) -> Llama:
+        """The generating context; RuntimeError before :meth:`load`."""
+        if self._llama is None:
+            raise RuntimeError("the LLM is not loaded")
         return self._llama
 
     def embed(self, **kwargs: Any) -> Any:
@@ -149,11 +161,11 @@ class LlamaEngine(Engine):
             if emit is None:
                 return fn(logits_processor=processors, **kwargs)
             for chunk in fn(stream=True, logits_processor=processors, **kwargs):
-                emit(chunk)
+                emit(cast(dict[str, Any], chunk))  # a streamed chunk is a TypedDict (OpenAI's shape)
                 if stop.is_set():
                     break
             return None
 
     def tokens(self, text: str) -> int:
         self.load()
-        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False))
+        return len(self._model().tokenize(text.encode("utf-8"), add_bos=False))

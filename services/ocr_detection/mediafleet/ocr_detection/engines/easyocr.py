@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mediafleet.common.errors import BadRequest, EngineError
 from mediafleet.ocr_detection.engines.base import OcrEngine, RawLine
 from mediafleet.ocr_detection.settings import EasyOcrSettings
+
+if TYPE_CHECKING:
+    import easyocr
 
 #: ISO 639-1 codes we accept, mapped to easyocr's language codes where they differ.
 ISO_TO_EASYOCR = {"zh": "ch_sim"}
@@ -48,7 +52,7 @@ class EasyOcrEngine(OcrEngine):
         super().__init__()
         self.settings = settings
         self.model_dir = Path(model_dir)
-        self._readers: dict[tuple[str, ...], object] = {}
+        self._readers: dict[tuple[str, ...], easyocr.Reader] = {}
         self._detector = None
         self._detector_version = ""
         self._device = "cpu"
@@ -77,7 +81,7 @@ class EasyOcrEngine(OcrEngine):
         self._detector = get_detector(str(path), device=self._device, quantize=self.settings.quantize)
         self._detector_version = "craft_mlt_25k" if official else f"craft-custom-{_md5(path)[:12]}"
 
-    def reader(self, languages: list[str]):
+    def reader(self, languages: list[str]) -> easyocr.Reader:
         """The easyocr Reader for ``languages`` (cached: each language set loads once)."""
         key = tuple(sorted(ISO_TO_EASYOCR.get(lang, lang) for lang in languages))
         if key not in self._readers:

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mediafleet.ocr_detection.decode import SpaceAwareCTCDecoder
 from mediafleet.ocr_detection.engines.base import OcrEngine, RawLine
 from mediafleet.ocr_detection.settings import RapidOcrSettings
+
+if TYPE_CHECKING:
+    from rapidocr_onnxruntime import RapidOCR
 
 
 class RapidOcrEngine(OcrEngine):
@@ -23,7 +27,7 @@ class RapidOcrEngine(OcrEngine):
     def __init__(self, settings: RapidOcrSettings):
         super().__init__()
         self.settings = settings
-        self._ocr = None
+        self._ocr: RapidOCR | None = None
         self._version = ""
 
     @property
@@ -41,7 +45,7 @@ class RapidOcrEngine(OcrEngine):
         import rapidocr_onnxruntime
         from rapidocr_onnxruntime import RapidOCR
 
-        kwargs: dict = {}
+        kwargs: dict[str, str | bool] = {}
         if self.settings.det_model_path:
             kwargs["det_model_path"] = self.settings.det_model_path
         if self.settings.rec_model_path:
@@ -63,6 +67,8 @@ class RapidOcrEngine(OcrEngine):
 
     def _recognise(self, image: np.ndarray, languages: list[str]) -> list[RawLine]:
         bgr = np.ascontiguousarray(image[:, :, ::-1])  # RapidOCR takes arrays as BGR
+        if self._ocr is None:
+            raise RuntimeError("RapidOCR is not loaded")
         result, _ = self._ocr(bgr)
         if not result:
             return []

@@ -13,6 +13,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -20,6 +21,11 @@ from mediafleet.common.catalogue import require_files
 from mediafleet.common.engine import Engine
 from mediafleet.common.provision import sha256_of
 from mediafleet.pose_estimation.contract import Person, PoseResult, Runtime
+
+if TYPE_CHECKING:
+    import torch
+    from ultralytics.engine.results import Results
+    from ultralytics.models.yolo.model import YOLO
 
 
 def offline_environment(config_dir: Path | None = None) -> None:
@@ -32,7 +38,7 @@ def offline_environment(config_dir: Path | None = None) -> None:
     Path(os.environ["YOLO_CONFIG_DIR"]).mkdir(parents=True, exist_ok=True)
 
 
-def import_ultralytics():
+def import_ultralytics() -> type[YOLO]:
     """``ultralytics.YOLO``, imported offline, with Pillow left as it was.
 
     Importing ultralytics replaces ``PIL.Image.open`` process-wide with a wrapper that, on an
@@ -42,7 +48,7 @@ def import_ultralytics():
     """
     offline_environment()
     from PIL import Image
-    from ultralytics import YOLO
+    from ultralytics.models.yolo.model import YOLO
     from ultralytics.utils import patches
 
     original = getattr(patches, "_image_open", None)
@@ -82,7 +88,7 @@ class UltralyticsPoseEngine(Engine):
         self.device = device
         self.config_dir = config_dir
         self.threads = threads
-        self._yolo = None
+        self._yolo: YOLO | None = None
         self._version = ""
         self._device = "cpu"
 
@@ -110,12 +116,10 @@ class UltralyticsPoseEngine(Engine):
             )
         else:
             self._device = "cpu"  # ONNX Runtime picks CUDA itself when onnxruntime-gpu is installed
-        self._yolo = YOLO(str(path), task="pose")
+        self._yolo = yolo = YOLO(str(path), task="pose")
         self._version = sha256_of(path)[:12]
         # one warm-up call: the first predict builds the predictor (and ONNX Runtime's session)
-        self._yolo.predict(
-            np.zeros((64, 64, 3), np.uint8), imgsz=self.imgsz, device=self._device, verbose=False
-        )
+        yolo.predict(np.zeros((64, 64, 3), np.uint8), imgsz=self.imgsz, device=self._device, verbose=False)
         if self.runtime == "pt":
             import torch
 
@@ -137,7 +141,9 @@ class UltralyticsPoseEngine(Engine):
         self.load()
         start = time.perf_counter()
         bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images]  # ultralytics takes arrays as BGR (cv2)
-        outputs = self.run_serialised(
+        if self._yolo is None:
+            raise RuntimeError("the pose model is not loaded")
+        outputs = self.run_serialised(  # Results per image (a Tensor only with embed=...)
             self._yolo.predict,
             bgr,
             imgsz=self.imgsz,
@@ -147,20 +153,19 @@ class UltralyticsPoseEngine(Engine):
             verbose=False,
         )
         elapsed = (time.perf_counter() - start) * 1000 / max(1, len(images))
-        return [self._result(out, im, elapsed) for out, im in zip(outputs, images, strict=True)]
+        results = cast("list[Results]", outputs)
+        return [self._result(out, im, elapsed) for out, im in zip(results, images, strict=True)]
 
     def predict(self, image: np.ndarray, conf: float = 0.25, max_people: int = 100) -> PoseResult:
         """People in one RGB image (H, W, 3) uint8; see :meth:`predict_batch`."""
         return self.predict_batch([image], conf=conf, max_people=max_people)[0]
 
-    def _result(self, out, image: np.ndarray, elapsed_ms: float) -> PoseResult:
-        boxes = out.boxes.xyxy.cpu().numpy().astype(float)
-        scores = out.boxes.conf.cpu().numpy().astype(float)
-        kpts = (
-            out.keypoints.data.cpu().numpy().astype(float)
-            if out.keypoints is not None
-            else np.zeros((0, 17, 3))
-        )
+    def _result(self, out: Results, image: np.ndarray, elapsed_ms: float) -> PoseResult:
+        if out.boxes is None:  # not a detection result: nobody
+            boxes, scores = np.zeros((0, 4)), np.zeros(0)
+        else:
+            boxes, scores = _floats(out.boxes.xyxy), _floats(out.boxes.conf)
+        kpts = _floats(out.keypoints.data) if out.keypoints is not None else np.zeros((0, 17, 3))
         order = np.argsort(-scores)
         people = [
             Person(
@@ -179,3 +184,9 @@ class UltralyticsPoseEngine(Engine):
             height=int(image.shape[0]),
             elapsed_ms=round(elapsed_ms, 2),
         )
+
+
+def _floats(values: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A field of an ultralytics result (a torch tensor, or an array after ``.numpy()``) as float64."""
+    array = values if isinstance(values, np.ndarray) else values.cpu().numpy()
+    return array.astype(float)
