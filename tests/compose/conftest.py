@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The admin's own password after the forced change on first sign-in, for every compose test.
@@ -138,8 +139,15 @@ class ComposeFleet:
         return "\n".join(lines) + "\n" + logs[-8000:]
 
     def services(self) -> list[str]:
-        """Every service of the compose file, AI services (profile "ai") included."""
-        return self.compose("config", "--services").stdout.split()
+        """Every long-running service of the compose file, AI services (profile "ai") included;
+        one-shot tools (profile "tools", e.g. ``models``) left out: they exit when done.
+        (Compose 1.29's ``config --services`` lists every service whatever its profile.)"""
+        compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+        return [
+            name
+            for name, service in compose["services"].items()
+            if "tools" not in (service.get("profiles") or [])
+        ]
 
     def wait_healthy(self, services: list[str] | None = None, timeout: float = 300) -> float:
         services = services or self.services()
