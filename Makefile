@@ -33,8 +33,14 @@ $(UV):
 sync-demo: $(UV)  ## install only what the demo runs (RapidOCR, no PyTorch)
 	$(UV) sync --frozen --extra rapidocr
 
+# llama-cpp-python (PyPI ships only its source) comes from the native-wheel cache that the images
+# use too (scripts/wheelhouse.sh native: compiled once per version, CMAKE_ARGS and arch), not
+# from uv's own build: uv keys a source build on the download's HTTP revision and compiled it
+# again (~5 min) whenever PyPI's response was revalidated. --inexact keeps that wheel installed.
 sync-dev: $(UV) system-deps  ## install every service, both engines and the test tools (compiles llama-cpp-python once)
-	$(UV) sync --frozen --all-packages --all-extras --group dev
+	PYTHON=.tools/bin/python bash scripts/wheelhouse.sh native
+	$(UV) sync --frozen --inexact --all-packages --all-extras --group dev --no-install-package llama-cpp-python
+	$(UV) pip install --quiet --no-deps build/wheelhouse/native/llama_cpp_python-$$(sed -nE 's/^llama-cpp-python==([^ ]+).*/\1/p' services/llm_service/requirements/all.txt | head -1)-*.whl
 
 demo: sync-demo  ## OCR the sample images in embedded mode and search the results
 	@echo "== mediafleet analyze samples/* (embedded: no Redis, no database server, no Docker)"
