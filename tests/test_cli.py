@@ -89,3 +89,30 @@ def test_unreadable_files_exit_nonzero_with_one_line_each(sqlite_url: str, tmp_p
 def test_unknown_task_is_a_usage_error(sqlite_url: str) -> None:
     out = _cli("analyze", str(sample("phototest.tif")), "--tasks", "ocr,telepathy", db=sqlite_url)
     assert out.returncode == 2 and "telepathy" in out.stderr and out.stdout == ""
+
+
+def test_embedded_faces_are_kept_and_grouped_into_people(sqlite_url: str, real_models_dir: Path) -> None:
+    """``analyze --tasks faces`` records through the fleet's recorder (pipeline.record): the
+    faces are kept and grouped into people without any server, and ``people`` lists them. The
+    corpus (MANIFEST.md): obama.jpg and obama2.jpg are one person, biden.jpg another."""
+    env = {"MEDIAFLEET_MODELS_DIR": str(real_models_dir)}
+    files = [sample("obama.jpg"), sample("obama2.jpg"), sample("biden.jpg")]
+    out = _cli("analyze", *map(str, files), "--tasks", "faces", "--json", db=sqlite_url, env=env)
+    assert out.returncode == 0, out.stderr
+    assert [len(json.loads(line)["results"]["faces"]["faces"]) for line in out.stdout.splitlines()] == [
+        1,
+        1,
+        1,
+    ]
+    listed = _cli("people", "--json", db=sqlite_url)
+    assert listed.returncode == 0, listed.stderr
+    people = {tuple(p["files"]): p["faces"] for p in json.loads(listed.stdout)["data"]}
+    assert people == {("obama.jpg", "obama2.jpg"): 2, ("biden.jpg",): 1}
+    again = _cli("analyze", str(files[0]), "--tasks", "faces", "--json", db=sqlite_url, env=env)
+    assert again.returncode == 0, again.stderr  # the same face again: kept once, same person
+    assert {
+        tuple(p["files"]): p["faces"]
+        for p in json.loads(_cli("people", "--json", db=sqlite_url).stdout)["data"]
+    } == people
+    human = _cli("people", db=sqlite_url)
+    assert human.returncode == 0 and "2 faces in obama.jpg, obama2.jpg" in human.stdout

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT
@@ -72,3 +73,40 @@ def test_generated_service_passes_its_own_tests(tmp_path: Path) -> None:
         [sys.executable, "scripts/new-service.py", "Bad-Name"], cwd=ROOT, capture_output=True
     )
     assert bad.returncode == 2
+
+
+#: Files outside the new folder that adding a capability may change: its compose block, the
+#: lock (a new workspace member) and the pinned image requirements exported from the lock.
+ALLOWED_OUTSIDE = {"docker-compose.yml", "uv.lock"}
+
+
+@pytest.mark.slow
+def test_a_new_capability_touches_only_compose_and_the_lock(tmp_path: Path) -> None:
+    """The file-writing steps of ``make new-service`` (scripts/new-service.py, ``uv lock``,
+    scripts/export-requirements.sh; the sync and the new tests write no tracked file) in a
+    clone of the committed tree; every changed path outside ``services/NAME/`` is listed."""
+    scratch = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{ROOT}", str(scratch)], check=True)
+    uv = str(ROOT / ".tools" / "bin" / "uv")
+    env = {**os.environ, "UV": uv, "UV_PYTHON_DOWNLOADS": "never", "UV_SYSTEM_CERTS": "1"}
+    for cmd in (
+        [sys.executable, "scripts/new-service.py", "demo_probe"],
+        [uv, "lock"],
+        ["bash", "scripts/export-requirements.sh"],
+    ):
+        done = subprocess.run(cmd, cwd=scratch, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{cmd}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=scratch,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    changed = sorted({line[3:] for line in status})
+    inside = [p for p in changed if p.startswith("services/demo_probe/")]
+    outside = [p for p in changed if not p.startswith("services/demo_probe/")]
+    print(f"a new capability: {len(inside)} files in services/demo_probe/, outside it: {outside}")
+    assert inside and "services/demo_probe/mediafleet/demo_probe/contract.py" in inside
+    assert set(outside) <= ALLOWED_OUTSIDE, outside
+    assert "docker-compose.yml" in outside  # its block, which is how the fleet runs it

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from mediafleet.common.pipeline.record import record
 from mediafleet.common.settings import CoreSettings
 from mediafleet.common.store import Job, Media, Task, User, create_db_engine, migrate, session_factory
 from mediafleet.common.vectors import VectorDbClient, item_id
@@ -54,7 +55,9 @@ def _succeeded_clip_task(
         task = Task(id=str(uuid.uuid4()), name="clip", status="succeeded", result=_clip_result(vector))
         job.tasks.append(task)
         s.add(job)
-        assert queue_sync(task) is True
+        derived = record(s, task)  # as job_manager records a result
+        assert derived is not None and len(derived.vectors) == 1
+        assert queue_sync(task, len(derived.vectors)) is True
         s.commit()
         return task.id
 

@@ -137,8 +137,31 @@ def test_generic_app_predicts_each_task(echo_app: TestClient) -> None:
     ],
 )
 def test_generic_app_bad_requests_get_the_envelope(echo_app: TestClient, form: dict, code: str) -> None:
-    resp = echo_app.post("/v1/predict", files={"file": ("a.png", b"x")}, data=form)
+    data = sample("english.png").read_bytes()
+    resp = echo_app.post("/v1/predict", files={"file": ("a.png", data)}, data=form)
     assert resp.status_code == 400 and resp.json()["error"]["code"] == code
+
+
+def test_predict_takes_the_jobs_path_media_kind_and_video_frames(echo_app: TestClient) -> None:
+    """/v1/predict runs a task as a job's task does (pipeline.run): an image task on a video
+    runs on its sampled frames, media it does not take is refused, bytes that are no media
+    are refused before any engine sees them."""
+    video = sample("short_hamilton_clip.mp4").read_bytes()  # 10 s
+    resp = echo_app.post("/v1/predict", files={"file": ("v.mp4", video)}, data={"task": "echo"})
+    assert resp.status_code == 200, resp.text
+    frames = resp.json()["frames"]
+    assert len(frames) >= 2 and frames[0]["t"] == 0.0
+    assert all(f["result"]["engine"] == "echo" and f["result"]["size_bytes"] > 0 for f in frames)
+    assert frames[0]["result"]["media_sha256"] != frames[1]["result"]["media_sha256"]  # different frames
+    audio = echo_app.post(
+        "/v1/predict", files={"file": ("a.mp3", sample("hotwords.mp3").read_bytes())}, data={"task": "echo"}
+    )
+    assert audio.status_code == 422 and audio.json()["error"]["code"] == "unsupported_media_kind"
+    junk = echo_app.post("/v1/predict", files={"file": ("a.png", b"x" * 100)}, data={"task": "echo"})
+    assert junk.status_code in (415, 422) and junk.json()["error"]["code"] in (
+        "unsupported_media_type",
+        "invalid_media",
+    )
 
 
 def test_task_function_needs_a_worker_runtime() -> None:

@@ -1,4 +1,4 @@
-"""People from faces (mediafleet.common.identities) on real dlib embeddings of the corpus, in
+"""People from faces (mediafleet.common.store.identities) on real dlib embeddings of the corpus, in
 the SQL store (SQLite, migrated): clustering without enrolment, enrolment, naming, merging,
 re-clustering, forgetting, retries without duplicates, and one user never meeting another's
 faces."""
@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mediafleet.common import identities
 from mediafleet.common.media import load_rgb
 from mediafleet.common.store import (
     CachedResult,
@@ -23,6 +22,7 @@ from mediafleet.common.store import (
     Task,
     User,
     create_db_engine,
+    identities,
     migrate,
     session_factory,
 )

@@ -2,7 +2,11 @@
 
 No Redis, no database server, no Docker: results go to a SQLite file
 (``MEDIAFLEET_DATABASE_URL``, default ``sqlite:///var/mediafleet.db``) with an FTS5
-index, so ``mediafleet search`` finds what ``mediafleet analyze`` found. Every installed
+index, so ``mediafleet search`` finds what ``mediafleet analyze`` found. Tasks run and are
+recorded through the fleet's own pipeline (:mod:`mediafleet.common.pipeline`): the same
+checks, frames for image tasks on videos, and the same recorder, so faces are kept and
+grouped into people (``mediafleet people``) as a job of the fleet would. Vectors (CLIP
+embeddings) are not kept here: there is no local vector store yet. Every installed
 capability is available; its runner (and ML library) loads the first time one of its
 tasks runs.
 """
@@ -10,20 +14,32 @@ tasks runs.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mediafleet.common import registry
 from mediafleet.common.capability import Runner
-from mediafleet.common.frames import run_on_frames, sampling_from
 from mediafleet.common.media import probe_media
+from mediafleet.common.pipeline import run as pipeline
+from mediafleet.common.pipeline.record import record
+from mediafleet.common.schemas import JobStatus
 from mediafleet.common.settings import CoreSettings
-from mediafleet.common.store import Media, MediaOwner, User, create_db_engine, migrate, session_factory
-from mediafleet.common.store.search import replace_segments, search_text
+from mediafleet.common.store import (
+    Job,
+    Media,
+    MediaOwner,
+    Task,
+    User,
+    create_db_engine,
+    migrate,
+    session_factory,
+)
+from mediafleet.common.store.models import FaceRow, Person, utcnow
+from mediafleet.common.store.search import search_text
 from mediafleet.common.worker import task_readiness
 
 LOCAL_USER = "local"
@@ -105,7 +121,6 @@ class EmbeddedAnalyzer:
         }
         known = registry.tasks()
         results: dict[str, Any] = {}
-        segments = {}
         not_ready: dict[str, str] = {}
         if tasks is None:
             tasks, not_ready = self.ready_defaults(probe.kind)
@@ -121,21 +136,15 @@ class EmbeddedAnalyzer:
         planned, no_stream = registry.plan_for_media(tasks, probe.kind, probe.streams, path.name)
         for task in planned:
             cap, spec = known[task]
-            opts = cap.validate_options(task, options.get(task, {}))
+            prepared = pipeline.prepare(cap, task, options.get(task))
             inputs = {dep: results[dep] for dep in registry.dependencies_in(spec, planned) if dep in results}
             runner = self.runner(task)
             if spec.check is not None:  # options no engine here serves, as the gateway refuses them
-                spec.check(opts, runner.advertise(task).get("default_options") or {})
-            result: BaseModel
-            if spec.on_frames(probe.kind):  # an image task on a video: its sampled frames
-                sampling = sampling_from(getattr(runner.settings, "core", None))
-                result = run_on_frames(
-                    runner, spec, path, opts, inputs, lambda *_: None, sampling, probe.duration_s
-                )
-            else:
-                result = runner.run(task, path, opts, inputs, lambda *_: None)
+                spec.check(prepared.options, runner.advertise(task).get("default_options") or {})
+            result = pipeline.execute(
+                prepared, runner, path, media_kind=probe.kind, inputs=inputs, duration_s=probe.duration_s
+            )
             results[task] = result.model_dump(mode="json")
-            segments[task] = spec.segments_of(results[task])
         with self.sessions.begin() as session:
             if session.get(Media, media_id) is None:
                 session.add(
@@ -155,12 +164,60 @@ class EmbeddedAnalyzer:
             if session.get(MediaOwner, (media_id, uid)) is None:
                 session.add(MediaOwner(media_id=media_id, user_id=uid, filename=path.name))
             session.flush()
-            for task, segs in segments.items():
-                replace_segments(session, media_id, task, segs)
+            # recorded as the fleet records a job: one job, a row per task, the same recorder
+            job = Job(
+                id=str(uuid.uuid4()),
+                user_id=uid,
+                media_id=media_id,
+                status=JobStatus.succeeded,
+                priority="normal",
+                options={t: options[t] for t in planned if t in options},
+                finished_at=utcnow(),
+            )
+            session.add(job)
+            for task, raw in results.items():
+                row = Task(
+                    id=str(uuid.uuid4()),
+                    name=task,
+                    status=JobStatus.succeeded,
+                    depends_on=list(known[task][1].depends_on),
+                    result=raw,
+                    finished_at=utcnow(),
+                )
+                job.tasks.append(row)
+                session.flush()
+                record(session, row)
         item: dict[str, Any] = {"file": str(path), "media": media, "results": results}
         if not_ready or no_stream:
             item["skipped"] = {**not_ready, **no_stream}
         return item
+
+    def people(self) -> list[dict[str, Any]]:
+        """The people the embedded store grouped the faces of ``analyze`` into (as the fleet's
+        ``GET /v1/people``: one row per person, named or an unnamed cluster), most faces
+        first: ``{"id", "name", "collection", "faces", "files"}``."""
+        with self.sessions() as session:
+            uid = self._local_user_id(session)
+            rows = session.execute(
+                select(Person.id, Person.name, Person.collection, func.count(FaceRow.id))
+                .join(FaceRow, FaceRow.person_id == Person.id)
+                .where(Person.user_id == uid)
+                .group_by(Person.id, Person.name, Person.collection)
+                .order_by(func.count(FaceRow.id).desc(), Person.created_at)
+            ).all()
+            out = []
+            for pid, name, collection, count in rows:
+                files = session.scalars(
+                    select(MediaOwner.filename)
+                    .join(FaceRow, FaceRow.media_id == MediaOwner.media_id)
+                    .where(FaceRow.person_id == pid, MediaOwner.user_id == uid)
+                    .distinct()
+                    .order_by(MediaOwner.filename)
+                ).all()
+                out.append(
+                    {"id": pid, "name": name, "collection": collection, "faces": count, "files": list(files)}
+                )
+            return out
 
     def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         with self.sessions() as session:

@@ -72,6 +72,10 @@ def _parser(task_names: tuple[str, ...]) -> argparse.ArgumentParser:
     search.add_argument("--db", help="SQLAlchemy URL of the embedded store")
     search.add_argument("--limit", type=int, default=20)
     search.add_argument("--json", action="store_true")
+
+    people = sub.add_parser("people", help="the people analyze --tasks faces found (embedded store)")
+    people.add_argument("--db", help="SQLAlchemy URL of the embedded store")
+    people.add_argument("--json", action="store_true")
     return parser
 
 
@@ -84,7 +88,7 @@ def _print_human(item: dict[str, Any]) -> None:
             continue
         spec = known[task][1]
         print(f"  {task}: {spec.summary_of(raw)}")
-        for seg in spec.segments_of(raw):
+        for seg in spec.derive(raw).segments:
             print(f"    {seg.text}")
 
 
@@ -204,6 +208,26 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_people(args: argparse.Namespace) -> int:
+    from mediafleet.cli.embedded import EmbeddedAnalyzer
+    from mediafleet.common.errors import MediafleetError
+
+    try:
+        people = EmbeddedAnalyzer(database_url=args.db).people()
+    except MediafleetError as exc:
+        print(f"mediafleet: {exc.message}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"data": people, "count": len(people)}, ensure_ascii=False))
+        return 0
+    for person in people:
+        label = person["name"] or f"unnamed {person['id'][:8]}"
+        print(f"{label}: {person['faces']} faces in {', '.join(person['files'])}")
+    if not people:
+        print("no faces yet: mediafleet analyze --tasks faces FILE...")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from mediafleet.common.logging import configure_logging
 
@@ -219,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         from mediafleet.cli import faces
 
         return faces.run(args)
+    if args.command == "people":
+        return cmd_people(args)
     code = cmd_analyze(args) if args.command == "analyze" else cmd_search(args)
     if args.command == "analyze" and not getattr(args, "json", False):
         print(f"done in {time.perf_counter() - start:.1f} s", file=sys.stderr)

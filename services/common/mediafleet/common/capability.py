@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MediaKind = Literal["image", "audio", "video"]
 
@@ -62,7 +63,7 @@ class VectorItem(BaseModel):
 class FaceItem(BaseModel):
     """A face a result holds, kept per owner so people can be named, merged and found.
 
-    job_manager stores it (:mod:`mediafleet.common.identities`) with its media, box and
+    job_manager stores it (:mod:`mediafleet.common.store.identities`) with its media, box and
     embedding (L2-normalised float32, the same vector as the result's ``VectorItem`` of
     ``ref``), and assigns it to the owner's person whose closest face of the same
     ``collection`` has cosine similarity >= ``threshold``, else to a new unnamed person.
@@ -141,18 +142,36 @@ class Answer(BaseModel):
     usage: dict[str, int] = Field(default_factory=dict)
 
 
+class ServiceEndpoint(BaseSettings):
+    """Where the gateway reaches a capability's service, and how long it waits for an answer:
+    ``<HttpApi.env_prefix>URL`` and ``<HttpApi.env_prefix>TIMEOUT_S`` (environment or ``.env``).
+    Read by the gateway only; the capability owns the names, not the shared core settings."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    #: Base URL of the service (``http://llm_service:8115``); unset: its routes answer 503.
+    url: str | None = None
+    #: Seconds the gateway waits for an answer (its HTTP API and its queries, e.g. ``/v1/ask``).
+    timeout_s: float = Field(default=120.0, gt=0)
+
+
 @dataclass(frozen=True)
 class HttpApi:
     """HTTP routes of a capability's service that the gateway exposes to signed-in users as they
     are (streams included): ``GET|POST <public_prefix>/<path>`` -> ``<service URL><service_prefix>/<path>``
-    for each ``paths`` entry (path -> method). The service URL is the core setting named
-    ``url_setting`` (503 while unset)."""
+    for each ``paths`` entry (path -> method). The service URL and time-out are read from
+    ``<env_prefix>URL`` and ``<env_prefix>TIMEOUT_S`` (:class:`ServiceEndpoint`; 503 while the URL is unset)."""
 
     public_prefix: str
     service_prefix: str
     paths: Mapping[str, str]
-    url_setting: str
+    #: e.g. ``MEDIAFLEET_LLM_``: the gateway reads ``MEDIAFLEET_LLM_URL`` and ``MEDIAFLEET_LLM_TIMEOUT_S``.
+    env_prefix: str
     description: str = ""
+
+    def endpoint(self) -> ServiceEndpoint:
+        """The URL and time-out as configured now. Raises pydantic's ValidationError for a bad value."""
+        return ServiceEndpoint(_env_prefix=self.env_prefix)
 
 
 @dataclass(frozen=True)
@@ -294,33 +313,41 @@ class TaskSpec:
             return f"{len(frames)} frames" + (f"; t=0: {self.summary(frames[0][2])}" if frames else "")
         return self.summary(self.result.model_validate(raw))
 
-    def segments_of(self, raw: dict[str, Any]) -> list[TextSegment]:
-        """Text segments of a stored result (frames: ``ref`` ``frames[i].result.<ref>``, start = end = t)."""
-        if not is_frames(raw):
-            return self.segments(self.result.model_validate(raw))
-        return [
-            s.model_copy(update={"ref": f"frames[{i}].result.{s.ref}"[:64], "start": t, "end": t})
-            for i, t, result in self._frames(raw)
-            for s in self.segments(result)
-        ]
+    def derive(self, raw: dict[str, Any]) -> Derived:
+        """Everything a stored result hands over, parsed once: its text segments, vectors and
+        faces (the contract's ``segments`` / ``vectors`` / ``faces`` functions). A frames result
+        (``FramesResult``) gives each item ``ref`` ``frames[i].result.<ref>`` (64 characters at
+        most) and its frame's time: segments ``start = end = t``, faces ``t``.
 
-    def vectors_of(self, raw: dict[str, Any]) -> list[VectorItem]:
+        Raises pydantic.ValidationError when ``raw`` is not this task's result (or frames of it).
+        """
         if not is_frames(raw):
-            return self.vectors(self.result.model_validate(raw))
-        return [
-            v.model_copy(update={"ref": f"frames[{i}].result.{v.ref}"[:64]})
-            for i, _t, result in self._frames(raw)
-            for v in self.vectors(result)
-        ]
+            result = self.result.model_validate(raw)
+            return Derived(self.segments(result), self.vectors(result), self.faces(result))
+        segments: list[TextSegment] = []
+        vectors: list[VectorItem] = []
+        faces: list[FaceItem] = []
+        for i, t, result in self._frames(raw):
+            prefix = f"frames[{i}].result."
+            segments += [
+                s.model_copy(update={"ref": (prefix + s.ref)[:64], "start": t, "end": t})
+                for s in self.segments(result)
+            ]
+            vectors += [v.model_copy(update={"ref": (prefix + v.ref)[:64]}) for v in self.vectors(result)]
+            faces += [f.model_copy(update={"ref": (prefix + f.ref)[:64], "t": t}) for f in self.faces(result)]
+        return Derived(segments, vectors, faces)
 
-    def faces_of(self, raw: dict[str, Any]) -> list[FaceItem]:
-        if not is_frames(raw):
-            return self.faces(self.result.model_validate(raw))
-        return [
-            f.model_copy(update={"ref": f"frames[{i}].result.{f.ref}"[:64], "t": t})
-            for i, t, result in self._frames(raw)
-            for f in self.faces(result)
-        ]
+
+@dataclass(frozen=True)
+class Derived:
+    """What one stored result hands over to the stores (:meth:`TaskSpec.derive`)."""
+
+    #: indexed for full-text search and cited by /v1/ask
+    segments: list[TextSegment]
+    #: written to vector_db (the job manager's sync thread; embedded mode keeps none yet)
+    vectors: list[VectorItem]
+    #: kept for the job's owner and grouped into people (mediafleet.common.store.identities)
+    faces: list[FaceItem]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 ``POST /v1/predict`` (multipart: ``file``, ``task``, ``options`` as JSON, ``inputs`` as
 JSON for tasks with dependencies) runs a task synchronously on the loaded runner, with no
-storage and no queue; ``GET /v1/models`` reports what is loaded; ``/healthz``, ``/readyz``,
+storage and no queue, through the same pipeline as a job's task
+(:mod:`mediafleet.common.pipeline.run`: media kind checked, videos frame by frame); ``GET /v1/models`` reports what is loaded; ``/healthz``, ``/readyz``,
 ``/metrics`` come from :mod:`mediafleet.common.observability`. A runner with a
 ``routers()`` method adds its own routes (FastAPI ``APIRouter`` objects).
 """
@@ -15,16 +16,19 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 from fastapi import FastAPI, Form, UploadFile
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from mediafleet.common.capability import Capability, Runner
+from mediafleet.common.capability import Capability, FramesResult, Runner
 from mediafleet.common.errors import BadRequest, install_error_handlers
+from mediafleet.common.media import probe_media
 from mediafleet.common.observability import (
     InternalTokenGuard,
     MetricsMiddleware,
     ReadinessCheck,
     health_router,
 )
+from mediafleet.common.pipeline import run as pipeline
 
 
 def _json_form(name: str, value: str | None) -> dict[str, Any]:
@@ -61,7 +65,9 @@ def create_service_app(
     token = core.internal_token.get_secret_value() if core is not None and core.internal_token else None
     app.add_middleware(InternalTokenGuard, token=token)  # /v1/predict, /v1/models, its own API
     app.add_middleware(MetricsMiddleware, service=cap.name)
-    results = tuple(spec.result for spec in cap.tasks)
+    results: tuple[type[BaseModel], ...] = tuple(spec.result for spec in cap.tasks)
+    if any(spec.on_frames("video") for spec in cap.tasks):  # an image task on a video's frames
+        results += (FramesResult,)
     result_type: Any = results[0] if len(results) == 1 else Union[results]  # noqa: UP007
     default_task = cap.tasks[0].name
 
@@ -78,15 +84,29 @@ def create_service_app(
         options: Annotated[str | None, Form(description="task options as a JSON object")] = None,
         inputs: Annotated[str | None, Form(description="results of the task's dependencies, JSON")] = None,
     ) -> Any:
-        """Run one task on the uploaded file and return its result."""
-        if task not in cap.task_names:
-            raise BadRequest(f"{cap.name} runs {list(cap.task_names)}, not {task!r}", code="unknown_task")
-        opts, deps = cap.validate_options(task, _json_form("options", options)), _json_form("inputs", inputs)
+        """Run one task on the uploaded file and return its result: the same checks and path
+        as a job's task (:mod:`mediafleet.common.pipeline.run`); an image task on a video runs
+        on its sampled frames (a ``FramesResult``). 400 for an unknown task or bad options,
+        415/422 for a file that is not media this task takes."""
+        prepared = pipeline.prepare(cap, task, _json_form("options", options))
+        deps = _json_form("inputs", inputs)
         with tempfile.NamedTemporaryFile(suffix=".upload") as tmp:
             while block := await file.read(1 << 20):
                 tmp.write(block)
             tmp.flush()
-            return await run_in_threadpool(runner.run, task, Path(tmp.name), opts, deps, lambda *_: None)
+
+            def run() -> BaseModel:
+                probe = probe_media(tmp.name)  # the pixel cap of images and video frames
+                return pipeline.execute(
+                    prepared,
+                    runner,
+                    Path(tmp.name),
+                    media_kind=probe.kind,
+                    inputs=deps,
+                    duration_s=probe.duration_s,
+                )
+
+            return await run_in_threadpool(run)
 
     # a capability's own HTTP routes (its contract's http_api), when its runner has any
     for router in getattr(runner, "routers", lambda: [])():

@@ -81,11 +81,6 @@ class CoreSettings(BaseSettings):
     #: How long the gateway waits for a worker to answer a query (a semantic search's text
     #: embedding), seconds.
     query_timeout_s: float = Field(default=30.0, gt=0)
-    #: The LLM's service as the gateway reaches it (compose: ``http://llm_service:8115``): the
-    #: ``url_setting`` of its contract's ``http_api`` (``/v1/llm/...`` answers 503 while unset).
-    llm_url: str | None = None
-    #: How long the gateway waits for an LLM answer (``/v1/ask``, proxied requests), seconds.
-    llm_timeout_s: float = Field(default=120.0, gt=0)
     #: Frames of a video that image tasks see (mediafleet.common.media.FrameSampling): one at
     #: least every ``video_every_s`` seconds, one on each scene change (mean absolute
     #: difference of grey thumbnails above ``video_scene_threshold``, 0-1; 0: off), at most

@@ -6,7 +6,7 @@ Payload (built by job_manager)::
      "media_url" (optional), "options": {...}, "inputs": {dependency task: its result}}
 
 An image task given a video (``media_kind`` "video") runs on its sampled frames
-(:mod:`mediafleet.common.frames`).
+(:mod:`mediafleet.common.pipeline.frames`).
 
 The worker that runs the job provides the loaded runner: :class:`ModelWorker` binds its
 :class:`Runtime` for the duration of each job (a context variable, so nothing is set at
@@ -30,16 +30,16 @@ from typing import Any
 
 import redis
 import structlog
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from rq.timeouts import BaseTimeoutException
 
 from mediafleet.common import events
 from mediafleet.common.capability import Capability, Runner
 from mediafleet.common.errors import MediafleetError
-from mediafleet.common.frames import run_on_frames, sampling_from
 from mediafleet.common.media_access import open_media
 from mediafleet.common.observability import TASK_DURATION
 from mediafleet.common.outcome import TaskCrashed, TaskOutcome
+from mediafleet.common.pipeline import run as pipeline
 
 log = structlog.get_logger("mediafleet.taskrun")
 
@@ -76,15 +76,10 @@ def current_runtime() -> Runtime:
 
 
 def run_task(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run the payload's task on the bound runtime (:mod:`mediafleet.common.pipeline.run`)."""
     rt = current_runtime()
     task, job_id, task_id = payload["task"], payload["job_id"], payload["task_id"]
-    if task not in rt.capability.task_names:
-        return TaskOutcome.failure("wrong_queue", f"{rt.capability.name} does not run {task!r}").model_dump(
-            mode="json"
-        )
-    events.publish(rt.redis, job_id, task=task, task_id=task_id, task_status="running")
-    options = payload.get("options") or {}
-    engine = str(options.get("engine") or "default")
+    engine = str((payload.get("options") or {}).get("engine") or "default")
 
     def progress(fraction: float, message: str = "") -> None:
         events.publish(
@@ -98,25 +93,18 @@ def run_task(payload: dict[str, Any]) -> dict[str, Any]:
 
     start = time.perf_counter()
     try:
-        options = rt.capability.validate_options(task, options)
-        spec = rt.capability.task(task)
-        inputs = payload.get("inputs") or {}
+        prepared = pipeline.prepare(rt.capability, task, payload.get("options"))
+        events.publish(rt.redis, job_id, task=task, task_id=task_id, task_status="running")
         with open_media(payload, rt.media_dir) as path:
-            result: BaseModel
-            if spec.on_frames(payload.get("media_kind", "image")):  # an image task on a video
-                core = getattr(rt.runner.settings, "core", None)
-                result = run_on_frames(
-                    rt.runner,
-                    spec,
-                    path,
-                    options,
-                    inputs,
-                    progress,
-                    sampling_from(core),
-                    payload.get("duration_s"),
-                )
-            else:
-                result = rt.runner.run(task, path, options, inputs, progress)
+            result = pipeline.execute(
+                prepared,
+                rt.runner,
+                path,
+                media_kind=payload.get("media_kind", "image"),
+                inputs=payload.get("inputs") or {},
+                duration_s=payload.get("duration_s"),
+                progress=progress,
+            )
     except MediafleetError as exc:
         if exc.code == "model_not_available":  # no retry provisions weights: fail at once, say how
             TASK_DURATION.labels(task, engine, "rejected").observe(time.perf_counter() - start)

@@ -5,7 +5,7 @@ score, five landmarks and an L2-normalised embedding. Detector and embedder are 
 independently (options or settings); embeddings go to the vector collection of their
 embedder (``faces-<embedder>-<model_version>``), so embeddings of different embedders
 never meet. job_manager stores each face for its owner (:class:`FaceItem`) and assigns it
-to a person (:mod:`mediafleet.common.identities`); the gateway fills ``face_id``,
+to a person (:mod:`mediafleet.common.store.identities`); the gateway fills ``face_id``,
 ``person`` and ``cluster_id`` of a stored result from there when it is read.
 
 Query ``verify`` (purpose ``face_verify``): two images in, the field's one-to-one check

@@ -100,6 +100,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             if settings.core.vector_db_url
             else None
         ),
+        endpoints={
+            cap.name: cap.http_api.endpoint() for cap in registry.capabilities().values() if cap.http_api
+        },
     )
 
     @asynccontextmanager

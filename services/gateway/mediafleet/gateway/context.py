@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 import redis
@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from mediafleet.common.capability import ServiceEndpoint
 from mediafleet.common.vectors import VectorDbClient
 from mediafleet.gateway.batch.executor import BatchExecutor
 from mediafleet.gateway.login_guard import LoginGuard
@@ -37,3 +38,6 @@ class GatewayContext:
     vectors: VectorDbClient | None = None
     #: Failed password checks per account and address (None: no limiting).
     login_guard: LoginGuard | None = None
+    #: Capability name -> its service's URL and time-out (contracts with an ``http_api``),
+    #: read once at start from ``<HttpApi.env_prefix>URL`` / ``TIMEOUT_S``.
+    endpoints: dict[str, ServiceEndpoint] = field(default_factory=dict)

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import hmac
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import anyio
 from fastapi import Depends, Query, Request
@@ -15,10 +15,25 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mediafleet.common.errors import Forbidden, Unauthorized
-from mediafleet.common.store import ApiKey, TokenFamily, User
+from mediafleet.common.errors import Forbidden, NotFound, Unauthorized
+from mediafleet.common.store import ApiKey, FaceRow, Job, Person, TokenFamily, User
 from mediafleet.common.tokens import create_token, decode_token
 from mediafleet.gateway.context import GatewayContext
+
+#: The rows a user owns through their ``user_id`` column.
+OwnedRow = TypeVar("OwnedRow", Job, Person, FaceRow, ApiKey)
+
+
+def owned(
+    session: Session, model: type[OwnedRow], ident: str, user_id: int, *, noun: str, code: str
+) -> OwnedRow:
+    """The ``model`` row ``ident`` of ``user_id``; NotFound (404 ``code``, "<noun> <ident> not found")
+    when it does not exist or is another user's: nobody learns that another user's id exists."""
+    row = session.get(model, ident)
+    if row is None or row.user_id != user_id:
+        raise NotFound(f"{noun} {ident} not found", code=code)
+    return row
+
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 

@@ -303,3 +303,142 @@ class SimilarResults(BaseModel):
     collection: str = Field(description="the embedding model's vector collection")
     data: list[SimilarHit]
     count: int
+
+
+# -- people and faces (routes/people.py) ------------------------------------------------
+
+
+class PersonRefPublic(BaseModel):
+    id: str
+    name: str | None
+    similarity: float | None = Field(
+        description="cosine similarity to the person's closest face when assigned"
+    )
+
+
+class FacePublic(BaseModel):
+    face_id: str
+    media_id: str
+    filename: str | None = None
+    task: str
+    ref: str = Field(description="where in the task's result, e.g. faces[0]")
+    box: list[float] = Field(description="xyxy, source pixels")
+    score: float
+    t: float | None = Field(description="seconds from media start (video frames)")
+    collection: str = Field(description="the embedder's vector collection")
+    cluster_id: str | None = Field(description="the person (named or not) the face belongs to")
+    person: PersonRefPublic | None = Field(description="the named person, null while unnamed")
+
+
+class PersonPublic(BaseModel):
+    id: str
+    name: str | None = Field(description="null for an unnamed cluster")
+    collection: str
+    faces: int
+    media: int
+    sample_face_id: str | None = Field(description="the face with the highest detector score")
+    created_at: Any
+    updated_at: Any
+
+
+class PeoplePublic(BaseModel):
+    data: list[PersonPublic]
+    count: int
+
+
+class PersonCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=255)
+    face_ids: list[str] = Field(min_length=1, max_length=100)
+
+
+class PersonUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(min_length=1, max_length=255, description="null makes it an unnamed cluster")
+
+
+class PersonMerge(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    person_ids: list[str] = Field(min_length=1, max_length=100, description="merged into the path's person")
+
+
+class PersonMedia(BaseModel):
+    media_id: str
+    filename: str | None
+    faces: list[FacePublic]
+
+
+class PersonMediaList(BaseModel):
+    person_id: str
+    data: list[PersonMedia]
+    count: int
+
+
+class FaceMatch(BaseModel):
+    face: FacePublic
+    similarity: float = Field(ge=-1.0, le=1.0, description="cosine similarity to the query face")
+    same_person: bool = Field(description="similarity >= the embedder's threshold")
+
+
+class FaceMatches(BaseModel):
+    face_id: str
+    collection: str
+    threshold: float
+    data: list[FaceMatch]
+    count: int
+
+
+class VerifyFaces(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    face_ids: list[str] = Field(min_length=2, max_length=2)
+
+
+class VerifyPublic(BaseModel):
+    """The one-to-one check: cosine similarity against the embedder's threshold."""
+
+    similarity: float = Field(description="cosine similarity in [-1, 1]")
+    distance: float = Field(description="cosine distance, 1 - similarity")
+    threshold: float
+    metric: str = "cosine"
+    same_person: bool
+    embedder: str | None = None
+    detector: str | None = None
+    face_ids: list[str] | None = None
+    faces_found: list[int] | None = Field(default=None, description="faces detected in each image")
+
+
+# -- questions over the library (routes/ask.py) -------------------------------------------
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=2000)
+    passages: int = Field(default=6, ge=1, le=20, description="passages retrieved for the answer")
+    max_tokens: int = Field(default=256, ge=16, le=2048)
+    include_generated: bool = Field(
+        default=False,
+        strict=True,
+        description="also cite text a model wrote (summaries of earlier jobs); by default only what "
+        "was read or heard in the media (OCR, transcripts)",
+    )
+
+
+class Citation(BaseModel):
+    n: int = Field(description="the number the answer cites as [n]")
+    media_id: str
+    filename: str | None
+    task: str
+    ref: str
+    text: str
+    box: list[float] | None
+    start: float | None
+    end: float | None
+
+
+class AskAnswer(BaseModel):
+    question: str
+    answer: str | None = Field(description="null when nothing in the library matches the question")
+    citations: list[Citation] = Field(description="the passages given to the model, numbered")
+    model: str | None
+    usage: dict[str, int] | None = None

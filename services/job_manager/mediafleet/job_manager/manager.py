@@ -40,15 +40,15 @@ from rq.scheduler import RQScheduler
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mediafleet.common import events, identities, registry
+from mediafleet.common import events, registry
 from mediafleet.common.media_access import sign_media_url
 from mediafleet.common.outcome import TaskOutcome, failure_message
+from mediafleet.common.pipeline.record import record
 from mediafleet.common.queues import TASK_FUNCTION, all_queue_names, queue_name
 from mediafleet.common.schemas import JobStatus
 from mediafleet.common.settings import retry_intervals
 from mediafleet.common.store import Job, Media, Task
 from mediafleet.common.store.models import utcnow
-from mediafleet.common.store.search import replace_segments
 from mediafleet.job_manager import cache, vectors, webhooks
 from mediafleet.job_manager.settings import JobManagerSettings
 
@@ -260,19 +260,11 @@ class JobManager:
         cache.store(session, self.redis, work, outcome.result, task.id)
 
     def _index(self, session: Session, task: Task) -> None:
-        """Index the text segments of a task's result, store its faces and queue its vectors (its contract says which)."""
-        try:
-            _, spec = registry.tasks()[task.name]
-        except KeyError:
-            log.warning("task_contract_missing", task=task.name)
-            return
-        if task.result is None:
-            return
-        replace_segments(session, task.job.media_id, task.name, spec.segments_of(task.result))
-        faces = spec.faces_of(task.result)
-        if faces:  # kept for the job's owner and assigned to people (mediafleet.common.identities)
-            identities.store_faces(session, task, task.job.user_id, task.job.media_id, faces)
-        vectors.queue_sync(task)  # embeddings go to vector_db from job_manager's sync thread
+        """Index the result's text segments and store its faces (the common recorder), and queue
+        its vectors for vector_db (job_manager's sync thread)."""
+        derived = record(session, task)
+        if derived is not None:
+            vectors.queue_sync(task, len(derived.vectors))
 
     def _refresh_job(self, job: Job) -> None:
         if job.status == JobStatus.canceled:

@@ -39,19 +39,19 @@ def task_vectors(task: Task) -> list[VectorItem]:
         return []
     if task.result is None:
         return []
-    return spec.vectors_of(task.result)
+    return spec.derive(task.result).vectors
 
 
-def queue_sync(task: Task) -> bool:
-    """Give a task that just succeeded a pending sync when its result holds vectors."""
-    items = task_vectors(task)
-    if not items:
+def queue_sync(task: Task, items: int) -> bool:
+    """Give a task that just succeeded a pending sync when its result holds ``items`` vectors
+    (> 0; counted by the recorder, :func:`mediafleet.common.pipeline.record.record`)."""
+    if items <= 0:
         return False
     if task.vector_sync is None:
-        task.vector_sync = VectorSync(state="pending", items=len(items), attempts=0, next_attempt_at=utcnow())
+        task.vector_sync = VectorSync(state="pending", items=items, attempts=0, next_attempt_at=utcnow())
     else:
         sync = task.vector_sync
-        sync.state, sync.items, sync.attempts, sync.error = "pending", len(items), 0, None
+        sync.state, sync.items, sync.attempts, sync.error = "pending", items, 0, None
         sync.next_attempt_at = utcnow()
     return True
 

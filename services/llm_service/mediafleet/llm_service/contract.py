@@ -142,7 +142,7 @@ CAPABILITY = Capability(
         public_prefix="/v1/llm",
         service_prefix="/openai/v1",
         paths={"models": "GET", "chat/completions": "POST", "completions": "POST", "embeddings": "POST"},
-        url_setting="llm_url",
+        env_prefix="MEDIAFLEET_LLM_",
         description="OpenAI-compatible (llama.cpp): models, chat/completions, completions, embeddings; "
         '"stream": true for Server-Sent Events; 503 llm_busy with Retry-After when the slots are full',
     ),

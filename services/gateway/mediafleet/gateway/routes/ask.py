@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from mediafleet.common import registry
@@ -21,6 +20,11 @@ from mediafleet.common.store.search import search_text
 from mediafleet.gateway import queries
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep
 from mediafleet.gateway.routes.search import filenames
+from mediafleet.gateway.schemas import (
+    AskAnswer,
+    AskRequest,
+    Citation,
+)
 
 router = APIRouter(tags=["search"])
 
@@ -132,40 +136,6 @@ STOPWORDS = frozenset(
 )
 
 
-class AskRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    question: str = Field(min_length=1, max_length=2000)
-    passages: int = Field(default=6, ge=1, le=20, description="passages retrieved for the answer")
-    max_tokens: int = Field(default=256, ge=16, le=2048)
-    include_generated: bool = Field(
-        default=False,
-        strict=True,
-        description="also cite text a model wrote (summaries of earlier jobs); by default only what "
-        "was read or heard in the media (OCR, transcripts)",
-    )
-
-
-class Citation(BaseModel):
-    n: int = Field(description="the number the answer cites as [n]")
-    media_id: str
-    filename: str | None
-    task: str
-    ref: str
-    text: str
-    box: list[float] | None
-    start: float | None
-    end: float | None
-
-
-class AskAnswer(BaseModel):
-    question: str
-    answer: str | None = Field(description="null when nothing in the library matches the question")
-    citations: list[Citation] = Field(description="the passages given to the model, numbered")
-    model: str | None
-    usage: dict[str, int] | None = None
-
-
 def keywords(question: str) -> str:
     words = [w for w in re.findall(r"\w+", question.lower()) if w not in STOPWORDS and len(w) > 1]
     return " ".join(dict.fromkeys(words))
@@ -205,7 +175,11 @@ async def ask(body: AskRequest, user: CurrentUser, ctx: ContextDep, session: Ses
         passages=[Passage(n=c.n, source=_source(c), text=c.text[:4000]) for c in citations],
         max_tokens=body.max_tokens,
     )
-    raw = await run_in_threadpool(queries.ask, ctx.redis, cap, spec, payload, ctx.settings.core.llm_timeout_s)
+    endpoint = ctx.endpoints.get(
+        cap.name
+    )  # a capability with a service: its time-out (MEDIAFLEET_LLM_TIMEOUT_S)
+    timeout_s = endpoint.timeout_s if endpoint else ctx.settings.core.query_timeout_s
+    raw = await run_in_threadpool(queries.ask, ctx.redis, cap, spec, payload, timeout_s)
     answer = Answer.model_validate(raw.model_dump())  # the answer_question contract's output
     return AskAnswer(
         question=body.question,

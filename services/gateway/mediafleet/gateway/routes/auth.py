@@ -29,6 +29,7 @@ from mediafleet.gateway.deps import (
     SecretsUser,
     SessionDep,
     SignedInUser,
+    owned,
 )
 from mediafleet.gateway.quota import quota_of, storage_used
 from mediafleet.gateway.schemas import (
@@ -341,9 +342,7 @@ def list_api_keys(user: SignedInUser, session: SessionDep) -> list[ApiKeyPublic]
 @router.delete("/v1/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 def revoke_api_key(key_id: str, user: SignedInUser, session: SessionDep) -> Response:
     """Revoke one of the caller's keys at once (404 for another user's)."""
-    key = session.get(ApiKey, key_id)
-    if key is None or key.user_id != user.id:
-        raise NotFound(f"API key {key_id} not found", code="api_key_not_found")
+    key = owned(session, ApiKey, key_id, user.id, noun="API key", code="api_key_not_found")
     if key.revoked_at is None:
         key.revoked_at = dt.datetime.now(dt.UTC)
         session.commit()

@@ -18,15 +18,15 @@ from sqlalchemy.orm import Session, object_session
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from mediafleet.common import events, identities, registry, webhooks
+from mediafleet.common import events, registry, webhooks
 from mediafleet.common.capability import FramesResult, is_frames
 from mediafleet.common.errors import Conflict, NotFound, ValidationFailed, bounded_details
 from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY
 from mediafleet.common.schemas import JobStatus
-from mediafleet.common.store import Job, Media, MediaOwner, Task, User
+from mediafleet.common.store import Job, Media, MediaOwner, Task, User, identities
 from mediafleet.common.store.models import utcnow
 from mediafleet.common.worker import advertised_defaults
-from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep, issue_link_token, user_or_link
+from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep, issue_link_token, owned, user_or_link
 from mediafleet.gateway.schemas import (
     JobCreate,
     JobCreated,
@@ -95,10 +95,7 @@ def job_public(job: Job, model: type[JobPublicBase] = JobPublicBase) -> JobPubli
 
 
 def _own_job(session: Session, job_id: str, user_id: int) -> Job:
-    job = session.get(Job, job_id)
-    if job is None or job.user_id != user_id:  # another user's job is "not found", not "forbidden"
-        raise NotFound(f"job {job_id} not found", code="job_not_found")
-    return job
+    return owned(session, Job, job_id, user_id, noun="job", code="job_not_found")
 
 
 def _by_idempotency_key(session: Session, user_id: int, key: str, fingerprint: str) -> JobCreated | None:
@@ -325,7 +322,7 @@ def build_router() -> APIRouter:
                 continue
             for frame in result["frames"]:
                 frames.setdefault(frame["t"], {})[task.name] = frame["result"]
-            for item in spec.faces_of(task.result):
+            for item in spec.derive(task.result).faces:
                 face = identities.locate(result, item.ref)
                 if face is None or not face.get("cluster_id"):
                     continue

@@ -2,7 +2,7 @@
 ``/v1/faces`` (a face, "find this face everywhere") and ``POST /v1/faces/verify``.
 
 Faces come from tasks whose contract declares ``faces`` (:class:`~mediafleet.common.capability.FaceItem`);
-job_manager stores them and assigns people (:mod:`mediafleet.common.identities`). Every
+job_manager stores them and assigns people (:mod:`mediafleet.common.store.identities`). Every
 query is scoped to the caller: another user's face or person is 404, as if it did not exist.
 """
 
@@ -13,13 +13,12 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from mediafleet.common import identities
 from mediafleet.common.errors import (
     BadRequest,
     NotFound,
@@ -27,130 +26,40 @@ from mediafleet.common.errors import (
     ValidationFailed,
     bounded_details,
 )
-from mediafleet.common.store import FaceRow, Media, Person
+from mediafleet.common.store import FaceRow, Media, Person, identities
 from mediafleet.common.vectors import VectorDbError, item_id
 from mediafleet.gateway import queries
-from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep
+from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep, owned
 from mediafleet.gateway.routes.media import cached_face_crop
 from mediafleet.gateway.routes.search import filenames, require_vector_db
+from mediafleet.gateway.schemas import (
+    FaceMatch,
+    FaceMatches,
+    FacePublic,
+    PeoplePublic,
+    PersonCreate,
+    PersonMedia,
+    PersonMediaList,
+    PersonMerge,
+    PersonPublic,
+    PersonRefPublic,
+    PersonUpdate,
+    VerifyFaces,
+    VerifyPublic,
+)
 
 router = APIRouter(tags=["people"])
-
-
-class PersonRefPublic(BaseModel):
-    id: str
-    name: str | None
-    similarity: float | None = Field(
-        description="cosine similarity to the person's closest face when assigned"
-    )
-
-
-class FacePublic(BaseModel):
-    face_id: str
-    media_id: str
-    filename: str | None = None
-    task: str
-    ref: str = Field(description="where in the task's result, e.g. faces[0]")
-    box: list[float] = Field(description="xyxy, source pixels")
-    score: float
-    t: float | None = Field(description="seconds from media start (video frames)")
-    collection: str = Field(description="the embedder's vector collection")
-    cluster_id: str | None = Field(description="the person (named or not) the face belongs to")
-    person: PersonRefPublic | None = Field(description="the named person, null while unnamed")
-
-
-class PersonPublic(BaseModel):
-    id: str
-    name: str | None = Field(description="null for an unnamed cluster")
-    collection: str
-    faces: int
-    media: int
-    sample_face_id: str | None = Field(description="the face with the highest detector score")
-    created_at: Any
-    updated_at: Any
-
-
-class PeoplePublic(BaseModel):
-    data: list[PersonPublic]
-    count: int
-
-
-class PersonCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=255)
-    face_ids: list[str] = Field(min_length=1, max_length=100)
-
-
-class PersonUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(min_length=1, max_length=255, description="null makes it an unnamed cluster")
-
-
-class PersonMerge(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    person_ids: list[str] = Field(min_length=1, max_length=100, description="merged into the path's person")
-
-
-class PersonMedia(BaseModel):
-    media_id: str
-    filename: str | None
-    faces: list[FacePublic]
-
-
-class PersonMediaList(BaseModel):
-    person_id: str
-    data: list[PersonMedia]
-    count: int
-
-
-class FaceMatch(BaseModel):
-    face: FacePublic
-    similarity: float = Field(ge=-1.0, le=1.0, description="cosine similarity to the query face")
-    same_person: bool = Field(description="similarity >= the embedder's threshold")
-
-
-class FaceMatches(BaseModel):
-    face_id: str
-    collection: str
-    threshold: float
-    data: list[FaceMatch]
-    count: int
-
-
-class VerifyFaces(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    face_ids: list[str] = Field(min_length=2, max_length=2)
-
-
-class VerifyPublic(BaseModel):
-    """The one-to-one check: cosine similarity against the embedder's threshold."""
-
-    similarity: float = Field(description="cosine similarity in [-1, 1]")
-    distance: float = Field(description="cosine distance, 1 - similarity")
-    threshold: float
-    metric: str = "cosine"
-    same_person: bool
-    embedder: str | None = None
-    detector: str | None = None
-    face_ids: list[str] | None = None
-    faces_found: list[int] | None = Field(default=None, description="faces detected in each image")
 
 
 # -- helpers -----------------------------------------------------------------------------------
 
 
 def _person(session: Session, user_id: int, person_id: str) -> Person:
-    person = session.get(Person, person_id)
-    if person is None or person.user_id != user_id:
-        raise NotFound(f"person {person_id} not found", code="person_not_found")
-    return person
+    return owned(session, Person, person_id, user_id, noun="person", code="person_not_found")
 
 
 def _face(session: Session, user_id: int, fid: str) -> FaceRow:
-    face = session.get(FaceRow, fid)
-    if face is None or face.user_id != user_id:
-        raise NotFound(f"face {fid} not found", code="face_not_found")
-    return face
+    return owned(session, FaceRow, fid, user_id, noun="face", code="face_not_found")
 
 
 def face_public(face: FaceRow, filename: str | None = None) -> FacePublic:

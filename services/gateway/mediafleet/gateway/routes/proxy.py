@@ -8,7 +8,7 @@ capability: it mounts what the installed contracts declare.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -18,9 +18,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from mediafleet.common import registry
-from mediafleet.common.capability import HttpApi
+from mediafleet.common.capability import HttpApi, ServiceEndpoint
 from mediafleet.common.errors import GatewayTimeout, NotFound, ServiceUnavailable
 from mediafleet.common.observability import internal_headers
+from mediafleet.gateway.context import GatewayContext
 from mediafleet.gateway.deps import ContextDep, CurrentUser
 
 log = structlog.get_logger("mediafleet.gateway.proxy")
@@ -28,20 +29,21 @@ log = structlog.get_logger("mediafleet.gateway.proxy")
 _KEEP = ("content-type", "retry-after", "cache-control")
 
 
-async def forward(api: HttpApi, path: str, request: Request, ctx: Any) -> Response:
-    """``request`` to the service of ``api``; its answer streamed back. 404 for a path the
-    contract does not name; 503 ``service_not_configured`` without its URL setting, or
+async def forward(
+    api: HttpApi, endpoint: ServiceEndpoint, path: str, request: Request, ctx: GatewayContext
+) -> Response:
+    """``request`` to the service of ``api`` at ``endpoint``; its answer streamed back. 404 for a
+    path the contract does not name; 503 ``service_not_configured`` without its URL setting, or
     ``service_unavailable`` when it cannot be reached; 504 when it does not answer."""
     method = api.paths.get(path)
     if method is None or method != request.method:
         raise NotFound(f"no endpoint {request.method} {api.public_prefix}/{path}", code="not_found")
-    base = getattr(ctx.settings.core, api.url_setting, None)
+    base = endpoint.url
     if not base:
         raise ServiceUnavailable(
-            f"{api.public_prefix} is not configured (MEDIAFLEET_{api.url_setting.upper()})",
-            code="service_not_configured",
+            f"{api.public_prefix} is not configured ({api.env_prefix}URL)", code="service_not_configured"
         )
-    client = httpx.AsyncClient(timeout=httpx.Timeout(ctx.settings.core.llm_timeout_s, connect=5.0))
+    client = httpx.AsyncClient(timeout=httpx.Timeout(endpoint.timeout_s, connect=5.0))
     body = await request.body() if method == "POST" else None
     url = f"{base.rstrip('/')}{api.service_prefix}/{path}"
     sending = asyncio.ensure_future(
@@ -95,9 +97,9 @@ async def forward(api: HttpApi, path: str, request: Request, ctx: Any) -> Respon
     return StreamingResponse(relay(), status_code=upstream.status_code, headers=headers)
 
 
-def _handler(api: HttpApi) -> Any:
+def _handler(name: str, api: HttpApi) -> Callable[..., Awaitable[Response]]:
     async def handler(path: str, request: Request, user: CurrentUser, ctx: ContextDep) -> Response:
-        return await forward(api, path, request, ctx)
+        return await forward(api, ctx.endpoints[name], path, request, ctx)
 
     return handler
 
@@ -118,7 +120,7 @@ def build_router() -> APIRouter:
                 continue
             router.add_api_route(
                 f"{api.public_prefix}/{{path:path}}",
-                _handler(api),
+                _handler(cap.name, api),
                 methods=[method],
                 name=f"{cap.name}_{method.lower()}",
                 summary=f"{cap.name}: {', '.join(names)}",

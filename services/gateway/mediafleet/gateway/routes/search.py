@@ -51,7 +51,10 @@ def search(
         vectors = require_vector_db(ctx.vectors)
         cap, spec = queries.find_query("semantic_search")
         query = queries.ask(ctx.redis, cap, spec, TextQuery(text=q), ctx.settings.core.query_timeout_s)
-        assert isinstance(query, VectorItem)
+        if not isinstance(query, VectorItem):  # the contract's output type; never in a working fleet
+            raise ServiceUnavailable(
+                f"{cap.name} answered semantic_search without a vector", code="query_failed"
+            )
         data = _media_hits(session, vectors, user.id, query, limit, exclude=None)
         return SimilarResults(query=q, collection=query.collection, data=data, count=len(data))
     hits = search_text(session, q, user_id=user.id, limit=limit)
@@ -116,7 +119,7 @@ def _media_embedding(session: Session, user_id: int, media_id: str, tasks: list[
         if row.result is None:
             continue
         spec = known[row.name][1]
-        for item in spec.vectors_of(row.result):
+        for item in spec.derive(row.result).vectors:
             if item.ref == MEDIA_REF:
                 return item
     return None

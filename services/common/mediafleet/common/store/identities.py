@@ -330,7 +330,7 @@ def annotate(session: Session, task: Task) -> dict[str, Any] | None:
     if known is None:
         return result
     spec = known[1]
-    items = spec.faces_of(result)
+    items = spec.derive(result).faces
     if not items:
         return result
     job = task.job
