@@ -48,7 +48,7 @@ class Fleet:
             "MEDIAFLEET_TASK_RETRY_BACKOFF_S": "1",
             "MEDIAFLEET_TASK_MAX_RETRIES": "2",
             "GATEWAY_SECRET_KEY": "fleet-test-secret-key-0123456789abcdef",
-            # the tests read /metrics and /openapi.json (test_gateway_api checks the guard)
+            # the tests read /metrics and /openapi.json (tests/gateway/test_api.py checks the guard)
             "GATEWAY_INTERNALS_OPEN": "true",
             "GATEWAY_ADMIN__PASSWORD": "first-admin-password",
             "GATEWAY_PORT": str(self.ports["gateway"]),

@@ -92,6 +92,22 @@ def test_openai_client_summaries_and_questions(
         assert done.choices[0].text and done.usage.completion_tokens <= 6
         vectors = client.embeddings.create(model="mediafleet-llm", input=["soap", "water"]).data
         assert [len(v.embedding) for v in vectors] == [576, 576]
+        # OpenAI's conventions: one model object, unknown names 404, max_completion_tokens, n
+        assert client.models.retrieve("mediafleet-llm").id == "mediafleet-llm"
+        with pytest.raises(openai.NotFoundError) as unknown:
+            client.models.retrieve("gpt-4o")
+        assert unknown.value.code == "model_not_found"
+        with pytest.raises(openai.NotFoundError) as unknown:
+            client.chat.completions.create(model="gpt-4o", messages=ask, max_tokens=4)
+        assert unknown.value.code == "model_not_found" and "mediafleet-llm" in unknown.value.message
+        short = client.chat.completions.create(
+            model="mediafleet-llm", messages=ask, temperature=0, max_completion_tokens=3
+        )
+        assert short.usage is not None and short.usage.completion_tokens <= 3
+        assert short.choices[0].finish_reason == "length"
+        with pytest.raises(openai.BadRequestError) as many:
+            client.chat.completions.create(model="mediafleet-llm", messages=ask, max_tokens=4, n=2)
+        assert many.value.code == "n_not_supported"
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=f"{base}/v1/llm", api_key="not-a-token", max_retries=0).models.list()
         assert_envelope(c.post("/v1/llm/fine_tuning/jobs", json={}, headers=auth(token)), 404)

@@ -28,10 +28,21 @@ def _defaults_help() -> str:
     return "; ".join(f"{k}: {','.join(v) or 'none'}" for k, v in kinds.items())
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml), e.g. ``0.1.0``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mediafleet")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def _parser(task_names: tuple[str, ...]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mediafleet", description="Analyse media with the mediafleet engines."
     )
+    parser.add_argument("--version", action="version", version=f"mediafleet {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     analyze = sub.add_parser("analyze", help="analyse files (embedded, or through --api)")

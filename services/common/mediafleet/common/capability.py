@@ -159,7 +159,8 @@ class ServiceEndpoint(BaseSettings):
 class HttpApi:
     """HTTP routes of a capability's service that the gateway exposes to signed-in users as they
     are (streams included): ``GET|POST <public_prefix>/<path>`` -> ``<service URL><service_prefix>/<path>``
-    for each ``paths`` entry (path -> method). The service URL and time-out are read from
+    for each ``paths`` entry (path -> method); a path ending in ``/*`` stands for one more
+    segment (``models/*``: ``models/<id>``). The service URL and time-out are read from
     ``<env_prefix>URL`` and ``<env_prefix>TIMEOUT_S`` (:class:`ServiceEndpoint`; 503 while the URL is unset)."""
 
     public_prefix: str
@@ -168,6 +169,18 @@ class HttpApi:
     #: e.g. ``MEDIAFLEET_LLM_``: the gateway reads ``MEDIAFLEET_LLM_URL`` and ``MEDIAFLEET_LLM_TIMEOUT_S``.
     env_prefix: str
     description: str = ""
+
+    def method_of(self, path: str) -> str | None:
+        """The method ``paths`` gives ``path`` (exactly, or through a ``<prefix>/*`` entry whose
+        ``*`` is one non-empty segment); None when no entry names it."""
+        if path in self.paths:
+            return self.paths[path]
+        for pattern, method in self.paths.items():
+            if pattern.endswith("/*"):
+                rest = path.removeprefix(pattern[:-1])
+                if rest != path and rest and "/" not in rest:
+                    return method
+        return None
 
     def endpoint(self) -> ServiceEndpoint:
         """The URL and time-out as configured now. Raises pydantic's ValidationError for a bad value."""

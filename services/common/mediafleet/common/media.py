@@ -43,7 +43,7 @@ DECODE_HEADROOM_BYTES = (896 - 645) << 20
 DECODE_BYTES_PER_PIXEL = 5.4
 #: Largest image accepted, width x height, checked on the header before any decoding (the
 #: gateway refuses larger uploads): set from memory, the headroom over the bytes per pixel,
-#: 48.7 M pixels (8000 x 6000 fits). tests/test_media_probe.py measures the peak at this size.
+#: 48.7 M pixels (8000 x 6000 fits). tests/common/test_media_probe.py measures the peak at this size.
 MAX_PIXELS = int(DECODE_HEADROOM_BYTES / DECODE_BYTES_PER_PIXEL)
 
 

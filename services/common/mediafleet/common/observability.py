@@ -71,6 +71,10 @@ def health_router(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    # HEAD answers like GET without a body (load balancers, `curl -I`; RFC 9110 9.3.2); left out
+    # of the OpenAPI document, which describes the GET routes.
+    router.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
+
     @router.get(
         "/readyz",
         response_model=ReadinessReport,
@@ -94,6 +98,8 @@ def health_router(
             except Exception as exc:  # reported, never a 500
                 body[key] = {"error": f"{type(exc).__name__}: {exc}"}
         return JSONResponse(body, status_code=200 if ready else 503)
+
+    router.add_api_route("/readyz", readyz, methods=["HEAD"], include_in_schema=False)
 
     @router.get(
         "/metrics",

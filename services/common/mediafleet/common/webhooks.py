@@ -1,14 +1,22 @@
 """Webhooks: the target check against SSRF, and the HMAC-SHA256 signature.
 
-A job created with ``webhook_url`` gets the job summary POSTed when it ends. Each
-request carries::
+A job created with ``webhook_url`` gets the job summary POSTed when it ends, signed as the
+Standard Webhooks specification says (standardwebhooks.com, "Signature scheme"), so any of
+its verifier libraries checks it unchanged::
 
-    X-Mediafleet-Event: job.succeeded | job.failed | job.canceled
+    webhook-id: <job id>                         (the same on every retry of one delivery)
+    webhook-timestamp: <unix seconds>
+    webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<raw body>")>
+
+where ``key`` is the base64 after the ``whsec_`` prefix of the user's webhook secret,
+decoded. Also sent: ``X-Mediafleet-Event: job.succeeded | job.failed | job.canceled`` and,
+**deprecated** (kept for one release, then removed)::
+
     X-Mediafleet-Delivery: <job id>
     X-Mediafleet-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>
 
-(the timestamped scheme Stripe documents; a receiver recomputes ``v1`` with the user's
-webhook secret and refuses old ``t`` to stop replays).
+(Stripe's timestamped scheme, keyed with the whole secret string). Receivers refuse old
+timestamps to stop replays (5 minutes is the specification's default tolerance).
 
 Targets are refused unless ``allow_private`` is set when any address their name resolves to
 is not a global unicast address: every range of IANA's IPv4 and IPv6 Special-Purpose Address
@@ -23,9 +31,12 @@ TLS server name stay the URL's): no DNS answer can change between the check and 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
+import secrets
 import socket
 import time
 from dataclasses import dataclass
@@ -33,7 +44,8 @@ from urllib.parse import urlsplit
 
 from mediafleet.common.errors import ValidationFailed
 
-SIGNATURE_HEADER = "X-Mediafleet-Signature"
+SIGNATURE_HEADER = "X-Mediafleet-Signature"  # deprecated: the Standard Webhooks headers replace it
+SECRET_PREFIX = "whsec_"
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # IANA IPv4 / IPv6 Special-Purpose Address Registries (iana.org/assignments/iana-ipv4-special-registry,
@@ -134,8 +146,39 @@ def check_target(url: str, allow_private: bool = False) -> Target:
     return Target(url=url, scheme=parts.scheme, host=parts.hostname, port=port, address=str(addresses[0]))
 
 
+def new_secret() -> str:
+    """A webhook secret as Standard Webhooks writes them: ``whsec_`` + base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def standard_key(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_<base64>`` secret (the specification's reading; secrets made
+    before base64, ``whsec_<64 hex digits>``, decode too, as every verifier library reads them).
+    Raises ValueError for a secret that is not base64 after its prefix."""
+    text = secret.removeprefix(SECRET_PREFIX)
+    try:
+        key = base64.b64decode(text + "==")  # unpadded secrets too, as the reference libraries do
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("webhook secret is not base64 after whsec_") from exc
+    if not key:
+        raise ValueError("webhook secret is empty")
+    return key
+
+
+def standard_headers(secret: str, msg_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` for ``body`` (Standard
+    Webhooks: ``v1,`` + base64 HMAC-SHA256 of ``"<id>.<timestamp>.<body>"``)."""
+    t = int(timestamp if timestamp is not None else time.time())
+    mac = hmac.new(standard_key(secret), f"{msg_id}.{t}.".encode() + body, hashlib.sha256).digest()
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(t),
+        "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+    }
+
+
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
-    """The ``X-Mediafleet-Signature`` value of ``body``."""
+    """The deprecated ``X-Mediafleet-Signature`` value of ``body``."""
     t = int(timestamp if timestamp is not None else time.time())
     mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={t},v1={mac}"

@@ -142,7 +142,10 @@ class ApiKeyCreated(ApiKeyPublic):
 
 
 class WebhookSecret(BaseModel):
-    secret: str = Field(description="HMAC-SHA256 key of X-Mediafleet-Signature; shown only now")
+    secret: str = Field(
+        description="whsec_ + base64 key of the webhook-signature header (Standard Webhooks) and of the "
+        "deprecated X-Mediafleet-Signature; shown only now"
+    )
 
 
 class MediaPublic(BaseModel):

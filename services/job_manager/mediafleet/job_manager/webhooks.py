@@ -117,12 +117,19 @@ def _prepare(session: Session, delivery: WebhookDelivery, core: CoreSettings) ->
     if user is None or not user.webhook_secret:  # retrying cannot help
         attempt.entry["error"], attempt.permanent = "the job's owner has no webhook secret", True
         return attempt
+    now = int(time.time())
+    try:  # Standard Webhooks (webhook-id/-timestamp/-signature), one id for every retry
+        standard = webhooks.standard_headers(user.webhook_secret, job.id, body, now)
+    except ValueError as exc:  # a secret no verifier can read: retrying cannot help
+        attempt.entry["error"], attempt.permanent = f"{exc}; create a new one", True
+        return attempt
     attempt.headers = {
         "Content-Type": "application/json",
         "User-Agent": "mediafleet-webhook/1",
+        **standard,
         "X-Mediafleet-Event": f"job.{job.status}",
-        "X-Mediafleet-Delivery": job.id,
-        webhooks.SIGNATURE_HEADER: webhooks.sign(user.webhook_secret, body),
+        "X-Mediafleet-Delivery": job.id,  # deprecated with the next header (one release)
+        webhooks.SIGNATURE_HEADER: webhooks.sign(user.webhook_secret, body, now),
     }
     return attempt
 

@@ -141,9 +141,15 @@ CAPABILITY = Capability(
     http_api=HttpApi(
         public_prefix="/v1/llm",
         service_prefix="/openai/v1",
-        paths={"models": "GET", "chat/completions": "POST", "completions": "POST", "embeddings": "POST"},
+        paths={
+            "models": "GET",
+            "models/*": "GET",
+            "chat/completions": "POST",
+            "completions": "POST",
+            "embeddings": "POST",
+        },
         env_prefix="MEDIAFLEET_LLM_",
-        description="OpenAI-compatible (llama.cpp): models, chat/completions, completions, embeddings; "
+        description="OpenAI-compatible (llama.cpp): models, models/{id}, chat/completions, completions, embeddings; "
         '"stream": true for Server-Sent Events; 503 llm_busy with Retry-After when the slots are full',
     ),
     tasks=(

@@ -36,7 +36,7 @@ from llama_cpp.server.types import (  # route annotations must be module globals
 )
 from prometheus_client import Gauge
 
-from mediafleet.common.errors import BadRequest, ServiceUnavailable
+from mediafleet.common.errors import BadRequest, NotFound, ServiceUnavailable
 
 if TYPE_CHECKING:
     from mediafleet.llm_service.runner import LlmRunner
@@ -172,10 +172,32 @@ def build_router(runner: LlmRunner) -> APIRouter:
     router = APIRouter(prefix="/openai/v1", tags=["openai"])
     engine, gate, settings = runner.engine, runner.gate, runner.settings
 
-    def kwargs_of(body: CreateChatCompletionRequest | CreateCompletionRequest) -> dict[str, Any]:
+    def check_model(name: str | None) -> None:
+        """A request naming a model other than ``LLM_MODEL_ALIAS``: 404 ``model_not_found``
+        (OpenAI's answer), unless ``LLM_ACCEPT_ANY_MODEL`` (clients that hard-code a name)."""
+        if name and name != settings.model_alias and not settings.accept_any_model:
+            raise NotFound(
+                f"the model {name!r} is not served here; GET /v1/llm/models lists {settings.model_alias!r}",
+                code="model_not_found",
+            )
+
+    def kwargs_of(
+        body: CreateChatCompletionRequest | CreateCompletionRequest, raw: dict[str, Any]
+    ) -> dict[str, Any]:
+        check_model(body.model)
+        if (body.n or 1) != 1:
+            raise BadRequest(
+                f"n={body.n}: this service returns one choice per request; send {body.n} requests",
+                code="n_not_supported",
+            )
         kwargs: dict[str, Any] = body.model_dump(exclude=_EXCLUDE | {"stream", "model"}, exclude_none=True)
         kwargs.setdefault("seed", settings.seed)
         asked = body.max_tokens if "max_tokens" in body.model_fields_set else None
+        if isinstance(raw.get("max_completion_tokens"), int):  # OpenAI's current name wins
+            asked = raw["max_completion_tokens"]
+            kwargs["max_tokens"] = asked
+        elif raw.get("max_completion_tokens") is not None:
+            raise BadRequest("max_completion_tokens must be an integer", code="invalid_request")
         if asked is None:
             kwargs["max_tokens"] = settings.default_max_tokens
         elif asked > settings.max_tokens:
@@ -189,7 +211,8 @@ def build_router(runner: LlmRunner) -> APIRouter:
     async def answer(
         kind: str, body: CreateChatCompletionRequest | CreateCompletionRequest, request: Request
     ) -> Any:
-        kwargs = kwargs_of(body)  # a refused request never takes a slot
+        raw = await request.json()  # FastAPI read it already (cached): fields llama's types lack
+        kwargs = kwargs_of(body, raw if isinstance(raw, dict) else {})  # a refused request never takes a slot
         await gate.acquire()
         if body.stream:
             loop = asyncio.get_running_loop()
@@ -238,6 +261,17 @@ def build_router(runner: LlmRunner) -> APIRouter:
             ],
         }
 
+    @router.get("/models/{model_id}")
+    def get_model(model_id: str) -> dict[str, Any]:
+        """OpenAI's model object of ``model_id``; 404 ``model_not_found`` for any other name."""
+        if model_id != settings.model_alias:
+            raise NotFound(
+                f"the model {model_id!r} is not served here; GET /v1/llm/models lists {settings.model_alias!r}",
+                code="model_not_found",
+            )
+        data: dict[str, Any] = list_models()["data"][0]
+        return data
+
     @router.post("/chat/completions")
     async def chat_completions(body: CreateChatCompletionRequest, request: Request) -> Any:
         """OpenAI's chat completion (``stream: true`` for Server-Sent Events)."""
@@ -251,6 +285,7 @@ def build_router(runner: LlmRunner) -> APIRouter:
     @router.post("/embeddings")
     async def embeddings(body: CreateEmbeddingRequest, request: Request) -> Any:
         """OpenAI's embeddings (mean-pooled by llama.cpp; not normalised)."""
+        check_model(body.model)
         await gate.acquire()
         gen = Generation(gate, lambda stop: engine.embed(input=body.input))
         try:

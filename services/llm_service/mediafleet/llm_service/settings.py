@@ -16,8 +16,11 @@ class LlmSettings(ServiceSettings):
     #: Or an absolute path to a GGUF file (a 1-4B instruct model for real use), which no
     #: checksum of the catalogue covers.
     model: str = "smollm2-135m-instruct"
-    #: Name clients use in ``"model"`` (``GET /v1/llm/models``); any value is accepted.
+    #: Name clients use in ``"model"`` (``GET /v1/llm/models``); a request naming another model
+    #: gets 404 ``model_not_found``, as OpenAI answers, unless ``accept_any_model``.
     model_alias: str = "mediafleet-llm"
+    #: Serve any ``"model"`` name with the loaded model (clients that hard-code one, "gpt-4o-mini").
+    accept_any_model: bool = False
     #: Context window, tokens (the model's own is used when larger than this is asked for).
     n_ctx: int = Field(default=4096, ge=256, le=131072)
     #: CPU threads of llama.cpp (0: all cores, at most 4).

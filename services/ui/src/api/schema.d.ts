@@ -551,14 +551,14 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * llm_service: models
-         * @description OpenAI-compatible (llama.cpp): models, chat/completions, completions, embeddings; "stream": true for Server-Sent Events; 503 llm_busy with Retry-After when the slots are full
+         * llm_service: models, models/*
+         * @description OpenAI-compatible (llama.cpp): models, models/{id}, chat/completions, completions, embeddings; "stream": true for Server-Sent Events; 503 llm_busy with Retry-After when the slots are full
          */
         get: operations["llm_service_get_v1_llm__path__get"];
         put?: never;
         /**
          * llm_service: chat/completions, completions, embeddings
-         * @description OpenAI-compatible (llama.cpp): models, chat/completions, completions, embeddings; "stream": true for Server-Sent Events; 503 llm_busy with Retry-After when the slots are full
+         * @description OpenAI-compatible (llama.cpp): models, models/{id}, chat/completions, completions, embeddings; "stream": true for Server-Sent Events; 503 llm_busy with Retry-After when the slots are full
          */
         post: operations["llm_service_post_v1_llm__path__post"];
         delete?: never;
@@ -951,7 +951,8 @@ export interface paths {
         put?: never;
         /**
          * Create Webhook Secret
-         * @description A new key for the HMAC-SHA256 signatures of the caller's webhooks, shown this once.
+         * @description A new key for the signatures of the caller's webhooks (Standard Webhooks ``whsec_``
+         *     secret), shown this once.
          *
          *     It replaces the previous one at once (deliveries still pending are signed with the new key).
          *     An API key needs the ``admin`` scope for it (403 ``insufficient_scope``).
@@ -2541,7 +2542,7 @@ export interface components {
         WebhookSecret: {
             /**
              * Secret
-             * @description HMAC-SHA256 key of X-Mediafleet-Signature; shown only now
+             * @description whsec_ + base64 key of the webhook-signature header (Standard Webhooks) and of the deprecated X-Mediafleet-Signature; shown only now
              */
             secret: string;
         };

@@ -16,6 +16,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mediafleet.common import webhooks
 from mediafleet.common.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from mediafleet.common.store import ApiKey, TokenFamily, User
 from mediafleet.common.tokens import create_token, decode_token
@@ -224,12 +225,13 @@ def me(user: CurrentUser, ctx: ContextDep, session: SessionDep) -> UserPublic:
 
 @router.post("/v1/users/me/webhook-secret", response_model=WebhookSecret, status_code=status.HTTP_201_CREATED)
 def create_webhook_secret(user: SecretsUser, session: SessionDep) -> WebhookSecret:
-    """A new key for the HMAC-SHA256 signatures of the caller's webhooks, shown this once.
+    """A new key for the signatures of the caller's webhooks (Standard Webhooks ``whsec_``
+    secret), shown this once.
 
     It replaces the previous one at once (deliveries still pending are signed with the new key).
     An API key needs the ``admin`` scope for it (403 ``insufficient_scope``).
     """
-    user.webhook_secret = "whsec_" + secrets.token_hex(32)
+    user.webhook_secret = webhooks.new_secret()  # whsec_ + base64, as Standard Webhooks verifiers read it
     session.commit()
     return WebhookSecret(secret=user.webhook_secret)
 

@@ -35,7 +35,7 @@ async def forward(
     """``request`` to the service of ``api`` at ``endpoint``; its answer streamed back. 404 for a
     path the contract does not name; 503 ``service_not_configured`` without its URL setting, or
     ``service_unavailable`` when it cannot be reached; 504 when it does not answer."""
-    method = api.paths.get(path)
+    method = api.method_of(path)
     if method is None or method != request.method:
         raise NotFound(f"no endpoint {request.method} {api.public_prefix}/{path}", code="not_found")
     base = endpoint.url

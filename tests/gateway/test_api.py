@@ -436,6 +436,13 @@ def test_search_requires_words_and_is_scoped(client: TestClient, token: str) -> 
 
 def test_health_and_metrics(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
+    # HEAD answers as GET does, without a body (load balancers, curl -I); not in the OpenAPI
+    head = client.head("/healthz")
+    assert (
+        head.status_code == 200 and head.content == b"" and head.headers["content-type"] == "application/json"
+    )
+    assert client.head("/readyz").status_code == 503  # as GET below: no job_manager here
+    assert not {"head"} & {m for ops in client.get("/openapi.json").json()["paths"].values() for m in ops}
     resp = client.get("/readyz")
     ready = resp.json()
     # no job_manager runs in this test: jobs would wait for ever, so the gateway is not ready

@@ -332,7 +332,7 @@ def test_fitted_decode_keeps_the_displayed_orientation_and_full_size(tmp_path: P
 
 def test_video_streams_have_the_images_pixel_cap_and_a_frame_rate_ceiling(tmp_path: Path) -> None:
     from mediafleet.common.media import MAX_PIXELS, sample_frames
-    from tests.test_gateway_memory import mjpeg_mkv
+    from tests.gateway.test_memory import mjpeg_mkv
 
     huge = mjpeg_mkv(tmp_path / "huge.mkv", 7000, 7000)  # 49 MP, one row of blocks over the cap
     assert MAX_PIXELS < 7000 * 7000

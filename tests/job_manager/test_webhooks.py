@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import http.server
 import json
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from mediafleet.common import webhooks
 from mediafleet.common.errors import ValidationFailed
@@ -168,6 +170,14 @@ def test_signed_delivery_retried_until_accepted(open_stack: Stack) -> None:
     assert webhooks.verify(secret, body, headers[webhooks.SIGNATURE_HEADER])
     assert not webhooks.verify("whsec_wrong", body, headers[webhooks.SIGNATURE_HEADER])
     assert not webhooks.verify(secret, body + b" ", headers[webhooks.SIGNATURE_HEADER])
+    # Standard Webhooks, checked by the specification's reference verifier (standardwebhooks)
+    assert secret.startswith("whsec_") and len(base64.b64decode(secret.removeprefix("whsec_"))) == 32
+    assert Webhook(secret).verify(body, headers)["job_id"] == job_id
+    assert headers["webhook-id"] == job_id and {r[0]["webhook-id"] for r in receiver.requests} == {job_id}
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret).verify(body + b" ", headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(webhooks.new_secret()).verify(body, headers)
     summary = json.loads(body)
     assert summary["status"] == "succeeded" and summary["tasks"][0]["name"] == "echo"
     hook = s.job(job_id)["webhook"]
@@ -277,7 +287,7 @@ def test_no_receiver_holds_job_manager(tmp_path: Path, redis_url: str) -> None:
     import os
     import time
 
-    from tests.test_gateway_memory import RssPeak
+    from tests.gateway.test_memory import RssPeak
 
     core = _core(tmp_path, redis_url, webhook_allow_private_targets=True, webhook_backoff_s=0,
                  webhook_timeout_s=2.0)  # fmt: skip

@@ -86,6 +86,15 @@ def test_unreadable_files_exit_nonzero_with_one_line_each(sqlite_url: str, tmp_p
     assert "ocr" in json.loads(out.stdout)["results"]
 
 
+def test_version() -> None:
+    from importlib.metadata import version
+
+    out = subprocess.run(
+        [sys.executable, "-m", "mediafleet.cli.main", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and out.stdout.strip() == f"mediafleet {version('mediafleet')}"
+
+
 def test_unknown_task_is_a_usage_error(sqlite_url: str) -> None:
     out = _cli("analyze", str(sample("phototest.tif")), "--tasks", "ocr,telepathy", db=sqlite_url)
     assert out.returncode == 2 and "telepathy" in out.stderr and out.stdout == ""
