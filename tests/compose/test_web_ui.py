@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -133,6 +134,17 @@ def colored_pixels(page: Page, rgb: tuple[int, int, int], tolerance: int = 12) -
     )
 
 
+def wait_drawn(page: Page, rgb: tuple[int, int, int], more_than: int, timeout_s: float = 15) -> bool:  # noqa: F811
+    """Whether more than ``more_than`` canvas pixels of ``rgb`` appear within ``timeout_s``
+    (the overlay is drawn when the image has loaded, which may be after the result arrived)."""
+    deadline = time.monotonic() + timeout_s
+    while colored_pixels(page, rgb) <= more_than:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def unlabelled(page: Page) -> list[str]:  # noqa: F811
     """Form controls on the page with no accessible name (no label, aria-label or text)."""
     return page.evaluate(
@@ -172,7 +184,8 @@ def test_main_job_sign_in_upload_ocr_boxes_and_search(page: Page, site: Site) ->
     upload(page, "english.png", "Images", {"Text (OCR)"})
     text = page.get_by_test_id("ocr-text")
     expect(text).to_contain_text(re.compile(r"soap and water", re.I))
-    assert colored_pixels(page, OCR_BLUE) > 2000  # the line boxes are drawn
+    # the line boxes are drawn once the image has loaded (the text can come first: a cached result)
+    assert wait_drawn(page, OCR_BLUE, more_than=2000)
     assert unlabelled(page) == []
 
     # hovering a line's box shows its text: the first line of the job's result, from the API
@@ -212,8 +225,8 @@ def test_main_job_sign_in_upload_ocr_boxes_and_search(page: Page, site: Site) ->
 def test_pose_overlay_and_nsfw_badge_on_bus(page: Page, site: Site) -> None:  # noqa: F811
     sign_in(page, site)
     upload(page, "bus.jpg", "Images", {"Pose", "NSFW"})
+    assert wait_drawn(page, LIMB_YELLOW, more_than=500)  # 4 people's limbs
     drawn = colored_pixels(page, LIMB_YELLOW)
-    assert drawn > 500, drawn  # 4 people's limbs
     expect(page.get_by_test_id("nsfw-badge")).to_contain_text("safe")
     shot(page, "results-pose")
     page.get_by_label("Pose").uncheck()
@@ -255,10 +268,11 @@ def test_admin_sees_services_and_manages_users(page: Page, site: Site) -> None: 
     expect(services).to_contain_text("ready")
     ocr = services.locator("tr[data-capability=ocr_detection]")
     expect(ocr.locator("td").nth(1)).to_have_text("1")  # one live worker
-    expect(ocr.locator("td").nth(2)).to_have_text(
+    expect(ocr.locator("td").nth(2)).to_contain_text("ready")  # per task: "Text (OCR): ready"
+    expect(ocr.locator("td").nth(3)).to_have_text(
         re.compile(r"^\d+ / \d+ / \d+$")
     )  # waiting: high / normal / low
-    expect(ocr.locator("td").nth(3)).to_contain_text(re.compile(r"[0-9a-f]{12}"))  # a loaded model's version
+    expect(ocr.locator("td").nth(4)).to_contain_text(re.compile(r"[0-9a-f]{12}"))  # a loaded model's version
     name = f"ui-new-{secrets.token_hex(3)}"
     page.get_by_label("Username").fill(name)
     page.get_by_label("First password (they change it)").fill("first-" + secrets.token_hex(6))
