@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, FastAPI, Query, Response
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -74,16 +74,21 @@ def probe() -> Probe:
     return Probe()
 
 
-@pytest.fixture
-def client(sqlite_url: str, redis_url: str, tmp_path: Path, probe: Probe) -> Iterator[TestClient]:
+def batch_app(database_url: str, redis_url: str, tmp_path: Path, probe: Probe) -> FastAPI:
+    """A gateway on ``database_url`` with the probe's test-only routes."""
     settings = GatewaySettings(
-        core=CoreSettings(database_url=sqlite_url, redis_url=redis_url, media_dir=tmp_path / "media"),
+        core=CoreSettings(database_url=database_url, redis_url=redis_url, media_dir=tmp_path / "media"),
         secret_key=SecretStr("batch-test-secret-0123456789abcdefgh"),
         admin=AdminSettings(password=SecretStr(FIRST_PASSWORD)),
     )
     app = create_app(settings)
     app.include_router(probe.router())
-    with TestClient(app) as c:
+    return app
+
+
+@pytest.fixture
+def client(sqlite_url: str, redis_url: str, tmp_path: Path, probe: Probe) -> Iterator[TestClient]:
+    with TestClient(batch_app(sqlite_url, redis_url, tmp_path, probe)) as c:
         yield c
 
 
@@ -366,13 +371,7 @@ def test_many_items_cut_off_at_once_leave_the_pool_whole(
     is a 200 or a 504, never a 500, and afterwards no connection is left checked out. Before: a
     cancelled item's session raised IllegalStateChangeError on close (a 500 item, seen in CI)."""
     url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
-    settings = GatewaySettings(
-        core=CoreSettings(database_url=url, redis_url=redis_url, media_dir=tmp_path / "media"),
-        secret_key=SecretStr("batch-test-secret-0123456789abcdefgh"),
-        admin=AdminSettings(password=SecretStr(FIRST_PASSWORD)),
-    )
-    app = create_app(settings)
-    app.include_router(probe.router())
+    app = batch_app(url, redis_url, tmp_path, probe)
     with TestClient(app) as c:
         token = admin_token(c)
         for deadline in (0.001, 0.005, 0.02):
