@@ -149,7 +149,7 @@ class ServiceEndpoint(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    #: Base URL of the service (``http://llm_service:8115``); unset: its routes answer 503.
+    #: Base URL of the service (``http://<service>:<port>``); unset: its routes answer 503.
     url: str | None = None
     #: Seconds the gateway waits for an answer (its HTTP API and its queries, e.g. ``/v1/ask``).
     timeout_s: float = Field(default=120.0, gt=0)

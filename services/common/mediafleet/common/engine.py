@@ -150,8 +150,8 @@ class EngineRunner(Generic[EngineT]):
     def task_engines(self, task: str) -> list[str]:
         """Engines ``task`` runs on with its default options (default: those loaded at start).
 
-        A runner with several tasks over different engines narrows it (clip_nsfw: ``clip``
-        needs open_clip, ``nsfw`` its default NSFW engine), so one missing model does not make
+        A runner with several tasks over different engines narrows it (an embedding task
+        on one library, a classifier on another), so one missing model does not make
         every task of the service unready.
         """
         return self.preload_names()
