@@ -245,7 +245,12 @@ def test_repetitive_speech_does_not_come_back_as_a_loop(runner: WhisperRunner, t
     """jfk.flac three times in one 30-s window: the right text compresses 2.48x (> 2.4), so every
     fallback temperature "fails" and faster-whisper keeps the attempt of best log-probability,
     seen here as a sampled loop (199 words, ratio 10.1) now and then. The runner decodes such a
-    window again at the first temperature and keeps the text that compresses less."""
+    window again at the first temperature and keeps the text that compresses less.
+
+    A sampled attempt that drops a clause compresses below 2.4 and is accepted as it is (seen
+    once in CI, 2026-12-06: 42 words, the second "ask what you can do for your country" left
+    out); that is the model's slip, not a loop, so the sampled runs are held to "no loop, the
+    first sentence whole, at least 40 words" and only the greedy run to the exact count."""
     one = decoded("jfk.flac")
     path = write_audio(
         tmp_path / "jfk3.wav",
@@ -254,10 +259,13 @@ def test_repetitive_speech_does_not_come_back_as_a_loop(runner: WhisperRunner, t
         "pcm_s16le",
     )
     # ~58 words: two sentences and most of the third
+    words = len(JFK.split())  # 22
     for _ in range(3):
         result = run(runner, path, vad_filter=False)
-        assert 52 <= len(norm(result.text).split()) <= 60, result.text
+        said = norm(result.text).split()
+        assert 40 <= len(said) <= 60, result.text  # a loop: 199 words
         assert max(s.compression_ratio for s in result.segments) < 3.0, result.segments
+        assert wer(JFK, " ".join(said[:words])) <= 0.1, result.text
     greedy = run(runner, path, vad_filter=False, temperature=[0.0])
     assert {s.temperature for s in greedy.segments} == {0.0}
     assert 52 <= len(norm(greedy.text).split()) <= 60, greedy.text
