@@ -25,7 +25,7 @@ def run_worker(core: CoreSettings, capability: str, media_dir: Path | None = Non
     conn = redis.Redis.from_url(core.redis_url)
     advertise(conn, cap, runner)
     runtime = Runtime(cap, runner, conn, media_dir or core.media_dir)
-    ModelWorker(family_queues(cap.queue), connection=conn, runtime=runtime).work(burst=True)
+    ModelWorker(family_queues(cap), connection=conn, runtime=runtime).work(burst=True)
 
 
 def queued(conn: redis.Redis, queue: str) -> int:

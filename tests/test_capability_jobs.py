@@ -111,7 +111,7 @@ def test_failed_dependency_fails_its_dependents_with_the_reason(stack: Stack) ->
 def test_independent_tasks_go_to_their_queues_at_once(stack: Stack) -> None:
     job_id = stack.create(stack.media("phototest.tif"), ["ocr", "echo"], priority="high")
     stack.manager.reconcile()
-    assert queued(stack.redis, "ocr:high") == 1 and queued(stack.redis, "echo:high") == 1
+    assert queued(stack.redis, "ocr_detection:high") == 1 and queued(stack.redis, "echo:high") == 1
     run_worker(stack.core, "echo")
     stack.manager.reconcile()
     assert stack.job(job_id)["status"] == "running"  # echo done, OCR still queued

@@ -48,7 +48,7 @@ def test_worker_killed_mid_task_is_retried_once_to_completion(fleet, tmp_path: P
         rq_id = f"task-{task_id}"
 
         # Wait until the worker has started this very task, then SIGKILL it.
-        registry = StartedJobRegistry("ocr:normal", connection=r)
+        registry = StartedJobRegistry("ocr_detection:normal", connection=r)
         deadline = time.monotonic() + 60
         while not any(e.startswith(rq_id) for e in registry.get_job_ids()) and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -75,7 +75,7 @@ def test_upload_ocr_job_search(fleet) -> None:
         in worker_metrics
     )
     jm_metrics = httpx.get(fleet.url("job_manager") + "/metrics").text
-    assert 'mediafleet_queue_depth{queue="ocr:normal"} 0.0' in jm_metrics
+    assert 'mediafleet_queue_depth{queue="ocr_detection:normal"} 0.0' in jm_metrics
     models = httpx.get(fleet.url("ocr") + "/v1/models").json()
     assert models["data"][0]["engine"] == "rapidocr" and models["data"][0]["loaded"] is True
 

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mediafleet.common import registry
-from mediafleet.common.capability import Capability, TaskSpec
+from mediafleet.common.capability import Capability, TaskSpec, import_object
 from mediafleet.common.service_app import create_service_app
 from mediafleet.common.taskrun import run_task
 from tests.conftest import ROOT, sample
@@ -44,11 +44,19 @@ def test_ocr_is_found_through_its_entry_point() -> None:
 
     names = {ep.name for ep in entry_points(group=registry.GROUP)}
     assert "ocr_detection" in names
-    assert registry.capability_of("ocr").queue == "ocr"
+    assert registry.capability_of("ocr").queue == "ocr_detection"
     # ticked in the upload view / run by `mediafleet analyze FILE` when ready, per media kind
     assert set(registry.default_tasks("image")) == {"ocr", "pose", "faces", "nsfw", "clip"}
     assert registry.default_tasks("audio") == ("transcribe",)
     assert set(registry.default_tasks("video")) == {"pose", "faces", "transcribe"}
+
+
+def test_each_capability_s_settings_read_its_env_prefix() -> None:
+    """One prefix per capability: the one its contract declares (HTTP endpoint variables,
+    `mediafleet-service --list`) is the one its settings class reads."""
+    for cap in registry.capabilities().values():
+        settings_class = import_object(cap.settings)
+        assert settings_class.model_config.get("env_prefix") == cap.env_prefix, cap.name
 
 
 def test_service_list_names_every_capability() -> None:
@@ -60,23 +68,27 @@ def test_service_list_names_every_capability() -> None:
     )
     assert out.returncode == 0, out.stderr
     rows = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines()}
-    assert rows["ocr_detection"] == ["ocr", "8101", "OCR_"] and rows["echo"] == ["echo", "8199", "ECHO_"]
+    assert rows["ocr_detection"] == ["ocr_detection", "8101", "OCR_"] and rows["echo"] == [
+        "echo",
+        "8199",
+        "ECHO_",
+    ]
     bad = subprocess.run(
         [sys.executable, "-m", "mediafleet.common.service", "nope"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "unknown capability 'nope'" in bad.stderr
 
 
-def _cap(name: str, queue: str, *specs: TaskSpec) -> Capability:
+def _cap(name: str, former: tuple[str, ...], *specs: TaskSpec) -> Capability:
     return Capability(
         name=name,
         title="",
         tasks=specs,
         runner="x:y",
         settings="x:y",
-        queue=queue,
         http_port=1,
         env_prefix="X_",
+        former_queues=former,
     )
 
 
@@ -86,11 +98,12 @@ def _spec(name: str, *deps: str) -> TaskSpec:
 
 def test_registry_refuses_clashes_and_unknown_dependencies() -> None:
     with pytest.raises(registry.RegistryError, match="task 'a' is declared by one and two"):
-        registry._check({"one": _cap("one", "q1", _spec("a")), "two": _cap("two", "q2", _spec("a"))})
-    with pytest.raises(registry.RegistryError, match="both use queue"):
-        registry._check({"one": _cap("one", "q", _spec("a")), "two": _cap("two", "q", _spec("b"))})
+        registry._check({"one": _cap("one", (), _spec("a")), "two": _cap("two", (), _spec("a"))})
+    # a former queue name is still drained: no other capability may take it
+    with pytest.raises(registry.RegistryError, match="two and one both use queue 'one'"):
+        registry._check({"one": _cap("one", (), _spec("a")), "two": _cap("two", ("one",), _spec("b"))})
     with pytest.raises(registry.RegistryError, match="unknown task"):
-        registry._check({"one": _cap("one", "q", _spec("a", "ghost"))})
+        registry._check({"one": _cap("one", (), _spec("a", "ghost"))})
 
 
 def test_dependencies_are_added_first() -> None:

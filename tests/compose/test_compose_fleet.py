@@ -276,9 +276,9 @@ def test_kill_ai_worker_mid_task(fleet: ComposeFleet, token: str, tmp_path: Path
         job_id = create_job(c, token, media_id)
         # The worker has taken the task when it appears in RQ's started registry of its queue.
         deadline = time.monotonic() + 60
-        while fleet.redis_cli("ZCARD", "rq:wip:ocr:normal") == "0" and time.monotonic() < deadline:
+        while fleet.redis_cli("ZCARD", "rq:wip:ocr_detection:normal") == "0" and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert fleet.redis_cli("ZCARD", "rq:wip:ocr:normal") == "1", "the task never started"
+        assert fleet.redis_cli("ZCARD", "rq:wip:ocr_detection:normal") == "1", "the task never started"
         fleet.compose("kill", "-s", "SIGKILL", "ocr_detection")
         time.sleep(6)  # past the 4 s lease: job_manager reaps the task and schedules its retry
         assert c.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()["status"] in ("queued", "running")
@@ -294,12 +294,14 @@ def test_restart_redis_loses_no_acknowledged_work(fleet: ComposeFleet, token: st
         media_id = upload(c, token, sample("phototest.tif")).json()["media_id"]
         jobs = [create_job(c, token, media_id) for _ in range(3)]
         deadline = time.monotonic() + 30
-        while fleet.redis_cli("LLEN", "rq:queue:ocr:normal") != "3" and time.monotonic() < deadline:
+        while fleet.redis_cli("LLEN", "rq:queue:ocr_detection:normal") != "3" and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert fleet.redis_cli("LLEN", "rq:queue:ocr:normal") == "3"  # queued tasks, nobody to run them
+        assert (
+            fleet.redis_cli("LLEN", "rq:queue:ocr_detection:normal") == "3"
+        )  # queued tasks, nobody to run them
         fleet.compose("restart", "redis")
         fleet.wait_healthy(["redis"])
-        assert fleet.redis_cli("LLEN", "rq:queue:ocr:normal") == "3"  # AOF kept them
+        assert fleet.redis_cli("LLEN", "rq:queue:ocr_detection:normal") == "3"  # AOF kept them
         fleet.compose("start", "ocr_detection")
         done = [wait_job(c, token, j, timeout=240) for j in jobs]
     assert [j["status"] for j in done] == ["succeeded"] * 3

@@ -603,7 +603,7 @@ def test_admin_fleet_view_is_for_admins(client: TestClient, token: str) -> None:
     fleet = client.get("/v1/admin/services", headers=auth(token)).json()
     assert fleet["job_manager"] != "ok"  # no job_manager runs in this test
     ocr = next(c for c in fleet["capabilities"] if c["capability"] == "ocr_detection")
-    assert ocr == {"capability": "ocr_detection", "queue": "ocr", "tasks": ["ocr"], "workers": 0,
+    assert ocr == {"capability": "ocr_detection", "queue": "ocr_detection", "tasks": ["ocr"], "workers": 0,
                    "queued": {"high": 0, "normal": 0, "low": 0}, "model_versions": {},
                    "readiness": {"ocr": {"state": "no_worker", "workers": 0, "ready_workers": 0,
                                          "message": "no worker runs: jobs needing it wait in the queue"}}}  # fmt: skip

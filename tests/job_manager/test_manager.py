@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from rq import Queue
 
+from mediafleet.common.queues import family_queues
 from mediafleet.common.registry import get as get_capability
 from mediafleet.common.settings import CoreSettings
 from mediafleet.common.store import create_db_engine, session_factory
@@ -56,8 +57,10 @@ def manager(core: CoreSettings, api) -> JobManager:
 def _run_worker(core: CoreSettings) -> None:
     conn = redis.Redis.from_url(core.redis_url)
     runner = OcrRunner(OcrSettings(core=core))
-    runtime = Runtime(get_capability("ocr_detection"), runner, conn, core.media_dir)
-    ModelWorker(["ocr:high", "ocr:normal", "ocr:low"], connection=conn, runtime=runtime).work(burst=True)
+    cap = get_capability("ocr_detection")
+    ModelWorker(family_queues(cap), connection=conn, runtime=Runtime(cap, runner, conn, core.media_dir)).work(
+        burst=True
+    )
 
 
 def _new_job(api, name: str = "english.png", priority: str = "normal") -> str:
@@ -73,8 +76,8 @@ def test_plan_run_collect_search(api, manager: JobManager, core: CoreSettings) -
     client, token = api
     job_id = _new_job(api, priority="low")
     assert manager.reconcile() == 1
-    low = Queue("ocr:low", connection=manager.redis)
-    assert low.count == 1 and Queue("ocr:normal", connection=manager.redis).count == 0
+    low = Queue("ocr_detection:low", connection=manager.redis)
+    assert low.count == 1 and Queue("ocr_detection:normal", connection=manager.redis).count == 0
     payload = low.jobs[0].args[0]
     assert payload["job_id"] == job_id and payload["storage_path"].endswith(".png")
     assert manager.reconcile() == 0  # idempotent: nothing queued twice
@@ -94,9 +97,28 @@ def test_task_lost_by_redis_is_queued_again(api, manager: JobManager, core: Core
     manager.reconcile()
     manager.redis.flushall()  # Redis lost everything (no persistence)
     manager.reconcile()  # finds the task's RQ job missing and enqueues it again
-    assert Queue("ocr:normal", connection=manager.redis).count == 1
+    assert Queue("ocr_detection:normal", connection=manager.redis).count == 1
     _run_worker(core)
     manager.reconcile()
+    assert client.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()["status"] == "succeeded"
+
+
+def test_a_task_queued_under_the_former_queue_name_still_runs(
+    api, manager: JobManager, core: CoreSettings
+) -> None:
+    """Before 2026-12 the OCR queues were ``ocr:*``: a task an older job_manager queued there is
+    run by this version's workers, which drain the former names after their own."""
+    client, token = api
+    job_id = _new_job(api, name="phototest.tif")
+    manager.reconcile()
+    current, former = (Queue(f"{name}:normal", connection=manager.redis) for name in ("ocr_detection", "ocr"))
+    rq_job = current.jobs[0]
+    current.remove(rq_job)
+    former.enqueue_job(rq_job)
+    assert (current.count, former.count) == (0, 1)
+    _run_worker(core)
+    manager.reconcile()
+    assert former.count == 0
     assert client.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()["status"] == "succeeded"
 
 
@@ -104,7 +126,7 @@ def test_canceled_job_leaves_the_queue(api, manager: JobManager) -> None:
     client, token = api
     job_id = _new_job(api, name="phototest.tif")
     manager.reconcile()
-    queue = Queue("ocr:normal", connection=manager.redis)
+    queue = Queue("ocr_detection:normal", connection=manager.redis)
     assert queue.count == 1
     assert client.delete(f"/v1/jobs/{job_id}", headers=auth(token)).json()["status"] == "canceled"
     manager.reconcile()

@@ -190,12 +190,12 @@ def test_task_through_a_worker(runner: PoseRunner, redis_url: str, tmp_path: Pat
     conn = redis.Redis.from_url(redis_url)
     image = tmp_path / "zidane.jpg"
     image.write_bytes(sample("zidane.jpg").read_bytes())
-    queue = Queue(family_queues(cap.queue)[1], connection=conn)
+    queue = Queue(family_queues(cap)[1], connection=conn)
     payload = {"task": "pose", "task_id": "t1", "job_id": "j1", "media_id": "m", "storage_path": image.name}
     job = queue.enqueue(TASK_FUNCTION, payload)
-    ModelWorker(
-        family_queues(cap.queue), connection=conn, runtime=Runtime(cap, runner, conn, image.parent)
-    ).work(burst=True)
+    ModelWorker(family_queues(cap), connection=conn, runtime=Runtime(cap, runner, conn, image.parent)).work(
+        burst=True
+    )
     outcome = job.latest_result().return_value
     assert outcome["ok"] is True and len(outcome["result"]["people"]) == 2
 

@@ -88,9 +88,9 @@ def clip_vectors(result: ClipResult) -> list[VectorItem]:
 CAPABILITY = Capability(
     name="clip_nsfw",
     title="clip_nsfw: CLIP image embeddings (open_clip) and NSFW scores (NudeNet, CLIP zero-shot)",
-    queue="clip",
     http_port=8112,
     env_prefix="CLIP_",
+    former_queues=("clip",),  # before 2026-12: drained after an upgrade
     runner="mediafleet.clip_nsfw.runner:ClipNsfwRunner",
     settings="mediafleet.clip_nsfw.settings:ClipNsfwSettings",
     queries=(

@@ -367,8 +367,11 @@ class Derived:
 class Capability:
     """An AI capability: its service name, tasks, runner and settings (import paths).
 
-    ``queue`` is the family of RQ queues its workers listen on (``<queue>:high|normal|low``);
-    ``http_port`` the default port of its HTTP server.
+    Its RQ queues are named after it (:attr:`queue`: ``<name>:high|normal|low``);
+    ``former_queues`` are names it used before, which its workers still drain after an upgrade
+    (listening order: priority first, then the current name before former ones).
+    ``http_port`` is the default port of its HTTP server; ``env_prefix`` the prefix of its
+    settings' environment variables (its settings class declares the same: tests/common checks).
     """
 
     name: str
@@ -376,9 +379,9 @@ class Capability:
     tasks: tuple[TaskSpec, ...]
     runner: str
     settings: str
-    queue: str
     http_port: int
     env_prefix: str
+    former_queues: tuple[str, ...] = ()
     queries: tuple[QuerySpec, ...] = ()
     #: Routes of the service the gateway exposes as they are (an OpenAI-compatible API).
     http_api: HttpApi | None = None
@@ -406,6 +409,11 @@ class Capability:
                 code="invalid_option",
             ) from exc
         return model.model_dump(mode="json", exclude_none=True)
+
+    @property
+    def queue(self) -> str:
+        """The family of RQ queues its workers listen on: the capability's name."""
+        return self.name
 
     def query(self, name: str) -> QuerySpec:
         for spec in self.queries:

@@ -1,15 +1,22 @@
 """Redis keys and RQ queue names shared by gateway, job_manager and workers.
 
-Each capability has one family of queues, ``<queue>:high|normal|low`` (its contract names
-``queue``); every task of the capability goes there and the generic task function
-:func:`mediafleet.common.taskrun.run_task` runs it.
+Each capability has one family of queues named after it, ``<capability>:high|normal|low``;
+every task of the capability goes there and the generic task function
+:func:`mediafleet.common.taskrun.run_task` runs it. Its workers also drain the queues of the
+names it had before (``Capability.former_queues``: ``ocr``, ``pose``, ``clip`` until 2026-12),
+so tasks queued before an upgrade still run.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import redis
 
 from mediafleet.common.schemas import Priority
+
+if TYPE_CHECKING:
+    from mediafleet.common.capability import Capability
 
 #: The one function every worker runs (import path; job_manager never imports it).
 TASK_FUNCTION = "mediafleet.common.taskrun.run_task"
@@ -43,23 +50,30 @@ def job_manager_liveness(client: redis.Redis) -> str:
     return "ok" if time.time() - float(beat) <= JOB_MANAGER_HEARTBEAT_TTL_S else "heartbeat is stale"
 
 
-def family_queues(family: str) -> list[str]:
-    """The queues of a capability's queue family, highest priority first (a worker's listening order)."""
-    return [f"{family}:{p.value}" for p in PRIORITY_ORDER]
+def priority_queues(cap: Capability, priority: Priority | str) -> list[str]:
+    """The queues a worker of ``cap`` drains at ``priority``: its own, then its former names'."""
+    level = Priority(priority).value
+    return [f"{name}:{level}" for name in (cap.queue, *cap.former_queues)]
+
+
+def family_queues(cap: Capability) -> list[str]:
+    """Every queue a worker of ``cap`` listens on, in its listening order: highest priority
+    first, and at one priority the current name before former ones."""
+    return [q for p in PRIORITY_ORDER for q in priority_queues(cap, p)]
 
 
 def queue_name(task: str, priority: Priority | str) -> str:
-    """RQ queue of ``task`` at ``priority``, e.g. ``ocr:high``."""
+    """RQ queue new work for ``task`` at ``priority`` goes to, e.g. ``ocr_detection:high``."""
     from mediafleet.common.registry import capability_of
 
     return f"{capability_of(task).queue}:{Priority(priority).value}"
 
 
 def all_queue_names() -> list[str]:
-    """Every queue of every installed capability."""
+    """Every queue of every installed capability, former names included (depth metrics)."""
     from mediafleet.common.registry import capabilities
 
-    return [q for cap in capabilities().values() for q in family_queues(cap.queue)]
+    return [q for cap in capabilities().values() for q in family_queues(cap)]
 
 
 def job_events_key(job_id: str) -> str:

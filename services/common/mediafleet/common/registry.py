@@ -21,7 +21,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from mediafleet.common.capability import Capability, TaskSpec, import_object
+from mediafleet.common.capability import Capability, QuerySpec, TaskSpec, import_object
 
 GROUP = "mediafleet.capabilities"
 EXTRA_ENV = "MEDIAFLEET_EXTRA_CAPABILITIES"
@@ -52,9 +52,10 @@ def _check(caps: dict[str, Capability]) -> None:
     tasks: dict[str, str] = {}
     queues: dict[str, str] = {}
     for cap in caps.values():
-        if cap.queue in queues:
-            raise RegistryError(f"{cap.name} and {queues[cap.queue]} both use queue {cap.queue!r}")
-        queues[cap.queue] = cap.name
+        for queue in (cap.queue, *cap.former_queues):
+            if queue in queues:
+                raise RegistryError(f"{cap.name} and {queues[queue]} both use queue {queue!r}")
+            queues[queue] = cap.name
         for spec in cap.tasks:
             if spec.name in tasks:
                 raise RegistryError(f"task {spec.name!r} is declared by {tasks[spec.name]} and {cap.name}")
@@ -93,6 +94,18 @@ def default_tasks(kind: str) -> tuple[str, ...]:
     """Tasks whose contract marks them ``default`` for media of ``kind`` (ticked in the upload
     view, run by ``mediafleet analyze FILE`` when they can run)."""
     return tuple(name for name, (_, spec) in tasks().items() if spec.default_for(kind))
+
+
+def find_query(purpose: str) -> tuple[Capability, QuerySpec]:
+    """The installed capability answering ``purpose`` queries (``QuerySpec.purpose``) and its
+    query. Raises ServiceUnavailable (``query_unavailable``) when none does."""
+    from mediafleet.common.errors import ServiceUnavailable
+
+    for cap in capabilities().values():
+        for spec in cap.queries:
+            if spec.purpose == purpose:
+                return cap, spec
+    raise ServiceUnavailable(f"no installed capability answers {purpose} queries", code="query_unavailable")
 
 
 def capability_of(task: str) -> Capability:

@@ -79,7 +79,7 @@ def run(cap: Capability, mode: str, burst: bool = False) -> None:
     serve_in_thread(app, settings.http_host, settings.http_port)
     ModelWorker.lease_s = settings.core.task_lease_s
     runtime = Runtime(capability=cap, runner=runner, redis=conn, media_dir=settings.core.media_dir)
-    queues = family_queues(cap.queue)
+    queues = family_queues(cap)
     log.info("worker_started", capability=cap.name, queues=queues, models=runner.models())
     work_until_done(lambda: ModelWorker(queues, connection=conn, runtime=runtime), conn, burst, log)
 

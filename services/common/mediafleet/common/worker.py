@@ -246,13 +246,16 @@ def fleet_report(conn: redis.Redis) -> list[dict[str, Any]]:
     "readiness" ({task: TaskReadiness})}``. Raises redis.RedisError when Redis is down."""
     from rq import Queue
 
-    from mediafleet.common.queues import ADVERTS_KEY, PRIORITY_ORDER
+    from mediafleet.common.queues import ADVERTS_KEY, PRIORITY_ORDER, priority_queues
     from mediafleet.common.registry import capabilities as installed
 
     adverts = conn.hgetall(ADVERTS_KEY)
     out = []
     for cap in installed().values():
-        queues = {p.value: Queue(f"{cap.queue}:{p.value}", connection=conn) for p in PRIORITY_ORDER}
+        queues = {
+            p.value: [Queue(name, connection=conn) for name in priority_queues(cap, p)]
+            for p in PRIORITY_ORDER
+        }
         versions: dict[str, str] = {}
         for task in cap.task_names:
             raw = adverts.get(task.encode()) or adverts.get(task)
@@ -265,7 +268,7 @@ def fleet_report(conn: redis.Redis) -> list[dict[str, Any]]:
                 "queue": cap.queue,
                 "tasks": list(cap.task_names),
                 "workers": n,
-                "queued": {name: q.count for name, q in queues.items()},
+                "queued": {level: sum(q.count for q in qs) for level, qs in queues.items()},
                 "model_versions": versions,
                 "readiness": {t: summarise(t, n, statuses).model_dump() for t in cap.task_names},
             }

@@ -167,7 +167,6 @@ def summary(result: FacesResult) -> str:
 CAPABILITY = Capability(
     name="face_reid",
     title="face_reid: faces detected (MTCNN, dlib, SCRFD), embedded (dlib ResNet, ArcFace), verified and clustered",
-    queue="face_reid",
     http_port=8113,
     env_prefix="FACE_",
     runner="mediafleet.face_reid.runner:FaceReidRunner",

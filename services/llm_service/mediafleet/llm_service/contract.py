@@ -123,7 +123,6 @@ def summary_segments(result: SummaryResult) -> list[TextSegment]:
 CAPABILITY = Capability(
     name="llm_service",
     title="Local LLM (llama.cpp): summaries of job results, OpenAI-compatible chat, completions, embeddings",
-    queue="llm_service",
     http_port=8115,
     env_prefix="LLM_",
     runner="mediafleet.llm_service.runner:LlmRunner",

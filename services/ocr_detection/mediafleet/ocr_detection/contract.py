@@ -89,9 +89,9 @@ def ocr_summary(result: OcrResult) -> str:
 CAPABILITY = Capability(
     name="ocr_detection",
     title="Text in images: RapidOCR (PP-OCR on ONNX Runtime) and easyocr",
-    queue="ocr",
     http_port=8101,
     env_prefix="OCR_",
+    former_queues=("ocr",),  # before 2026-12: drained after an upgrade
     runner="mediafleet.ocr_detection.runner:OcrRunner",
     settings="mediafleet.ocr_detection.settings:OcrSettings",
     tasks=(

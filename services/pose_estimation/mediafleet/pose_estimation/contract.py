@@ -83,9 +83,9 @@ def pose_summary(result: PoseResult) -> str:
 CAPABILITY = Capability(
     name="pose_estimation",
     title="pose_estimation: people and their COCO-17 keypoints (YOLO pose, ultralytics)",
-    queue="pose",
     http_port=8111,
     env_prefix="POSE_",
+    former_queues=("pose",),  # before 2026-12: drained after an upgrade
     runner="mediafleet.pose_estimation.runner:PoseRunner",
     settings="mediafleet.pose_estimation.settings:PoseSettings",
     tasks=(

@@ -185,7 +185,6 @@ def summary(r: TranscriptResult) -> str:
 CAPABILITY = Capability(
     name="whisper_transcriber",
     title="Speech to text with faster-whisper: segments, words, language per window, SRT/VTT",
-    queue="whisper_transcriber",
     http_port=8114,
     env_prefix="WHISPER_",
     runner="mediafleet.whisper_transcriber.runner:WhisperRunner",
