@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from tests.conftest import sample
 
 
@@ -125,3 +128,62 @@ def test_embedded_faces_are_kept_and_grouped_into_people(sqlite_url: str, real_m
     } == people
     human = _cli("people", db=sqlite_url)
     assert human.returncode == 0 and "2 faces in obama.jpg, obama2.jpg" in human.stdout
+
+
+def _byte_histogram(path: Path) -> np.ndarray:
+    """The echo task's ``embed`` vector, computed here on its own: 16 bins of each byte's high
+    nibble, L2-normalised."""
+    counts = np.bincount(np.frombuffer(path.read_bytes(), dtype=np.uint8) >> 4, minlength=16)
+    return counts / np.linalg.norm(counts)
+
+
+def test_embedded_vectors_are_kept_and_similar_files_found(sqlite_url: str) -> None:
+    """Without vector_db, ``analyze`` keeps a task's whole-media vectors in a FAISS store
+    beside the SQLite file and ``similar FILE`` ranks the other analysed files by cosine
+    similarity (echo's byte histograms: no model needed)."""
+    files = [sample("english.png"), sample("french.jpg"), sample("bus.jpg"), sample("phototest.tif")]
+    out = _cli(
+        "analyze", *map(str, files), "--tasks", "echo", "-o", "echo.embed=true", "--json", db=sqlite_url
+    )
+    assert out.returncode == 0, out.stderr
+    db = Path(sqlite_url.removeprefix("sqlite:///"))
+    assert (db.with_name("mediafleet.vectors") / "echo-bytes" / "spec.json").is_file()
+
+    query = _byte_histogram(files[0])
+    expected = sorted(((float(_byte_histogram(f) @ query), f.name) for f in files[1:]), reverse=True)
+    found = _cli("similar", str(files[0]), "--json", db=sqlite_url)
+    assert found.returncode == 0, found.stderr
+    body = json.loads(found.stdout)
+    assert body["collection"] == "echo-bytes" and body["count"] == 3
+    assert [h["filename"] for h in body["data"]] == [name for _, name in expected]
+    for hit, (similarity, _) in zip(body["data"], expected, strict=True):
+        assert hit["similarity"] == pytest.approx(similarity, abs=1e-5) and hit["task"] == "echo"
+    top = _cli("similar", str(files[0]), "--limit", "1", db=sqlite_url)
+    assert top.returncode == 0 and top.stdout.splitlines() == [
+        f"{expected[0][0]:+.3f}  {expected[0][1]}  ({sample(expected[0][1]).resolve()})"
+    ]
+
+    # analysing a file again replaces its vector (one per media and task), nothing doubles
+    again = _cli(
+        "analyze", str(files[1]), "--tasks", "echo", "-o", "echo.embed=true", "--json", db=sqlite_url
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads(_cli("similar", str(files[0]), "--json", db=sqlite_url).stdout)["count"] == 3
+
+
+def test_similar_refuses_what_it_cannot_compare(sqlite_url: str, tmp_path: Path) -> None:
+    plain = _cli("analyze", str(sample("english.png")), "--tasks", "echo", "--json", db=sqlite_url)
+    assert plain.returncode == 0, plain.stderr
+    never = _cli("similar", str(sample("english.png")), db=sqlite_url)
+    assert never.returncode == 2 and never.stdout == ""
+    assert never.stderr.splitlines() == [
+        f"mediafleet: {sample('english.png')}: english.png has no embedding yet: analyze it with one of "
+        "clip, echo, faces first (--tasks)"
+    ]
+    missing = _cli("similar", str(tmp_path / "gone.jpg"), db=sqlite_url)
+    assert (
+        missing.returncode == 2
+        and missing.stderr.strip() == f"mediafleet: {tmp_path / 'gone.jpg'}: no such file"
+    )
+    bad = _cli("similar", str(sample("english.png")), "--limit", "0", db=sqlite_url)
+    assert bad.returncode == 2 and "0 is not in 1-100" in bad.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediafleet.common.capability import Capability, TaskSpec, TextSegment
+from mediafleet.common.capability import MEDIA_REF, Capability, TaskSpec, TextSegment, VectorItem
 
 
 class EchoOptions(BaseModel):
@@ -14,6 +14,9 @@ class EchoOptions(BaseModel):
     sleep_s: float = Field(default=0.0, ge=0, le=30)
     reject: bool = Field(default=False, description="fail with a 4xx error (no retry)")
     crash: bool = Field(default=False, description="raise (retried)")
+    embed: bool = Field(
+        default=False, description="also return the media's byte histogram as a whole-media vector"
+    )
 
 
 class EchoResult(BaseModel):
@@ -24,6 +27,8 @@ class EchoResult(BaseModel):
     size_bytes: int
     text: str
     elapsed_ms: float
+    #: ``embed``: counts of each byte's high nibble (16 bins), L2-normalised
+    histogram: list[float] | None = None
 
 
 class UpperOptions(BaseModel):
@@ -42,10 +47,14 @@ def _segments(result: EchoResult | UpperResult) -> list[TextSegment]:
     return [TextSegment(text=result.text, ref="text")] if result.text else []
 
 
+def _vectors(result: EchoResult | UpperResult) -> list[VectorItem]:
+    histogram = getattr(result, "histogram", None)
+    return [VectorItem(collection="echo-bytes", ref=MEDIA_REF, vector=histogram)] if histogram else []
+
+
 CAPABILITY = Capability(
     name="echo",
     title="Test-only: returns what it is given",
-    queue="echo",
     http_port=8199,
     env_prefix="ECHO_",
     runner="tests.echo_capability.runner:EchoRunner",
@@ -56,6 +65,7 @@ CAPABILITY = Capability(
             options=EchoOptions,
             result=EchoResult,
             segments=_segments,
+            vectors=_vectors,
             summary=lambda r: f"{r.size_bytes} bytes, text {r.text!r}",
         ),
         TaskSpec(

@@ -59,7 +59,15 @@ class EchoRunner:
         progress(0.5, "hashing")
         data = Path(media).read_bytes()
         time.sleep(opts.sleep_s)
+        histogram = None
+        if opts.embed:
+            counts = [0] * 16
+            for byte in data:
+                counts[byte >> 4] += 1
+            norm = sum(c * c for c in counts) ** 0.5 or 1.0
+            histogram = [c / norm for c in counts]
         return EchoResult(
+            histogram=histogram,
             media_sha256=hashlib.sha256(data).hexdigest(),
             size_bytes=len(data),
             text=opts.text or "",

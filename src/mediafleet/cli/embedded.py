@@ -6,9 +6,12 @@ index, so ``mediafleet search`` finds what ``mediafleet analyze`` found. Tasks r
 recorded through the fleet's own pipeline (:mod:`mediafleet.common.pipeline`): the same
 checks, frames for image tasks on videos, and the same recorder, so faces are kept and
 grouped into people (``mediafleet people``) as a job of the fleet would. Vectors (CLIP
-embeddings) are not kept here: there is no local vector store yet. Every installed
-capability is available; its runner (and ML library) loads the first time one of its
-tasks runs.
+embeddings, the whole-media vectors any contract hands over) go to vector_db when
+``MEDIAFLEET_VECTOR_DB_URL`` names one, else to the same FAISS store in a folder beside the
+SQLite file (``var/mediafleet.vectors/``: :mod:`mediafleet.vector_db.local`), so
+``mediafleet similar FILE`` and ``mediafleet search --semantic TEXT`` work without a server.
+Every installed capability is available; its runner (and ML library) loads the first time
+one of its tasks runs.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mediafleet.common import registry
-from mediafleet.common.capability import Runner
+from mediafleet.common.capability import MEDIA_REF, Capability, Runner, VectorItem
+from mediafleet.common.errors import Conflict, ServiceUnavailable
 from mediafleet.common.media import probe_media
 from mediafleet.common.pipeline import run as pipeline
 from mediafleet.common.pipeline.record import record
@@ -38,8 +42,10 @@ from mediafleet.common.store import (
     migrate,
     session_factory,
 )
+from mediafleet.common.store.embeddings import embedding_tasks, media_embedding
 from mediafleet.common.store.models import FaceRow, Person, utcnow
 from mediafleet.common.store.search import search_text
+from mediafleet.common.vectors import VectorDbClient, VectorIndex
 from mediafleet.common.worker import task_readiness
 
 LOCAL_USER = "local"
@@ -53,15 +59,61 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def local_vectors_dir(database_url: str) -> Path:
+    """Where embedded mode keeps vectors without vector_db: beside a SQLite file
+    (``sqlite:///var/mediafleet.db`` -> ``var/mediafleet.vectors``), else ``var/vectors``."""
+    prefix = "sqlite:///"
+    if database_url.startswith(prefix) and database_url[len(prefix) :] not in ("", ":memory:"):
+        db = Path(database_url[len(prefix) :])
+        return db.with_name(db.stem + ".vectors")
+    return Path("var/vectors")
+
+
+def open_vectors(core: CoreSettings, database_url: str) -> VectorIndex | None:
+    """vector_db when ``MEDIAFLEET_VECTOR_DB_URL`` is set, else the store in a local folder
+    (:func:`local_vectors_dir`); None when vector_db's package (FAISS) is not installed here."""
+    from mediafleet.common.observability import internal_headers
+
+    if core.vector_db_url:
+        return VectorDbClient(
+            core.vector_db_url, core.vector_timeout_s, core.vector_index, headers=internal_headers(core)
+        )
+    try:
+        from mediafleet.vector_db.local import LocalVectors
+    except ImportError:
+        return None
+    return LocalVectors(local_vectors_dir(database_url), index=core.vector_index)
+
+
 class EmbeddedAnalyzer:
     def __init__(self, database_url: str | None = None):
-        self.engine = create_db_engine(database_url or CoreSettings().database_url)
+        core = CoreSettings()
+        url = database_url or core.database_url
+        self.engine = create_db_engine(url)
         migrate(self.engine)
         self.sessions = session_factory(self.engine)
         self._runners: dict[str, Runner] = {}
+        self._core = core
+        self._url = url
+        self._vectors: VectorIndex | None = None
+        self._vectors_opened = False
+
+    @property
+    def vectors(self) -> VectorIndex | None:
+        """Where vectors are written and searched (opened on first use; see :func:`open_vectors`)."""
+        if not self._vectors_opened:
+            self._vectors, self._vectors_opened = open_vectors(self._core, self._url), True
+        return self._vectors
+
+    def close(self) -> None:
+        if self._vectors is not None:
+            self._vectors.close()
+        self.engine.dispose()
 
     def runner(self, task: str) -> Runner:
-        cap = registry.capability_of(task)
+        return self._runner_of(registry.capability_of(task))
+
+    def _runner_of(self, cap: Capability) -> Runner:
         if cap.name not in self._runners:
             self._runners[cap.name] = cap.build_runner()
         return self._runners[cap.name]
@@ -175,6 +227,7 @@ class EmbeddedAnalyzer:
                 finished_at=utcnow(),
             )
             session.add(job)
+            vectors: list[tuple[str, list[VectorItem]]] = []
             for task, raw in results.items():
                 row = Task(
                     id=str(uuid.uuid4()),
@@ -186,11 +239,99 @@ class EmbeddedAnalyzer:
                 )
                 job.tasks.append(row)
                 session.flush()
-                record(session, row)
+                derived = record(session, row)
+                if derived is not None and derived.vectors:
+                    vectors.append((task, derived.vectors))
         item: dict[str, Any] = {"file": str(path), "media": media, "results": results}
+        if vectors:
+            # after the results are stored: a vector store that fails loses no result
+            store = self.vectors
+            if store is None:
+                item["notes"] = ["vectors not kept: vector_db's package (FAISS) is not installed here"]
+            else:
+                for task, items in vectors:
+                    store.upsert(str(uid), media_id, task, items)
         if not_ready or no_stream:
             item["skipped"] = {**not_ready, **no_stream}
         return item
+
+    def similar(self, path: Path, limit: int = 20) -> tuple[str, list[dict[str, Any]]]:
+        """The other analysed files nearest to ``path`` by their whole-media embedding, best
+        first: the embedding's collection and
+        ``[{"media_id", "filename", "path", "similarity" (cosine, [-1, 1]), "task"}]``.
+
+        Raises Conflict (``no_embedding``: ``path`` was not analysed by a task that embeds
+        media; the message names those tasks), ServiceUnavailable (no vector store here),
+        OSError (``path`` unreadable).
+        """
+        media_id = sha256_file(Path(path))
+        embedders = embedding_tasks()
+        with self.sessions() as session:
+            uid = self._local_user_id(session)
+            item = media_embedding(session, user_id=uid, media_id=media_id, tasks=embedders)
+        if item is None:
+            raise Conflict(
+                f"{Path(path).name} has no embedding yet: analyze it with one of "
+                f"{', '.join(embedders) or 'no installed task'} first (--tasks)",
+                code="no_embedding",
+            )
+        return item.collection, self._nearest(uid, item, limit, exclude=media_id)
+
+    def semantic_search(self, query: str, limit: int = 20) -> tuple[str, list[dict[str, Any]]]:
+        """``query`` embedded by the installed capability answering ``semantic_search``
+        (CLIP), compared with the analysed files' embeddings of the same model: the
+        collection and the hits, as :meth:`similar`.
+
+        Raises ServiceUnavailable (no capability answers, its model is missing, no vector
+        store here), BadRequest (an empty or over-long query).
+        """
+        from mediafleet.common.capability import TextQuery
+
+        cap, spec = registry.find_query("semantic_search")
+        runner = self._runner_of(cap)
+        # the query embeds with the model of the capability's embedding task (clip): its readiness
+        for task in (t for t in cap.task_names if t in embedding_tasks()):
+            problem = task_readiness(runner, task)
+            if problem is not None:
+                raise ServiceUnavailable(
+                    f"{cap.name} cannot embed text here: {problem.message}", code="query_unavailable"
+                )
+        answer = runner.query(spec.name, TextQuery.model_validate({"text": query}))
+        if not isinstance(answer, VectorItem):
+            raise ServiceUnavailable(
+                f"{cap.name} answered semantic_search without a vector", code="query_failed"
+            )
+        with self.sessions() as session:
+            uid = self._local_user_id(session)
+        return answer.collection, self._nearest(uid, answer, limit, exclude=None)
+
+    def _nearest(self, uid: int, item: VectorItem, limit: int, exclude: str | None) -> list[dict[str, Any]]:
+        store = self.vectors
+        if store is None:
+            raise ServiceUnavailable(
+                "no vector store here: install vector_db's package (uv sync) or set MEDIAFLEET_VECTOR_DB_URL",
+                code="vector_db_unavailable",
+            )
+        found = store.search(item.collection, str(uid), item.vector, limit + 1, {"ref": MEDIA_REF})
+        found = [h for h in found if h["payload"].get("media_id") != exclude][:limit]
+        out = []
+        with self.sessions() as session:
+            for hit in found:
+                media_id = hit["payload"]["media_id"]
+                owner = session.get(MediaOwner, (media_id, uid))
+                media = session.get(Media, media_id)
+                if owner is None or media is None:
+                    continue
+                out.append(
+                    {
+                        "media_id": media_id,
+                        "filename": owner.filename,
+                        "path": media.storage_path,
+                        "similarity": round(float(hit["score"]), 6),
+                        "task": hit["payload"].get("task", ""),
+                    }
+                )
+        return out
 
     def people(self) -> list[dict[str, Any]]:
         """The people the embedded store grouped the faces of ``analyze`` into (as the fleet's

@@ -2,7 +2,9 @@
 
     mediafleet analyze FILE... --tasks ocr [-o ocr.engine=rapidocr -o ocr.languages=en,fr] [--json]
     mediafleet analyze --api URL FILE...      (same work through a running gateway)
-    mediafleet search QUERY [--json]
+    mediafleet search QUERY [--semantic] [--json]
+    mediafleet similar FILE [--json]
+    mediafleet people [--json]
     mediafleet models list | pull NAME... [--all] [--source official|package] | verify [NAME...]
     mediafleet faces verify IMG1 IMG2 [--json] [--api URL]
 
@@ -36,6 +38,17 @@ def _version() -> str:
         return version("mediafleet")
     except PackageNotFoundError:  # run from a checkout that was never installed
         return "unknown (not installed)"
+
+
+def _limit(raw: str) -> int:
+    """``--limit``: an integer in 1-100 (argparse reports anything else as a usage error)."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{value} is not in 1-100")
+    return value
 
 
 def _parser(task_names: tuple[str, ...]) -> argparse.ArgumentParser:
@@ -80,9 +93,22 @@ def _parser(task_names: tuple[str, ...]) -> argparse.ArgumentParser:
 
     search = sub.add_parser("search", help="full-text search of what analyze read (embedded store)")
     search.add_argument("query")
+    search.add_argument(
+        "--semantic",
+        action="store_true",
+        help="compare the query's CLIP text embedding with the analysed images' (analyze --tasks clip)",
+    )
     search.add_argument("--db", help="SQLAlchemy URL of the embedded store")
-    search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--limit", type=_limit, default=20, help="at most this many hits (1-100)")
     search.add_argument("--json", action="store_true")
+
+    similar = sub.add_parser(
+        "similar", help="analysed files nearest to FILE by their whole-media embedding (embedded store)"
+    )
+    similar.add_argument("file", type=Path, metavar="FILE")
+    similar.add_argument("--db", help="SQLAlchemy URL of the embedded store")
+    similar.add_argument("--limit", type=_limit, default=20, help="at most this many hits (1-100)")
+    similar.add_argument("--json", action="store_true")
 
     people = sub.add_parser("people", help="the people analyze --tasks faces found (embedded store)")
     people.add_argument("--db", help="SQLAlchemy URL of the embedded store")
@@ -197,15 +223,31 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _print_similar(query: str, hits: list[dict[str, Any]], collection: str | None, as_json: bool) -> None:
+    if as_json:
+        body = {"query": query, "collection": collection, "data": hits, "count": len(hits)}
+        print(json.dumps(body, ensure_ascii=False))
+        return
+    for hit in hits:
+        print(f"{hit['similarity']:+.3f}  {hit['filename'] or hit['media_id']}  ({hit['path']})")
+    if not hits:
+        print(f"nothing analysed is comparable with {query!r} yet")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from mediafleet.cli.embedded import EmbeddedAnalyzer
     from mediafleet.common.errors import MediafleetError
 
     try:
-        hits = EmbeddedAnalyzer(database_url=args.db).search(args.query, limit=args.limit)
+        analyzer = EmbeddedAnalyzer(database_url=args.db)
+        if args.semantic:
+            collection, found = analyzer.semantic_search(args.query, limit=args.limit)
+            _print_similar(args.query, found, collection, args.json)
+            return 0
+        hits = analyzer.search(args.query, limit=args.limit)
     except MediafleetError as exc:
         print(f"mediafleet: {exc.message}", file=sys.stderr)
-        return 2
+        return 2 if exc.status_code < 500 else 1
     if args.json:
         print(json.dumps({"query": args.query, "data": hits, "count": len(hits)}, ensure_ascii=False))
         return 0
@@ -216,6 +258,26 @@ def cmd_search(args: argparse.Namespace) -> int:
             print(f"    {m['task']}: {m['text']!r}  {where}")
     if not hits:
         print(f"no media matches {args.query!r}")
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from mediafleet.cli.embedded import EmbeddedAnalyzer
+    from mediafleet.common.errors import MediafleetError
+
+    if not args.file.is_file():
+        _fail(args.file, "no such file" if not args.file.exists() else "not a regular file")
+        return 2
+    try:
+        analyzer = EmbeddedAnalyzer(database_url=args.db)
+        collection, hits = analyzer.similar(args.file, limit=args.limit)
+    except MediafleetError as exc:
+        _fail(args.file, exc.message)
+        return 2 if exc.status_code < 500 else 1
+    except OSError as exc:
+        _fail(args.file, exc.strerror or str(exc))
+        return 1
+    _print_similar(str(args.file), hits, collection, args.json)
     return 0
 
 
@@ -256,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         return faces.run(args)
     if args.command == "people":
         return cmd_people(args)
+    if args.command == "similar":
+        return cmd_similar(args)
     code = cmd_analyze(args) if args.command == "analyze" else cmd_search(args)
     if args.command == "analyze" and not getattr(args, "json", False):
         print(f"done in {time.perf_counter() - start:.1f} s", file=sys.stderr)

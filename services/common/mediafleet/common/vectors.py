@@ -8,7 +8,7 @@ vector's dimension and the cosine metric.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -18,6 +18,28 @@ from mediafleet.common.errors import ServiceUnavailable
 
 def item_id(media_id: str, task: str, ref: str) -> str:
     return f"{media_id}/{task}/{ref}"
+
+
+class VectorIndex(Protocol):
+    """Where a task's vectors are stored and searched: vector_db over HTTP
+    (:class:`VectorDbClient`) or, in the CLI's embedded mode, the same store in-process
+    (``mediafleet.vector_db.local.LocalVectors``)."""
+
+    def upsert(self, owner: str, media_id: str, task: str, items: list[VectorItem]) -> int:
+        """Store ``items`` (collections created on first use); returns how many were written."""
+        ...
+
+    def search(
+        self, collection: str, owner: str, vector: list[float], k: int, where: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """``[{"id", "score" (cosine similarity), "payload"}]`` best first; [] without the collection."""
+        ...
+
+    def delete(self, collection: str, owner: str, ids: list[str]) -> int:
+        """Delete the owner's items ``ids``; returns how many existed."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class VectorDbError(ServiceUnavailable):
