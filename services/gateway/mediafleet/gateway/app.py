@@ -157,11 +157,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         admin.router,
         media.router,
         tasks.router,
-        jobs.build_router(),
+        jobs.router,
         search.router,
         people.router,
         ask.router,
-        proxy.build_router(),
+        proxy.router,
         batch.router,
     ):
         app.include_router(router)

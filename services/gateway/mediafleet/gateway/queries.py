@@ -14,20 +14,10 @@ from pydantic import BaseModel
 from rq import Queue, Worker
 from rq.results import Result
 
-from mediafleet.common import registry
 from mediafleet.common.capability import Capability, QuerySpec
 from mediafleet.common.errors import BadRequest, GatewayTimeout, MediafleetError, ServiceUnavailable
 from mediafleet.common.outcome import TaskOutcome, failure_message
 from mediafleet.common.taskrun import QUERY_FUNCTION
-
-
-def find_query(purpose: str) -> tuple[Capability, QuerySpec]:
-    """The installed capability answering ``purpose``; ServiceUnavailable when none does."""
-    for cap in registry.capabilities().values():
-        for spec in cap.queries:
-            if spec.purpose == purpose:
-                return cap, spec
-    raise ServiceUnavailable(f"no installed capability answers {purpose} queries", code="query_unavailable")
 
 
 def ask(

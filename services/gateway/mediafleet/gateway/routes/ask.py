@@ -18,8 +18,8 @@ from mediafleet.common import registry
 from mediafleet.common.capability import Answer, Passage, QuestionQuery
 from mediafleet.common.store.search import search_text
 from mediafleet.gateway import queries
+from mediafleet.gateway.crud.media import filenames
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep
-from mediafleet.gateway.routes.search import filenames
 from mediafleet.gateway.schemas import (
     AskAnswer,
     AskRequest,
@@ -154,7 +154,7 @@ async def ask(body: AskRequest, user: CurrentUser, ctx: ContextDep, session: Ses
     capability that answers ``answer_question`` queries, citing them. Only the caller's media
     are searched. No passage: ``answer`` null and no model call. 503 when no such capability
     or worker runs; 504 after ``MEDIAFLEET_LLM_TIMEOUT_S``."""
-    cap, spec = queries.find_query("answer_question")
+    cap, spec = registry.find_query("answer_question")
     query = keywords(body.question)
     generated = () if body.include_generated else [n for n, (_, t) in registry.tasks().items() if t.generated]
     hits = (
@@ -165,7 +165,7 @@ async def ask(body: AskRequest, user: CurrentUser, ctx: ContextDep, session: Ses
     found = [(hit["media_id"], m) for hit in hits for m in hit["matches"][:2]][: body.passages]
     if not found:
         return AskAnswer(question=body.question, answer=None, citations=[], model=None)
-    names = filenames(session, user.id, {media_id for media_id, _ in found})
+    names = filenames(session, user_id=user.id, media_ids={media_id for media_id, _ in found})
     citations = [
         Citation(n=i, media_id=media_id, filename=names.get(media_id), **_match_fields(m))
         for i, (media_id, m) in enumerate(found, start=1)

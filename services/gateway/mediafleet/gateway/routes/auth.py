@@ -6,13 +6,12 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
-from typing import Annotated, Any, cast
+from typing import Annotated
 
 import anyio
 import structlog
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,6 +20,7 @@ from mediafleet.common.errors import BadRequest, Conflict, Forbidden, NotFound, 
 from mediafleet.common.store import ApiKey, TokenFamily, User
 from mediafleet.common.tokens import create_token, decode_token
 from mediafleet.gateway.context import GatewayContext
+from mediafleet.gateway.crud import users as crud
 from mediafleet.gateway.deps import (
     API_KEY_PREFIX,
     AdminUser,
@@ -101,7 +101,7 @@ async def login(
 
     def attempt() -> TokenPair | None:
         with ctx.sessions() as session:
-            user = session.scalar(select(User).where(User.username == form.username))
+            user = crud.user_by_name(session, username=form.username)
             known = verify_password(form.password, user.password_hash if user is not None else dummy_hash())
             if user is None or not known:
                 return None
@@ -149,26 +149,8 @@ def refresh(body: RefreshRequest, ctx: ContextDep, session: SessionDep) -> Token
     # exactly one moves the family on; every other is a reuse (8 at once used to leave 8 valid
     # pairs on SQLite). A reuse revokes the sign-in, the winner's new pair included.
     new_jti = uuid.uuid4().hex
-    swapped = cast(
-        CursorResult[Any],
-        session.execute(
-            update(TokenFamily)
-            .where(
-                TokenFamily.id == family.id,
-                TokenFamily.current_jti == claims.jti,
-                TokenFamily.revoked_at.is_(None),
-            )
-            .values(current_jti=new_jti)
-            .execution_options(synchronize_session=False)
-        ),
-    ).rowcount
-    if swapped != 1:
-        session.execute(
-            update(TokenFamily)
-            .where(TokenFamily.id == family.id, TokenFamily.revoked_at.is_(None))
-            .values(revoked_at=dt.datetime.now(dt.UTC), revoked_reason="reuse")
-            .execution_options(synchronize_session=False)
-        )
+    if not crud.rotate_refresh(session, family_id=family.id, used_jti=claims.jti, new_jti=new_jti):
+        crud.revoke_family(session, family_id=family.id, reason="reuse")
         session.commit()
         log.warning("refresh_token_reused", user_id=user.id, family=family.id)
         raise Unauthorized(
@@ -258,7 +240,7 @@ def create_user(body: UserCreate, _: AdminUser, ctx: ContextDep, session: Sessio
 @router.get("/v1/users", response_model=list[UserPublic])
 def list_users(_: AdminUser, ctx: ContextDep, session: SessionDep) -> list[UserPublic]:
     """Every account, oldest first, with its storage quota (admin)."""
-    return [_public(u, ctx) for u in session.scalars(select(User).order_by(User.id))]
+    return [_public(u, ctx) for u in crud.all_users(session)]
 
 
 @router.patch("/v1/users/{user_id:int}", response_model=UserPublic)
@@ -337,8 +319,7 @@ def create_api_key(body: ApiKeyCreate, user: SignedInUser, session: SessionDep) 
 @router.get("/v1/api-keys", response_model=list[ApiKeyPublic])
 def list_api_keys(user: SignedInUser, session: SessionDep) -> list[ApiKeyPublic]:
     """The caller's keys, newest first, without their secrets."""
-    rows = session.scalars(select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.created_at.desc()))
-    return [_key_public(k) for k in rows]
+    return [_key_public(k) for k in crud.api_keys_of(session, user_id=user.id)]
 
 
 @router.delete("/v1/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)

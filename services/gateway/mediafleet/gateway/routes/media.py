@@ -14,16 +14,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse
 from PIL import Image
-from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mediafleet.common.errors import NotFound, ValidationFailed
 from mediafleet.common.media import FrameSampling, frame_at, load_rgb_fitted, sample_frames
 from mediafleet.common.media_access import verify_media_signature
-from mediafleet.common.schemas import JobStatus
-from mediafleet.common.store import Job, Media, MediaOwner, Task, User
+from mediafleet.common.store import Media, MediaOwner, User
 from mediafleet.gateway.context import GatewayContext
+from mediafleet.gateway.crud import media as crud
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep, issue_link_token, user_or_link
 from mediafleet.gateway.quota import check_quota
 from mediafleet.gateway.schemas import LinkToken, MediaList, MediaPublic
@@ -122,31 +121,8 @@ def list_media(
 ) -> MediaList:
     """The caller's media, newest upload first (each upload of the same bytes counts once)."""
     response.headers["Cache-Control"] = "no-store"
-    where = [MediaOwner.user_id == user.id]
-    if kind is not None:
-        where.append(Media.kind == kind)
-    if task is not None:
-        where.append(
-            exists().where(
-                Job.media_id == Media.id, Job.user_id == user.id, Task.job_id == Job.id,
-                Task.name == task, Task.status == JobStatus.succeeded,
-            )
-        )  # fmt: skip
-    rows = session.execute(
-        select(Media, MediaOwner, func.count().over())
-        .join(MediaOwner, MediaOwner.media_id == Media.id)
-        .where(*where)
-        .order_by(MediaOwner.created_at.desc(), Media.id)
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    if rows:
-        count = rows[0][2]
-    else:
-        count = session.scalar(
-            select(func.count()).select_from(Media).join(MediaOwner, MediaOwner.media_id == Media.id).where(*where)
-        ) or 0  # fmt: skip
-    return MediaList(data=[_public(m, o, True) for m, o, _ in rows], count=count, limit=limit, offset=offset)
+    rows, count = crud.media_page(session, user_id=user.id, limit=limit, offset=offset, kind=kind, task=task)
+    return MediaList(data=[_public(m, o, True) for m, o in rows], count=count, limit=limit, offset=offset)
 
 
 @router.get("/v1/media/{media_id}", response_model=MediaPublic)

@@ -14,11 +14,11 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from mediafleet.common import registry
 from mediafleet.common.errors import (
     BadRequest,
     NotFound,
@@ -29,9 +29,11 @@ from mediafleet.common.errors import (
 from mediafleet.common.store import FaceRow, Media, Person, identities
 from mediafleet.common.vectors import VectorDbError, item_id
 from mediafleet.gateway import queries
+from mediafleet.gateway.crud import people as crud
+from mediafleet.gateway.crud.media import filenames
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep, owned
 from mediafleet.gateway.routes.media import cached_face_crop
-from mediafleet.gateway.routes.search import filenames, require_vector_db
+from mediafleet.gateway.routes.search import require_vector_db
 from mediafleet.gateway.schemas import (
     FaceMatch,
     FaceMatches,
@@ -74,7 +76,7 @@ def face_public(face: FaceRow, filename: str | None = None) -> FacePublic:
 
 
 def person_public(session: Session, person: Person) -> PersonPublic:
-    faces = session.scalars(select(FaceRow).where(FaceRow.person_id == person.id)).all()
+    faces = crud.faces_of_person(session, person_id=person.id)
     sample = max(faces, key=lambda f: f.score, default=None)
     return PersonPublic(
         id=person.id, name=person.name, collection=person.collection, faces=len(faces),
@@ -97,12 +99,7 @@ def list_people(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> PeoplePublic:
     """The caller's people, named first (by name), then clusters by size."""
-    query = select(Person).where(Person.user_id == user.id)
-    if named is True:
-        query = query.where(Person.name.is_not(None))
-    elif named is False:
-        query = query.where(Person.name.is_(None))
-    people = [person_public(session, p) for p in session.scalars(query).all()]
+    people = [person_public(session, p) for p in crud.people_of(session, user_id=user.id, named=named)]
     people.sort(key=lambda p: (p.name is None, (p.name or "").lower(), -p.faces, p.id))
     return PeoplePublic(data=people[offset : offset + limit], count=len(people))
 
@@ -182,10 +179,8 @@ def forget_person(person_id: str, user: CurrentUser, session: SessionDep, ctx: C
 def person_media(person_id: str, user: CurrentUser, session: SessionDep) -> PersonMediaList:
     """Every media of the caller where this person's faces were found, with those faces."""
     person = _person(session, user.id, person_id)
-    faces = session.scalars(
-        select(FaceRow).where(FaceRow.person_id == person.id).order_by(FaceRow.media_id, FaceRow.ref)
-    ).all()
-    names = filenames(session, user.id, {f.media_id for f in faces})
+    faces = crud.faces_of_person(session, person_id=person.id)
+    names = filenames(session, user_id=user.id, media_ids={f.media_id for f in faces})
     grouped: dict[str, list[FacePublic]] = {}
     for face in faces:
         grouped.setdefault(face.media_id, []).append(face_public(face, names.get(face.media_id)))
@@ -214,18 +209,17 @@ def list_faces(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[FacePublic]:
     """The caller's faces, optionally of one media."""
-    query = select(FaceRow).where(FaceRow.user_id == user.id)
-    if media_id is not None:
-        query = query.where(FaceRow.media_id == media_id)
-    rows = session.scalars(query.order_by(FaceRow.media_id, FaceRow.ref).limit(limit)).all()
-    names = filenames(session, user.id, {f.media_id for f in rows})
+    rows = crud.faces_of(session, user_id=user.id, limit=limit, media_id=media_id)
+    names = filenames(session, user_id=user.id, media_ids={f.media_id for f in rows})
     return [face_public(f, names.get(f.media_id)) for f in rows]
 
 
 @router.get("/v1/faces/{face_id}", response_model=FacePublic)
 def get_face(face_id: str, user: CurrentUser, session: SessionDep) -> FacePublic:
     face = _face(session, user.id, face_id)
-    return face_public(face, filenames(session, user.id, {face.media_id}).get(face.media_id))
+    return face_public(
+        face, filenames(session, user_id=user.id, media_ids={face.media_id}).get(face.media_id)
+    )
 
 
 @router.get(
@@ -276,8 +270,8 @@ def face_matches(
                            h["payload"]["ref"]): float(h["score"])
         for h in hits
     }  # fmt: skip
-    rows = {r.id: r for r in session.scalars(select(FaceRow).where(FaceRow.id.in_(list(slots))))}
-    names = filenames(session, user.id, {r.media_id for r in rows.values()})
+    rows = crud.faces_by_id(session, ids=slots)
+    names = filenames(session, user_id=user.id, media_ids={r.media_id for r in rows.values()})
     data = []
     for fid, sim in sorted(slots.items(), key=lambda kv: -kv[1]):
         row = rows.get(fid)
@@ -338,7 +332,7 @@ async def verify(request: Request, user: CurrentUser, ctx: ContextDep) -> Verify
             value = form.get(key)
             if isinstance(value, str) and value:
                 payload[key] = value
-        cap, spec = queries.find_query("face_verify")
+        cap, spec = registry.find_query("face_verify")
         try:
             query = spec.input.model_validate(payload)
         except ValidationError as exc:

@@ -104,9 +104,11 @@ def _handler(name: str, api: HttpApi) -> Callable[..., Awaitable[Response]]:
     return handler
 
 
-def build_router() -> APIRouter:
-    """One GET and one POST route per installed contract's ``http_api``."""
-    router = APIRouter(tags=["capability APIs"])
+router = APIRouter(tags=["capability APIs"])
+
+
+def _add_routes() -> None:
+    """One GET and one POST route per installed contract's ``http_api`` (when the module loads)."""
     for cap in registry.capabilities().values():
         api = cap.http_api
         if api is None:
@@ -127,4 +129,6 @@ def build_router() -> APIRouter:
                 description=api.description,
                 responses=doc,
             )
-    return router
+
+
+_add_routes()

@@ -3,21 +3,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mediafleet.common import registry
-from mediafleet.common.capability import MEDIA_REF, TextQuery, VectorItem, no_vectors
+from mediafleet.common.capability import MEDIA_REF, TextQuery, VectorItem
 from mediafleet.common.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
-from mediafleet.common.schemas import JobStatus
-from mediafleet.common.store import Job, MediaOwner, Task
+from mediafleet.common.store import MediaOwner
+from mediafleet.common.store.embeddings import embedding_tasks, media_embedding
 from mediafleet.common.store.search import search_text
 from mediafleet.common.vectors import VectorDbClient
 from mediafleet.gateway import queries
+from mediafleet.gateway.crud.media import filenames
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep
 from mediafleet.gateway.schemas import SearchHit, SearchResults, SimilarHit, SimilarResults
 
@@ -49,7 +48,7 @@ def search(
     response.headers["Cache-Control"] = "private, max-age=15"
     if mode == "semantic":
         vectors = require_vector_db(ctx.vectors)
-        cap, spec = queries.find_query("semantic_search")
+        cap, spec = registry.find_query("semantic_search")
         query = queries.ask(ctx.redis, cap, spec, TextQuery(text=q), ctx.settings.core.query_timeout_s)
         if not isinstance(query, VectorItem):  # the contract's output type; never in a working fleet
             raise ServiceUnavailable(
@@ -58,7 +57,7 @@ def search(
         data = _media_hits(session, vectors, user.id, query, limit, exclude=None)
         return SimilarResults(query=q, collection=query.collection, data=data, count=len(data))
     hits = search_text(session, q, user_id=user.id, limit=limit)
-    names = filenames(session, user.id, [h["media_id"] for h in hits])
+    names = filenames(session, user_id=user.id, media_ids=[h["media_id"] for h in hits])
     text_hits = [SearchHit(filename=names.get(h["media_id"]), **h) for h in hits]
     return SearchResults(query=q, data=text_hits, count=len(text_hits))
 
@@ -81,10 +80,10 @@ def similar(
     if session.get(MediaOwner, (media_id, user.id)) is None:
         raise NotFound(f"media {media_id} not found", code="media_not_found")
     vectors = require_vector_db(ctx.vectors)
-    embedders = sorted(name for name, (_, spec) in registry.tasks().items() if spec.vectors is not no_vectors)
+    embedders = embedding_tasks()
     if task is not None and task not in embedders:
         raise BadRequest(f"task {task!r} stores no embeddings; these do: {embedders}", code="unknown_task")
-    item = _media_embedding(session, user.id, media_id, [task] if task else embedders)
+    item = media_embedding(session, user_id=user.id, media_id=media_id, tasks=[task] if task else embedders)
     if item is None:
         raise Conflict(
             f"media {media_id} has no embedding yet: run a job with one of {embedders} on it",
@@ -102,29 +101,6 @@ def require_vector_db(client: VectorDbClient | None) -> VectorDbClient:
     return client
 
 
-def _media_embedding(session: Session, user_id: int, media_id: str, tasks: list[str]) -> VectorItem | None:
-    rows = session.scalars(
-        select(Task)
-        .join(Job)
-        .where(
-            Job.user_id == user_id,
-            Job.media_id == media_id,
-            Task.status == JobStatus.succeeded,
-            Task.name.in_(tasks),
-        )
-        .order_by(Task.finished_at.desc())
-    ).all()
-    known = registry.tasks()
-    for row in rows:
-        if row.result is None:
-            continue
-        spec = known[row.name][1]
-        for item in spec.derive(row.result).vectors:
-            if item.ref == MEDIA_REF:
-                return item
-    return None
-
-
 def _media_hits(
     session: Session,
     vectors: VectorDbClient,
@@ -135,7 +111,7 @@ def _media_hits(
 ) -> list[SimilarHit]:
     found = vectors.search(query.collection, str(user_id), query.vector, limit + 1, {"ref": MEDIA_REF})
     found = [h for h in found if h["payload"].get("media_id") != exclude][:limit]
-    names = filenames(session, user_id, [h["payload"]["media_id"] for h in found])
+    names = filenames(session, user_id=user_id, media_ids=[h["payload"]["media_id"] for h in found])
     return [
         SimilarHit(
             media_id=h["payload"]["media_id"],
@@ -146,14 +122,3 @@ def _media_hits(
         for h in found
         if h["payload"]["media_id"] in names  # the caller still owns it
     ]
-
-
-def filenames(session: Session, user_id: int, media_ids: Iterable[str]) -> dict[str, str | None]:
-    """media id -> the caller's filename, for the media of ``media_ids`` the caller owns."""
-    return dict(
-        session.execute(
-            select(MediaOwner.media_id, MediaOwner.filename).where(
-                MediaOwner.user_id == user_id, MediaOwner.media_id.in_(media_ids)
-            )
-        ).all()
-    )
