@@ -274,3 +274,25 @@ def test_a_large_image_is_fitted_and_answered_in_its_own_pixels(runner: PoseRunn
             [k[:2] for k in b.keypoints], [[3 * x, 3 * y] for x, y, _ in a.keypoints], atol=0.05
         )
         assert [k[2] for k in b.keypoints] == [k[2] for k in a.keypoints]
+
+
+def test_an_onnx_request_leaves_pytorch_s_threads_alone(real_models_dir: Path) -> None:
+    """The first ONNX request loads that engine, and ultralytics' device selection used to set
+    PyTorch's process-wide thread count to cores - 1 (2 -> 1 here) for the rest of the process."""
+    import os
+
+    import torch
+
+    cores = len(os.sched_getaffinity(0))
+    runner = PoseRunner(PoseSettings(core=CoreSettings(models_dir=real_models_dir), preload=["pt"]))
+    runner.preload()
+    assert torch.get_num_threads() == cores
+    assert run(runner, sample("bus.jpg"), runtime="onnx").runtime == "onnx"
+    assert torch.get_num_threads() == cores
+    one = PoseRunner(
+        PoseSettings(core=CoreSettings(models_dir=real_models_dir), preload=["pt", "onnx"], threads=1)
+    )
+    one.preload()
+    assert torch.get_num_threads() == 1  # POSE_THREADS is kept whichever engine loads last
+    runner.preload()  # engines already loaded: nothing changes
+    assert torch.get_num_threads() == 1

@@ -120,11 +120,13 @@ class UltralyticsPoseEngine(Engine):
         self._version = sha256_of(path)[:12]
         # one warm-up call: the first predict builds the predictor (and ONNX Runtime's session)
         yolo.predict(np.zeros((64, 64, 3), np.uint8), imgsz=self.imgsz, device=self._device, verbose=False)
-        if self.runtime == "pt":
-            import torch
+        # That first predict ran ultralytics' select_device, which sets PyTorch's process-wide
+        # thread count to cores - 1 (1 of 2 here: the PyTorch engine then ran 1.8x slower) for
+        # every model, whichever runtime this engine is: loading the ONNX engine after the
+        # PyTorch one did it too. Put it back after every load.
+        import torch
 
-            # ultralytics' device selection set torch to cores - 1 threads (1 of 2 here: half the speed)
-            torch.set_num_threads(self.threads or len(os.sched_getaffinity(0)))
+        torch.set_num_threads(self.threads or len(os.sched_getaffinity(0)))
 
     def predict_batch(
         self, images: list[np.ndarray], conf: float = 0.25, max_people: int = 100
