@@ -63,6 +63,23 @@ def assert_envelope(resp, status: int, code: str | None = None) -> dict:
     return body["error"]
 
 
+def assert_openai_error(resp, status: int, code: str | None = None, param: str | None = None) -> dict:
+    """An error in OpenAI's shape (the OpenAI-compatible routes): ``{"error": {"message", "type",
+    "param", "code"}}`` with the type OpenAI gives ``status``."""
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}, body
+    expected = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}.get(
+        status, "server_error" if status >= 500 else "invalid_request_error"
+    )
+    assert body["error"]["message"] and body["error"]["type"] == expected, body
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    if param is not None:
+        assert body["error"]["param"] == param, body
+    return body["error"]
+
+
 def wait_job(client, token: str, job_id: str, timeout: float = 120.0, until=None) -> dict:
     """Poll ``GET /v1/jobs/{id}`` until ``until(job)`` (default: a terminal status)."""
     import time

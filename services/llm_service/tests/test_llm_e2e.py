@@ -23,6 +23,7 @@ from tests.api_helpers import (
     NEW_PASSWORD,
     admin_token,
     assert_envelope,
+    assert_openai_error,
     auth,
     create_user,
     login,
@@ -90,8 +91,16 @@ def test_openai_client_summaries_and_questions(
             model="mediafleet-llm", prompt="Monday, Tuesday,", max_tokens=6, temperature=0
         )
         assert done.choices[0].text and done.usage.completion_tokens <= 6
+        # the client asks for base64 by default and decodes it: the same vectors as floats
         vectors = client.embeddings.create(model="mediafleet-llm", input=["soap", "water"]).data
         assert [len(v.embedding) for v in vectors] == [576, 576]
+        floats = c.post(
+            "/v1/llm/embeddings",
+            json={"input": ["soap", "water"], "encoding_format": "float"},
+            headers=auth(token),
+        ).json()["data"]
+        for got, want in zip(vectors, floats, strict=True):
+            assert got.embedding == pytest.approx(want["embedding"], rel=1e-6, abs=1e-6)
         # OpenAI's conventions: one model object, unknown names 404, max_completion_tokens, n
         assert client.models.retrieve("mediafleet-llm").id == "mediafleet-llm"
         with pytest.raises(openai.NotFoundError) as unknown:
@@ -110,7 +119,12 @@ def test_openai_client_summaries_and_questions(
         assert many.value.code == "n_not_supported"
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=f"{base}/v1/llm", api_key="not-a-token", max_retries=0).models.list()
-        assert_envelope(c.post("/v1/llm/fine_tuning/jobs", json={}, headers=auth(token)), 404)
+        assert_openai_error(c.post("/v1/llm/fine_tuning/jobs", json={}, headers=auth(token)), 404)
+        assert_openai_error(c.get("/v1/llm/models"), 401)  # the gateway's own errors take the shape too
+        no_messages = c.post(
+            "/v1/llm/chat/completions", json={"model": "mediafleet-llm"}, headers=auth(token)
+        )
+        assert_openai_error(no_messages, 400, "invalid_request_error", param="messages")
 
         # summarize after transcribe in one job
         jfk = upload(c, token, sample("jfk.flac")).json()["media_id"]
@@ -209,7 +223,7 @@ def test_a_full_llm_answers_503_with_retry_after(llm_fleet: Fleet) -> None:
         refused = c.post("/v1/llm/chat/completions", json=long_body, headers=auth(token))
         for t in threads:
             t.join()
-    assert_envelope(refused, 503, "llm_busy")
+    assert_openai_error(refused, 503, "llm_busy")
     assert int(refused.headers["retry-after"]) >= 1
     assert 200 in statuses  # the running request finished
 
@@ -268,7 +282,7 @@ def test_a_client_that_leaves_frees_the_llm(llm_fleet: Fleet) -> None:
         unbounded = {"messages": ENDLESS["messages"], "temperature": 0, "logit_bias": ENDLESS["logit_bias"]}
         got = c.post("/v1/llm/chat/completions", json=unbounded, headers=auth(token)).json()
         assert got["usage"]["completion_tokens"] == 512, got["usage"]  # LLM_DEFAULT_MAX_TOKENS
-        assert_envelope(
+        assert_openai_error(
             c.post("/v1/llm/chat/completions", json={**ENDLESS, "max_tokens": 100_000}, headers=auth(token)),
             400,
             "max_tokens_too_large",
@@ -281,5 +295,5 @@ def test_a_client_that_leaves_frees_the_llm(llm_fleet: Fleet) -> None:
     with httpx.Client(base_url=base, timeout=60) as c:
         token = login(c, ADMIN, NEW_PASSWORD)["access_token"]  # changed above
         timed_out = c.post("/v1/llm/chat/completions", json=ENDLESS, headers=auth(token))
-        assert_envelope(timed_out, 504, "upstream_timeout")
+        assert_openai_error(timed_out, 504, "upstream_timeout")
         print(f"gateway time-out: slot free after {_freed_within(llm_fleet, 10):.1f} s")

@@ -7,6 +7,7 @@ the prompt, not the wisdom."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from mediafleet.llm_service.contract import CAPABILITY, PROMPT_VERSION, facts_of
 from mediafleet.llm_service.openai_api import Busy, SlotGate
 from mediafleet.llm_service.runner import LlmRunner
 from mediafleet.llm_service.settings import LlmSettings
+from tests.api_helpers import assert_openai_error
 from tests.conftest import sample
 
 
@@ -116,8 +118,23 @@ def test_openai_routes_chat_stream_completion_embeddings(client: TestClient) -> 
     vectors = [np.array(d["embedding"]) for d in emb["data"]]
     assert [v.shape for v in vectors] == [(576,), (576,)]  # SmolLM2-135M's hidden size
     assert not np.allclose(vectors[0], vectors[1])
+    # OpenAI's base64 encoding: little-endian float32 bytes (its clients ask for it by default)
+    packed = client.post(
+        "/openai/v1/embeddings", json={"input": ["a cat", "a dog"], "encoding_format": "base64"}
+    )
+    decoded = [np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in packed.json()["data"]]
+    assert all(np.allclose(a, b, rtol=1e-6, atol=1e-6) for a, b in zip(vectors, decoded, strict=True))
+    wrong = client.post("/openai/v1/embeddings", json={"input": "a cat", "encoding_format": "int8"})
+    assert_openai_error(wrong, 400, "invalid_request_error", param="encoding_format")
+    # OpenAI's answers to a bad body: 400 invalid_request_error naming the field, not 422
     bad = client.post("/openai/v1/chat/completions", json={"messages": "not a list"})
-    assert bad.status_code == 422 and set(bad.json()) == {"error"}
+    assert_openai_error(bad, 400, "invalid_request_error", param="messages")
+    missing = client.post("/openai/v1/chat/completions", json={"max_tokens": 4})
+    error = assert_openai_error(missing, 400, "invalid_request_error", param="messages")
+    assert error["message"] == "messages: Field required"
+    assert_openai_error(client.get("/openai/v1/models/gpt-4o"), 404, "model_not_found")
+    # the service's own routes keep the fleet's envelope
+    assert set(client.get("/v1/nope").json()["error"]) == {"code", "message", "details"}
 
 
 def test_slot_gate_queues_then_refuses_with_retry_after() -> None:

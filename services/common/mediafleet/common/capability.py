@@ -169,6 +169,10 @@ class HttpApi:
     #: e.g. ``MEDIAFLEET_LLM_``: the gateway reads ``MEDIAFLEET_LLM_URL`` and ``MEDIAFLEET_LLM_TIMEOUT_S``.
     env_prefix: str
     description: str = ""
+    #: ``openai``: errors on these routes take OpenAI's shape (``{"error": {"message", "type",
+    #: "param", "code"}}``, an invalid body 400 not 422), in the service and at the gateway, so
+    #: OpenAI's clients read them; ``envelope``: the fleet's error envelope.
+    error_style: Literal["envelope", "openai"] = "envelope"
 
     def method_of(self, path: str) -> str | None:
         """The method ``paths`` gives ``path`` (exactly, or through a ``<prefix>/*`` entry whose

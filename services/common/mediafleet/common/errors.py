@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -210,6 +210,47 @@ def envelope(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 
+def openai_error_type(status: int) -> str:
+    """The ``type`` OpenAI's API gives an error of HTTP ``status`` (platform.openai.com/docs,
+    "Error codes"): ``invalid_request_error`` for the client's mistakes, ``authentication_error``
+    (401), ``permission_error`` (403), ``rate_limit_error`` (429), ``server_error`` (5xx)."""
+    if status >= 500:
+        return "server_error"
+    return {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}.get(
+        status, "invalid_request_error"
+    )
+
+
+def openai_envelope(status: int, code: str, message: str, param: str | None = None) -> dict[str, Any]:
+    """OpenAI's error body, ``{"error": {"message", "type", "param", "code"}}``, as the official
+    clients parse it (``openai.APIStatusError.body``)."""
+    return {"error": {"message": message, "type": openai_error_type(status), "param": param, "code": code}}
+
+
+def _openai_path(request: Request) -> bool:
+    """Whether ``request`` is on a route whose errors take OpenAI's shape (install_error_handlers)."""
+    prefixes: tuple[str, ...] = getattr(request.app.state, "openai_error_prefixes", ())
+    path = request.url.path
+    return any(path == p or path.startswith(p + "/") for p in prefixes)
+
+
+def _error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
+    param: str | None = None,
+) -> JSONResponse:
+    body = (
+        openai_envelope(status, code, message, param)
+        if _openai_path(request)
+        else envelope(code, message, details)
+    )
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """Methods of every route whose path matches the request's (Starlette names only the
     first partially matching route's, and FastAPI makes one route per method)."""
@@ -221,20 +262,24 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, openai_prefixes: Iterable[str] = ()) -> None:
     """Map every error to the envelope: MediafleetError, HTTPException, validation errors
     (bounded), database refusals of the input (400 ``invalid_input``) and anything unhandled
-    (500 ``internal_error`` with the request id, logged with its traceback); add request ids."""
+    (500 ``internal_error`` with the request id, logged with its traceback); add request ids.
+
+    Under ``openai_prefixes`` (an OpenAI-compatible API: ``HttpApi.error_style``) every error
+    takes OpenAI's shape (:func:`openai_envelope`) and an invalid body is 400
+    ``invalid_request_error`` naming the first bad field in ``param``, as OpenAI answers, not 422.
+    """
+    app.state.openai_error_prefixes = tuple(p.rstrip("/") for p in openai_prefixes)
 
     @app.exception_handler(MediafleetError)
-    async def _mediafleet(_: Request, exc: MediafleetError) -> JSONResponse:
+    async def _mediafleet(request: Request, exc: MediafleetError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         retry_after = exc.details.get("retry_after_s") if isinstance(exc.details, dict) else None
         if exc.status_code in (429, 503) and retry_after is not None:  # RFC 9110 Retry-After, seconds
             headers = {**(headers or {}), "Retry-After": str(int(retry_after))}
-        return JSONResponse(
-            envelope(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=headers
-        )
+        return _error_response(request, exc.status_code, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -242,14 +287,17 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = exc.headers
         if exc.status_code == 405:  # RFC 9110: Allow lists every method of the resource
             headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
-        return JSONResponse(envelope(code, str(exc.detail)), status_code=exc.status_code, headers=headers)
+        return _error_response(request, exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(
-            envelope("validation_error", "request did not validate", bounded_details(list(exc.errors()))),
-            status_code=422,
-        )
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = bounded_details(list(exc.errors()))
+        if _openai_path(request) and errors:
+            loc = [str(part) for part in errors[0].get("loc", ()) if part != "body"]
+            param = ".".join(loc) or None
+            message = f"{param}: {errors[0].get('msg')}" if param else str(errors[0].get("msg"))
+            return _error_response(request, 400, "invalid_request_error", message, param=param)
+        return _error_response(request, 422, "validation_error", "request did not validate", errors)
 
     from sqlalchemy.exc import DataError, InterfaceError, OperationalError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -261,11 +309,9 @@ def install_error_handlers(app: FastAPI) -> None:
         # the database is down, restarting or out of connections: say so at once (a client
         # retries with its Idempotency-Key), never hang or answer a bare 500
         log.warning("database_unavailable", path=request.url.path, error=str(exc).splitlines()[0][:200])
-        return JSONResponse(
-            envelope("database_unavailable", "the database is unavailable; try again in a moment",
-                     {"retry_after_s": 5}),
-            status_code=503,
-            headers={"Retry-After": "5"},
+        return _error_response(
+            request, 503, "database_unavailable", "the database is unavailable; try again in a moment",
+            {"retry_after_s": 5}, headers={"Retry-After": "5"},
         )  # fmt: skip
 
     @app.exception_handler(DataError)
@@ -274,7 +320,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # a string over its column's length, an integer out of range): the client's input.
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:MAX_ERROR_TEXT]
         log.info("input_refused_by_database", path=request.url.path, reason=reason)
-        return JSONResponse(envelope("invalid_input", f"a value cannot be stored: {reason}"), status_code=400)
+        return _error_response(request, 400, "invalid_input", f"a value cannot be stored: {reason}")
 
     @app.exception_handler(OSError)
     async def _os_error(request: Request, exc: OSError) -> JSONResponse:
@@ -283,9 +329,8 @@ def install_error_handlers(app: FastAPI) -> None:
             errno.EDQUOT,
         ):  # a disk filled while writing (spooled upload, thumbnail)
             log.error("disk_full", path=request.url.path, error=str(exc))
-            return JSONResponse(
-                envelope("insufficient_storage", "the server's disk is full: nothing was stored"),
-                status_code=507,
+            return _error_response(
+                request, 507, "insufficient_storage", "the server's disk is full: nothing was stored"
             )
         return await _unhandled(request, exc)
 
@@ -295,10 +340,9 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error(
             "unhandled_error", request_id=rid, method=request.method, path=request.url.path, exc_info=exc
         )
-        return JSONResponse(
-            envelope("internal_error", f"internal error (request id {rid})", {"request_id": rid}),
-            status_code=500,
+        return _error_response(
+            request, 500, "internal_error", f"internal error (request id {rid})", {"request_id": rid},
             headers={"X-Request-ID": rid},
-        )
+        )  # fmt: skip
 
     app.add_middleware(RequestIdMiddleware)

@@ -52,7 +52,10 @@ def create_service_app(
     annotations and FastAPI resolves them in the module's globals.
     """
     app = FastAPI(title=f"mediafleet {cap.name}", version="0.1.0", description=cap.title)
-    install_error_handlers(app)
+    api = cap.http_api
+    install_error_handlers(
+        app, [api.service_prefix] if api is not None and api.error_style == "openai" else []
+    )
     details = getattr(runner, "details", None)  # optional: what /readyz adds (an LLM's slots)
     app.include_router(
         health_router(

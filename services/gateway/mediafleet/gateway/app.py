@@ -128,7 +128,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     app.state.ctx = ctx
-    install_error_handlers(app)
+    install_error_handlers(
+        app,
+        [
+            c.http_api.public_prefix
+            for c in registry.capabilities().values()
+            if c.http_api is not None and c.http_api.error_style == "openai"
+        ],
+    )
 
     def media_disk_check() -> str | None:
         free = ctx.media.free_bytes()

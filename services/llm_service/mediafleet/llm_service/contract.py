@@ -148,6 +148,7 @@ CAPABILITY = Capability(
             "embeddings": "POST",
         },
         env_prefix="MEDIAFLEET_LLM_",
+        error_style="openai",
         description="OpenAI-compatible (llama.cpp): models, models/{id}, chat/completions, completions, embeddings; "
         '"stream": true for Server-Sent Events; 503 llm_busy with Retry-After when the slots are full',
     ),

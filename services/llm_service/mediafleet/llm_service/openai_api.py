@@ -5,7 +5,11 @@ Requests are validated with llama-cpp-python's own server types
 (``llama_cpp.server.types``: ``CreateChatCompletionRequest``, ``CreateCompletionRequest``,
 ``CreateEmbeddingRequest``) and answered by ``Llama``'s OpenAI-shaped methods, as
 llama-cpp-python's server does; streams are Server-Sent Events of chunks ending with
-``data: [DONE]`` (OpenAI's format).
+``data: [DONE]`` (OpenAI's format). Where OpenAI's API is stricter than those types, so is
+this one: ``messages`` is required and non-empty (400 without); ``encoding_format``
+``base64`` returns each embedding as the base64 of its little-endian float32 bytes, as
+OpenAI does (its clients ask for it by default). Errors take OpenAI's shape
+(``HttpApi.error_style``).
 
 Concurrency: ``LLM_SLOTS`` requests decode at once; up to ``LLM_MAX_QUEUE`` more wait at
 most ``LLM_QUEUE_TIMEOUT_S``; beyond that, 503 ``llm_busy`` with ``Retry-After``. Every
@@ -18,14 +22,17 @@ that thread ends, whatever way the request ended. ``max_tokens`` defaults to
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import math
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+import llama_cpp
+import numpy as np
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -35,6 +42,7 @@ from llama_cpp.server.types import (  # route annotations must be module globals
     CreateEmbeddingRequest,
 )
 from prometheus_client import Gauge
+from pydantic import Field
 
 from mediafleet.common.errors import BadRequest, NotFound, ServiceUnavailable
 
@@ -46,6 +54,29 @@ log = structlog.get_logger("mediafleet.llm_service")
 #: Fields of the request types llama-cpp-python's server drops before calling Llama.
 _EXCLUDE = {"n", "best_of", "logit_bias_type", "user", "min_tokens"}
 _END = object()
+
+
+class ChatCompletionRequest(CreateChatCompletionRequest):
+    """llama-cpp-python's chat request with ``messages`` required and non-empty, as OpenAI's
+    API has it (llama-cpp-python defaults it to an empty list and answers 200)."""
+
+    messages: list[llama_cpp.ChatCompletionRequestMessage] = Field(
+        min_length=1, description="the conversation so far, at least one message"
+    )
+
+
+class EmbeddingRequest(CreateEmbeddingRequest):
+    """llama-cpp-python's embedding request plus OpenAI's ``encoding_format``."""
+
+    encoding_format: Literal["float", "base64"] = Field(
+        default="float", description="base64: the little-endian float32 bytes of each vector, base64-encoded"
+    )
+
+
+def as_base64(vector: list[float]) -> str:
+    """OpenAI's ``encoding_format: base64``: the vector as little-endian float32 bytes, base64."""
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
 
 SLOTS_BUSY = Gauge("mediafleet_llm_slots_busy", "LLM slots decoding a request now")
 SLOTS_WAITING = Gauge("mediafleet_llm_requests_waiting", "LLM requests waiting for a slot")
@@ -273,7 +304,7 @@ def build_router(runner: LlmRunner) -> APIRouter:
         return data
 
     @router.post("/chat/completions")
-    async def chat_completions(body: CreateChatCompletionRequest, request: Request) -> Any:
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
         """OpenAI's chat completion (``stream: true`` for Server-Sent Events)."""
         return await answer("chat", body, request)
 
@@ -283,8 +314,9 @@ def build_router(runner: LlmRunner) -> APIRouter:
         return await answer("completion", body, request)
 
     @router.post("/embeddings")
-    async def embeddings(body: CreateEmbeddingRequest, request: Request) -> Any:
-        """OpenAI's embeddings (mean-pooled by llama.cpp; not normalised)."""
+    async def embeddings(body: EmbeddingRequest, request: Request) -> Any:
+        """OpenAI's embeddings (mean-pooled by llama.cpp; not normalised); ``encoding_format``
+        ``float`` (default) or ``base64``."""
         check_model(body.model)
         await gate.acquire()
         gen = Generation(gate, lambda stop: engine.embed(input=body.input))
@@ -292,6 +324,11 @@ def build_router(runner: LlmRunner) -> APIRouter:
             result = await gen.result(request)
         except ClientGone:
             return StreamingResponse(iter(()), status_code=499)
+        if body.encoding_format == "base64":
+            result = {
+                **result,
+                "data": [{**d, "embedding": as_base64(d["embedding"])} for d in result["data"]],
+            }
         return {**result, "model": settings.model_alias}
 
     return router
