@@ -302,11 +302,16 @@ def cmd_people(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # PYTHON_ARGCOMPLETE_OK (argcomplete's marker: this command completes itself)
+    import argcomplete
+
     from mediafleet.common.logging import configure_logging
 
     # a command prints what matters itself (skipped tasks, one line per failed file)
     configure_logging(os.environ.get("MEDIAFLEET_LOG_LEVEL", "ERROR"))
-    args = _parser(registry.task_names()).parse_args(argv)
+    parser = _parser(registry.task_names())
+    argcomplete.autocomplete(parser)  # answers and exits when the shell asks for completions
+    args = parser.parse_args(argv)
     start = time.perf_counter()
     if args.command == "models":
         from mediafleet.cli import models
