@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediafleet.common.capability import MEDIA_REF, Capability, TaskSpec, TextSegment, VectorItem
+from mediafleet.common.capability import MEDIA_REF, Capability, SyncRoute, TaskSpec, TextSegment, VectorItem
 
 
 class EchoOptions(BaseModel):
@@ -47,6 +47,19 @@ def _segments(result: EchoResult | UpperResult) -> list[TextSegment]:
     return [TextSegment(text=result.text, ref="text")] if result.text else []
 
 
+class EchoForm(BaseModel):
+    """The form of ``POST /v1/echo/sync`` (a SyncRoute: the generic machinery's test)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(default=None, max_length=200)
+    tags: list[str] = Field(default=[], max_length=4, description="sent as tags[]: echoed back")
+
+
+def _render(result: EchoResult, form: EchoForm) -> tuple[dict[str, object], str]:
+    return {"text": result.text, "size_bytes": result.size_bytes, "tags": form.tags}, "application/json"
+
+
 def _vectors(result: EchoResult | UpperResult) -> list[VectorItem]:
     histogram = getattr(result, "histogram", None)
     return [VectorItem(collection="echo-bytes", ref=MEDIA_REF, vector=histogram)] if histogram else []
@@ -59,6 +72,17 @@ CAPABILITY = Capability(
     env_prefix="ECHO_",
     runner="tests.echo_capability.runner:EchoRunner",
     settings="tests.echo_capability.runner:EchoSettings",
+    sync_routes=(
+        SyncRoute(
+            path="/v1/echo/sync",
+            task="echo",
+            form=EchoForm,
+            options=lambda form: {"text": form.text} if form.text else {},
+            render=_render,
+            summary="echo a file's size and a text once the job ends (test-only)",
+            error_style="envelope",
+        ),
+    ),
     tasks=(
         TaskSpec(
             name="echo",

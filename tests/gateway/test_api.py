@@ -624,3 +624,40 @@ def test_tasks_describe_what_the_fleet_can_run(client: TestClient, token: str) -
     assert tasks["transcribe"]["default_for"] == ["audio", "video"]
     assert {"srt", "vtt"} <= set(tasks["transcribe"]["exports"])
     assert tasks["summarize"]["default_for"] == []
+
+
+def test_sync_route_runs_a_job_and_waits_for_it(
+    client: TestClient, token: str, settings: GatewaySettings
+) -> None:
+    """A contract's sync route (echo's /v1/echo/sync): the upload becomes the caller's media and
+    a job; no worker runs here, so the wait ends at GATEWAY_SYNC_TIMEOUT_S with 504 naming the
+    job, which stays queued for a worker to run."""
+    client.app.state.ctx.settings.sync_timeout_s = 1.0
+    resp = client.post(
+        "/v1/echo/sync",
+        files={"file": ("english.png", sample("english.png").read_bytes())},
+        data={"text": "hello", "tags[]": ["a", "b"]},
+        headers=auth(token),
+    )
+    error = assert_envelope(resp, 504, "job_still_running")
+    job_id = error["details"]["job_id"]
+    job = client.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()
+    assert job["status"] == "queued" and job["options"] == {
+        "echo": {"text": "hello", "embed": False, "sleep_s": 0.0, "reject": False, "crash": False}
+    }
+    assert job["media_id"] in {
+        m["media_id"] for m in client.get("/v1/media", headers=auth(token)).json()["data"]
+    }
+    # the form is checked before anything is stored or queued
+    assert_envelope(
+        client.post("/v1/echo/sync", data={"text": "x"}, headers=auth(token)), 400, "missing_file"
+    )
+    bad = client.post(
+        "/v1/echo/sync",
+        files={"file": ("english.png", b"png?")},
+        data={"tags[]": ["1", "2", "3", "4", "5"]},
+        headers=auth(token),
+    )
+    assert assert_envelope(bad, 422, "validation_error")["details"][0]["loc"] == ["tags"]
+    assert len(client.get("/v1/jobs", headers=auth(token)).json()["data"]) == 1
+    assert_envelope(client.post("/v1/echo/sync", files={"file": ("a.png", b"x")}), 401)

@@ -28,6 +28,10 @@ pytestmark = pytest.mark.slow
 
 NEED_SERVICES = [
     "/v1/llm/{path}",
+    # synchronous routes: without a worker their wait ends in 504 (GATEWAY_SYNC_TIMEOUT_S, 2 s here)
+    "/v1/audio/transcriptions",
+    "/v1/audio/translations",
+    "/v1/echo/sync",
     "/v1/ask",
     "/v1/search",
     "/v1/media/{media_id}/similar",
@@ -52,7 +56,7 @@ def test_schemathesis_finds_nothing(
     db = f"sqlite:///{tmp_path / 'g.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
     fleet = Fleet(tmp_path, db, redis_url)
     try:
-        fleet.start("gateway")
+        fleet.start("gateway", env={"GATEWAY_SYNC_TIMEOUT_S": "2"})
         fleet.start("job_manager")  # else /readyz is 503 (not ready: nothing would run jobs)
         url = fleet.url("gateway")
         with httpx.Client(base_url=url, timeout=30) as client:

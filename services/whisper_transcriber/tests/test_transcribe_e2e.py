@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
+import re
 import signal
 import time
 import wave
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import openai
 import pytest
 import redis
 import srt
@@ -21,7 +24,7 @@ import webvtt
 from rq.registry import StartedJobRegistry
 
 from mediafleet.common.media import iter_audio
-from tests.api_helpers import admin_token, assert_envelope, auth, upload, wait_job
+from tests.api_helpers import admin_token, assert_envelope, assert_openai_error, auth, upload, wait_job
 from tests.conftest import sample
 from tests.fleet import Fleet
 
@@ -172,3 +175,87 @@ def test_worker_killed_mid_transcription_is_retried(speech_fleet: Fleet, tmp_pat
     assert result["duration_s"] == pytest.approx(179.7, abs=0.1)
     assert {x["language"] for x in result["languages"]} == {"en", "de"}
     assert sum("Permission is hereby granted" in s["text"] for s in result["segments"]) == 3
+
+
+JFK = (
+    "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
+)
+
+
+def _words(text: str) -> list[str]:
+    return re.sub(r"[^\w\s']", " ", text.lower()).split()
+
+
+def test_openai_client_transcribes_and_translates(speech_fleet: Fleet, tmp_path: Path) -> None:
+    """The official ``openai`` client, unchanged, against POST /v1/audio/transcriptions and
+    /v1/audio/translations: each request stores the file as the caller's media and runs a
+    transcribe job through job_manager and the worker; every response format parses."""
+    base = speech_fleet.url("gateway")
+    with httpx.Client(base_url=base, timeout=120) as c:
+        token = admin_token(c)
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key=token, max_retries=0, timeout=300)
+    jfk = sample("jfk.flac")
+    audio = ("jfk.flac", jfk.read_bytes())
+
+    plain = client.audio.transcriptions.create(model="whisper-1", file=audio)
+    assert _words(plain.text) == JFK.split(), plain.text
+    verbose = client.audio.transcriptions.create(
+        model="whisper-1",
+        file=audio,
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+        language="en",
+    )
+    assert verbose.language == "en" and verbose.duration == pytest.approx(11.0, abs=0.1)
+    assert verbose.segments and verbose.segments[0].start >= 0 and verbose.segments[-1].end <= 11.1
+    words = verbose.words or []
+    assert [_words(w.word)[0] for w in words] == JFK.split()
+    assert all(a.start <= b.start for a, b in itertools.pairwise(words))
+    cues = list(
+        srt.parse(client.audio.transcriptions.create(model="whisper-1", file=audio, response_format="srt"))
+    )
+    assert _words(" ".join(c.content for c in cues)) == JFK.split()
+    vtt = tmp_path / "jfk.vtt"
+    vtt.write_text(client.audio.transcriptions.create(model="whisper-1", file=audio, response_format="vtt"))
+    assert _words(" ".join(c.text for c in webvtt.read(str(vtt)))) == JFK.split()
+
+    # the client marks translations deprecated (OpenAI's newer models do not offer it); whisper-1's
+    # endpoint, and ours, still answer
+    with pytest.warns(DeprecationWarning):
+        german = client.audio.translations.create(
+            model="whisper-1", file=("fleurs-de-000.ogg", sample("fleurs-de-000.ogg").read_bytes())
+        )
+    assert german.text and not {"sollten", "die", "und"} & set(_words(german.text)), german.text
+
+    with httpx.Client(base_url=base, timeout=300) as c:
+        # the work is the caller's: a job on a media of its library
+        resp = c.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("jfk.flac", jfk.read_bytes())},
+            data={"model": "whisper-1", "response_format": "text"},
+            headers=auth(token),
+        )
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+        assert _words(resp.text) == JFK.split()
+        job = c.get(f"/v1/jobs/{resp.headers['x-mediafleet-job-id']}", headers=auth(token)).json()
+        assert job["status"] == "succeeded" and [t["name"] for t in job["tasks"]] == ["transcribe"]
+        library = c.get("/v1/media", headers=auth(token)).json()["data"]
+        assert job["media_id"] in {m["media_id"] for m in library}
+        # OpenAI's error shape: no file, a bad field, a file that is not audio
+        no_file = c.post("/v1/audio/transcriptions", data={"model": "whisper-1"}, headers=auth(token))
+        assert_openai_error(no_file, 400, "missing_file")
+        bad = c.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("jfk.flac", jfk.read_bytes())},
+            data={"model": "whisper-1", "response_format": "xml"},
+            headers=auth(token),
+        )
+        assert_openai_error(bad, 400, "invalid_request_error", param="response_format")
+        text = c.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("notes.mp3", b"not audio at all")},
+            data={"model": "whisper-1"},
+            headers=auth(token),
+        )
+        assert_openai_error(text, 415)
+        assert_openai_error(c.post("/v1/audio/translations", data={"model": "whisper-1"}), 401)

@@ -246,6 +246,30 @@ class ExportFormat:
 
 
 @dataclass(frozen=True)
+class SyncRoute:
+    """A route the gateway adds that runs one task on an uploaded file and answers when the task
+    ends, for clients that cannot follow a job (OpenAI's ``POST /v1/audio/transcriptions``).
+
+    The request is ``multipart/form-data``: a ``file`` part and the fields of ``form`` (a
+    pydantic model; a field ending in ``[]`` on the wire, as OpenAI's clients send lists, fills
+    the list field of that name). The gateway stores the file as the caller's media, submits a
+    job running ``task`` with ``options(form)`` (validated against the task's options model),
+    waits for it (at most ``GATEWAY_SYNC_TIMEOUT_S``; 504 after, naming the job to follow) and
+    answers ``render(result, form)``: ``(body, media_type)``, a dict body as JSON. Errors take
+    ``error_style`` (OpenAI's shape by default).
+    """
+
+    path: str
+    task: str
+    form: type[BaseModel]
+    options: Callable[[Any], dict[str, Any]]
+    render: Callable[[Any, Any], tuple[str | dict[str, Any], str]]
+    summary: str
+    description: str = ""
+    error_style: Literal["envelope", "openai"] = "openai"
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One task a capability runs.
 
@@ -389,6 +413,8 @@ class Capability:
     queries: tuple[QuerySpec, ...] = ()
     #: Routes of the service the gateway exposes as they are (an OpenAI-compatible API).
     http_api: HttpApi | None = None
+    #: Routes the gateway adds that run one of the tasks on an upload and answer at its end.
+    sync_routes: tuple[SyncRoute, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def validate_options(self, task: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -185,22 +185,50 @@ class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
 
+#: The statuses any route may answer, with what they mean.
+_ERROR_STATUSES = {
+    400: "bad request (a value cannot be used or stored)",
+    401: "missing, invalid, expired or revoked credentials",
+    403: "not allowed (admin only, password change required, API key scope)",
+    404: "not found, or not the caller's",
+    409: "conflict with the current state",
+    413: "body too large",
+    415: "unsupported media type",
+    422: "the request did not validate, or the media cannot be used",
+    429: "rate limited (Retry-After)",
+    500: "internal error (with the request id)",
+    507: "the media disk is full: nothing was stored",
+    503: "a service it needs is unavailable (Retry-After when known)",
+}
+
 #: OpenAPI ``responses`` documenting the envelope for the statuses any route may answer.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorEnvelope, "description": text}
+    status: {"model": ErrorEnvelope, "description": text} for status, text in _ERROR_STATUSES.items()
+}
+
+
+class OpenAIErrorBody(BaseModel):
+    message: str = Field(description="what went wrong, for people")
+    type: str = Field(
+        description="invalid_request_error, authentication_error, rate_limit_error, server_error ..."
+    )
+    param: str | None = Field(default=None, description="the request field at fault, when one is")
+    code: str | None = Field(default=None, description="stable machine-readable code, e.g. model_not_found")
+
+
+class OpenAIErrorEnvelope(BaseModel):
+    """OpenAI's error body, on the OpenAI-compatible routes: ``{"error": {"message", "type", "param", "code"}}``."""
+
+    error: OpenAIErrorBody
+
+
+#: OpenAPI ``responses`` of a route whose errors take OpenAI's shape (``HttpApi.error_style``):
+#: an invalid body is 400 there, a synchronous route's wait may end in 504.
+OPENAI_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": OpenAIErrorEnvelope, "description": text}
     for status, text in {
-        400: "bad request (a value cannot be used or stored)",
-        401: "missing, invalid, expired or revoked credentials",
-        403: "not allowed (admin only, password change required, API key scope)",
-        404: "not found, or not the caller's",
-        409: "conflict with the current state",
-        413: "body too large",
-        415: "unsupported media type",
-        422: "the request did not validate, or the media cannot be used",
-        429: "rate limited (Retry-After)",
-        500: "internal error (with the request id)",
-        507: "the media disk is full: nothing was stored",
-        503: "a service it needs is unavailable (Retry-After when known)",
+        **_ERROR_STATUSES,
+        504: "no answer in time (the job to follow, for a synchronous route)",
     }.items()
 }
 

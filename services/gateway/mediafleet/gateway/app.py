@@ -33,7 +33,7 @@ from mediafleet.gateway.batch.executor import BatchExecutor, Limits
 from mediafleet.gateway.context import GatewayContext
 from mediafleet.gateway.limits import InternalsGuard, UploadSizeLimit
 from mediafleet.gateway.login_guard import LoginGuard
-from mediafleet.gateway.routes import admin, ask, auth, batch, jobs, media, people, proxy, search, tasks
+from mediafleet.gateway.routes import admin, ask, auth, batch, jobs, media, people, proxy, search, sync, tasks
 from mediafleet.gateway.security import hash_password
 from mediafleet.gateway.settings import GatewaySettings, with_signing_key
 from mediafleet.gateway.storage import MediaStore
@@ -128,13 +128,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     app.state.ctx = ctx
+    caps = registry.capabilities().values()
     install_error_handlers(
         app,
         [
             c.http_api.public_prefix
-            for c in registry.capabilities().values()
+            for c in caps
             if c.http_api is not None and c.http_api.error_style == "openai"
-        ],
+        ]
+        + [r.path for c in caps for r in c.sync_routes if r.error_style == "openai"],
     )
 
     def media_disk_check() -> str | None:
@@ -169,6 +171,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         people.router,
         ask.router,
         proxy.router,
+        sync.router,
         batch.router,
     ):
         app.include_router(router)

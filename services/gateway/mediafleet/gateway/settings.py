@@ -76,6 +76,11 @@ class GatewaySettings(BaseSettings):
     min_free_bytes: int = Field(default=1 << 30, ge=0)
     #: Job event streams (SSE) one account may hold open at once, per gateway process (more: 429).
     max_streams_per_user: int = Field(default=10, ge=1, le=1000)
+    #: Seconds a synchronous route (``POST /v1/audio/transcriptions``) waits for its job before
+    #: answering 504 ``job_still_running`` with the job to follow.
+    sync_timeout_s: float = Field(default=600.0, gt=0, le=3600)
+    #: Synchronous requests one account may have waiting at once, per gateway process (more: 429).
+    max_sync_per_user: int = Field(default=4, ge=1, le=100)
     internals_token: SecretStr | None = None
     #: HS256 signing key of access and refresh tokens. Unset or an example value in
     #: development: a random key generated on first start (``secret_key_file``); refused in

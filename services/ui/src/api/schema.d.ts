@@ -152,6 +152,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/audio/transcriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * OpenAI-compatible transcription (multipart file): text, srt, vtt, json, verbose_json
+         * @description OpenAI-compatible (the official clients work unchanged): a multipart `file` and form fields. The file is stored as your media and a `transcribe` job runs it (queued and retried like any job; `X-Mediafleet-Job-Id` names it); the answer comes when it ends, or 504 `job_still_running` after GATEWAY_SYNC_TIMEOUT_S with the job to follow. Differences from OpenAI: any `model` name is answered by the loaded Whisper model; `verbose_json` gives `language` as its ISO 639-1 code and empty `tokens`; no `stream`.
+         */
+        post: operations["whisper_transcriber_v1_audio_transcriptions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audio/translations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * OpenAI-compatible translation of speech to English text (multipart file)
+         * @description OpenAI-compatible (the official clients work unchanged): a multipart `file` and form fields. The file is stored as your media and a `transcribe` job runs it (queued and retried like any job; `X-Mediafleet-Job-Id` names it); the answer comes when it ends, or 504 `job_still_running` after GATEWAY_SYNC_TIMEOUT_S with the job to follow. Differences from OpenAI: any `model` name is answered by the loaded Whisper model; `verbose_json` gives `language` as its ISO 639-1 code and empty `tokens`; no `stream`.
+         */
+        post: operations["whisper_transcriber_v1_audio_translations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/logout": {
         parameters: {
             query?: never;
@@ -1826,6 +1866,36 @@ export interface components {
             model_version: string;
             /** Text */
             text: string;
+        };
+        /** OpenAIErrorBody */
+        OpenAIErrorBody: {
+            /**
+             * Code
+             * @description stable machine-readable code, e.g. model_not_found
+             */
+            code?: string | null;
+            /**
+             * Message
+             * @description what went wrong, for people
+             */
+            message: string;
+            /**
+             * Param
+             * @description the request field at fault, when one is
+             */
+            param?: string | null;
+            /**
+             * Type
+             * @description invalid_request_error, authentication_error, rate_limit_error, server_error ...
+             */
+            type: string;
+        };
+        /**
+         * OpenAIErrorEnvelope
+         * @description OpenAI's error body, on the OpenAI-compatible routes: ``{"error": {"message", "type", "param", "code"}}``.
+         */
+        OpenAIErrorEnvelope: {
+            error: components["schemas"]["OpenAIErrorBody"];
         };
         /** PasswordChange */
         PasswordChange: {
@@ -3599,6 +3669,361 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    whisper_transcriber_v1_audio_transcriptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file: string;
+                    /**
+                     * Language
+                     * @description ISO 639-1 code; unset: detected
+                     */
+                    language?: string | null;
+                    /**
+                     * Model
+                     * @description any name: the loaded Whisper model answers
+                     */
+                    model: string;
+                    /**
+                     * Prompt
+                     * @description context text for the first window
+                     */
+                    prompt?: string | null;
+                    /**
+                     * Response Format
+                     * @default json
+                     * @enum {string}
+                     */
+                    response_format?: "json" | "text" | "srt" | "verbose_json" | "vtt";
+                    /**
+                     * Stream
+                     * @description not supported: false only (400 stream_not_supported)
+                     * @default false
+                     */
+                    stream?: boolean;
+                    /**
+                     * Temperature
+                     * @description 0: Whisper's fallback schedule (0, 0.2 ... 1.0 when a window's text loops); above 0: sampling at that temperature only
+                     * @default 0
+                     */
+                    temperature?: number;
+                    /**
+                     * Timestamp Granularities
+                     * @description verbose_json: words (with their times) and/or segments; sent as timestamp_granularities[]
+                     * @default [
+                     *       "segment"
+                     *     ]
+                     */
+                    timestamp_granularities?: ("word" | "segment")[];
+                };
+            };
+        };
+        responses: {
+            /** @description the task's result in the format asked for */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                    "text/plain": unknown;
+                    "text/vtt": unknown;
+                };
+            };
+            /** @description bad request (a value cannot be used or stored) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description not allowed (admin only, password change required, API key scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description not found, or not the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description the request did not validate, or the media cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description rate limited (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description internal error (with the request id) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description a service it needs is unavailable (Retry-After when known) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description no answer in time (the job to follow, for a synchronous route) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+        };
+    };
+    whisper_transcriber_v1_audio_translations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file: string;
+                    /**
+                     * Model
+                     * @description any name: the loaded Whisper model answers
+                     */
+                    model: string;
+                    /**
+                     * Prompt
+                     * @description context text for the first window
+                     */
+                    prompt?: string | null;
+                    /**
+                     * Response Format
+                     * @default json
+                     * @enum {string}
+                     */
+                    response_format?: "json" | "text" | "srt" | "verbose_json" | "vtt";
+                    /**
+                     * Temperature
+                     * @description 0: Whisper's fallback schedule (0, 0.2 ... 1.0 when a window's text loops); above 0: sampling at that temperature only
+                     * @default 0
+                     */
+                    temperature?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description the task's result in the format asked for */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                    "text/plain": unknown;
+                    "text/vtt": unknown;
+                };
+            };
+            /** @description bad request (a value cannot be used or stored) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description not allowed (admin only, password change required, API key scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description not found, or not the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description the request did not validate, or the media cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description rate limited (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description internal error (with the request id) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description a service it needs is unavailable (Retry-After when known) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description no answer in time (the job to follow, for a synchronous route) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
         };
@@ -5475,13 +5900,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description Server-Sent Events: `job` (a JobPublic as JSON) and `progress` events */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "text/event-stream": string;
                 };
             };
             /** @description bad request (a value cannot be used or stored) */
@@ -6020,7 +6445,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description missing, invalid, expired or revoked credentials */
@@ -6029,7 +6454,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description not allowed (admin only, password change required, API key scope) */
@@ -6038,7 +6463,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description not found, or not the caller's */
@@ -6047,7 +6472,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description conflict with the current state */
@@ -6056,7 +6481,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description body too large */
@@ -6065,7 +6490,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description unsupported media type */
@@ -6074,7 +6499,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description the request did not validate, or the media cannot be used */
@@ -6083,7 +6508,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description rate limited (Retry-After) */
@@ -6092,7 +6517,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description internal error (with the request id) */
@@ -6101,7 +6526,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
@@ -6110,7 +6535,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description no answer in time (the job to follow, for a synchronous route) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description the media disk is full: nothing was stored */
@@ -6119,7 +6553,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
         };
@@ -6150,7 +6584,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description missing, invalid, expired or revoked credentials */
@@ -6159,7 +6593,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description not allowed (admin only, password change required, API key scope) */
@@ -6168,7 +6602,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description not found, or not the caller's */
@@ -6177,7 +6611,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description conflict with the current state */
@@ -6186,7 +6620,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description body too large */
@@ -6195,7 +6629,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description unsupported media type */
@@ -6204,7 +6638,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description the request did not validate, or the media cannot be used */
@@ -6213,7 +6647,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description rate limited (Retry-After) */
@@ -6222,7 +6656,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description internal error (with the request id) */
@@ -6231,7 +6665,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description a service it needs is unavailable (Retry-After when known) */
@@ -6240,7 +6674,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description no answer in time (the job to follow, for a synchronous route) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
             /** @description the media disk is full: nothing was stored */
@@ -6249,7 +6692,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
                 };
             };
         };

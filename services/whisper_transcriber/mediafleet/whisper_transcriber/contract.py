@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediafleet.common.capability import Capability, ExportFormat, TaskSpec, TextSegment
+from mediafleet.common.capability import Capability, ExportFormat, SyncRoute, TaskSpec, TextSegment
+from mediafleet.whisper_transcriber import openai_audio
 
 #: Whisper's own task names: ``translate`` gives English text whatever the spoken language.
 WhisperTask = Literal["transcribe", "translate"]
@@ -209,6 +210,26 @@ CAPABILITY = Capability(
             timeout_per_media_s=1.0,
             description="speech to text: language, segments and words with times (seconds)",
             default=True,
+        ),
+    ),
+    sync_routes=(
+        SyncRoute(
+            path="/v1/audio/transcriptions",
+            task="transcribe",
+            form=openai_audio.TranscriptionForm,
+            options=openai_audio.transcription_options,
+            render=openai_audio.render,
+            summary="OpenAI-compatible transcription (multipart file): text, srt, vtt, json, verbose_json",
+            description=openai_audio.DESCRIPTION,
+        ),
+        SyncRoute(
+            path="/v1/audio/translations",
+            task="transcribe",
+            form=openai_audio.TranslationForm,
+            options=openai_audio.translation_options,
+            render=openai_audio.render,
+            summary="OpenAI-compatible translation of speech to English text (multipart file)",
+            description=openai_audio.DESCRIPTION,
         ),
     ),
 )

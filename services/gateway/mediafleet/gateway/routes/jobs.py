@@ -25,6 +25,7 @@ from mediafleet.common.schemas import JobStatus
 from mediafleet.common.store import Job, Media, MediaOwner, Task, User, identities
 from mediafleet.common.store.models import utcnow
 from mediafleet.common.worker import advertised_defaults
+from mediafleet.gateway.context import GatewayContext
 from mediafleet.gateway.crud import jobs as crud
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep, issue_link_token, owned, user_or_link
 from mediafleet.gateway.schemas import (
@@ -145,6 +146,71 @@ def _plan_tasks(
     return tasks, options, skipped
 
 
+def submit_job(
+    session: Session,
+    ctx: GatewayContext,
+    user: User,
+    body: JobCreate,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+) -> tuple[JobCreated, bool]:
+    """Record ``body`` as a job of ``user`` and hand it to job_manager: the job, and True when
+    it is an earlier job of the same ``idempotency_key`` (a concurrent first request won).
+    Raises NotFound (``media_not_found``), ValidationFailed (unknown tasks, bad options, no
+    webhook secret)."""
+    media = session.get(Media, body.media_id)
+    owned = session.get(MediaOwner, (body.media_id, user.id)) is not None
+    if media is None or not owned:
+        raise NotFound(f"media {body.media_id} not found", code="media_not_found")
+    tasks, options, skipped = _plan_tasks(body, media, lambda task: advertised_defaults(ctx.redis, task))
+    if body.webhook_url is not None:
+        webhooks.check_target(body.webhook_url, ctx.settings.core.webhook_allow_private_targets)
+        if not user.webhook_secret:
+            raise ValidationFailed(
+                "create a webhook secret first: POST /v1/users/me/webhook-secret",
+                code="no_webhook_secret",
+            )
+    job = Job(
+        id=str(uuid.uuid4()),
+        user_id=user.id,
+        media_id=body.media_id,
+        status=JobStatus.queued,
+        priority=body.priority,
+        options=options,
+        webhook_url=body.webhook_url,
+        use_cache=body.use_cache,
+        idempotency_key=idempotency_key,
+        idempotency_hash=fingerprint,
+    )
+    known = registry.tasks()
+    job.tasks = [
+        Task(
+            id=str(uuid.uuid4()),
+            name=name,
+            status=JobStatus.queued,
+            attempts=0,
+            depends_on=registry.dependencies_in(known[name][1], tasks),
+            cached=False,
+        )
+        for name in tasks
+    ]
+    session.add(job)
+    try:
+        session.commit()
+    except IntegrityError:  # the same key's first request committed in between
+        session.rollback()
+        earlier = _by_idempotency_key(session, user.id, idempotency_key or "", fingerprint or "")
+        if earlier is None:
+            raise
+        return earlier, True
+    try:
+        ctx.redis.lpush(NEW_JOBS_KEY, job.id)
+    except redis.RedisError as exc:
+        # The job is recorded; job_manager's reconciliation picks up unqueued tasks.
+        log.warning("job_handoff_deferred", job_id=job.id, error=str(exc))
+    return JobCreated(job_id=job.id, status=JobStatus.queued, skipped=skipped), False
+
+
 def _result_types() -> dict[str, Any]:
     """Each installed task's result model; an image task's result on a video is its result
     per sampled frame."""
@@ -193,58 +259,10 @@ def create_job(
         if earlier is not None:
             response.headers["Idempotent-Replayed"] = "true"
             return earlier
-    media = session.get(Media, body.media_id)
-    owned = session.get(MediaOwner, (body.media_id, user.id)) is not None
-    if media is None or not owned:
-        raise NotFound(f"media {body.media_id} not found", code="media_not_found")
-    tasks, options, skipped = _plan_tasks(body, media, lambda task: advertised_defaults(ctx.redis, task))
-    if body.webhook_url is not None:
-        webhooks.check_target(body.webhook_url, ctx.settings.core.webhook_allow_private_targets)
-        if not user.webhook_secret:
-            raise ValidationFailed(
-                "create a webhook secret first: POST /v1/users/me/webhook-secret",
-                code="no_webhook_secret",
-            )
-    job = Job(
-        id=str(uuid.uuid4()),
-        user_id=user.id,
-        media_id=body.media_id,
-        status=JobStatus.queued,
-        priority=body.priority,
-        options=options,
-        webhook_url=body.webhook_url,
-        use_cache=body.use_cache,
-        idempotency_key=idempotency_key,
-        idempotency_hash=fingerprint,
-    )
-    known = registry.tasks()
-    job.tasks = [
-        Task(
-            id=str(uuid.uuid4()),
-            name=name,
-            status=JobStatus.queued,
-            attempts=0,
-            depends_on=registry.dependencies_in(known[name][1], tasks),
-            cached=False,
-        )
-        for name in tasks
-    ]
-    session.add(job)
-    try:
-        session.commit()
-    except IntegrityError:  # the same key's first request committed in between
-        session.rollback()
-        earlier = _by_idempotency_key(session, user.id, idempotency_key or "", fingerprint or "")
-        if earlier is None:
-            raise
+    created, replayed = submit_job(session, ctx, user, body, idempotency_key, fingerprint)
+    if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-        return earlier
-    try:
-        ctx.redis.lpush(NEW_JOBS_KEY, job.id)
-    except redis.RedisError as exc:
-        # The job is recorded; job_manager's reconciliation picks up unqueued tasks.
-        log.warning("job_handoff_deferred", job_id=job.id, error=str(exc))
-    return JobCreated(job_id=job.id, status=JobStatus.queued, skipped=skipped)
+    return created
 
 
 @router.get("/v1/jobs", response_model=JobsPublic, response_model_exclude_unset=True)
@@ -429,7 +447,16 @@ def job_events_token(
     return LinkToken(token=token, expires_in=ttl, url=f"/v1/jobs/{job_id}/events?token={token}")
 
 
-@router.get("/v1/jobs/{job_id}/events")
+@router.get(
+    "/v1/jobs/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: `job` (a JobPublic as JSON) and `progress` events",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def job_events(
     job_id: str,
     request: Request,

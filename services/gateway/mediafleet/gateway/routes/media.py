@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse
 from PIL import Image
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from mediafleet.common.errors import NotFound, ValidationFailed
 from mediafleet.common.media import FrameSampling, frame_at, load_rgb_fitted, sample_frames
@@ -48,18 +49,12 @@ def clean_filename(name: str | None) -> str | None:
     return name
 
 
-@router.post("/v1/media", response_model=MediaPublic, status_code=status.HTTP_201_CREATED)
-def upload_media(file: UploadFile, user: CurrentUser, ctx: ContextDep, session: SessionDep) -> MediaPublic:
-    """Store an image, audio or video file. The same bytes always get the same ``media_id`` (their SHA-256).
-
-    The content type comes from the bytes: images by Pillow (JPEG, PNG, TIFF, WebP, BMP,
-    GIF), audio and video by PyAV (FLAC, MP3, Ogg, WAV, AAC, MP4/M4A, WebM/Matroska, AVI).
-    Errors: 413 over ``GATEWAY_MAX_UPLOAD_BYTES``, or past the account's storage quota
-    (``quota_exceeded``); 415 not a supported format or codec; 422 empty, truncated, corrupt,
-    without samples, frames over the pixel cap, or longer than ``GATEWAY_MAX_MEDIA_DURATION_S``
-    (``media_too_long``); 507 the media disk is full. A rejected upload leaves nothing on disk or
-    in the database.
-    """
+def store_upload(
+    session: Session, ctx: GatewayContext, user: User, file: StarletteUpload
+) -> tuple[Media, MediaOwner, bool]:
+    """Store ``file`` as the caller's media (see :func:`upload_media`): the media row, the
+    caller's ownership of it and whether the caller had uploaded the same bytes before.
+    Raises what the upload route answers (413, 415, 422, 507); a refused file leaves nothing."""
     stored = ctx.media.save(file.file)
     try:
         media = session.get(Media, stored.sha256)
@@ -99,6 +94,22 @@ def upload_media(file: UploadFile, user: CurrentUser, ctx: ContextDep, session: 
         session.rollback()
         ctx.media.discard(stored)  # only a file this call created
         raise
+    return media, owner, deduplicated
+
+
+@router.post("/v1/media", response_model=MediaPublic, status_code=status.HTTP_201_CREATED)
+def upload_media(file: UploadFile, user: CurrentUser, ctx: ContextDep, session: SessionDep) -> MediaPublic:
+    """Store an image, audio or video file. The same bytes always get the same ``media_id`` (their SHA-256).
+
+    The content type comes from the bytes: images by Pillow (JPEG, PNG, TIFF, WebP, BMP,
+    GIF), audio and video by PyAV (FLAC, MP3, Ogg, WAV, AAC, MP4/M4A, WebM/Matroska, AVI).
+    Errors: 413 over ``GATEWAY_MAX_UPLOAD_BYTES``, or past the account's storage quota
+    (``quota_exceeded``); 415 not a supported format or codec; 422 empty, truncated, corrupt,
+    without samples, frames over the pixel cap, or longer than ``GATEWAY_MAX_MEDIA_DURATION_S``
+    (``media_too_long``); 507 the media disk is full. A rejected upload leaves nothing on disk or
+    in the database.
+    """
+    media, owner, deduplicated = store_upload(session, ctx, user, file)
     return _public(media, owner, deduplicated)
 
 

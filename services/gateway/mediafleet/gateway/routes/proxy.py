@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 
 from mediafleet.common import registry
 from mediafleet.common.capability import HttpApi, ServiceEndpoint
-from mediafleet.common.errors import GatewayTimeout, NotFound, ServiceUnavailable
+from mediafleet.common.errors import OPENAI_ERROR_RESPONSES, GatewayTimeout, NotFound, ServiceUnavailable
 from mediafleet.common.observability import internal_headers
 from mediafleet.gateway.context import GatewayContext
 from mediafleet.gateway.deps import ContextDep, CurrentUser
@@ -114,7 +114,8 @@ def _add_routes() -> None:
         if api is None:
             continue
         doc: dict[int | str, dict[str, Any]] = {
-            200: {"description": f"{cap.name}'s answer (JSON or text/event-stream)"}
+            **(OPENAI_ERROR_RESPONSES if api.error_style == "openai" else {}),
+            200: {"description": f"{cap.name}'s answer (JSON or text/event-stream)"},
         }
         for method in ("GET", "POST"):
             names = [p for p, m in api.paths.items() if m == method]
