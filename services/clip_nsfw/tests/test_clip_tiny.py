@@ -92,7 +92,7 @@ def test_clip_task_through_a_worker(runner: ClipNsfwRunner, redis_url: str, tmp_
     conn = redis.Redis.from_url(redis_url)
     image = tmp_path / "bus.jpg"
     image.write_bytes(sample("bus.jpg").read_bytes())
-    queue = Queue(family_queues(CAPABILITY)[1], connection=conn)
+    queue = Queue(f"{CAPABILITY.queue}:normal", connection=conn)
     jobs = [queue.enqueue(TASK_FUNCTION, {"task": t, "task_id": t, "job_id": "j1", "media_id": "m",
                                           "storage_path": image.name}) for t in ("clip", "nsfw")]  # fmt: skip
     ModelWorker(

@@ -190,7 +190,7 @@ def test_task_through_a_worker(runner: PoseRunner, redis_url: str, tmp_path: Pat
     conn = redis.Redis.from_url(redis_url)
     image = tmp_path / "zidane.jpg"
     image.write_bytes(sample("zidane.jpg").read_bytes())
-    queue = Queue(family_queues(cap)[1], connection=conn)
+    queue = Queue(f"{cap.queue}:normal", connection=conn)
     payload = {"task": "pose", "task_id": "t1", "job_id": "j1", "media_id": "m", "storage_path": image.name}
     job = queue.enqueue(TASK_FUNCTION, payload)
     ModelWorker(family_queues(cap), connection=conn, runtime=Runtime(cap, runner, conn, image.parent)).work(

@@ -257,11 +257,13 @@ class WhisperRunner(EngineRunner[FasterWhisperEngine]):
             rtf=round(elapsed / duration, 4) if duration > 0 else 0.0,
         )
 
-    def _looped(self, raw: list[Any], last_temperature: float) -> bool:
-        """True when a segment was decoded at the last fallback temperature and still compresses
-        above the threshold (Whisper's sign of a repetition loop)."""
+    def _looped(self, raw: list[Any]) -> bool:
+        """True when a segment still compresses above the threshold after the fallback
+        (Whisper's sign of a repetition loop): every temperature failed the check, and
+        faster-whisper kept the attempt of best log-probability, whichever temperature made it
+        (a loop at 0.4, ratio 3.28, seen on an AMD EPYC 2026-12-06; at 1.0, ratio 10.1, before)."""
         limit = self.settings.compression_ratio_threshold
-        return any(seg.temperature >= last_temperature and seg.compression_ratio > limit for seg in raw)
+        return any(seg.compression_ratio > limit for seg in raw)
 
     @staticmethod
     def _worst_ratio(raw: list[Any]) -> float:
@@ -284,7 +286,7 @@ class WhisperRunner(EngineRunner[FasterWhisperEngine]):
         }
         temperatures = opts.temperature or [0.0]
         raw, info = self.engine.decode(audio, temperature=temperatures, **args)
-        if len(temperatures) > 1 and self._looped(raw, temperatures[-1]):
+        if len(temperatures) > 1 and self._looped(raw):
             # Every temperature failed the compression check, and faster-whisper then keeps the
             # attempt of best log-probability: on speech that really repeats itself (jfk.flac
             # three times: ratio 2.48 for the right text) that was, now and then, a sampled
