@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_clip import CONFIG, NAME, make_checkpoint
+from tiny_clip import CONFIG, NAME, make_checkpoint, text_vector
 
 from tests.conftest import sample
 
@@ -48,16 +48,6 @@ def _cli(*args: str, db: str, checkpoint: Path) -> subprocess.CompletedProcess[s
     )
 
 
-def _text_vector(checkpoint: Path, text: str) -> np.ndarray:
-    from mediafleet.clip_nsfw.runner import ClipNsfwRunner
-    from mediafleet.clip_nsfw.settings import ClipNsfwSettings
-
-    settings = ClipNsfwSettings(
-        model=NAME, pretrained="seed0", weights=checkpoint, arch_config=CONFIG, preload=["open_clip"]
-    )
-    return np.asarray(ClipNsfwRunner(settings).embed_text(text))
-
-
 def test_semantic_search_and_similar_rank_by_cosine(sqlite_url: str, checkpoint: Path) -> None:
     files = [sample(name) for name in IMAGES]
     out = _cli("analyze", *map(str, files), "--tasks", "clip", "--json", db=sqlite_url, checkpoint=checkpoint)
@@ -68,7 +58,7 @@ def test_semantic_search_and_similar_rank_by_cosine(sqlite_url: str, checkpoint:
     }
     collection = f"clip-{NAME}-seed0"
 
-    query = _text_vector(checkpoint, "a red double-decker bus")
+    query = text_vector(checkpoint, "a red double-decker bus")
     expected = sorted(((float(v @ query), name) for name, v in embeddings.items()), reverse=True)
     found = _cli(
         "search", "--semantic", "a red double-decker bus", "--json", db=sqlite_url, checkpoint=checkpoint

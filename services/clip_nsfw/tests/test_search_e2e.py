@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from tiny_clip import CONFIG, NAME, make_checkpoint
+from tiny_clip import CONFIG, NAME, make_checkpoint, text_vector
 
 from tests.api_helpers import (
     admin_token,
@@ -71,16 +71,6 @@ def _clip_job(c: httpx.Client, token: str, media_id: str) -> dict:
     )
 
 
-def _text_vector(checkpoint: Path, text: str) -> np.ndarray:
-    from mediafleet.clip_nsfw.runner import ClipNsfwRunner
-    from mediafleet.clip_nsfw.settings import ClipNsfwSettings
-
-    settings = ClipNsfwSettings(
-        model=NAME, pretrained="seed0", weights=checkpoint, arch_config=CONFIG, preload=["open_clip"]
-    )
-    return np.asarray(ClipNsfwRunner(settings).embed_text(text))
-
-
 def test_similar_and_semantic_search_rank_by_cosine_and_stay_per_user(clip_fleet: Fleet) -> None:
     with httpx.Client(base_url=clip_fleet.url("gateway"), timeout=60) as c:
         token = admin_token(c)
@@ -108,7 +98,7 @@ def test_similar_and_semantic_search_rank_by_cosine_and_stay_per_user(clip_fleet
         # text -> image: the text embedded by the clip worker, compared with the same vectors
         text = "a red double-decker bus"
         hits = c.get("/v1/search", params={"q": text, "mode": "semantic"}, headers=auth(token)).json()
-        query = _text_vector(clip_fleet.checkpoint, text)  # type: ignore[attr-defined]
+        query = text_vector(clip_fleet.checkpoint, text)  # type: ignore[attr-defined]
         expected = sorted(((float(query @ vecs[n]), n) for n in IMAGES), reverse=True)
         assert hits["query"] == text and hits["collection"] == collection and hits["count"] == 4
         assert [h["filename"] for h in hits["data"]] == [n for _, n in expected]

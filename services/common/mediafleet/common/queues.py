@@ -63,7 +63,7 @@ def family_queues(cap: Capability) -> list[str]:
 
 
 def queue_name(task: str, priority: Priority | str) -> str:
-    """RQ queue new work for ``task`` at ``priority`` goes to, e.g. ``ocr_detection:high``."""
+    """RQ queue new work for ``task`` at ``priority`` goes to: ``<capability>:<priority>``."""
     from mediafleet.common.registry import capability_of
 
     return f"{capability_of(task).queue}:{Priority(priority).value}"

@@ -1,6 +1,6 @@
 """Routes that run one task on an upload and answer when it ends: each installed contract's
 ``sync_routes`` (:class:`~mediafleet.common.capability.SyncRoute`), e.g. OpenAI's
-``POST /v1/audio/transcriptions`` declared by whisper_transcriber.
+``POST /v1/audio/transcriptions`` declared by a speech capability.
 
 The upload is stored as the caller's media (the same checks and quota as ``POST /v1/media``)
 and a job runs the task through job_manager and the workers like any other; this route only
