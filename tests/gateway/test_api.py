@@ -267,13 +267,13 @@ def test_unknown_media_and_other_users_things(
     client: TestClient, token: str, settings: GatewaySettings
 ) -> None:
     assert_envelope(
-        client.post("/v1/jobs", json={"media_id": "0" * 64, "tasks": ["ocr"]}, headers=auth(token)),
+        client.post("/v1/jobs", json={"media_id": "0" * 64, "tasks": ["echo"]}, headers=auth(token)),
         404,
         "media_not_found",
     )
     media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
     job_id = client.post(
-        "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)
+        "/v1/jobs", json={"media_id": media_id, "tasks": ["echo"]}, headers=auth(token)
     ).json()["job_id"]
     bob = _second_user(client, token)
     assert_envelope(client.get(f"/v1/jobs/{job_id}", headers=auth(bob)), 404, "job_not_found")
@@ -281,7 +281,7 @@ def test_unknown_media_and_other_users_things(
     assert_envelope(client.get(f"/v1/jobs/{job_id}/events", headers=auth(bob)), 404, "job_not_found")
     assert_envelope(client.get(f"/v1/media/{media_id}", headers=auth(bob)), 404, "media_not_found")
     assert_envelope(  # bob cannot run jobs on media he never uploaded
-        client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(bob)), 404
+        client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["echo"]}, headers=auth(bob)), 404
     )
     assert client.get("/v1/jobs", headers=auth(bob)).json()["count"] == 0
     assert client.get(f"/v1/jobs/{job_id}", headers=auth(token)).status_code == 200
@@ -289,7 +289,7 @@ def test_unknown_media_and_other_users_things(
 
 def test_a_retried_submission_with_its_idempotency_key_makes_one_job(client: TestClient, token: str) -> None:
     media_id = upload(client, token, sample("english.png")).json()["media_id"]
-    body = {"media_id": media_id, "tasks": ["ocr"], "priority": "high"}
+    body = {"media_id": media_id, "tasks": ["echo"], "priority": "high"}
     first = client.post("/v1/jobs", json=body, headers={**auth(token), "Idempotency-Key": "order-42"})
     assert first.status_code == 202 and "idempotent-replayed" not in first.headers
     again = client.post("/v1/jobs", json=body, headers={**auth(token), "Idempotency-Key": "order-42"})
@@ -314,7 +314,7 @@ def test_a_retried_submission_with_its_idempotency_key_makes_one_job(client: Tes
 def test_list_is_paginated_newest_first(client: TestClient, token: str) -> None:
     media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
     ids = [
-        client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)).json()[
+        client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["echo"]}, headers=auth(token)).json()[
             "job_id"
         ]
         for _ in range(5)
@@ -334,7 +334,7 @@ def test_list_is_paginated_newest_first(client: TestClient, token: str) -> None:
 def test_cancel_then_cancel_again(client: TestClient, token: str, settings: GatewaySettings) -> None:
     media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
     job_id = client.post(
-        "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)
+        "/v1/jobs", json={"media_id": media_id, "tasks": ["echo"]}, headers=auth(token)
     ).json()["job_id"]
     resp = client.delete(f"/v1/jobs/{job_id}", headers=auth(token))
     assert resp.status_code == 200 and resp.json()["status"] == "canceled"
@@ -346,7 +346,7 @@ def test_cancel_then_cancel_again(client: TestClient, token: str, settings: Gate
 def test_events_of_a_finished_job_end_with_its_snapshot(client: TestClient, token: str) -> None:
     media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
     job_id = client.post(
-        "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)
+        "/v1/jobs", json={"media_id": media_id, "tasks": ["echo"]}, headers=auth(token)
     ).json()["job_id"]
     client.delete(f"/v1/jobs/{job_id}", headers=auth(token))
     with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=auth(token)) as resp:
@@ -393,11 +393,11 @@ def test_events_published_before_the_client_connects_are_replayed(
     and a reconnect with Last-Event-ID resumes after the last event it saw."""
     media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
     job_id = client.post(
-        "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)
+        "/v1/jobs", json={"media_id": media_id, "tasks": ["echo"]}, headers=auth(token)
     ).json()["job_id"]
     r = redis.Redis.from_url(settings.core.redis_url)
-    events.publish(r, job_id, task="ocr", task_status="running")
-    events.publish(r, job_id, task="ocr", progress=0.5)
+    events.publish(r, job_id, task="echo", task_status="running")
+    events.publish(r, job_id, task="echo", progress=0.5)
 
     seen = _events_until_finished(client, token, settings, job_id)
     kinds = [kind for kind, _, _ in seen]
@@ -408,18 +408,18 @@ def test_events_published_before_the_client_connects_are_replayed(
 
     # Resume: a second job, reconnecting after its first event, gets only the second.
     job2 = client.post(
-        "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], "use_cache": False}, headers=auth(token)
+        "/v1/jobs", json={"media_id": media_id, "tasks": ["echo"], "use_cache": False}, headers=auth(token)
     ).json()["job_id"]
-    events.publish(r, job2, task="ocr", task_status="running")
-    events.publish(r, job2, task="ocr", progress=0.25)
+    events.publish(r, job2, task="echo", task_status="running")
+    events.publish(r, job2, task="echo", progress=0.25)
     first_id = r.xrange(job_events_key(job2))[0][0].decode()
     resumed = _events_until_finished(client, token, settings, job2, {"Last-Event-ID": first_id})
     assert [d.get("progress") for kind, _, d in resumed if kind == "progress"] == [0.25]
     # A malformed Last-Event-ID is ignored: the whole history again.
     job3 = client.post(
-        "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], "use_cache": False}, headers=auth(token)
+        "/v1/jobs", json={"media_id": media_id, "tasks": ["echo"], "use_cache": False}, headers=auth(token)
     ).json()["job_id"]
-    events.publish(r, job3, task="ocr", task_status="running")
+    events.publish(r, job3, task="echo", task_status="running")
     again = _events_until_finished(client, token, settings, job3, {"Last-Event-ID": "junk"})
     assert [d.get("task_status") for kind, _, d in again if kind == "progress"] == ["running"]
     assert 0 < r.ttl(job_events_key(job3)) <= events.EVENTS_TTL_S

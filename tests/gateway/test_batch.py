@@ -120,7 +120,7 @@ def test_responses_in_request_order_with_stats(client: TestClient, token: str) -
                 "id": "d",
                 "method": "POST",
                 "path": "/v1/jobs",
-                "body": {"media_id": media_id, "tasks": ["ocr"]},
+                "body": {"media_id": media_id, "tasks": ["echo"]},
             },
             get("e", "/v1/search", q="anything"),
         ],
@@ -148,7 +148,7 @@ def test_sub_requests_carry_the_callers_identity(client: TestClient, token: str)
     assert_envelope(client.post("/v1/batch", json={"requests": [get("a", "/v1/jobs")]}), 401, "missing_token")
     media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
     job_id = client.post(
-        "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)
+        "/v1/jobs", json={"media_id": media_id, "tasks": ["echo"]}, headers=auth(token)
     ).json()["job_id"]
     bob = create_user(client, token, "bob", "bobs-password-1")
     out = batch(
@@ -185,7 +185,7 @@ def test_cached_responses_are_never_shared_between_users(
 
 def test_identical_idempotent_requests_run_once(client: TestClient, token: str, probe: Probe) -> None:
     media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
-    job = {"method": "POST", "path": "/v1/jobs", "body": {"media_id": media_id, "tasks": ["ocr"]}}
+    job = {"method": "POST", "path": "/v1/jobs", "body": {"media_id": media_id, "tasks": ["echo"]}}
     out = batch(
         client,
         token,

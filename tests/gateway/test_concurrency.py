@@ -66,7 +66,7 @@ def test_open_event_streams_hold_no_database_turn(tmp_path: Path, pg_url: str, r
         with httpx.Client(base_url=base, timeout=60) as client:
             token = admin_token(client)
             media_id = upload(client, token, sample("english.png")).json()["media_id"]
-            job = client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token))
+            job = client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["echo"]}, headers=auth(token))
             assert job.status_code == 202, job.text
             job_id = job.json()["job_id"]
         opened = []
@@ -129,12 +129,12 @@ def test_event_streams_are_bounded_per_user_and_share_one_reader(
             token = admin_token(c)
             media_id = upload(c, token, sample("phototest.tif")).json()["media_id"]
             job_id = c.post(
-                "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"]}, headers=auth(token)
+                "/v1/jobs", json={"media_id": media_id, "tasks": ["echo"]}, headers=auth(token)
             ).json()["job_id"]
             bob = create_user(c, token, "bob", "bobs-password-123")
             bobs_media = upload(c, bob, sample("phototest.tif")).json()["media_id"]
             bobs_job = c.post(
-                "/v1/jobs", json={"media_id": bobs_media, "tasks": ["ocr"]}, headers=auth(bob)
+                "/v1/jobs", json={"media_id": bobs_media, "tasks": ["echo"]}, headers=auth(bob)
             ).json()["job_id"]
         received: list[list[str]] = [[] for _ in range(8)]
         stop = threading.Event()

@@ -25,6 +25,7 @@ from mediafleet.ocr_detection.runner import OcrRunner
 from mediafleet.ocr_detection.settings import OcrSettings
 from tests.api_helpers import FIRST_PASSWORD, admin_token, auth, upload
 from tests.conftest import sample
+from tests.echo_capability.runner import EchoRunner, EchoSettings
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -54,27 +55,32 @@ def manager(core: CoreSettings, api) -> JobManager:
     )
 
 
-def _run_worker(core: CoreSettings) -> None:
+def _run_worker(core: CoreSettings, capability: str = "echo") -> None:
+    """One burst of an in-process worker of ``capability`` (echo, or OCR on its real models)."""
     conn = redis.Redis.from_url(core.redis_url)
-    runner = OcrRunner(OcrSettings(core=core))
-    cap = get_capability("ocr_detection")
+    cap = get_capability(capability)
+    runner = (
+        OcrRunner(OcrSettings(core=core))
+        if capability == "ocr_detection"
+        else EchoRunner(EchoSettings(core=core))
+    )
     ModelWorker(family_queues(cap), connection=conn, runtime=Runtime(cap, runner, conn, core.media_dir)).work(
         burst=True
     )
 
 
-def _new_job(api, name: str = "english.png", priority: str = "normal") -> str:
+def _new_job(api, name: str = "english.png", priority: str = "normal", task: str = "echo") -> str:
     client, token = api
     media_id = upload(client, token, sample(name)).json()["media_id"]
     resp = client.post(
-        "/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], "priority": priority}, headers=auth(token)
+        "/v1/jobs", json={"media_id": media_id, "tasks": [task], "priority": priority}, headers=auth(token)
     )
     return resp.json()["job_id"]
 
 
 def test_plan_run_collect_search(api, manager: JobManager, core: CoreSettings) -> None:
     client, token = api
-    job_id = _new_job(api, priority="low")
+    job_id = _new_job(api, priority="low", task="ocr")
     assert manager.reconcile() == 1
     low = Queue("ocr_detection:low", connection=manager.redis)
     assert low.count == 1 and Queue("ocr_detection:normal", connection=manager.redis).count == 0
@@ -82,7 +88,7 @@ def test_plan_run_collect_search(api, manager: JobManager, core: CoreSettings) -
     assert payload["job_id"] == job_id and payload["storage_path"].endswith(".png")
     assert manager.reconcile() == 0  # idempotent: nothing queued twice
 
-    _run_worker(core)
+    _run_worker(core, "ocr_detection")
     manager.reconcile()
     job = client.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()
     assert job["status"] == "succeeded" and job["tasks"][0]["attempts"] == 1
@@ -97,7 +103,7 @@ def test_task_lost_by_redis_is_queued_again(api, manager: JobManager, core: Core
     manager.reconcile()
     manager.redis.flushall()  # Redis lost everything (no persistence)
     manager.reconcile()  # finds the task's RQ job missing and enqueues it again
-    assert Queue("ocr_detection:normal", connection=manager.redis).count == 1
+    assert Queue("echo:normal", connection=manager.redis).count == 1
     _run_worker(core)
     manager.reconcile()
     assert client.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()["status"] == "succeeded"
@@ -109,14 +115,14 @@ def test_a_task_queued_under_the_former_queue_name_still_runs(
     """Before 2026-12 the OCR queues were ``ocr:*``: a task an older job_manager queued there is
     run by this version's workers, which drain the former names after their own."""
     client, token = api
-    job_id = _new_job(api, name="phototest.tif")
+    job_id = _new_job(api, name="phototest.tif", task="ocr")
     manager.reconcile()
     current, former = (Queue(f"{name}:normal", connection=manager.redis) for name in ("ocr_detection", "ocr"))
     rq_job = current.jobs[0]
     current.remove(rq_job)
     former.enqueue_job(rq_job)
     assert (current.count, former.count) == (0, 1)
-    _run_worker(core)
+    _run_worker(core, "ocr_detection")
     manager.reconcile()
     assert former.count == 0
     assert client.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()["status"] == "succeeded"
@@ -126,7 +132,7 @@ def test_canceled_job_leaves_the_queue(api, manager: JobManager) -> None:
     client, token = api
     job_id = _new_job(api, name="phototest.tif")
     manager.reconcile()
-    queue = Queue("ocr_detection:normal", connection=manager.redis)
+    queue = Queue("echo:normal", connection=manager.redis)
     assert queue.count == 1
     assert client.delete(f"/v1/jobs/{job_id}", headers=auth(token)).json()["status"] == "canceled"
     manager.reconcile()

@@ -22,12 +22,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mediafleet.clip_nsfw.contract import NSFW_CLASSES, Detection
+from mediafleet.clip_nsfw.contract import CAPABILITY, NSFW_CLASSES, Detection
 from mediafleet.clip_nsfw.engines.nudenet import NudeNetEngine, resize_bilinear
 from mediafleet.clip_nsfw.runner import ClipNsfwRunner
 from mediafleet.clip_nsfw.settings import ClipNsfwSettings
 from mediafleet.common.errors import BadRequest
 from mediafleet.common.media import load_rgb
+from mediafleet.common.pipeline.run import prepare
 from mediafleet.common.settings import CoreSettings
 from tests.conftest import SHARED_MEDIA, sample
 
@@ -105,8 +106,10 @@ def test_score_is_the_highest_exposed_detection(runner: ClipNsfwRunner) -> None:
             Detection(label=NSFW_CLASSES[2], score=0.62, box=[0, 0, 1, 1])]  # fmt: skip
     assert NudeNetEngine.score(dets) == 0.62 and NudeNetEngine.score(dets[:1]) == 0.0
     assert runner.nsfw_options({"threshold": 0.2}) == {"engine": "nudenet", "threshold": 0.2}
-    with pytest.raises(BadRequest):
-        runner.nsfw_options({"threshold": 2})
+    assert runner.nsfw_options({"engine": "clip"})["threshold"] == runner.settings.clip_threshold
+    with pytest.raises(BadRequest) as err:  # the schema, checked once by the pipeline
+        prepare(CAPABILITY, "nsfw", {"threshold": 2})
+    assert err.value.code == "invalid_option"
 
 
 def test_resize_matches_opencv_inter_linear() -> None:

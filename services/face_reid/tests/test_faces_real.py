@@ -15,7 +15,8 @@ from PIL import Image
 
 from mediafleet.common.errors import BadRequest, InvalidMedia
 from mediafleet.common.media import load_rgb
-from mediafleet.face_reid.contract import MATCH_THRESHOLDS
+from mediafleet.common.pipeline.run import prepare
+from mediafleet.face_reid.contract import CAPABILITY, MATCH_THRESHOLDS
 from mediafleet.face_reid.runner import FaceReidRunner
 from mediafleet.face_reid.settings import FaceReidSettings
 from tests.conftest import sample
@@ -113,8 +114,8 @@ def test_hundreds_of_tiny_faces_are_bounded(runner: FaceReidRunner) -> None:
     result = runner.faces(np.asarray(mosaic), {"max_faces": 25})
     assert len(result.faces) == 25
     assert result.truncated >= 200, result.truncated  # 324 faces pasted; the rest are counted, not kept
-    with pytest.raises(BadRequest):
-        runner.faces(np.asarray(mosaic), {"max_faces": 100_000})
+    with pytest.raises(BadRequest):  # the bound, checked by the pipeline every executor takes
+        prepare(CAPABILITY, "faces", {"max_faces": 100_000})
 
 
 def test_face_cut_by_the_image_edge_and_huge_image(runner: FaceReidRunner) -> None:
@@ -134,8 +135,9 @@ def test_face_cut_by_the_image_edge_and_huge_image(runner: FaceReidRunner) -> No
 def test_arcface_needs_detector_landmarks(runner: FaceReidRunner) -> None:
     with pytest.raises(BadRequest, match="arcface"):
         runner.faces_options({"detector": "dlib_hog", "embedder": "arcface"})
-    with pytest.raises(BadRequest):
-        runner.faces_options({"detector": "yolo"})
+    with pytest.raises(BadRequest) as err:  # the schema, checked once by the pipeline
+        prepare(CAPABILITY, "faces", {"detector": "yolo"})
+    assert err.value.code == "invalid_option"
 
 
 def test_loading_opens_no_socket(real_models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

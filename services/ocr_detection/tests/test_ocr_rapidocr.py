@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from mediafleet.common.errors import BadRequest
+from mediafleet.common.pipeline.run import prepare
+from mediafleet.ocr_detection.contract import CAPABILITY
 from mediafleet.ocr_detection.evaluation import cer
 from mediafleet.ocr_detection.runner import OcrRunner
 from mediafleet.ocr_detection.settings import OcrSettings, RapidOcrSettings
@@ -69,14 +71,17 @@ def test_blank_image_gives_no_lines(runner: OcrRunner) -> None:
 @pytest.mark.parametrize(
     ("options", "code"),
     [
-        ({"engine": "tesseract"}, "unknown_engine"),
+        ({"engine": "tesseract"}, "invalid_option"),
         ({"languages": ["ko"]}, "unsupported_language"),
         ({"engine": "rapidocr", "dpi": 300}, "invalid_option"),
+        ({"languages": []}, "invalid_option"),
     ],
 )
 def test_bad_options_are_refused(runner: OcrRunner, options: dict, code: str) -> None:
+    """The pipeline checks the schema (once, for every executor); the runner then refuses
+    what the schema cannot tell: a language that the chosen engine does not read."""
     with pytest.raises(BadRequest) as err:
-        runner.validate_options(options)
+        runner.resolved_options(prepare(CAPABILITY, "ocr", options).options)
     assert err.value.code == code
 
 

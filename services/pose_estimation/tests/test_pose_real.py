@@ -17,12 +17,13 @@ from rq import Queue
 
 from mediafleet.common import registry
 from mediafleet.common.errors import BadRequest
+from mediafleet.common.pipeline.run import execute, prepare
 from mediafleet.common.queues import TASK_FUNCTION, family_queues
 from mediafleet.common.service_app import create_service_app
 from mediafleet.common.settings import CoreSettings
 from mediafleet.common.taskrun import Runtime
 from mediafleet.common.worker import ModelWorker
-from mediafleet.pose_estimation.contract import COCO_KEYPOINTS, PoseResult
+from mediafleet.pose_estimation.contract import CAPABILITY, COCO_KEYPOINTS, PoseResult
 from mediafleet.pose_estimation.runner import PoseRunner
 from mediafleet.pose_estimation.settings import PoseSettings
 from tests.conftest import sample
@@ -56,7 +57,10 @@ def runner(real_models_dir: Path) -> PoseRunner:
 
 
 def run(runner: PoseRunner, path: Path, **options) -> PoseResult:
-    return runner.run("pose", path, options, {}, lambda *_: None)
+    """``pose`` on an image by the pipeline every executor takes (options checked once)."""
+    result = execute(prepare(CAPABILITY, "pose", options), runner, path, media_kind="image")
+    assert isinstance(result, PoseResult)
+    return result
 
 
 @pytest.mark.parametrize("runtime", ["onnx", "pt"])

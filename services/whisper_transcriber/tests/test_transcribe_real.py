@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import srt
 import webvtt
-from pydantic import ValidationError
 
 from mediafleet.common.errors import BadRequest, InvalidMedia
 from mediafleet.common.media import AUDIO_RATE, iter_audio, probe_media
-from mediafleet.whisper_transcriber.contract import CAPABILITY, to_srt, to_txt, to_vtt
+from mediafleet.common.pipeline.run import execute, prepare
+from mediafleet.whisper_transcriber.contract import CAPABILITY, TranscriptResult, to_srt, to_txt, to_vtt
 from mediafleet.whisper_transcriber.runner import WhisperRunner
 from mediafleet.whisper_transcriber.settings import WhisperSettings
 from tests.conftest import sample
@@ -57,8 +57,12 @@ def runner(real_models_dir: Path) -> WhisperRunner:
     return r
 
 
-def run(runner: WhisperRunner, path: Path, progress=None, **options):
-    return runner.run("transcribe", path, options, {}, progress or (lambda *_: None))
+def run(runner: WhisperRunner, path: Path, progress=None, **options) -> TranscriptResult:
+    """``transcribe`` by the pipeline every executor takes (options checked once)."""
+    prepared = prepare(CAPABILITY, "transcribe", options)
+    result = execute(prepared, runner, path, media_kind="audio", progress=progress or (lambda *_: None))
+    assert isinstance(result, TranscriptResult)
+    return result
 
 
 def write_audio(path: Path, audio: np.ndarray, fmt: str, codec: str, rate: int = AUDIO_RATE) -> Path:
@@ -279,8 +283,9 @@ def test_repetitive_speech_does_not_come_back_as_a_loop(runner: WhisperRunner, t
     greedy = run(runner, path, vad_filter=False, temperature=[0.0])
     assert {s.temperature for s in greedy.segments} == {0.0}
     assert 52 <= len(norm(greedy.text).split()) <= 60, greedy.text
-    with pytest.raises(ValidationError):
+    with pytest.raises(BadRequest) as err:
         run(runner, path, temperature=[3.0])
+    assert err.value.code == "invalid_option"
 
 
 class LoopingEngine:

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel
 
-from mediafleet.clip_nsfw.contract import CAPABILITY, ClipResult, NsfwResult, NsfwVerdict
+from mediafleet.clip_nsfw.contract import ClipResult, NsfwOptions, NsfwResult, NsfwVerdict
 from mediafleet.clip_nsfw.engines.nudenet import NudeNetEngine
 from mediafleet.clip_nsfw.engines.openclip import OpenClipEngine
 from mediafleet.clip_nsfw.settings import ClipNsfwSettings
@@ -54,16 +54,17 @@ class ClipNsfwRunner(EngineRunner[Engine]):
         return self.nsfw_options({}) if task == "nsfw" else {}
 
     def nsfw_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        opts = CAPABILITY.validate_options("nsfw", options or {})
-        engine = opts.get("engine") or self.settings.nsfw_engine
+        """``{"engine", "threshold"}``: ``options`` (valid ``NsfwOptions``, checked by the
+        pipeline) with the service's engine and that engine's threshold filled in."""
+        opts = NsfwOptions.model_construct(**options)
+        engine = opts.engine or self.settings.nsfw_engine
         default = self.settings.nudenet_threshold if engine == "nudenet" else self.settings.clip_threshold
-        return {"engine": engine, "threshold": opts.get("threshold", default)}
+        return {"engine": engine, "threshold": default if opts.threshold is None else opts.threshold}
 
     def run(
         self, task: str, media: Path, options: dict[str, Any], inputs: dict[str, Any], progress: ProgressFn
     ) -> ClipResult | NsfwResult:
         if task == "clip":
-            CAPABILITY.validate_options("clip", options or {})
             return self.embed(media)
         if task == "nsfw":
             return self.nsfw(media, options)

@@ -520,7 +520,14 @@ class Runner(Protocol):
         inputs: dict[str, Any],
         progress: ProgressFn,
     ) -> BaseModel:
-        """Run ``task`` on the media file; raises BadRequest/InvalidMedia (no retry) or others."""
+        """Run ``task`` on the media file; raises BadRequest/InvalidMedia (no retry) or others.
+
+        Every executor calls it through :mod:`mediafleet.common.pipeline.run`: ``task`` is one
+        of the contract's and ``options`` passed the task's options model (strict, ``None``
+        dropped). A runner fills in its service's defaults and checks only what a schema
+        cannot (a pair of options that do not go together, the languages of one engine); it
+        does not validate them again.
+        """
 
     # Optional: ``routers() -> list[fastapi.APIRouter]``, HTTP routes the service adds to its
     # app (those of the contract's ``http_api``); the generic HTTP app includes them.

@@ -17,9 +17,9 @@ from mediafleet.common.engine import Engine, EngineRunner
 from mediafleet.common.errors import BadRequest, InvalidMedia
 from mediafleet.common.media import load_rgb_fitted
 from mediafleet.face_reid.contract import (
-    CAPABILITY,
     MATCH_THRESHOLDS,
     Face,
+    FacesOptions,
     FacesResult,
     VerifyQuery,
     VerifyResult,
@@ -73,10 +73,15 @@ class FaceReidRunner(EngineRunner[Engine]):
         return list(dict.fromkeys([ENGINE_OF[self.settings.detector], ENGINE_OF[self.settings.embedder]]))
 
     def faces_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        """Request options completed with the service's defaults; BadRequest for a bad pair."""
-        opts = CAPABILITY.validate_options("faces", options or {})
-        detector = opts.get("detector") or self.settings.detector
-        embedder = opts.get("embedder") or self.settings.embedder
+        """``options`` (valid ``FacesOptions``, checked by the pipeline) completed with the
+        service's defaults.
+
+        Raises:
+            BadRequest: ``invalid_option``, a detector and an embedder that do not go together.
+        """
+        opts = FacesOptions.model_construct(**options)
+        detector = opts.detector or self.settings.detector
+        embedder = opts.embedder or self.settings.embedder
         if embedder == "arcface" and detector in ("dlib_hog", "dlib_cnn"):
             raise BadRequest(
                 f"embedder 'arcface' aligns faces by detector landmarks; {detector!r} gives none: "
@@ -86,9 +91,9 @@ class FaceReidRunner(EngineRunner[Engine]):
         return {
             "detector": detector,
             "embedder": embedder,
-            "min_score": opts.get("min_score", self.settings.min_score[detector]),
-            "min_size": opts.get("min_size", self.settings.min_size),
-            "max_faces": opts.get("max_faces", self.settings.max_faces),
+            "min_score": self.settings.min_score[detector] if opts.min_score is None else opts.min_score,
+            "min_size": self.settings.min_size if opts.min_size is None else opts.min_size,
+            "max_faces": self.settings.max_faces if opts.max_faces is None else opts.max_faces,
         }
 
     def default_options(self, task: str) -> dict[str, Any]:

@@ -78,7 +78,7 @@ class LlmRunner(EngineRunner[LlamaEngine]):
     ) -> SummaryResult:
         if task != "summarize":
             raise BadRequest(f"llm_service does not run {task!r}", code="unknown_task")
-        opts = SummarizeOptions.model_validate(options or {})
+        opts = SummarizeOptions.model_construct(**options)  # valid: checked by the pipeline
         start = time.perf_counter()
         messages, sources = self.prompt(Path(media), inputs)
         max_tokens = opts.max_tokens or self.settings.summary_max_tokens

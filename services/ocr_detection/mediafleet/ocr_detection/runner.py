@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 
 from mediafleet.common.capability import ProgressFn
 from mediafleet.common.engine import EngineRunner
@@ -52,7 +51,7 @@ class OcrRunner(EngineRunner[OcrEngine]):
         }
 
     def default_options(self, task: str) -> dict[str, Any]:
-        return self.validate_options({})
+        return self.resolved_options({})
 
     def run(
         self,
@@ -62,21 +61,17 @@ class OcrRunner(EngineRunner[OcrEngine]):
         inputs: dict[str, Any],
         progress: ProgressFn,
     ) -> OcrResult:
-        """The contract's entry: ``ocr`` on the image at ``media`` (see :meth:`analyze`)."""
-        if task != "ocr":
-            raise BadRequest(f"ocr_detection does not run {task!r}", code="unknown_task")
+        """The contract's entry (its only task, ``ocr``): see :meth:`analyze`."""
         return self.analyze(media, options)
 
-    def validate_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
-        """Normalise ``{"engine", "languages"}`` with defaults. Raises BadRequest on bad values."""
-        try:
-            opts = OcrOptions.model_validate(options or {})
-        except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_context=False)
-            code = "unknown_engine" if errors[0]["loc"][:1] == ("engine",) else "invalid_option"
-            raise BadRequest(
-                f"invalid OCR options: {errors[0]['loc']}: {errors[0]['msg']}", details=errors, code=code
-            ) from exc
+    def resolved_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
+        """``{"engine", "languages"}``: ``options`` (valid ``OcrOptions``, checked by the
+        pipeline) with the service's defaults filled in.
+
+        Raises:
+            BadRequest: ``unsupported_language``, a language the engine does not read.
+        """
+        opts = OcrOptions.model_construct(**(options or {}))
         engine = opts.engine or self.settings.default_engine
         languages = opts.languages or list(self.settings.default_languages)
         cls = engine_class(engine)
@@ -89,8 +84,9 @@ class OcrRunner(EngineRunner[OcrEngine]):
         return {"engine": engine, "languages": languages}
 
     def analyze(self, path: str | Path, options: dict[str, Any] | None = None) -> OcrResult:
-        """OCR the image at ``path``. Raises BadRequest, InvalidMedia, EngineError."""
-        opts = self.validate_options(options)
+        """OCR the image at ``path`` with ``options`` (valid ``OcrOptions``, see
+        :meth:`resolved_options`). Raises BadRequest, InvalidMedia, EngineError."""
+        opts = self.resolved_options(options)
         image = load_rgb_fitted(path, self.settings.max_side)
         result = self.engine(opts["engine"]).predict(image.pixels, opts["languages"])
         if image.scale > 1:  # boxes in the full image's pixels

@@ -9,9 +9,8 @@ import structlog
 
 from mediafleet.common.capability import ProgressFn
 from mediafleet.common.engine import EngineRunner
-from mediafleet.common.errors import BadRequest
 from mediafleet.common.media import FittedImage, load_rgb_fitted
-from mediafleet.pose_estimation.contract import CAPABILITY, Person, PoseResult
+from mediafleet.pose_estimation.contract import Person, PoseOptions, PoseResult
 from mediafleet.pose_estimation.engines.ultralytics import UltralyticsPoseEngine
 from mediafleet.pose_estimation.settings import PoseSettings
 
@@ -45,20 +44,20 @@ class PoseRunner(EngineRunner[UltralyticsPoseEngine]):
         data = [{**engine.info(), "runtime": runtime} for runtime, engine in self.engines.items()]
         return {"default_runtime": self.settings.default_runtime, "data": data}
 
-    def validate_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
-        opts = CAPABILITY.validate_options("pose", options or {})
-        opts["runtime"] = opts.get("runtime") or self.settings.default_runtime
-        return opts
+    def resolved_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
+        """``options`` (valid ``PoseOptions``, checked by the pipeline) with the service's
+        runtime when none is named."""
+        opts = PoseOptions.model_construct(**(options or {}))
+        return {**opts.model_dump(mode="json"), "runtime": opts.runtime or self.settings.default_runtime}
 
     def default_options(self, task: str) -> dict[str, Any]:
-        return self.validate_options({})
+        return self.resolved_options({})
 
     def run(
         self, task: str, media: Path, options: dict[str, Any], inputs: dict[str, Any], progress: ProgressFn
     ) -> PoseResult:
-        if task != "pose":
-            raise BadRequest(f"pose_estimation does not run {task!r}", code="unknown_task")
-        opts = self.validate_options(options)
+        """The contract's entry (its only task, ``pose``) on the image at ``media``."""
+        opts = self.resolved_options(options)
         image = load_rgb_fitted(media, self.settings.max_side, exif_transpose=True)
         result = in_full_pixels(
             self.engines[opts["runtime"]].predict(

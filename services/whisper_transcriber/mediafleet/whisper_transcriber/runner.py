@@ -162,9 +162,10 @@ class WhisperRunner(EngineRunner[FasterWhisperEngine]):
         return [self.engine.name]  # loaded on first use when not preloaded; ready once it loads
 
     def options(self, options: dict[str, Any]) -> TranscribeOptions:
-        """The request's options with the service's defaults filled in."""
+        """``options`` (valid ``TranscribeOptions``, checked by the pipeline) with the
+        service's defaults filled in."""
         s = self.settings
-        given = TranscribeOptions.model_validate(options or {})
+        given = TranscribeOptions.model_construct(**options)
         defaults = {
             "task": s.task,
             "language_detection": s.language_detection,

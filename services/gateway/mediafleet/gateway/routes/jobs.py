@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import redis
 import structlog
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 from sse_starlette.sse import EventSourceResponse
@@ -19,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mediafleet.common import events, registry, webhooks
 from mediafleet.common.capability import FramesResult, is_frames
-from mediafleet.common.errors import Conflict, NotFound, ValidationFailed, bounded_details
+from mediafleet.common.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY
 from mediafleet.common.schemas import JobStatus
 from mediafleet.common.store import Job, Media, MediaOwner, Task, User, identities
@@ -130,17 +129,11 @@ def _plan_tasks(
         raise ValidationFailed(f"options given for tasks not requested: {stray}", code="unknown_option")
     options: dict[str, dict[str, Any]] = {}
     for name in tasks:
-        spec = known[name][1]
-        try:
-            # strict: JSON types as they are (true is not 1, "2" is not 2)
-            options[name] = spec.options.model_validate(body.options.get(name, {}), strict=True).model_dump(
-                mode="json", exclude_none=True
-            )
-        except ValidationError as exc:
-            raise ValidationFailed(
-                f"invalid options for {name}",
-                details=bounded_details(exc.errors(include_url=False, include_context=False)),
-            ) from exc
+        cap, spec = known[name]
+        try:  # the contract's own check, the one every executor's pipeline makes
+            options[name] = cap.validate_options(name, body.options.get(name, {}))
+        except BadRequest as exc:
+            raise ValidationFailed(f"invalid options for {name}", details=exc.details) from exc
         if spec.check is not None:
             spec.check(options[name], defaults(name))
     return tasks, options, skipped
