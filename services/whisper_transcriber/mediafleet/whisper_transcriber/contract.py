@@ -137,24 +137,30 @@ def _cue_text(seg: Segment) -> str:
 
 def to_srt(result: TranscriptResult) -> str:
     """SubRip: numbered cues ``HH:MM:SS,mmm --> HH:MM:SS,mmm`` (the format's de-facto spec,
-    as the ``srt`` library parses it); channel-split cues start with ``[channel]``."""
-    cues = [
-        f"{i}\n{_clock(s.start, ',')} --> {_clock(max(s.end, s.start), ',')}\n{_cue_text(s)}\n"
-        for i, s in enumerate((s for s in result.segments if s.text.strip()), start=1)
-    ]
-    return "\n".join(cues)
+    as the ``srt`` library parses it), cut for reading (:mod:`.subtitles`: at most 2 lines of
+    42 characters, 7 s); channel-split cues start with ``[channel]``."""
+    from mediafleet.whisper_transcriber.subtitles import cues
+
+    return "\n".join(
+        f"{i}\n{_clock(c.start, ',')} --> {_clock(c.end, ',')}\n{c.text}\n"
+        for i, c in enumerate(cues(result), start=1)
+    )
 
 
 def to_vtt(result: TranscriptResult) -> str:
-    """WebVTT (W3C WebVTT: ``WEBVTT`` header, ``HH:MM:SS.mmm`` cue times); ``-->`` in text is escaped."""
-    cues = [
-        f"{_clock(s.start, '.')} --> {_clock(max(s.end, s.start), '.')}\n"
-        + _cue_text(s).replace("&", "&amp;").replace("<", "&lt;").replace("-->", "--&gt;")
-        + "\n"
-        for s in result.segments
-        if s.text.strip()
-    ]
-    return "WEBVTT\n\n" + "\n".join(cues)
+    """WebVTT (W3C WebVTT: ``WEBVTT`` header, ``HH:MM:SS.mmm`` cue times), cut for reading as
+    :func:`to_srt`; each cue's text is a cue language span ``<lang xx>...</lang>`` of its
+    segment's language (ISO 639-1, a BCP 47 tag); ``&``, ``<`` and ``-->`` in text are escaped."""
+    from mediafleet.whisper_transcriber.subtitles import cues
+
+    def escaped(text: str) -> str:
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace("-->", "--&gt;")
+
+    body = "\n".join(
+        f"{_clock(c.start, '.')} --> {_clock(c.end, '.')}\n<lang {c.language}>{escaped(c.text)}</lang>\n"
+        for c in cues(result)
+    )
+    return "WEBVTT\n\n" + body
 
 
 def to_txt(result: TranscriptResult) -> str:
