@@ -87,6 +87,15 @@ def test_openai_client_summaries_and_questions(
         )
         streamed = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
         assert streamed == one.choices[0].message.content
+        counted = list(
+            client.chat.completions.create(
+                model="mediafleet-llm", messages=ask, temperature=0, max_tokens=32, stream=True,
+                stream_options={"include_usage": True},
+            )
+        )  # fmt: skip
+        assert counted[-1].choices == [] and counted[-1].usage is not None and one.usage is not None
+        assert counted[-1].usage.model_dump() == one.usage.model_dump()
+        assert all(c.usage is None for c in counted[:-1])
         done = client.completions.create(
             model="mediafleet-llm", prompt="Monday, Tuesday,", max_tokens=6, temperature=0
         )

@@ -109,6 +109,27 @@ def test_openai_routes_chat_stream_completion_embeddings(client: TestClient) -> 
     chunks = [json.loads(e) for e in events[:-1]]
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == text
+    # stream_options.include_usage (OpenAI): "usage": null on every chunk, then one chunk with
+    # no choices and the usage llama.cpp counts for the same answer unstreamed
+    with_usage = {**body, "stream": True, "stream_options": {"include_usage": True}}
+    with client.stream("POST", "/openai/v1/chat/completions", json=with_usage) as resp:
+        events = [line[len("data: ") :] for line in resp.iter_lines() if line.startswith("data: ")]
+    *chunks, last = [json.loads(e) for e in events[:-1]]
+    assert events[-1] == "[DONE]" and all(c["usage"] is None for c in chunks)
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == text
+    assert last["choices"] == [] and last["usage"] == one["usage"], (last, one["usage"])
+    assert last["id"] == chunks[0]["id"] and last["model"] == "mediafleet-llm"
+    refused = client.post(
+        "/openai/v1/chat/completions", json={**body, "stream_options": {"include_usage": True}}
+    )
+    assert_openai_error(refused, 400, "invalid_request", param="stream_options")
+    # log-probabilities are refused up front (llama.cpp keeps no logits for them here)
+    for asked in ({"logprobs": True}, {"logprobs": True, "top_logprobs": 2}):
+        no = client.post("/openai/v1/chat/completions", json={**body, **asked})
+        assert_openai_error(no, 400, "logprobs_not_supported", param="logprobs")
+    no = client.post("/openai/v1/completions", json={"prompt": "One,", "max_tokens": 2, "logprobs": 0})
+    assert_openai_error(no, 400, "logprobs_not_supported", param="logprobs")
+    assert client.post("/openai/v1/chat/completions", json={**body, "logprobs": False}).status_code == 200
 
     done = client.post(
         "/openai/v1/completions", json={"prompt": "One, two, three,", "max_tokens": 8, "temperature": 0}

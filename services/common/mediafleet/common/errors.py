@@ -307,7 +307,11 @@ def install_error_handlers(app: FastAPI, openai_prefixes: Iterable[str] = ()) ->
         retry_after = exc.details.get("retry_after_s") if isinstance(exc.details, dict) else None
         if exc.status_code in (429, 503) and retry_after is not None:  # RFC 9110 Retry-After, seconds
             headers = {**(headers or {}), "Retry-After": str(int(retry_after))}
-        return _error_response(request, exc.status_code, exc.code, exc.message, exc.details, headers)
+        param = exc.details.get("param") if isinstance(exc.details, dict) else None  # OpenAI's field name
+        return _error_response(
+            request, exc.status_code, exc.code, exc.message, exc.details, headers,
+            param=param if isinstance(param, str) else None,
+        )  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -8,8 +8,10 @@ llama-cpp-python's server does; streams are Server-Sent Events of chunks ending 
 ``data: [DONE]`` (OpenAI's format). Where OpenAI's API is stricter than those types, so is
 this one: ``messages`` is required and non-empty (400 without); ``encoding_format``
 ``base64`` returns each embedding as the base64 of its little-endian float32 bytes, as
-OpenAI does (its clients ask for it by default). Errors take OpenAI's shape
-(``HttpApi.error_style``).
+OpenAI does (its clients ask for it by default); ``stream_options.include_usage`` adds the
+final usage chunk (``choices: []``) OpenAI sends; ``logprobs``/``top_logprobs`` are refused
+(400 ``logprobs_not_supported``: llama.cpp returns them only from a context that keeps every
+token's logits). Errors take OpenAI's shape (``HttpApi.error_style``).
 
 Concurrency: ``LLM_SLOTS`` requests decode at once; up to ``LLM_MAX_QUEUE`` more wait at
 most ``LLM_QUEUE_TIMEOUT_S``; beyond that, 503 ``llm_busy`` with ``Retry-After``. Every
@@ -221,6 +223,24 @@ def build_router(runner: LlmRunner) -> APIRouter:
                 f"n={body.n}: this service returns one choice per request; send {body.n} requests",
                 code="n_not_supported",
             )
+        if isinstance(body, CreateChatCompletionRequest):
+            wants_logprobs = bool(body.logprobs) or body.top_logprobs is not None
+        else:
+            wants_logprobs = body.logprobs is not None
+        if wants_logprobs:
+            raise BadRequest(
+                "this service does not return log-probabilities (llama.cpp would have to keep every "
+                "token's logits, n_ctx x vocabulary floats per slot); leave logprobs out",
+                code="logprobs_not_supported",
+                details={"param": "logprobs"},
+            )
+        options = raw.get("stream_options")
+        if options is not None and (not body.stream or not isinstance(options, dict)):
+            raise BadRequest(
+                "stream_options is an object, allowed only with stream: true",
+                code="invalid_request",
+                details={"param": "stream_options"},
+            )
         kwargs: dict[str, Any] = body.model_dump(exclude=_EXCLUDE | {"stream", "model"}, exclude_none=True)
         kwargs.setdefault("seed", settings.seed)
         asked = body.max_tokens if "max_tokens" in body.model_fields_set else None
@@ -248,15 +268,33 @@ def build_router(runner: LlmRunner) -> APIRouter:
         if body.stream:
             loop = asyncio.get_running_loop()
             chunks: asyncio.Queue[Any] = asyncio.Queue()
+            # OpenAI's stream_options.include_usage: every chunk has "usage": null, and one more
+            # chunk, with no choices, carries the request's usage before [DONE]
+            usage: dict[str, int] | None = (
+                {} if (raw.get("stream_options") or {}).get("include_usage") else None
+            )
+            seen: dict[str, Any] = {}
 
             def emit(item: Any) -> None:
                 loop.call_soon_threadsafe(chunks.put_nowait, item)
 
+            def chunk(c: dict[str, Any]) -> None:
+                seen.update(id=c.get("id"), object=c.get("object"), created=c.get("created"))
+                emit({**c, "model": settings.model_alias} | ({"usage": None} if usage is not None else {}))
+
             def work(stop: threading.Event) -> None:
                 try:
-                    engine.generate(
-                        kind, stop, emit=lambda c: emit({**c, "model": settings.model_alias}), **kwargs
-                    )
+                    engine.generate(kind, stop, emit=chunk, usage=usage, **kwargs)
+                    if usage is not None and not stop.is_set():
+                        total = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+                        emit(
+                            {
+                                **seen,
+                                "model": settings.model_alias,
+                                "choices": [],
+                                "usage": usage | {"total_tokens": total},
+                            }
+                        )
                 except Exception as exc:
                     emit(exc)
                 finally:

@@ -128,6 +128,7 @@ class LlamaEngine(Engine):
         kind: str,
         stop: threading.Event,
         emit: Callable[[dict[str, Any]], None] | None = None,
+        usage: dict[str, int] | None = None,
         **kwargs: Any,
     ) -> Any:
         """A chat (``kind="chat"``) or completion, run in the calling thread under the run lock.
@@ -136,6 +137,9 @@ class LlamaEngine(Engine):
         the only choice): a client that went away, or a gateway that gave up, frees the model.
         With ``emit``: streamed, ``emit(chunk)`` per chunk, returns None; else returns the
         OpenAI-shaped result. The lock is always released when this returns or raises.
+        ``usage`` (streamed only) receives ``prompt_tokens`` and ``completion_tokens`` as
+        llama-cpp-python counts them for an answer that is not streamed: the prompt's tokens
+        and every sampled token but an end-of-generation one.
         """
         import numpy as np
         from llama_cpp import LogitsProcessorList
@@ -160,11 +164,38 @@ class LlamaEngine(Engine):
             processors = LogitsProcessorList([end_when_stopped])
             if emit is None:
                 return fn(logits_processor=processors, **kwargs)
-            for chunk in fn(stream=True, logits_processor=processors, **kwargs):
-                emit(cast(dict[str, Any], chunk))  # a streamed chunk is a TypedDict (OpenAI's shape)
-                if stop.is_set():
-                    break
+            if usage is not None:
+                self._count_tokens(llama, usage)
+            try:
+                for chunk in fn(stream=True, logits_processor=processors, **kwargs):
+                    emit(cast(dict[str, Any], chunk))  # a streamed chunk is a TypedDict (OpenAI's shape)
+                    if stop.is_set():
+                        break
+            finally:
+                vars(llama).pop("sample", None)
             return None
+
+    @staticmethod
+    def _count_tokens(llama: Llama, usage: dict[str, int]) -> None:
+        """Count into ``usage`` as ``Llama.generate`` samples: it calls ``self.sample`` once per
+        token, after the whole prompt is evaluated (``n_tokens``, the context being fresh);
+        ``_create_completion`` keeps every sampled token but an end-of-generation one. The
+        counter is an attribute of this instance, removed when the stream ends."""
+        import llama_cpp
+
+        vocab = llama_cpp.llama_model_get_vocab(llama.model)
+        sample = llama.sample
+        usage.update(prompt_tokens=0, completion_tokens=0)
+
+        def counted(*args: Any, **kwargs: Any) -> int:
+            if not usage["prompt_tokens"]:
+                usage["prompt_tokens"] = llama.n_tokens
+            token = int(sample(*args, **kwargs))
+            if not llama_cpp.llama_vocab_is_eog(vocab, token):
+                usage["completion_tokens"] += 1
+            return token
+
+        vars(llama)["sample"] = counted
 
     def tokens(self, text: str) -> int:
         self.load()
