@@ -28,6 +28,7 @@ from mediafleet.common.queues import job_manager_liveness
 from mediafleet.common.store import User, create_db_engine, migrate, session_factory
 from mediafleet.common.vectors import VectorDbClient
 from mediafleet.common.worker import capabilities
+from mediafleet.gateway import openapi as gateway_openapi
 from mediafleet.gateway.batch.cache import CacheInvalidation, ResponseCache
 from mediafleet.gateway.batch.executor import BatchExecutor, Limits
 from mediafleet.gateway.context import GatewayContext
@@ -128,6 +129,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     app.state.ctx = ctx
+    gateway_openapi.install(app)
     caps = registry.capabilities().values()
     install_error_handlers(
         app,

@@ -13,6 +13,11 @@ from mediafleet.common.capability import MediaKind
 from mediafleet.common.schemas import JobStatus, Priority
 from mediafleet.common.worker import TaskReadiness
 
+#: A binary body in OpenAPI (a file): generated clients hand it over as bytes.
+BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
+#: The bytes of an upload, with the MIME type probed when it was stored.
+MEDIA_BYTES: dict[str, Any] = {"image/*": BINARY, "audio/*": BINARY, "video/*": BINARY}
+
 
 class TokenPair(BaseModel):
     access_token: str

@@ -1255,7 +1255,10 @@ export interface components {
         };
         /** Body_upload_media_v1_media_post */
         Body_upload_media_v1_media_post: {
-            /** File */
+            /**
+             * File
+             * Format: binary
+             */
             file: string;
         };
         /** CapabilityStatus */
@@ -5244,7 +5247,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "image/jpeg": unknown;
+                    "image/jpeg": string;
                 };
             };
             /** @description bad request (a value cannot be used or stored) */
@@ -7109,12 +7112,16 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description the uploaded bytes, with their probed MIME type */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "audio/*": string;
+                    "image/*": string;
+                    "video/*": string;
+                };
             };
             /** @description bad request (a value cannot be used or stored) */
             400: {
@@ -7246,9 +7253,9 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "audio/*": unknown;
-                    "image/*": unknown;
-                    "video/*": unknown;
+                    "audio/*": string;
+                    "image/*": string;
+                    "video/*": string;
                 };
             };
             /** @description bad request (a value cannot be used or stored) */
@@ -7517,7 +7524,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "image/jpeg": unknown;
+                    "image/jpeg": string;
                 };
             };
             /** @description bad request (a value cannot be used or stored) */

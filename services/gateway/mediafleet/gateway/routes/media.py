@@ -26,7 +26,7 @@ from mediafleet.gateway.context import GatewayContext
 from mediafleet.gateway.crud import media as crud
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep, issue_link_token, user_or_link
 from mediafleet.gateway.quota import check_quota
-from mediafleet.gateway.schemas import LinkToken, MediaList, MediaPublic
+from mediafleet.gateway.schemas import BINARY, MEDIA_BYTES, LinkToken, MediaList, MediaPublic
 
 router = APIRouter(tags=["media"])
 MAX_FILENAME = 255
@@ -174,7 +174,7 @@ def media_token(
     response_class=FileResponse,
     responses={
         200: {
-            "content": {"image/*": {}, "audio/*": {}, "video/*": {}},
+            "content": MEDIA_BYTES,
             "description": "the uploaded bytes, with their probed MIME type",
         }
     },
@@ -204,7 +204,7 @@ _THUMBNAILS = threading.BoundedSemaphore(1)
 @router.get(
     "/v1/media/{media_id}/thumbnail",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG, longer side at most `size`"}},
+    responses={200: {"content": {"image/jpeg": BINARY}, "description": "JPEG, longer side at most `size`"}},
 )
 def media_thumbnail(
     media_id: str,
@@ -290,7 +290,13 @@ def _thumbnail_jpeg(source: Path, kind: str, size: int) -> bytes:
     return out.getvalue()
 
 
-@router.get("/v1/media/{media_id}/content", response_class=FileResponse)
+@router.get(
+    "/v1/media/{media_id}/content",
+    response_class=FileResponse,
+    responses={
+        200: {"content": MEDIA_BYTES, "description": "the uploaded bytes, with their probed MIME type"}
+    },
+)
 def media_content(
     media_id: str,
     expires: Annotated[int, Query(description="unix seconds")],

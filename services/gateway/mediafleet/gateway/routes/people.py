@@ -35,6 +35,7 @@ from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep, owned
 from mediafleet.gateway.routes.media import cached_face_crop
 from mediafleet.gateway.routes.search import require_vector_db
 from mediafleet.gateway.schemas import (
+    BINARY,
     FaceMatch,
     FaceMatches,
     FacePublic,
@@ -225,7 +226,7 @@ def get_face(face_id: str, user: CurrentUser, session: SessionDep) -> FacePublic
 @router.get(
     "/v1/faces/{face_id}/thumbnail",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG, size x size pixels"}},
+    responses={200: {"content": {"image/jpeg": BINARY}, "description": "JPEG, size x size pixels"}},
 )
 def face_thumbnail(
     face_id: str,
