@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -495,14 +496,39 @@ def test_openapi_lists_the_api(client: TestClient) -> None:
         assert path in paths
     # every operation documents the error body for the 4xx/5xx it may answer: the envelope, or
     # OpenAI's on the OpenAI-compatible routes (the LLM's, the audio API)
-    openai_style = {"/v1/llm/{path}", "/v1/audio/transcriptions", "/v1/audio/translations"}
+    openai_style = {"/v1/audio/transcriptions", "/v1/audio/translations"}
     for path, ops in paths.items():
-        body = "OpenAIErrorEnvelope" if path in openai_style else "ErrorEnvelope"
+        body = (
+            "OpenAIErrorEnvelope" if path in openai_style or path.startswith("/v1/llm/") else "ErrorEnvelope"
+        )
         for method, op in ops.items():
             for status in ("401", "404", "422", "500"):
                 schema = op["responses"][status]["content"]["application/json"]["schema"]
                 assert schema == {"$ref": f"#/components/schemas/{body}"}, (method, path, status)
     assert set(paths["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
+
+
+def test_proxied_openai_routes_are_typed(client: TestClient) -> None:
+    """The LLM's OpenAI-compatible routes, one path each with the request and answer models of
+    its contract (passed through unparsed; the service validates them), all resolvable."""
+    doc = client.get("/openapi.json").json()
+    paths, schemas = doc["paths"], doc["components"]["schemas"]
+    assert {p for p in paths if p.startswith("/v1/llm/")} == {
+        "/v1/llm/models", "/v1/llm/models/{model}", "/v1/llm/chat/completions", "/v1/llm/completions",
+        "/v1/llm/embeddings",
+    }  # fmt: skip
+    chat = paths["/v1/llm/chat/completions"]["post"]
+    assert chat["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ChatCompletionRequest"
+    }
+    answer = chat["responses"]["200"]["content"]
+    assert answer["application/json"]["schema"] == {"$ref": "#/components/schemas/ChatCompletion"}
+    assert "ChatCompletionChunk" in answer["text/event-stream"]["schema"]["description"]
+    assert schemas["ChatCompletionRequest"]["properties"]["messages"]["minItems"] == 1
+    one = paths["/v1/llm/models/{model}"]["get"]
+    assert [p["name"] for p in one["parameters"]] == ["model"] and one["parameters"][0]["in"] == "path"
+    refs = {m.group(1) for m in re.finditer(r'"#/components/schemas/([^"]+)"', json.dumps(doc))}
+    assert refs <= set(schemas), refs - set(schemas)
 
 
 def test_media_survives_in_the_database(settings: GatewaySettings, client: TestClient, token: str) -> None:

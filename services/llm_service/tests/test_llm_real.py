@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from mediafleet.common.errors import BadRequest
 from mediafleet.common.service_app import create_service_app
+from mediafleet.llm_service import openai_schema as oa
 from mediafleet.llm_service.contract import CAPABILITY, PROMPT_VERSION, facts_of
 from mediafleet.llm_service.openai_api import Busy, SlotGate
 from mediafleet.llm_service.runner import LlmRunner
@@ -101,6 +102,9 @@ def test_openai_routes_chat_stream_completion_embeddings(client: TestClient) -> 
     text = one["choices"][0]["message"]["content"]
     assert text and text == two["choices"][0]["message"]["content"]
     assert one["object"] == "chat.completion" and one["usage"]["completion_tokens"] <= 24
+    oa.ChatCompletion.model_validate(one)  # the shape the gateway's OpenAPI document gives
+    oa.ModelList.model_validate(models)
+    oa.ModelObject.model_validate(client.get("/openai/v1/models/mediafleet-llm").json())
 
     with client.stream("POST", "/openai/v1/chat/completions", json={**body, "stream": True}) as resp:
         assert resp.headers["content-type"].startswith("text/event-stream")
@@ -108,6 +112,8 @@ def test_openai_routes_chat_stream_completion_embeddings(client: TestClient) -> 
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    for c in chunks:
+        oa.ChatCompletionChunk.model_validate(c)
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == text
     # stream_options.include_usage (OpenAI): "usage": null on every chunk, then one chunk with
     # no choices and the usage llama.cpp counts for the same answer unstreamed
@@ -119,6 +125,15 @@ def test_openai_routes_chat_stream_completion_embeddings(client: TestClient) -> 
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == text
     assert last["choices"] == [] and last["usage"] == one["usage"], (last, one["usage"])
     assert last["id"] == chunks[0]["id"] and last["model"] == "mediafleet-llm"
+    oa.ChatCompletionChunk.model_validate(last)
+    with client.stream(
+        "POST",
+        "/openai/v1/completions",
+        json={"prompt": "One,", "max_tokens": 3, "stream": True, "stream_options": {"include_usage": True}},
+    ) as resp:
+        events = [line[len("data: ") :] for line in resp.iter_lines() if line.startswith("data: ")]
+    streamed_completion = [oa.Completion.model_validate_json(e) for e in events[:-1]]
+    assert streamed_completion[-1].choices == [] and streamed_completion[-1].usage is not None
     refused = client.post(
         "/openai/v1/chat/completions", json={**body, "stream_options": {"include_usage": True}}
     )
@@ -135,7 +150,9 @@ def test_openai_routes_chat_stream_completion_embeddings(client: TestClient) -> 
         "/openai/v1/completions", json={"prompt": "One, two, three,", "max_tokens": 8, "temperature": 0}
     )
     assert done.status_code == 200 and done.json()["choices"][0]["text"]
+    oa.Completion.model_validate(done.json())
     emb = client.post("/openai/v1/embeddings", json={"input": ["a cat", "a dog"]}).json()
+    oa.EmbeddingList.model_validate(emb)
     vectors = [np.array(d["embedding"]) for d in emb["data"]]
     assert [v.shape for v in vectors] == [(576,), (576,)]  # SmolLM2-135M's hidden size
     assert not np.allclose(vectors[0], vectors[1])
@@ -143,6 +160,7 @@ def test_openai_routes_chat_stream_completion_embeddings(client: TestClient) -> 
     packed = client.post(
         "/openai/v1/embeddings", json={"input": ["a cat", "a dog"], "encoding_format": "base64"}
     )
+    oa.EmbeddingList.model_validate(packed.json())
     decoded = [np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in packed.json()["data"]]
     assert all(np.allclose(a, b, rtol=1e-6, atol=1e-6) for a, b in zip(vectors, decoded, strict=True))
     wrong = client.post("/openai/v1/embeddings", json={"input": "a cat", "encoding_format": "int8"})
@@ -156,6 +174,23 @@ def test_openai_routes_chat_stream_completion_embeddings(client: TestClient) -> 
     assert_openai_error(client.get("/openai/v1/models/gpt-4o"), 404, "model_not_found")
     # the service's own routes keep the fleet's envelope
     assert set(client.get("/v1/nope").json()["error"]) == {"code", "message", "details"}
+
+
+def test_every_documented_request_field_is_one_the_service_reads() -> None:
+    """The gateway documents the OpenAI routes with ``openai_schema``; the service validates
+    with llama-cpp-python's types (and reads max_completion_tokens and stream_options from the
+    body itself): no documented field may be one the service drops."""
+    from llama_cpp.server.types import CreateCompletionRequest
+
+    from mediafleet.llm_service.openai_api import ChatCompletionRequest, EmbeddingRequest
+
+    read_from_the_body = {"max_completion_tokens", "stream_options"}
+    for documented, served in (
+        (oa.ChatCompletionRequest, ChatCompletionRequest),
+        (oa.CompletionRequest, CreateCompletionRequest),
+        (oa.EmbeddingRequest, EmbeddingRequest),
+    ):
+        assert set(documented.model_fields) - read_from_the_body <= set(served.model_fields), documented
 
 
 def test_slot_gate_queues_then_refuses_with_retry_after() -> None:

@@ -156,16 +156,33 @@ class ServiceEndpoint(BaseSettings):
 
 
 @dataclass(frozen=True)
+class ApiRoute:
+    """One route of an :class:`HttpApi`: its method and the models that document it in the
+    gateway's OpenAPI document, so generated clients get types. The gateway passes bodies on
+    unchanged (the service validates them); the models only describe them.
+
+    ``request``: the JSON body (POST); ``response``: the JSON answer; ``stream``: one
+    ``data:`` event of the ``text/event-stream`` answer to ``"stream": true``.
+    """
+
+    method: Literal["GET", "POST"]
+    request: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    stream: type[BaseModel] | None = None
+    summary: str = ""
+
+
+@dataclass(frozen=True)
 class HttpApi:
     """HTTP routes of a capability's service that the gateway exposes to signed-in users as they
-    are (streams included): ``GET|POST <public_prefix>/<path>`` -> ``<service URL><service_prefix>/<path>``
-    for each ``paths`` entry (path -> method); a path ending in ``/*`` stands for one more
-    segment (``models/*``: ``models/<id>``). The service URL and time-out are read from
+    are (streams included): ``<public_prefix>/<path>`` -> ``<service URL><service_prefix>/<path>``
+    for each ``paths`` entry; a ``{name}`` segment of a path stands for any one segment
+    (``models/{model}``: ``models/<id>``). The service URL and time-out are read from
     ``<env_prefix>URL`` and ``<env_prefix>TIMEOUT_S`` (:class:`ServiceEndpoint`; 503 while the URL is unset)."""
 
     public_prefix: str
     service_prefix: str
-    paths: Mapping[str, str]
+    paths: Mapping[str, ApiRoute]
     #: e.g. ``MEDIAFLEET_LLM_``: the gateway reads ``MEDIAFLEET_LLM_URL`` and ``MEDIAFLEET_LLM_TIMEOUT_S``.
     env_prefix: str
     description: str = ""
@@ -174,17 +191,25 @@ class HttpApi:
     #: OpenAI's clients read them; ``envelope``: the fleet's error envelope.
     error_style: Literal["envelope", "openai"] = "envelope"
 
-    def method_of(self, path: str) -> str | None:
-        """The method ``paths`` gives ``path`` (exactly, or through a ``<prefix>/*`` entry whose
-        ``*`` is one non-empty segment); None when no entry names it."""
+    def route_of(self, path: str) -> ApiRoute | None:
+        """The ``paths`` entry of the concrete ``path`` (``models/abc`` matches ``models/{model}``:
+        each ``{...}`` segment one non-empty segment); None when no entry matches."""
         if path in self.paths:
             return self.paths[path]
-        for pattern, method in self.paths.items():
-            if pattern.endswith("/*"):
-                rest = path.removeprefix(pattern[:-1])
-                if rest != path and rest and "/" not in rest:
-                    return method
+        parts = path.split("/")
+        for pattern, route in self.paths.items():
+            want = pattern.split("/")
+            if len(want) == len(parts) and all(
+                w == p or (w.startswith("{") and w.endswith("}") and p)
+                for w, p in zip(want, parts, strict=True)
+            ):
+                return route
         return None
+
+    def models(self) -> list[type[BaseModel]]:
+        """Every model the routes name (for the gateway's OpenAPI components)."""
+        found = [m for r in self.paths.values() for m in (r.request, r.response, r.stream) if m is not None]
+        return list(dict.fromkeys(found))
 
     def endpoint(self) -> ServiceEndpoint:
         """The URL and time-out as configured now. Raises pydantic's ValidationError for a bad value."""

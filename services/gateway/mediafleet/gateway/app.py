@@ -129,7 +129,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     app.state.ctx = ctx
-    gateway_openapi.install(app)
+    gateway_openapi.install(app, proxy.openapi_models())
     caps = registry.capabilities().values()
     install_error_handlers(
         app,

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mediafleet.common.capability import (
     Answer,
+    ApiRoute,
     Capability,
     HttpApi,
     QuerySpec,
@@ -22,6 +23,7 @@ from mediafleet.common.capability import (
     TextSegment,
     is_frames,
 )
+from mediafleet.llm_service import openai_schema as oa
 
 #: Version of the prompt below: results record it, so a changed prompt is a changed result.
 PROMPT_VERSION = "summarize-v1"
@@ -141,11 +143,19 @@ CAPABILITY = Capability(
         public_prefix="/v1/llm",
         service_prefix="/openai/v1",
         paths={
-            "models": "GET",
-            "models/*": "GET",
-            "chat/completions": "POST",
-            "completions": "POST",
-            "embeddings": "POST",
+            "models": ApiRoute("GET", response=oa.ModelList, summary="OpenAI: the model served"),
+            "models/{model}": ApiRoute(
+                "GET", response=oa.ModelObject, summary="OpenAI: one model (404 for others)"
+            ),
+            "chat/completions": ApiRoute(
+                "POST", oa.ChatCompletionRequest, oa.ChatCompletion, oa.ChatCompletionChunk, "OpenAI: chat"
+            ),
+            "completions": ApiRoute(
+                "POST", oa.CompletionRequest, oa.Completion, oa.Completion, "OpenAI: text completion (legacy)"
+            ),
+            "embeddings": ApiRoute(
+                "POST", oa.EmbeddingRequest, oa.EmbeddingList, summary="OpenAI: embeddings"
+            ),
         },
         env_prefix="MEDIAFLEET_LLM_",
         error_style="openai",

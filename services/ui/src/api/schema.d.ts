@@ -583,7 +583,67 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/llm/{path}": {
+    "/v1/llm/chat/completions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * OpenAI: chat
+         * @description OpenAI-compatible (llama.cpp): models, models/{id}, chat/completions, completions, embeddings; "stream": true for Server-Sent Events; 503 llm_busy with Retry-After when the slots are full
+         */
+        post: operations["llm_service_post_chat_completions_v1_llm_chat_completions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/llm/completions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * OpenAI: text completion (legacy)
+         * @description OpenAI-compatible (llama.cpp): models, models/{id}, chat/completions, completions, embeddings; "stream": true for Server-Sent Events; 503 llm_busy with Retry-After when the slots are full
+         */
+        post: operations["llm_service_post_completions_v1_llm_completions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/llm/embeddings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * OpenAI: embeddings
+         * @description OpenAI-compatible (llama.cpp): models, models/{id}, chat/completions, completions, embeddings; "stream": true for Server-Sent Events; 503 llm_busy with Retry-After when the slots are full
+         */
+        post: operations["llm_service_post_embeddings_v1_llm_embeddings_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/llm/models": {
         parameters: {
             query?: never;
             header?: never;
@@ -591,16 +651,32 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * llm_service: models, models/*
+         * OpenAI: the model served
          * @description OpenAI-compatible (llama.cpp): models, models/{id}, chat/completions, completions, embeddings; "stream": true for Server-Sent Events; 503 llm_busy with Retry-After when the slots are full
          */
-        get: operations["llm_service_get_v1_llm__path__get"];
+        get: operations["llm_service_get_models_v1_llm_models_get"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/llm/models/{model}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
         /**
-         * llm_service: chat/completions, completions, embeddings
+         * OpenAI: one model (404 for others)
          * @description OpenAI-compatible (llama.cpp): models, models/{id}, chat/completions, completions, embeddings; "stream": true for Server-Sent Events; 503 llm_busy with Retry-After when the slots are full
          */
-        post: operations["llm_service_post_v1_llm__path__post"];
+        get: operations["llm_service_get_models_v1_llm_models__model__get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1135,6 +1211,25 @@ export interface components {
             /** Question */
             question: string;
         };
+        /** AssistantMessage */
+        AssistantMessage: {
+            /** Content */
+            content: string | null;
+            /**
+             * Role
+             * @constant
+             */
+            role: "assistant";
+            /**
+             * Tool Calls
+             * @default null
+             */
+            tool_calls?: {
+                [key: string]: unknown;
+            }[] | null;
+        } & {
+            [key: string]: unknown;
+        };
         /** BatchItemResponse */
         BatchItemResponse: {
             /**
@@ -1299,6 +1394,229 @@ export interface components {
              */
             workers: number;
         };
+        /** ChatChoice */
+        ChatChoice: {
+            /** Finish Reason */
+            finish_reason: ("stop" | "length" | "tool_calls" | "function_call") | null;
+            /** Index */
+            index: number;
+            /**
+             * Logprobs
+             * @default null
+             */
+            logprobs?: null;
+            message: components["schemas"]["AssistantMessage"];
+        };
+        /** ChatCompletion */
+        ChatCompletion: {
+            /** Choices */
+            choices: components["schemas"]["ChatChoice"][];
+            /**
+             * Created
+             * @description unix seconds
+             */
+            created: number;
+            /** Id */
+            id: string;
+            /** Model */
+            model: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "chat.completion";
+            usage: components["schemas"]["Usage"];
+        };
+        /**
+         * ChatCompletionChunk
+         * @description One ``data:`` event of a streamed chat; with ``stream_options.include_usage`` every
+         *     chunk has ``usage: null`` and the last, with ``choices: []``, the usage.
+         */
+        ChatCompletionChunk: {
+            /** Choices */
+            choices: components["schemas"]["ChunkChoice"][];
+            /** Created */
+            created: number;
+            /** Id */
+            id: string;
+            /** Model */
+            model: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "chat.completion.chunk";
+            /** @default null */
+            usage?: components["schemas"]["Usage"] | null;
+        };
+        /**
+         * ChatCompletionRequest
+         * @description ``POST /v1/llm/chat/completions``.
+         */
+        ChatCompletionRequest: {
+            /**
+             * Frequency Penalty
+             * @default null
+             */
+            frequency_penalty?: number | null;
+            /**
+             * Logprobs
+             * @description true: 400 logprobs_not_supported
+             * @default null
+             */
+            logprobs?: boolean | null;
+            /**
+             * Max Completion Tokens
+             * @description at most LLM_MAX_TOKENS
+             * @default null
+             */
+            max_completion_tokens?: number | null;
+            /**
+             * Max Tokens
+             * @description older name of max_completion_tokens
+             * @default null
+             */
+            max_tokens?: number | null;
+            /** Messages */
+            messages: components["schemas"]["ChatMessage"][];
+            /**
+             * Model
+             * @description LLM_MODEL_ALIAS (mediafleet-llm); another: 404
+             * @default null
+             */
+            model?: string | null;
+            /**
+             * N
+             * @description 1 only (400 n_not_supported)
+             * @default null
+             */
+            n?: number | null;
+            /**
+             * Presence Penalty
+             * @default null
+             */
+            presence_penalty?: number | null;
+            /**
+             * Response Format
+             * @description json_object or json_schema
+             * @default null
+             */
+            response_format?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Seed
+             * @description default LLM_SEED: the same request, the same answer
+             * @default null
+             */
+            seed?: number | null;
+            /**
+             * Stop
+             * @default null
+             */
+            stop?: string | string[] | null;
+            /**
+             * Stream
+             * @description text/event-stream of ChatCompletionChunk, then [DONE]
+             * @default false
+             */
+            stream?: boolean;
+            /**
+             * @description only with stream: true
+             * @default null
+             */
+            stream_options?: components["schemas"]["StreamOptions"] | null;
+            /**
+             * Temperature
+             * @default null
+             */
+            temperature?: number | null;
+            /**
+             * Tool Choice
+             * @default null
+             */
+            tool_choice?: string | {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Tools
+             * @default null
+             */
+            tools?: {
+                [key: string]: unknown;
+            }[] | null;
+            /**
+             * Top Logprobs
+             * @description 400 logprobs_not_supported
+             * @default null
+             */
+            top_logprobs?: number | null;
+            /**
+             * Top P
+             * @default null
+             */
+            top_p?: number | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** ChatDelta */
+        ChatDelta: {
+            /**
+             * Content
+             * @default null
+             */
+            content?: string | null;
+            /**
+             * Role
+             * @default null
+             */
+            role?: "assistant" | null;
+            /**
+             * Tool Calls
+             * @default null
+             */
+            tool_calls?: {
+                [key: string]: unknown;
+            }[] | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** ChatMessage */
+        ChatMessage: {
+            /**
+             * Content
+             * @description text, or content parts
+             * @default null
+             */
+            content?: string | {
+                [key: string]: unknown;
+            }[] | null;
+            /**
+             * Name
+             * @default null
+             */
+            name?: string | null;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "system" | "developer" | "user" | "assistant" | "tool" | "function";
+        } & {
+            [key: string]: unknown;
+        };
+        /** ChunkChoice */
+        ChunkChoice: {
+            delta: components["schemas"]["ChatDelta"];
+            /** Finish Reason */
+            finish_reason: ("stop" | "length" | "tool_calls" | "function_call") | null;
+            /** Index */
+            index: number;
+            /**
+             * Logprobs
+             * @default null
+             */
+            logprobs?: null;
+        };
         /** Citation */
         Citation: {
             /** Box */
@@ -1360,6 +1678,120 @@ export interface components {
              */
             pretrained: string;
         };
+        /**
+         * Completion
+         * @description A text completion, and each ``data:`` event of a streamed one (``usage`` then absent,
+         *     except in the last event of ``stream_options.include_usage``).
+         */
+        Completion: {
+            /** Choices */
+            choices: components["schemas"]["CompletionChoice"][];
+            /** Created */
+            created: number;
+            /** Id */
+            id: string;
+            /** Model */
+            model: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "text_completion";
+            /** @default null */
+            usage?: components["schemas"]["Usage"] | null;
+        };
+        /** CompletionChoice */
+        CompletionChoice: {
+            /** Finish Reason */
+            finish_reason: ("stop" | "length" | "tool_calls" | "function_call") | null;
+            /** Index */
+            index: number;
+            /**
+             * Logprobs
+             * @default null
+             */
+            logprobs?: null;
+            /** Text */
+            text: string;
+        };
+        /**
+         * CompletionRequest
+         * @description ``POST /v1/llm/completions`` (OpenAI's legacy text completion).
+         */
+        CompletionRequest: {
+            /**
+             * Echo
+             * @default null
+             */
+            echo?: boolean | null;
+            /**
+             * Logprobs
+             * @description any value: 400 logprobs_not_supported
+             * @default null
+             */
+            logprobs?: number | null;
+            /**
+             * Max Completion Tokens
+             * @default null
+             */
+            max_completion_tokens?: number | null;
+            /**
+             * Max Tokens
+             * @description default LLM_DEFAULT_MAX_TOKENS
+             * @default null
+             */
+            max_tokens?: number | null;
+            /**
+             * Model
+             * @default null
+             */
+            model?: string | null;
+            /**
+             * N
+             * @description 1 only (400 n_not_supported)
+             * @default null
+             */
+            n?: number | null;
+            /**
+             * Prompt
+             * @description the text to continue
+             */
+            prompt: string | string[];
+            /**
+             * Seed
+             * @default null
+             */
+            seed?: number | null;
+            /**
+             * Stop
+             * @default null
+             */
+            stop?: string | string[] | null;
+            /**
+             * Stream
+             * @default false
+             */
+            stream?: boolean;
+            /** @default null */
+            stream_options?: components["schemas"]["StreamOptions"] | null;
+            /**
+             * Suffix
+             * @default null
+             */
+            suffix?: string | null;
+            /**
+             * Temperature
+             * @default null
+             */
+            temperature?: number | null;
+            /**
+             * Top P
+             * @default null
+             */
+            top_p?: number | null;
+        } & {
+            [key: string]: unknown;
+        };
         /** Detection */
         Detection: {
             /**
@@ -1371,6 +1803,59 @@ export interface components {
             label: string;
             /** Score */
             score: number;
+        };
+        /** Embedding */
+        Embedding: {
+            /**
+             * Embedding
+             * @description floats, or base64 (encoding_format)
+             */
+            embedding: number[] | string;
+            /** Index */
+            index: number;
+            /**
+             * Object
+             * @constant
+             */
+            object: "embedding";
+        };
+        /** EmbeddingList */
+        EmbeddingList: {
+            /** Data */
+            data: components["schemas"]["Embedding"][];
+            /** Model */
+            model: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+            usage: components["schemas"]["Usage"];
+        };
+        /**
+         * EmbeddingRequest
+         * @description ``POST /v1/llm/embeddings``.
+         */
+        EmbeddingRequest: {
+            /**
+             * Encoding Format
+             * @description base64: each vector's little-endian float32 bytes
+             * @default float
+             * @enum {string}
+             */
+            encoding_format?: "float" | "base64";
+            /**
+             * Input
+             * @description text(s), or token ids
+             */
+            input: string | string[] | number[] | number[][];
+            /**
+             * Model
+             * @default null
+             */
+            model?: string | null;
+        } & {
+            [key: string]: unknown;
         };
         /** ErrorBody */
         ErrorBody: {
@@ -1795,6 +2280,50 @@ export interface components {
             }[];
             /** Width */
             width: number | null;
+        };
+        /** ModelList */
+        ModelList: {
+            /** Data */
+            data: components["schemas"]["ModelObject"][];
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
+        /** ModelObject */
+        ModelObject: {
+            /**
+             * Catalogue Model
+             * @description the catalogue entry loaded (mediafleet)
+             */
+            catalogue_model: string;
+            /**
+             * Chat Template
+             * @description whether the GGUF carries a chat template
+             */
+            chat_template: boolean;
+            /**
+             * Context Tokens
+             * @description the context window, tokens
+             */
+            context_tokens: number;
+            /** Created */
+            created: number;
+            /**
+             * Id
+             * @description LLM_MODEL_ALIAS
+             */
+            id: string;
+            /** Model Version */
+            model_version: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "model";
+            /** Owned By */
+            owned_by: string;
         };
         /** NsfwResult */
         NsfwResult: {
@@ -2236,6 +2765,15 @@ export interface components {
              */
             query: string;
         };
+        /** StreamOptions */
+        StreamOptions: {
+            /**
+             * Include Usage
+             * @description one more chunk before [DONE], with no choices and the usage
+             * @default false
+             */
+            include_usage?: boolean;
+        };
         /** SummaryResult */
         SummaryResult: {
             /** Completion Tokens */
@@ -2448,6 +2986,18 @@ export interface components {
             task: "transcribe" | "translate";
             /** Text */
             text: string;
+        };
+        /** Usage */
+        Usage: {
+            /**
+             * Completion Tokens
+             * @default 0
+             */
+            completion_tokens?: number;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Total Tokens */
+            total_tokens: number;
         };
         /** UserCreate */
         UserCreate: {
@@ -6422,24 +6972,27 @@ export interface operations {
             };
         };
     };
-    llm_service_get_v1_llm__path__get: {
+    llm_service_post_chat_completions_v1_llm_chat_completions_post: {
         parameters: {
             query?: never;
             header?: never;
-            path: {
-                path: string;
-            };
+            path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatCompletionRequest"];
+            };
+        };
         responses: {
-            /** @description llm_service's answer (JSON or text/event-stream) */
+            /** @description llm_service's answer */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ChatCompletion"];
+                    "text/event-stream": string;
                 };
             };
             /** @description bad request (a value cannot be used or stored) */
@@ -6561,24 +7114,444 @@ export interface operations {
             };
         };
     };
-    llm_service_post_v1_llm__path__post: {
+    llm_service_post_completions_v1_llm_completions_post: {
         parameters: {
             query?: never;
             header?: never;
-            path: {
-                path: string;
-            };
+            path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompletionRequest"];
+            };
+        };
         responses: {
-            /** @description llm_service's answer (JSON or text/event-stream) */
+            /** @description llm_service's answer */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["Completion"];
+                    "text/event-stream": string;
+                };
+            };
+            /** @description bad request (a value cannot be used or stored) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description not allowed (admin only, password change required, API key scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description not found, or not the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description the request did not validate, or the media cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description rate limited (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description internal error (with the request id) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description a service it needs is unavailable (Retry-After when known) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description no answer in time (the job to follow, for a synchronous route) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+        };
+    };
+    llm_service_post_embeddings_v1_llm_embeddings_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmbeddingRequest"];
+            };
+        };
+        responses: {
+            /** @description llm_service's answer */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmbeddingList"];
+                };
+            };
+            /** @description bad request (a value cannot be used or stored) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description not allowed (admin only, password change required, API key scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description not found, or not the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description the request did not validate, or the media cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description rate limited (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description internal error (with the request id) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description a service it needs is unavailable (Retry-After when known) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description no answer in time (the job to follow, for a synchronous route) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+        };
+    };
+    llm_service_get_models_v1_llm_models_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description llm_service's answer */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelList"];
+                };
+            };
+            /** @description bad request (a value cannot be used or stored) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description not allowed (admin only, password change required, API key scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description not found, or not the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description the request did not validate, or the media cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description rate limited (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description internal error (with the request id) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description a service it needs is unavailable (Retry-After when known) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description no answer in time (the job to follow, for a synchronous route) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIErrorEnvelope"];
+                };
+            };
+        };
+    };
+    llm_service_get_models_v1_llm_models__model__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description llm_service's answer */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelObject"];
                 };
             };
             /** @description bad request (a value cannot be used or stored) */

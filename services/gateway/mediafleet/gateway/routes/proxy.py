@@ -8,6 +8,8 @@ capability: it mounts what the installed contracts declare.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -16,6 +18,7 @@ import httpx
 import structlog
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from mediafleet.common import registry
 from mediafleet.common.capability import HttpApi, ServiceEndpoint
@@ -27,6 +30,8 @@ from mediafleet.gateway.deps import ContextDep, CurrentUser
 log = structlog.get_logger("mediafleet.gateway.proxy")
 #: Response headers passed back.
 _KEEP = ("content-type", "retry-after", "cache-control")
+#: A ``{name}`` segment of an ``HttpApi`` path.
+_SEGMENT = re.compile(r"{(\w+)}")
 
 
 async def forward(
@@ -35,9 +40,10 @@ async def forward(
     """``request`` to the service of ``api`` at ``endpoint``; its answer streamed back. 404 for a
     path the contract does not name; 503 ``service_not_configured`` without its URL setting, or
     ``service_unavailable`` when it cannot be reached; 504 when it does not answer."""
-    method = api.method_of(path)
-    if method is None or method != request.method:
+    route = api.route_of(path)
+    if route is None or route.method != request.method:
         raise NotFound(f"no endpoint {request.method} {api.public_prefix}/{path}", code="not_found")
+    method = route.method
     base = endpoint.url
     if not base:
         raise ServiceUnavailable(
@@ -97,38 +103,71 @@ async def forward(
     return StreamingResponse(relay(), status_code=upstream.status_code, headers=headers)
 
 
-def _handler(name: str, api: HttpApi) -> Callable[..., Awaitable[Response]]:
-    async def handler(path: str, request: Request, user: CurrentUser, ctx: ContextDep) -> Response:
-        return await forward(api, ctx.endpoints[name], path, request, ctx)
+def _handler(name: str, api: HttpApi, template: str) -> Callable[..., Awaitable[Response]]:
+    """The route of ``template`` (a ``paths`` key): its ``{...}`` segments are string path
+    parameters of the handler, so they appear in the OpenAPI document."""
 
+    async def handler(request: Request, user: CurrentUser, ctx: ContextDep, **segments: str) -> Response:
+        return await forward(api, ctx.endpoints[name], template.format(**segments), request, ctx)
+
+    fixed = [p for p in inspect.signature(handler).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    params = [
+        inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=str)
+        for n in _SEGMENT.findall(template)
+    ]
+    handler.__signature__ = inspect.signature(handler).replace(parameters=fixed + params)  # type: ignore[attr-defined]
     return handler
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def openapi_models() -> list[type[BaseModel]]:
+    """The models the proxied routes name: the gateway adds them to its OpenAPI components."""
+    return [m for cap in registry.capabilities().values() if cap.http_api for m in cap.http_api.models()]
 
 
 router = APIRouter(tags=["capability APIs"])
 
 
 def _add_routes() -> None:
-    """One GET and one POST route per installed contract's ``http_api`` (when the module loads)."""
+    """One route per path of each installed contract's ``http_api`` (when the module loads),
+    documented with the route's models: the body passes through, the service validates it."""
     for cap in registry.capabilities().values():
         api = cap.http_api
         if api is None:
             continue
-        doc: dict[int | str, dict[str, Any]] = {
-            **(OPENAI_ERROR_RESPONSES if api.error_style == "openai" else {}),
-            200: {"description": f"{cap.name}'s answer (JSON or text/event-stream)"},
-        }
-        for method in ("GET", "POST"):
-            names = [p for p, m in api.paths.items() if m == method]
-            if not names:
-                continue
+        for path, route in api.paths.items():
+            content: dict[str, Any] = {}
+            if route.response is not None:
+                content["application/json"] = {"schema": _ref(route.response)}
+            if route.stream is not None:
+                content["text/event-stream"] = {
+                    "schema": {
+                        "type": "string",
+                        "description": f"data: {route.stream.__name__} events, then data: [DONE]",
+                    }
+                }
+            doc: dict[int | str, dict[str, Any]] = {
+                **(OPENAI_ERROR_RESPONSES if api.error_style == "openai" else {}),
+                200: {"description": f"{cap.name}'s answer", **({"content": content} if content else {})},
+            }
+            extra: dict[str, Any] = {}
+            if route.request is not None:
+                extra["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(route.request)}},
+                }
             router.add_api_route(
-                f"{api.public_prefix}/{{path:path}}",
-                _handler(cap.name, api),
-                methods=[method],
-                name=f"{cap.name}_{method.lower()}",
-                summary=f"{cap.name}: {', '.join(names)}",
+                f"{api.public_prefix}/{path}",
+                _handler(cap.name, api, path),
+                methods=[route.method],
+                name=f"{cap.name}_{route.method.lower()}_{_SEGMENT.sub('', path).strip('/').replace('/', '_')}",
+                summary=route.summary or f"{cap.name}: {path}",
                 description=api.description,
                 responses=doc,
+                openapi_extra=extra or None,
             )
 
 
