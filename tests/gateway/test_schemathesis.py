@@ -27,7 +27,11 @@ from tests.conftest import sample
 pytestmark = pytest.mark.slow
 
 NEED_SERVICES = [
-    "/v1/llm/{path}",
+    "/v1/llm/models",
+    "/v1/llm/models/{model}",
+    "/v1/llm/chat/completions",
+    "/v1/llm/completions",
+    "/v1/llm/embeddings",
     # synchronous routes: without a worker their wait ends in 504 (GATEWAY_SYNC_TIMEOUT_S, 2 s here)
     "/v1/audio/transcriptions",
     "/v1/audio/translations",

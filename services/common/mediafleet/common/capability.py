@@ -158,8 +158,9 @@ class ServiceEndpoint(BaseSettings):
 @dataclass(frozen=True)
 class ApiRoute:
     """One route of an :class:`HttpApi`: its method and the models that document it in the
-    gateway's OpenAPI document, so generated clients get types. The gateway passes bodies on
-    unchanged (the service validates them); the models only describe them.
+    gateway's OpenAPI document, so generated clients get types. The gateway refuses a body
+    its ``request`` model refuses and passes the others on as they came (the service
+    validates them with its own types; keep the model as loose as the service).
 
     ``request``: the JSON body (POST); ``response``: the JSON answer; ``stream``: one
     ``data:`` event of the ``text/event-stream`` answer to ``"stream": true``.

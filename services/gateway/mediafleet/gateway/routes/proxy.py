@@ -12,13 +12,15 @@ import inspect
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import httpx
 import structlog
 from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from mediafleet.common import registry
 from mediafleet.common.capability import HttpApi, ServiceEndpoint
@@ -38,19 +40,26 @@ async def forward(
     api: HttpApi, endpoint: ServiceEndpoint, path: str, request: Request, ctx: GatewayContext
 ) -> Response:
     """``request`` to the service of ``api`` at ``endpoint``; its answer streamed back. 404 for a
-    path the contract does not name; 503 ``service_not_configured`` without its URL setting, or
+    path the contract does not name; a body its route's ``request`` model refuses is refused
+    here (400 ``invalid_request_error`` on OpenAI-style routes, else 422), then passed on as
+    it came; 503 ``service_not_configured`` without its URL setting, or
     ``service_unavailable`` when it cannot be reached; 504 when it does not answer."""
     route = api.route_of(path)
     if route is None or route.method != request.method:
         raise NotFound(f"no endpoint {request.method} {api.public_prefix}/{path}", code="not_found")
     method = route.method
+    body = await request.body() if method == "POST" else None
+    if route.request is not None:  # refused here as the service would (OpenAPI's request model)
+        try:
+            route.request.model_validate_json(body or b"")
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False)) from exc
     base = endpoint.url
     if not base:
         raise ServiceUnavailable(
             f"{api.public_prefix} is not configured ({api.env_prefix}URL)", code="service_not_configured"
         )
     client = httpx.AsyncClient(timeout=httpx.Timeout(endpoint.timeout_s, connect=5.0))
-    body = await request.body() if method == "POST" else None
     url = f"{base.rstrip('/')}{api.service_prefix}/{path}"
     sending = asyncio.ensure_future(
         client.send(
@@ -108,7 +117,9 @@ def _handler(name: str, api: HttpApi, template: str) -> Callable[..., Awaitable[
     parameters of the handler, so they appear in the OpenAPI document."""
 
     async def handler(request: Request, user: CurrentUser, ctx: ContextDep, **segments: str) -> Response:
-        return await forward(api, ctx.endpoints[name], template.format(**segments), request, ctx)
+        # a segment as it came on the wire (percent-encoded): any id reaches the service whole
+        path = template.format(**{k: quote(v, safe="") for k, v in segments.items()})
+        return await forward(api, ctx.endpoints[name], path, request, ctx)
 
     fixed = [p for p in inspect.signature(handler).parameters.values() if p.kind is not p.VAR_KEYWORD]
     params = [
@@ -133,7 +144,8 @@ router = APIRouter(tags=["capability APIs"])
 
 def _add_routes() -> None:
     """One route per path of each installed contract's ``http_api`` (when the module loads),
-    documented with the route's models: the body passes through, the service validates it."""
+    documented with the route's models (a body is checked against its request model, then
+    passed on as it came)."""
     for cap in registry.capabilities().values():
         api = cap.http_api
         if api is None:
