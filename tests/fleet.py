@@ -80,13 +80,14 @@ class Fleet:
     ) -> subprocess.Popen:
         log = self.workdir / f"{name}.log"
         self.logs[name] = log
-        proc = subprocess.Popen(
-            [sys.executable, "-m", *MODULES[name], *args],
-            env={**self.env, **(env or {})},
-            cwd=self.workdir,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
+        with log.open("ab") as out:  # the child holds its own copy of the descriptor
+            proc = subprocess.Popen(
+                [sys.executable, "-m", *MODULES[name], *args],
+                env={**self.env, **(env or {})},
+                cwd=self.workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         self.procs[name] = proc
         if wait:
             self.wait_ready(name)

@@ -80,12 +80,14 @@ def test_zero_shot_nsfw_path(runner: ClipNsfwRunner) -> None:
 
 
 def test_options_are_checked(runner: ClipNsfwRunner) -> None:
+    """By the pipeline every executor takes, before the runner sees them."""
     from mediafleet.common.errors import BadRequest
+    from mediafleet.common.pipeline.run import execute, prepare
 
-    with pytest.raises(BadRequest):
-        runner.run("clip", sample("bus.jpg"), {"size": 3}, {}, lambda *_: None)
-    with pytest.raises(BadRequest):
-        runner.run("nsfw", sample("bus.jpg"), {"engine": "magic"}, {}, lambda *_: None)
+    for task, options in (("clip", {"size": 3}), ("nsfw", {"engine": "magic"})):
+        with pytest.raises(BadRequest) as err:
+            execute(prepare(CAPABILITY, task, options), runner, sample("bus.jpg"), media_kind="image")
+        assert err.value.code == "invalid_option"
 
 
 def test_clip_task_through_a_worker(runner: ClipNsfwRunner, redis_url: str, tmp_path: Path) -> None:

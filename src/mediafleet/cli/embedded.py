@@ -106,9 +106,16 @@ class EmbeddedAnalyzer:
         return self._vectors
 
     def close(self) -> None:
+        """Close the vector store's write-ahead logs and the database connections."""
         if self._vectors is not None:
             self._vectors.close()
         self.engine.dispose()
+
+    def __enter__(self) -> EmbeddedAnalyzer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def runner(self, task: str) -> Runner:
         return self._runner_of(registry.capability_of(task))

@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -197,11 +198,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             print(f"mediafleet: {exc.message}", file=sys.stderr)
             return 1
 
-        def run(path: Path) -> dict[str, Any]:
-            return analyzer.analyze(path, tasks, options)
+        try:
+            return _analyze_all(
+                args, lambda path: analyzer.analyze(path, tasks, options), (MediafleetError, OSError)
+            )
+        finally:
+            analyzer.close()
+    return _analyze_all(args, run, errors)
 
-        errors = (MediafleetError, OSError)
 
+def _analyze_all(
+    args: argparse.Namespace, run: Callable[[Path], dict[str, Any]], errors: tuple[type[Exception], ...]
+) -> int:
+    """``run`` on each of ``args.files``, printing each result; 1 when any failed."""
     failed = 0
     for path in args.files:
         if not path.is_file():
@@ -239,12 +248,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     from mediafleet.common.errors import MediafleetError
 
     try:
-        analyzer = EmbeddedAnalyzer(database_url=args.db)
-        if args.semantic:
-            collection, found = analyzer.semantic_search(args.query, limit=args.limit)
-            _print_similar(args.query, found, collection, args.json)
-            return 0
-        hits = analyzer.search(args.query, limit=args.limit)
+        with EmbeddedAnalyzer(database_url=args.db) as analyzer:
+            if args.semantic:
+                collection, found = analyzer.semantic_search(args.query, limit=args.limit)
+                _print_similar(args.query, found, collection, args.json)
+                return 0
+            hits = analyzer.search(args.query, limit=args.limit)
     except MediafleetError as exc:
         print(f"mediafleet: {exc.message}", file=sys.stderr)
         return 2 if exc.status_code < 500 else 1
@@ -269,8 +278,8 @@ def cmd_similar(args: argparse.Namespace) -> int:
         _fail(args.file, "no such file" if not args.file.exists() else "not a regular file")
         return 2
     try:
-        analyzer = EmbeddedAnalyzer(database_url=args.db)
-        collection, hits = analyzer.similar(args.file, limit=args.limit)
+        with EmbeddedAnalyzer(database_url=args.db) as analyzer:
+            collection, hits = analyzer.similar(args.file, limit=args.limit)
     except MediafleetError as exc:
         _fail(args.file, exc.message)
         return 2 if exc.status_code < 500 else 1
@@ -286,7 +295,8 @@ def cmd_people(args: argparse.Namespace) -> int:
     from mediafleet.common.errors import MediafleetError
 
     try:
-        people = EmbeddedAnalyzer(database_url=args.db).people()
+        with EmbeddedAnalyzer(database_url=args.db) as analyzer:
+            people = analyzer.people()
     except MediafleetError as exc:
         print(f"mediafleet: {exc.message}", file=sys.stderr)
         return 2
