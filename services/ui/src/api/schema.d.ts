@@ -492,7 +492,10 @@ export interface paths {
          *
          *     Progress events are replayed from the job's start (its Redis stream), each with an SSE
          *     ``id``; a client that reconnects with ``Last-Event-ID`` gets only the events after it.
-         *     The stream ends after the snapshot of a finished job. Every stream of one job in a
+         *     The first event sets ``retry`` (reconnect after ``RECONNECT_MS``, 3000 ms). The stream ends
+         *     after the snapshot of a finished job, whose ``id`` is ``end``: an ``EventSource`` that
+         *     reconnects with ``Last-Event-ID: end`` gets 204 No Content, which makes it stop (WHATWG
+         *     HTML, server-sent events: a 204 "fails the connection"). Every stream of one job in a
          *     gateway process shares one Redis reader and one database snapshot per status change
          *     (:mod:`mediafleet.gateway.streams`); 429 ``too_many_streams`` above
          *     ``GATEWAY_MAX_STREAMS_PER_USER`` open streams of one account.
@@ -6461,6 +6464,13 @@ export interface operations {
                 content: {
                     "text/event-stream": string;
                 };
+            };
+            /** @description `Last-Event-ID: end`: the client saw the final snapshot, nothing follows */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description bad request (a value cannot be used or stored) */
             400: {

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated, Any
 
 import redis
@@ -440,6 +441,12 @@ def job_events_token(
     return LinkToken(token=token, expires_in=ttl, url=f"/v1/jobs/{job_id}/events?token={token}")
 
 
+#: The ``id`` of a stream's last event (a finished job's snapshot).
+END_EVENT_ID = "end"
+#: The SSE ``retry`` the stream announces: a client reconnects after this many milliseconds.
+RECONNECT_MS = 3000
+
+
 @router.get(
     "/v1/jobs/{job_id}/events",
     response_class=EventSourceResponse,
@@ -447,7 +454,8 @@ def job_events_token(
         200: {
             "description": "Server-Sent Events: `job` (a JobPublic as JSON) and `progress` events",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        }
+        },
+        204: {"description": "`Last-Event-ID: end`: the client saw the final snapshot, nothing follows"},
     },
 )
 async def job_events(
@@ -455,13 +463,16 @@ async def job_events(
     request: Request,
     user: Annotated[User, Depends(user_or_link("job-events", "job_id"))],
     ctx: ContextDep,
-) -> EventSourceResponse:
+) -> Response:
     """Server-Sent Events: ``job`` (a full snapshot, first and last) and ``progress`` events.
     Authorised by a bearer header or a link token from ``POST .../events/token``.
 
     Progress events are replayed from the job's start (its Redis stream), each with an SSE
     ``id``; a client that reconnects with ``Last-Event-ID`` gets only the events after it.
-    The stream ends after the snapshot of a finished job. Every stream of one job in a
+    The first event sets ``retry`` (reconnect after ``RECONNECT_MS``, 3000 ms). The stream ends
+    after the snapshot of a finished job, whose ``id`` is ``end``: an ``EventSource`` that
+    reconnects with ``Last-Event-ID: end`` gets 204 No Content, which makes it stop (WHATWG
+    HTML, server-sent events: a 204 "fails the connection"). Every stream of one job in a
     gateway process shares one Redis reader and one database snapshot per status change
     (:mod:`mediafleet.gateway.streams`); 429 ``too_many_streams`` above
     ``GATEWAY_MAX_STREAMS_PER_USER`` open streams of one account.
@@ -473,6 +484,8 @@ async def job_events(
 
     first = await run_in_threadpool(snapshot)  # 404 before the stream starts
     resume = request.headers.get("last-event-id", "")
+    if resume == END_EVENT_ID:  # it saw the final snapshot: 204 makes an EventSource stop reconnecting
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
     after = resume if _STREAM_ID.fullmatch(resume) else "0-0"
     ctx.streams.admit(user.id)  # 429 above GATEWAY_MAX_STREAMS_PER_USER
 
@@ -480,16 +493,19 @@ async def job_events(
         current = await run_in_threadpool(snapshot)
         return current.model_dump_json(exclude_unset=True), current.status.terminal
 
-    async def stream() -> AsyncIterator[dict[str, str]]:
+    async def stream() -> AsyncIterator[Mapping[str, str | int]]:
         try:
-            yield {"event": "job", "data": first.model_dump_json(exclude_unset=True)}
+            yield {"event": "job", "data": first.model_dump_json(exclude_unset=True), "retry": RECONNECT_MS}
             if first.status.terminal:  # a finished job: its history, then the snapshot again
                 async for event in ctx.streams.replay(job_id, after):
                     yield event.sse()
-                yield {"event": "job", "data": first.model_dump_json(exclude_unset=True)}
+                yield {"event": "job", "data": first.model_dump_json(exclude_unset=True), "id": END_EVENT_ID}
                 return
             async for event in ctx.streams.follow(job_id, after, shared_snapshot):
-                yield event.sse()
+                out: dict[str, str | int] = dict(event.sse())
+                if event.event == "job" and JobStatus(json.loads(event.data)["status"]).terminal:
+                    out["id"] = END_EVENT_ID  # the last event: follow() ends after it
+                yield out
         finally:
             ctx.streams.release(user.id)
 
