@@ -81,7 +81,7 @@ ui-test:  ## the web UI's component tests (Vitest), type check, and the typed cl
 ui-api: sync-dev  ## regenerate the UI's typed API client after a gateway API change
 	bash scripts/ui.sh api
 
-bench-ocr: sync-dev test-models  ## RapidOCR vs easyocr (real weights): CER and p50/p95 latency on the shared corpus
+bench-ocr: sync-dev test-models  ## RapidOCR models vs Tesseract vs easyocr (real weights): CER and p50/p95 latency on the shared corpus
 	$(VENV)/bin/python bench/ocr/run.py --runs 5 --models-dir $(TEST_MODELS_DIR)
 
 bench-pose: sync-dev test-models  ## YOLO11n-pose on PyTorch vs ONNX Runtime (real weights): p50/p95 and batch throughput

@@ -9,8 +9,14 @@ command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
+# OCR's tesseract engine: the binary and the language packs the OCR image installs
+# (services/ocr_detection/Dockerfile.cpu TESSERACT_LANGS)
+command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr)
+for lang in eng fra deu spa ita por nld rus chi-sim jpn kor ara hin tha; do
+  [ -f "/usr/share/tesseract-ocr/5/tessdata/${lang//-/_}.traineddata" ] || need+=("tesseract-ocr-$lang")
+done
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system deps present: redis-server, postgresql, cmake, g++, make"
+  echo "system deps present: redis-server, postgresql, cmake, g++, make, tesseract-ocr and its language packs"
   exit 0
 fi
 SUDO=""

@@ -1,19 +1,20 @@
-"""OCR benchmark: RapidOCR and easyocr side by side on the shared corpus's OCR images.
+"""OCR benchmark: every engine and RapidOCR model side by side on the shared corpus's OCR images.
 
-For each engine and image: character error rate (CER, see
-``mediafleet.ocr_detection.evaluation``) against the ground truth of
-``../shared/media/MANIFEST.md`` (``bench/ocr/ground_truth.json``), and p50/p95
-latency of ``engine.predict`` over ``--runs`` runs after one warm-up run, in one
-process, one engine after the other.
+Configurations: RapidOCR with each of its models (``pp-ocrv4`` in its wheel, ``pp-ocrv5-mobile``,
+``pp-ocrv6-small``, ``pp-ocrv6-tiny`` from the catalogue), Tesseract 5 (Debian's trained data;
+``layout`` document for pages, scene for signs) and easyocr (``easyocr-en``). For each and each
+image: character error rate (CER, ``mediafleet.ocr_detection.evaluation``) against the ground
+truth of ``../shared/media/MANIFEST.md`` (``bench/ocr/ground_truth.json``), and p50/p95 latency
+of ``engine.predict`` over ``--runs`` runs after one warm-up run, in one process, one
+configuration after the other.
 
-For chinese.jpg and korean.png the manifest lists the words in no reading order,
-so their CER is computed on the lines sorted alphabetically ("order-free").
+Each configuration is asked for the image's languages it reads (contract.engine_languages),
+English where it reads none of them; a CER marked ``*`` is of a reader that could not be asked
+for all of the image's languages. For chinese.jpg and korean.png the manifest lists the words in
+no reading order, so their CER is computed on the lines sorted alphabetically ("order-free").
 
-easyocr runs on its real weights from the model catalogue (``easyocr-en``: CRAFT +
-the English generation-2 recogniser), provisioned into ``--models-dir`` by
-``mediafleet models pull easyocr-en`` (``make bench-ocr`` does it). Only the English
-recogniser is catalogued, so easyocr reads every image with ``en``: its French loses
-accents and its Chinese/Korean figures measure a Latin-only reader.
+The models are provisioned into ``--models-dir`` by ``make test-models`` (``make bench-ocr``
+does it).
 
     python bench/ocr/run.py [--runs 5] [--media ../shared/media] [--models-dir DIR] [--json out.json]
 """
@@ -35,17 +36,27 @@ from mediafleet.common.catalogue import catalogue, missing_files  # noqa: E402
 from mediafleet.common.media import load_rgb  # noqa: E402
 from mediafleet.common.provision import default_cache_dir  # noqa: E402
 from mediafleet.common.settings import CoreSettings  # noqa: E402
+from mediafleet.ocr_detection.contract import engine_languages  # noqa: E402
 from mediafleet.ocr_detection.evaluation import cer  # noqa: E402
 from mediafleet.ocr_detection.runner import OcrRunner  # noqa: E402
 from mediafleet.ocr_detection.settings import OcrSettings  # noqa: E402
 
-IMAGES = {  # image -> languages asked of each engine
-    "english.png": {"rapidocr": ["en"], "easyocr": ["en"]},
-    "phototest.tif": {"rapidocr": ["en"], "easyocr": ["en"]},
-    "french.jpg": {"rapidocr": ["en"], "easyocr": ["en"]},
-    "chinese.jpg": {"rapidocr": ["zh", "en"], "easyocr": ["en"]},
-    "korean.png": {"rapidocr": ["en"], "easyocr": ["en"]},
+IMAGES = {  # image -> (its languages, document or scene)
+    "english.png": (["en"], "document"),
+    "phototest.tif": (["en"], "document"),
+    "french.jpg": (["fr"], "scene"),
+    "chinese.jpg": (["zh", "en"], "scene"),
+    "korean.png": (["ko", "en"], "scene"),
 }
+CONFIGS = [  # (label, options without languages)
+    ("rapidocr pp-ocrv4", {"engine": "rapidocr", "model": "pp-ocrv4"}),
+    ("rapidocr pp-ocrv5-mobile", {"engine": "rapidocr", "model": "pp-ocrv5-mobile"}),
+    ("rapidocr pp-ocrv6-small", {"engine": "rapidocr", "model": "pp-ocrv6-small"}),
+    ("rapidocr pp-ocrv6-tiny", {"engine": "rapidocr", "model": "pp-ocrv6-tiny"}),
+    ("tesseract", {"engine": "tesseract"}),
+    ("easyocr", {"engine": "easyocr"}),
+]
+MODELS = ["pp-ocrv5-mobile", "pp-ocrv6-small", "pp-ocrv6-tiny", "easyocr-en"]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -67,37 +78,44 @@ def main() -> int:
         "--models-dir",
         type=Path,
         default=Path(os.environ.get("MEDIAFLEET_TEST_MODELS_DIR") or default_cache_dir() / "test-models"),
-        help="models directory holding easyocr-en (mediafleet models pull easyocr-en --models-dir DIR)",
+        help="models directory holding the catalogued OCR models (make test-models)",
     )
+    parser.add_argument("--only", nargs="*", help="labels of the configurations to run (default: all)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     truth = json.loads((Path(__file__).parent / "ground_truth.json").read_text())
 
-    missing = missing_files(catalogue()["easyocr-en"], args.models_dir)
-    if missing:
-        print(
-            f"bench/ocr: {missing} missing from {args.models_dir}: run "
-            f"`mediafleet models pull easyocr-en --models-dir {args.models_dir}`",
-            file=sys.stderr,
-        )
-        return 1
+    for name in MODELS:
+        missing = missing_files(catalogue()[name], args.models_dir)
+        if missing:
+            print(
+                f"bench/ocr: {missing} missing from {args.models_dir}: run "
+                f"`mediafleet models pull {name} --models-dir {args.models_dir}`",
+                file=sys.stderr,
+            )
+            return 1
     runner = OcrRunner(OcrSettings(core=CoreSettings(models_dir=args.models_dir)))
+    configs = [c for c in CONFIGS if not args.only or c[0] in args.only]
 
     rows = []
-    for engine in ("rapidocr", "easyocr"):
-        eng = runner.engine(engine)
+    for label, base in configs:
+        eng = runner.engine(base["engine"])
         t0 = time.perf_counter()
         eng.load()
-        print(f"# {engine}: loaded in {time.perf_counter() - t0:.2f} s", flush=True)
-        for name, langs in IMAGES.items():
-            path = args.media / name
-            image = load_rgb(path)
-            languages = langs[engine]
-            result = eng.predict(image, languages)  # warm-up (and easyocr's per-language Reader)
+        eng.prepare(runner.resolved_options(base))
+        print(f"# {label}: loaded in {time.perf_counter() - t0:.2f} s", flush=True)
+        for name, (langs, kind) in IMAGES.items():
+            readable = engine_languages(base["engine"], base.get("model"))
+            asked = [x for x in langs if x in readable] or ["en"]
+            opts = runner.resolved_options(
+                {**base, "languages": asked, **({"layout": kind} if base["engine"] == "tesseract" else {})}
+            )
+            image = load_rgb(args.media / name)
+            result = eng.predict(image, opts["languages"], opts)  # warm-up (and easyocr's Reader)
             times = []
             for _ in range(args.runs):
                 start = time.perf_counter()
-                result = eng.predict(image, languages)
+                result = eng.predict(image, opts["languages"], opts)
                 times.append((time.perf_counter() - start) * 1000)
             ref = truth[name]
             hyp, gold = (
@@ -107,38 +125,44 @@ def main() -> int:
             )
             rows.append(
                 {
-                    "engine": engine,
+                    "config": label,
                     "image": name,
-                    "languages": languages,
+                    "languages": asked,
+                    "all_languages": asked == langs,
                     "cer": round(cer(hyp, gold), 4),
                     "p50_ms": round(statistics.median(times), 1),
                     "p95_ms": round(percentile(times, 95), 1),
                     "lines": len(result.lines),
+                    "dropped_lines": result.dropped_lines,
                     "model_version": result.model_version,
                 }
             )
             r = rows[-1]
             print(
-                f"{engine:9s} {name:14s} CER {r['cer']:.3f}  p50 {r['p50_ms']:8.1f} ms  p95 {r['p95_ms']:8.1f} ms"
-                f"  lines {r['lines']}",
+                f"{label:25s} {name:14s} {'+'.join(asked):6s} CER {r['cer']:.3f}  p50 {r['p50_ms']:8.1f} ms"
+                f"  p95 {r['p95_ms']:8.1f} ms  lines {r['lines']} (dropped {r['dropped_lines']})",
                 flush=True,
             )
 
-    print("\n| image | RapidOCR CER | RapidOCR p50 / p95 ms | easyocr CER | easyocr p50 / p95 ms |")
-    print("|---|---|---|---|---|")
+    labels = [c[0] for c in configs]
+    print("\n| image | " + " | ".join(labels) + " |")
+    print("|---|" + "---|" * len(labels))
+
+    def cell(label: str, name: str) -> str:
+        r = next(r for r in rows if r["config"] == label and r["image"] == name)
+        return f"{r['cer']:.3f}{'' if r['all_languages'] else '*'} / {r['p50_ms']:.0f} ms"
+
     for name in IMAGES:
-        a = next(r for r in rows if r["engine"] == "rapidocr" and r["image"] == name)
-        b = next(r for r in rows if r["engine"] == "easyocr" and r["image"] == name)
-        b_cer = f"{b['cer']:.3f}"
-        print(
-            f"| {name} | {a['cer']:.3f} | {a['p50_ms']:.0f} / {a['p95_ms']:.0f} | {b_cer} | "
-            f"{b['p50_ms']:.0f} / {b['p95_ms']:.0f} |"
+        print(f"| {name} | " + " | ".join(cell(label, name) for label in labels) + " |")
+    means = []
+    for label in labels:
+        mine = [r for r in rows if r["config"] == label]
+        means.append(
+            f"{statistics.mean(r['cer'] for r in mine):.3f} / {statistics.median(r['p50_ms'] for r in mine):.0f} ms"
         )
-    ra = [r["p50_ms"] for r in rows if r["engine"] == "rapidocr"]
-    ea = [r["p50_ms"] for r in rows if r["engine"] == "easyocr"]
+    print("| **mean CER / median p50** | " + " | ".join(means) + " |")
     print(
-        f"\nmedian of per-image p50: rapidocr {statistics.median(ra):.0f} ms, easyocr {statistics.median(ea):.0f} ms,"
-        f" easyocr/rapidocr = {statistics.median(ea) / statistics.median(ra):.2f}x ({args.runs} runs per image)"
+        f"\nCER / p50 of {args.runs} runs per image after a warm-up; * = not asked for every language of the image"
     )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2, ensure_ascii=False))

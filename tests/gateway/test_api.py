@@ -243,12 +243,23 @@ def test_job_creation_queues_and_hands_off(client: TestClient, token: str, setti
     ("payload", "status", "code"),
     [
         ({"tasks": ["telepathy"]}, 422, "unknown_task"),
-        ({"tasks": ["ocr"], "options": {"ocr": {"engine": "tesseract"}}}, 422, "validation_error"),
+        ({"tasks": ["ocr"], "options": {"ocr": {"engine": "paddleocr"}}}, 422, "validation_error"),
         ({"tasks": ["ocr"], "options": {"pose": {}}}, 422, "unknown_option"),
         ({"tasks": ["ocr"], "priority": "urgent"}, 422, "validation_error"),
         ({"tasks": []}, 422, "validation_error"),
         # languages no engine that would run reads: refused at creation, from the OCR contract
-        ({"tasks": ["ocr"], "options": {"ocr": {"languages": ["ja"]}}}, 422, "unsupported_language"),
+        ({"tasks": ["ocr"], "options": {"ocr": {"languages": ["ko"]}}}, 422, "unsupported_language"),
+        (
+            {"tasks": ["ocr"], "options": {"ocr": {"model": "pp-ocrv4", "languages": ["ja"]}}},
+            422,
+            "unsupported_language",
+        ),
+        # a choice the engine does not have (model is RapidOCR's, layout Tesseract's)
+        (
+            {"tasks": ["ocr"], "options": {"ocr": {"engine": "tesseract", "model": "pp-ocrv4"}}},
+            422,
+            "invalid_option",
+        ),
         (
             {"tasks": ["ocr"], "options": {"ocr": {"engine": "easyocr", "languages": ["zh"]}}},
             422,
@@ -647,7 +658,7 @@ def test_tasks_describe_what_the_fleet_can_run(client: TestClient, token: str) -
     ocr = tasks["ocr"]
     assert ocr["capability"] == "ocr_detection" and ocr["media_kinds"] == ["image", "video"]
     assert ocr["default_for"] == ["image"] and ocr["exports"] == []
-    assert set(ocr["options_schema"]["properties"]) == {"engine", "languages"}
+    assert set(ocr["options_schema"]["properties"]) == {"engine", "model", "languages", "layout"}
     assert ocr["readiness"] == {"state": "no_worker", "workers": 0, "ready_workers": 0,
                                 "message": "no worker runs: jobs needing it wait in the queue"}  # fmt: skip
     assert tasks["transcribe"]["default_for"] == ["audio", "video"]

@@ -1,4 +1,5 @@
-"""Real OCR by RapidOCR (PP-OCRv4 models shipped in its wheel) on the shared corpus."""
+"""Real OCR by RapidOCR on the shared corpus: PP-OCRv4 (shipped in its wheel, the ``auto``
+default when no other model is installed: these runners have an empty models directory)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from mediafleet.common.errors import BadRequest
 from mediafleet.common.pipeline.run import prepare
+from mediafleet.common.settings import CoreSettings
 from mediafleet.ocr_detection.contract import CAPABILITY
 from mediafleet.ocr_detection.evaluation import cer
 from mediafleet.ocr_detection.runner import OcrRunner
@@ -19,8 +21,8 @@ GROUND_TRUTH = json.loads((ROOT / "bench" / "ocr" / "ground_truth.json").read_te
 
 
 @pytest.fixture(scope="module")
-def runner() -> OcrRunner:
-    r = OcrRunner(OcrSettings())
+def runner(tmp_path_factory: pytest.TempPathFactory) -> OcrRunner:
+    r = OcrRunner(OcrSettings(core=CoreSettings(models_dir=tmp_path_factory.mktemp("no-models"))))
     r.preload()  # OCR_PRELOAD default: rapidocr
     return r
 
@@ -44,14 +46,14 @@ def test_words_keep_their_spaces(runner: OcrRunner) -> None:
 
 def test_stock_decoder_drops_spaces_without_the_fix() -> None:
     """Control: with space-aware decoding off (threshold 0) the spaces are lost, as reported."""
-    plain = OcrRunner(OcrSettings(rapidocr=RapidOcrSettings(space_threshold=0.0)))
+    plain = OcrRunner(OcrSettings(rapidocr=RapidOcrSettings(model="pp-ocrv4", space_threshold=0.0)))
     text = plain.analyze(sample("english.png")).text
     assert "Cleanhandswithsoapandwater" in text.replace(" ", "") and "soap" not in text.lower().split()
 
 
 def test_result_follows_the_conventions(runner: OcrRunner) -> None:
     result = runner.analyze(sample("phototest.tif"))
-    assert result.engine == "rapidocr" and result.model == "PP-OCRv4" and result.elapsed_ms > 0
+    assert result.engine == "rapidocr" and result.model == "pp-ocrv4" and result.elapsed_ms > 0
     assert result.text == "\n".join(line.text for line in result.lines)
     for line in result.lines:
         x1, y1, x2, y2 = line.box
@@ -71,7 +73,10 @@ def test_blank_image_gives_no_lines(runner: OcrRunner) -> None:
 @pytest.mark.parametrize(
     ("options", "code"),
     [
-        ({"engine": "tesseract"}, "invalid_option"),
+        ({"engine": "paddleocr"}, "invalid_option"),
+        ({"engine": "tesseract", "model": "pp-ocrv4"}, "invalid_option"),
+        ({"engine": "rapidocr", "layout": "scene"}, "invalid_option"),
+        ({"model": "pp-ocrv4", "languages": ["fr"]}, "unsupported_language"),
         ({"languages": ["ko"]}, "unsupported_language"),
         ({"engine": "rapidocr", "dpi": 300}, "invalid_option"),
         ({"languages": []}, "invalid_option"),
@@ -91,7 +96,7 @@ def test_a_page_larger_than_max_side_is_fitted_and_boxed_in_its_own_pixels(tmp_p
     text is english.png's and every box and polygon point is 3x its box there."""
     from PIL import Image
 
-    runner = OcrRunner(OcrSettings(max_side=905))
+    runner = OcrRunner(OcrSettings(max_side=905, rapidocr=RapidOcrSettings(model="pp-ocrv4")))
     runner.preload()  # OCR_PRELOAD default: rapidocr
     with Image.open(sample("english.png")) as im:
         small = im.convert("RGB")

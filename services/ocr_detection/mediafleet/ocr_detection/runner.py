@@ -13,11 +13,12 @@ import structlog
 
 from mediafleet.common.capability import ProgressFn
 from mediafleet.common.engine import EngineRunner
-from mediafleet.common.errors import BadRequest
+from mediafleet.common.errors import BadRequest, ValidationFailed
 from mediafleet.common.media import load_rgb_fitted
-from mediafleet.ocr_detection.contract import OcrLine, OcrOptions, OcrResult
+from mediafleet.ocr_detection.contract import OcrLine, OcrResult, resolve_options
 from mediafleet.ocr_detection.engines import ENGINE_NAMES, create_engine, engine_class
 from mediafleet.ocr_detection.engines.base import OcrEngine
+from mediafleet.ocr_detection.engines.rapidocr import RapidOcrEngine
 from mediafleet.ocr_detection.settings import OcrSettings
 
 log = structlog.get_logger("mediafleet.ocr")
@@ -64,31 +65,32 @@ class OcrRunner(EngineRunner[OcrEngine]):
         """The contract's entry (its only task, ``ocr``): see :meth:`analyze`."""
         return self.analyze(media, options)
 
+    def _rapidocr(self) -> RapidOcrEngine:
+        engine = self.engines["rapidocr"]
+        assert isinstance(engine, RapidOcrEngine)
+        return engine
+
     def resolved_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
-        """``{"engine", "languages"}``: ``options`` (valid ``OcrOptions``, checked by the
-        pipeline) with the service's defaults filled in.
+        """``options`` (valid ``OcrOptions``, checked by the pipeline) with the service's
+        defaults filled in (contract.resolve_options): ``{"engine", "languages"}`` plus
+        ``model`` (rapidocr) or ``layout`` (tesseract).
 
         Raises:
-            BadRequest: ``unsupported_language``, a language the engine does not read.
+            BadRequest: ``unsupported_language`` (a language the engine or model does not read),
+                ``invalid_option`` (a model or layout for an engine without that choice).
         """
-        opts = OcrOptions.model_construct(**(options or {}))
-        engine = opts.engine or self.settings.default_engine
-        languages = opts.languages or list(self.settings.default_languages)
-        cls = engine_class(engine)
-        if cls.languages is not None:
-            bad = [x for x in languages if x not in cls.languages]
-            if bad:
-                raise BadRequest(
-                    f"{engine} cannot read {bad}; it reads {list(cls.languages)}", code="unsupported_language"
-                )
-        return {"engine": engine, "languages": languages}
+        defaults = {"engine": self.settings.default_engine, "model": self._rapidocr().default_model()}
+        try:
+            return resolve_options(dict(options or {}), defaults, self.settings.default_languages)
+        except ValidationFailed as exc:  # the worker's no-retry error, same code and message
+            raise BadRequest(exc.message, code=exc.code, details=exc.details) from exc
 
     def analyze(self, path: str | Path, options: dict[str, Any] | None = None) -> OcrResult:
         """OCR the image at ``path`` with ``options`` (valid ``OcrOptions``, see
         :meth:`resolved_options`). Raises BadRequest, InvalidMedia, EngineError."""
         opts = self.resolved_options(options)
         image = load_rgb_fitted(path, self.settings.max_side)
-        result = self.engine(opts["engine"]).predict(image.pixels, opts["languages"])
+        result = self.engine(opts["engine"]).predict(image.pixels, opts["languages"], opts)
         if image.scale > 1:  # boxes in the full image's pixels
             k = image.scale
 
@@ -98,5 +100,12 @@ class OcrRunner(EngineRunner[OcrEngine]):
                 return line.model_copy(update={"box": box, "polygon": polygon})
 
             result = result.model_copy(update={"lines": [full(line) for line in result.lines]})
-        log.info("ocr_done", engine=result.engine, lines=len(result.lines), elapsed_ms=result.elapsed_ms)
+        log.info(
+            "ocr_done",
+            engine=result.engine,
+            model=result.model,
+            lines=len(result.lines),
+            dropped_lines=result.dropped_lines,
+            elapsed_ms=result.elapsed_ms,
+        )
         return result

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from mediafleet.common.settings import ServiceSettings
-from mediafleet.ocr_detection.contract import EngineName
+from mediafleet.ocr_detection.contract import EngineName, RapidOcrModel
 
 
 class RapidOcrSettings(BaseModel):
-    #: Detection/recognition ONNX models; empty means the PP-OCRv4 models inside the wheel.
+    #: Model a job without ``model`` gets (``OCR_RAPIDOCR__MODEL``). ``auto``: the contract's
+    #: DEFAULT_MODEL (pp-ocrv6-small, chosen by bench/ocr: README) when its files are in the
+    #: models directory (``make models`` pulls it), else pp-ocrv4 from RapidOCR's wheel, so OCR
+    #: works before any pull; each result names the model that read it.
+    model: RapidOcrModel | Literal["auto"] = "auto"
+    #: Your own ONNX files for that model (det, rec, and the rec model's character table);
+    #: empty: the catalogue's files under <models_dir>/ppocr/<model>/ (pp-ocrv4: the wheel's).
     det_model_path: str | None = None
     rec_model_path: str | None = None
+    rec_keys_path: str | None = None
     use_cuda: bool = False
     #: Space-aware CTC decoding: insert a space between two characters when the space
     #: class reaches this probability in the blank frames between them (0 disables).
@@ -27,6 +36,13 @@ class EasyOcrSettings(BaseModel):
     quantize: bool = True
 
 
+class TesseractSettings(BaseModel):
+    #: The tesseract binary (default: ``tesseract`` on PATH).
+    cmd: str | None = None
+    #: One image's limit in seconds: a job over it fails with ``ocr_timeout`` (no retry).
+    timeout_s: float = Field(default=120.0, gt=0)
+
+
 class OcrSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="OCR_")
 
@@ -34,9 +50,13 @@ class OcrSettings(ServiceSettings):
     default_engine: EngineName = "rapidocr"
     #: Engines loaded at start (a comma-separated env value works: OCR_PRELOAD='["rapidocr"]').
     preload: list[EngineName] = Field(default=["rapidocr"])
-    default_languages: list[str] = Field(default_factory=lambda: ["en"])
+    #: Languages a job that names none reads; unset: every language of the RapidOCR model
+    #: (pp-ocrv6-small: 12, so a sign is read in whatever script it has), English for
+    #: Tesseract and easyocr (contract.resolve_options).
+    default_languages: list[str] | None = None
     rapidocr: RapidOcrSettings = Field(default_factory=RapidOcrSettings)
     easyocr: EasyOcrSettings = Field(default_factory=EasyOcrSettings)
+    tesseract: TesseractSettings = Field(default_factory=TesseractSettings)
     #: Images are decoded with their longer side at most this many pixels (then between half
     #: of it and it: mediafleet.common.media.load_rgb_fitted). Recognition needs the text's
     #: own resolution: a 6981 x 6981 page of english.png tiles halved to 3491 gave 162 of

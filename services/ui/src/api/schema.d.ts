@@ -2387,6 +2387,12 @@ export interface components {
          * @description One image's OCR: lines in reading order; ``text`` is the lines joined by newlines.
          */
         OcrResult: {
+            /**
+             * Dropped Lines
+             * @description lines read only in scripts of languages the job did not ask for, left out
+             * @default 0
+             */
+            dropped_lines?: number;
             /** Elapsed Ms */
             elapsed_ms: number;
             /** Engine */

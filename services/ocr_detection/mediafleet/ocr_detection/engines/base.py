@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any
 
 import numpy as np
 
 from mediafleet.common.engine import Engine
 from mediafleet.ocr_detection.contract import OcrLine, OcrResult
+from mediafleet.ocr_detection.languages import foreign_line
 
 #: (polygon [[x, y] x 4+], text, score) as both libraries return them.
 RawLine = tuple[Sequence[Sequence[float]], str, float]
@@ -18,25 +19,41 @@ RawLine = tuple[Sequence[Sequence[float]], str, float]
 
 class OcrEngine(Engine):
     @abstractmethod
-    def _recognise(self, image: np.ndarray, languages: list[str]) -> list[RawLine]:
-        """Run detection + recognition on an RGB uint8 image of shape (H, W, 3)."""
+    def _recognise(self, image: np.ndarray, options: dict[str, Any]) -> list[RawLine]:
+        """Run detection + recognition on an RGB uint8 image of shape (H, W, 3) with resolved
+        options (``languages`` and, per engine, ``model`` or ``layout``)."""
 
-    #: Languages this engine can be asked for; None means "whatever its library knows".
-    languages: ClassVar[tuple[str, ...] | None] = None
+    def variant(self, options: dict[str, Any]) -> tuple[str, str]:
+        """``(model, model_version)`` a result made with ``options`` reports (after loading)."""
+        return self.model, self.model_version
 
-    def predict(self, image: np.ndarray, languages: list[str]) -> OcrResult:
-        """OCR of one image. ``image``: (H, W, 3) uint8 RGB. Lines come back in reading order."""
+    def prepare(self, options: dict[str, Any]) -> None:
+        """Load what ``options`` need beyond :meth:`load` (a second model); raises EngineError."""
+
+    def predict(
+        self, image: np.ndarray, languages: list[str], options: dict[str, Any] | None = None
+    ) -> OcrResult:
+        """OCR of one image. ``image``: (H, W, 3) uint8 RGB; ``languages``: ISO 639-1 codes the
+        caller checked against the engine (contract.resolve_options); ``options``: the other
+        resolved options. Lines come back in reading order; lines written only in scripts of
+        other languages (an icon read as a Han character) are dropped and counted."""
+        opts = {**(options or {}), "languages": languages}
         start = time.perf_counter()
-        raw = self.run_serialised(self._recognise, image, languages)
-        lines = reading_order([to_line(poly, text, score) for poly, text, score in raw if text.strip()])
+        self.load()
+        self.prepare(opts)
+        raw = self.run_serialised(self._recognise, image, opts)
+        lines = [to_line(poly, text, score) for poly, text, score in raw if text.strip()]
+        kept = reading_order([line for line in lines if not foreign_line(line.text, languages)])
+        model, version = self.variant(opts)
         return OcrResult(
             engine=self.name,
-            model=self.model,
-            model_version=self.model_version,
+            model=model,
+            model_version=version,
             languages=languages,
-            text="\n".join(line.text for line in lines),
-            lines=lines,
+            text="\n".join(line.text for line in kept),
+            lines=kept,
             elapsed_ms=round((time.perf_counter() - start) * 1000, 2),
+            dropped_lines=len(lines) - len(kept),
         )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -117,7 +117,7 @@ class EasyOcrEngine(OcrEngine):
             self._readers[key] = reader
         return self._readers[key]
 
-    def _recognise(self, image: np.ndarray, languages: list[str]) -> list[RawLine]:
-        reader = self.reader(languages)
+    def _recognise(self, image: np.ndarray, options: dict[str, Any]) -> list[RawLine]:
+        reader = self.reader(options["languages"])
         results = reader.readtext(image, detail=1, paragraph=False)
         return [(box, text, float(score)) for box, text, score in results]
