@@ -3,9 +3,10 @@
 The shared corpus is all safe: every image must come out `safe` with the default engine.
 No unsafe media is committed or read, so the score's response to nudity itself cannot be
 tested here; what is tested is that the pipeline around the model is right:
-- with nudenet's own channel order, this re-implementation reproduces the reference
-  package's detections on the corpus (nudenet 3.4.2 from the package cache, run with
-  OpenCV as it ships);
+- with nudenet's own channel order (``CLIP_NUDENET_CHANNEL_ORDER=bgr``), this
+  re-implementation reproduces the reference package's detections on every corpus image
+  (nudenet 3.4.2 from the package cache, run with OpenCV as it ships): same classes, scores
+  within 0.01, boxes within 2 px; the one exposed-class detection it makes raises the score;
 - the channel order the model expects: RGB. nudenet 3.4.2 calls
   ``cv2.cvtColor(bgr, COLOR_RGBA2BGR)`` on a 3-channel image, which swaps R and B, then
   ``blobFromImage(swapRB=True)`` swaps back, so it feeds BGR; on the corpus RGB gives the
@@ -76,20 +77,40 @@ def reference_nudenet(real_models_dir: Path, tmp_path_factory: pytest.TempPathFa
     return NudeDetector(model_path=str(real_models_dir / "nudenet" / "320n.onnx"))
 
 
-@pytest.mark.parametrize("name", ["t1.jpg", "bus.jpg", "human-pose.jpeg", "biden.jpg", "obama2.jpg"])
-def test_reproduces_the_reference_package(runner: ClipNsfwRunner, reference_nudenet, name: str) -> None:
+@pytest.mark.parametrize("name", CORPUS_IMAGES)
+def test_bgr_reproduces_the_reference_package(runner: ClipNsfwRunner, reference_nudenet, name: str) -> None:
+    """With nudenet's channel order, every image of the corpus: the same classes, each score
+    within 0.01 and each box within 2 px of nudenet 3.4.2's (its boxes are xywh truncated to int)."""
     import cv2
 
     path = str(sample(name))
-    ref = reference_nudenet.detect(path)
+    ref = sorted(reference_nudenet.detect(path), key=lambda r: (r["class"], -r["score"]))
     rgb = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)  # the same decoder as the reference
-    ours = runner.nudenet.detect(rgb, channel_order="bgr")  # the order nudenet 3.4.2 feeds
-    assert len(ours) >= 1 and abs(len(ours) - len(ref)) <= 1
-    for d in ours:
-        match = [r for r in ref if r["class"] == d.label and abs(r["score"] - d.score) <= 0.01]
-        assert match, (d, ref)
-        x, y, w, h = match[0]["box"]
-        assert np.allclose(d.box, [x, y, x + w, y + h], atol=4), (d.box, match[0]["box"])
+    ours = sorted(runner.nudenet.detect(rgb, channel_order="bgr"), key=lambda d: (d.label, -d.score))
+    assert [d.label for d in ours] == [r["class"] for r in ref]
+    for d, r in zip(ours, ref, strict=True):
+        x, y, w, h = r["box"]
+        assert abs(d.score - r["score"]) <= 0.01, (d, r)
+        assert np.allclose(d.box, [x, y, x + w, y + h], atol=2), (d.box, r["box"])
+
+
+def test_the_nsfw_class_upstream_reports_on_the_corpus_raises_the_score(
+    real_models_dir: Path, reference_nudenet
+) -> None:
+    """The unsafe direction without unsafe media: the only exposed-class detection nudenet 3.4.2
+    makes on the shared corpus is MALE_GENITALIA_EXPOSED (0.29) on lin-manuel-miranda.png, a
+    clothed portrait. With ``CLIP_NUDENET_CHANNEL_ORDER=bgr`` the job's score is that detection
+    (below the 0.5 threshold: safe); with the default RGB the model makes no such detection."""
+    path = sample("lin-manuel-miranda.png")
+    ref = [r for r in reference_nudenet.detect(str(path)) if r["class"] in NSFW_CLASSES]
+    assert [r["class"] for r in ref] == ["MALE_GENITALIA_EXPOSED"]
+    settings = ClipNsfwSettings(core=CoreSettings(models_dir=real_models_dir), preload=["nudenet"])
+    upstream = ClipNsfwRunner(settings.model_copy(update={"nudenet_channel_order": "bgr"}))
+    nsfw = upstream.run("nsfw", path, {}, {}, lambda *_: None).nsfw
+    assert abs(nsfw.score - ref[0]["score"]) <= 0.01 and nsfw.label == "safe"
+    assert upstream.nudenet.model_version.endswith("+bgr")
+    default = ClipNsfwRunner(settings).run("nsfw", path, {}, {}, lambda *_: None).nsfw
+    assert default.score == 0.0
 
 
 def test_the_model_reads_rgb(runner: ClipNsfwRunner) -> None:
@@ -118,7 +139,8 @@ def test_resize_matches_opencv_inter_linear() -> None:
     img = np.asarray(Image.open(sample("bus.jpg")).convert("RGB"))
     ours = resize_bilinear(img, 320)
     ref = cv2.resize(img, (320, 320), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-    assert np.abs(ours - ref).max() <= 1.0
+    assert np.array_equal(ours, np.round(ours)) and np.abs(ours - ref).max() <= 1.0
+    assert (ours != ref).mean() < 0.15  # OpenCV's 11-bit fixed-point weights round a few differently
 
 
 def test_missing_weights_name_the_command(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ class ClipNsfwRunner(EngineRunner[Engine]):
             settings.arch_config,
             settings.device,
         )
-        self.nudenet = NudeNetEngine(settings.core.models_dir)
+        self.nudenet = NudeNetEngine(settings.core.models_dir, channel_order=settings.nudenet_channel_order)
         self.engines = {"open_clip": self.clip, "nudenet": self.nudenet}
         self._prompt_vectors: np.ndarray | None = None
 

@@ -24,6 +24,10 @@ class ClipNsfwSettings(ServiceSettings):
     #: NSFW engine when a request names none, and thresholds per engine.
     nsfw_engine: Literal["nudenet", "clip"] = "nudenet"
     nudenet_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Channel order NudeNet's model is fed: ``rgb``, the order it was trained in (ultralytics
+    #: YOLOv8), or ``bgr``, what the nudenet package feeds, for detections identical to
+    #: nudenet 3.4.2's (README: the measured difference).
+    nudenet_channel_order: Literal["rgb", "bgr"] = "rgb"
     clip_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     #: Engines loaded at start.
     preload: list[Literal["open_clip", "nudenet"]] = Field(default=["open_clip", "nudenet"])

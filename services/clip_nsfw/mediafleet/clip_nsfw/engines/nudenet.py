@@ -1,8 +1,15 @@
 """NudeNet 3.4 (320n) on ONNX Runtime, re-implemented from nudenet/nudenet.py without OpenCV.
 
 Pre-processing as ``nudenet._read_image``: pad the image at the right and bottom to a
-square, resize to 320 x 320, scale to [0, 1], channels in **RGB** order (nudenet reads
-BGR with cv2 and passes ``swapRB=True`` to ``blobFromImage``), NCHW float32. The model
+square, resize to 320 x 320 (bilinear, rounded to 8-bit levels as OpenCV's uint8 resize
+does), scale to [0, 1], NCHW float32, channels in **RGB** order by default
+(``CLIP_NUDENET_CHANNEL_ORDER``). nudenet 3.4.2 feeds BGR: it calls
+``cv2.cvtColor(bgr, COLOR_RGBA2BGR)`` on a 3-channel image, which swaps R and B, then
+``blobFromImage(swapRB=True)`` swaps back. The model is an ultralytics YOLOv8, trained on RGB
+(ultralytics converts its BGR reads to RGB), and on the shared corpus RGB gives the labels a
+person would where the two differ (services/clip_nsfw/README.md); ``bgr`` reproduces
+nudenet's own detections (classes identical, boxes within 2 px, scores within 0.01 on every
+image of the corpus: tests/test_nudenet_real.py). The model
 is a YOLOv8 detector: output (1, 4 + 18, 2100), rows of (cx, cy, w, h) in the 320 px
 input and 18 class scores. Post-processing as ``nudenet._postprocess``: keep rows whose
 best class score is >= 0.2, scale boxes back by the padded size / 320, non-maximum
@@ -29,8 +36,9 @@ INPUT = 320
 
 
 def resize_bilinear(image: np.ndarray, size: int) -> np.ndarray:
-    """(H, W, C) uint8 -> (size, size, C) float32 by OpenCV's INTER_LINEAR rule (half-pixel centres,
-    no antialiasing), as ``cv2.dnn.blobFromImage`` resizes for nudenet."""
+    """(H, W, C) uint8 -> (size, size, C) float32 holding whole values 0-255, by OpenCV's
+    INTER_LINEAR rule (half-pixel centres, no antialiasing, rounded to 8-bit levels), as
+    ``cv2.dnn.blobFromImage`` resizes for nudenet; within one level of OpenCV's fixed-point result."""
     h, w = image.shape[:2]
 
     def axis(n_src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -45,8 +53,8 @@ def resize_bilinear(image: np.ndarray, size: int) -> np.ndarray:
     img = image.astype(np.float32)
     top = img[y0][:, x0] * (1 - fx)[None, :, None] + img[y0][:, x1] * fx[None, :, None]
     bottom = img[y1][:, x0] * (1 - fx)[None, :, None] + img[y1][:, x1] * fx[None, :, None]
-    out: np.ndarray = top * (1 - fy)[:, None, None] + bottom * fy[:, None, None]
-    return out
+    out: np.ndarray = np.floor(top * (1 - fy)[:, None, None] + bottom * fy[:, None, None] + 0.5)
+    return out  # OpenCV resizes a uint8 image to uint8: values are whole 8-bit levels
 
 
 def preprocess(image: np.ndarray, channel_order: str = "rgb") -> tuple[np.ndarray, float]:
@@ -89,10 +97,11 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.45) -> list[int]:
 class NudeNetEngine(Engine):
     name = "nudenet"
 
-    def __init__(self, models_dir: Path, providers: list[str] | None = None):
+    def __init__(self, models_dir: Path, providers: list[str] | None = None, channel_order: str = "rgb"):
         super().__init__()
         self.models_dir = Path(models_dir)
         self.providers = providers
+        self.channel_order = channel_order
         self._session: ort.InferenceSession | None = None
         self._version = ""
 
@@ -112,12 +121,14 @@ class NudeNetEngine(Engine):
             p for p in ort.get_available_providers() if p in ("CUDAExecutionProvider", "CPUExecutionProvider")
         ]
         self._session = ort.InferenceSession(str(path), providers=providers)
-        self._version = sha256_of(path)[:12]
+        # the weights and the fed channel order (results differ between the two: the cache keeps them apart)
+        self._version = f"{sha256_of(path)[:12]}+{self.channel_order}"
 
-    def detect(self, image: np.ndarray, channel_order: str = "rgb") -> list[Detection]:
-        """Detections >= 0.2 (after NMS) on an RGB (H, W, 3) uint8 image, boxes xyxy in its pixels."""
+    def detect(self, image: np.ndarray, channel_order: str | None = None) -> list[Detection]:
+        """Detections >= 0.25 (after NMS) on an RGB (H, W, 3) uint8 image, boxes xyxy in its
+        pixels; ``channel_order`` the model is fed (``rgb``/``bgr``, default the engine's)."""
         self.load()
-        blob, scale = preprocess(image, channel_order)
+        blob, scale = preprocess(image, channel_order or self.channel_order)
         session = self._session
         if session is None:
             raise RuntimeError("the NudeNet model is not loaded")
