@@ -53,10 +53,12 @@ def run(cap: Capability, mode: str, burst: bool = False) -> None:
     from mediafleet.common.logging import configure_logging
     from mediafleet.common.observability import redis_check, serve_in_thread
     from mediafleet.common.queues import family_queues
+    from mediafleet.common.resources import apply_thread_limits
     from mediafleet.common.service_app import create_service_app
     from mediafleet.common.taskrun import Runtime
     from mediafleet.common.worker import ModelWorker, keep_status
 
+    threads = apply_thread_limits()  # before any engine imports its library (OpenMP reads it once)
     log = structlog.get_logger(f"mediafleet.{cap.name}")
     settings = cap.load_settings()
     configure_logging(settings.core.log_level, settings.core.log_format)
@@ -80,7 +82,7 @@ def run(cap: Capability, mode: str, burst: bool = False) -> None:
     ModelWorker.lease_s = settings.core.task_lease_s
     runtime = Runtime(capability=cap, runner=runner, redis=conn, media_dir=settings.core.media_dir)
     queues = family_queues(cap)
-    log.info("worker_started", capability=cap.name, queues=queues, models=runner.models())
+    log.info("worker_started", capability=cap.name, queues=queues, threads=threads, models=runner.models())
     work_until_done(lambda: ModelWorker(queues, connection=conn, runtime=runtime), conn, burst, log)
 
 

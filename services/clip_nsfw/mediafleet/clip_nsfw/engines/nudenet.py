@@ -120,7 +120,11 @@ class NudeNetEngine(Engine):
         providers = self.providers or [
             p for p in ort.get_available_providers() if p in ("CUDAExecutionProvider", "CPUExecutionProvider")
         ]
-        self._session = ort.InferenceSession(str(path), providers=providers)
+        from mediafleet.common.resources import cpu_limit
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = cpu_limit()  # ONNX Runtime's default: every host core
+        self._session = ort.InferenceSession(str(path), options, providers=providers)
         # the weights and the fed channel order (results differ between the two: the cache keeps them apart)
         self._version = f"{sha256_of(path)[:12]}+{self.channel_order}"
 

@@ -9,7 +9,6 @@ Calls are serialised on the engine's lock: one llama.cpp context decodes one req
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 from mediafleet.common.catalogue import require_files
 from mediafleet.common.engine import Engine
 from mediafleet.common.provision import sha256_of
+from mediafleet.common.resources import cpu_limit
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -36,7 +36,7 @@ class LlamaEngine(Engine):
         self.models_dir = Path(models_dir)
         self.catalogue_name = model
         self.n_ctx, self.n_gpu_layers, self.seed = n_ctx, n_gpu_layers, seed
-        self.n_threads = n_threads or min(os.cpu_count() or 1, 4)
+        self.n_threads = n_threads or min(cpu_limit(), 4)
         self._version = ""
         self._llama: Llama | None = None
         self._embedder: Llama | None = None

@@ -113,7 +113,10 @@ class RapidOcrEngine(OcrEngine):
                 f"the OCR model {model} is not installed ({', '.join(missing)} missing); run `{hint}`",
                 code="model_not_available",
             )
-        kwargs: dict[str, str | bool] = {key: str(path) for key, path in paths.items()}
+        from mediafleet.common.resources import cpu_limit
+
+        kwargs: dict[str, str | bool | int] = {key: str(path) for key, path in paths.items()}
+        kwargs["intra_op_num_threads"] = cpu_limit()  # ONNX Runtime's default: every host core
         if self.settings.use_cuda:
             kwargs.update(det_use_cuda=True, cls_use_cuda=True, rec_use_cuda=True)
         ocr = RapidOCR(**kwargs)

@@ -126,7 +126,9 @@ class UltralyticsPoseEngine(Engine):
         # PyTorch one did it too. Put it back after every load.
         import torch
 
-        torch.set_num_threads(self.threads or len(os.sched_getaffinity(0)))
+        from mediafleet.common.resources import cpu_limit
+
+        torch.set_num_threads(self.threads or cpu_limit())
 
     def predict_batch(
         self, images: list[np.ndarray], conf: float = 0.25, max_people: int = 100

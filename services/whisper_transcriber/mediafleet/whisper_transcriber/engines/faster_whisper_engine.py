@@ -18,6 +18,7 @@ from mediafleet.common.catalogue import require_files
 from mediafleet.common.engine import Engine
 from mediafleet.common.errors import BadRequest
 from mediafleet.common.provision import sha256_of
+from mediafleet.common.resources import cpu_limit
 
 
 class FasterWhisperEngine(Engine):
@@ -62,7 +63,7 @@ class FasterWhisperEngine(Engine):
             str(model_bin.parent),
             device=device,
             compute_type=compute,
-            cpu_threads=self.cpu_threads or min(os.cpu_count() or 1, 4),
+            cpu_threads=self.cpu_threads or min(cpu_limit(), 4),
             local_files_only=True,
         )
         self.device, self.compute_type = device, compute

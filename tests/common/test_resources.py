@@ -1,0 +1,62 @@
+"""CPU limit from the cgroup quota (what compose's ``cpus:`` writes), not the host's core count."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mediafleet.common.resources import THREAD_VARIABLES, apply_thread_limits, cgroup_quota, cpu_limit
+
+CORES = len(os.sched_getaffinity(0))
+
+
+def cgroup(tmp_path: Path, v2: str | None = None, v1: tuple[str, str] | None = None) -> Path:
+    if v2 is not None:
+        (tmp_path / "cpu.max").write_text(v2 + "\n")
+    if v1 is not None:
+        (tmp_path / "cpu").mkdir()
+        (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text(v1[0] + "\n")
+        (tmp_path / "cpu" / "cpu.cfs_period_us").write_text(v1[1] + "\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("v2", "v1", "quota"),
+    [
+        ("200000 100000", None, 2.0),  # cgroup v2, compose cpus: 2.0
+        ("50000 100000", None, 0.5),
+        ("max 100000", None, None),  # unlimited
+        (None, ("150000", "100000"), 1.5),  # cgroup v1
+        (None, ("-1", "100000"), None),
+        (None, None, None),  # no cgroup files: unknown
+        ("garbage", None, None),
+    ],
+)
+def test_quota(tmp_path: Path, v2: str | None, v1: tuple[str, str] | None, quota: float | None) -> None:
+    assert cgroup_quota(cgroup(tmp_path, v2, v1)) == quota
+
+
+def test_limit_is_the_quota_rounded_up_within_the_cores(tmp_path: Path) -> None:
+    for name in "abc":
+        (tmp_path / name).mkdir()
+    assert cpu_limit(cgroup(tmp_path / "a", "50000 100000")) == 1  # half a CPU still needs a thread
+    assert cpu_limit(cgroup(tmp_path / "b", "1000000 100000")) == CORES  # a quota above the cores
+    assert cpu_limit(cgroup(tmp_path / "c", "max 100000")) == CORES
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_thread_variables_follow_the_limit_unless_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the operator's own value wins
+    root = cgroup(tmp_path, "100000 100000")
+    assert apply_thread_limits(root) == 1
+    assert os.environ["OMP_NUM_THREADS"] == "3"
+    assert all(os.environ[name] == "1" for name in THREAD_VARIABLES if name != "OMP_NUM_THREADS")
