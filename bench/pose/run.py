@@ -1,6 +1,7 @@
 """Pose benchmark: YOLO11n-pose on PyTorch (.pt) and on ONNX Runtime (its ultralytics export), side by side.
 
-Per runtime, in one process, one runtime after the other:
+Per thread count (``--threads 1,2``: both runtimes get the same, PyTorch's intra-op threads
+and ONNX Runtime's), and per runtime, in one process, one after the other:
 - latency per image at batch 1 (``engine.predict`` on a decoded RGB array: letterbox,
   inference, NMS, keypoint decoding), p50/p95 over ``--runs`` runs per image after one
   warm-up, on the corpus's pose images (``../shared/media``), and the ratio pt/onnx;
@@ -48,6 +49,43 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
+def measure(runner: PoseRunner, images: dict, runs: int, batches: list[int]) -> dict:
+    """Per runtime: p50/p95 per image at batch 1, the median of the p50s and of the p95s, and
+    images/s at each batch size."""
+    report: dict = {}
+    for runtime in ("pt", "onnx"):
+        engine = runner.engines[runtime]
+        per_image = {}
+        for name, im in images.items():
+            engine.predict(im)  # warm-up
+            times = []
+            for _ in range(runs):
+                t = time.perf_counter()
+                people = len(engine.predict(im).people)
+                times.append((time.perf_counter() - t) * 1000)
+            per_image[name] = {
+                "p50": statistics.median(times),
+                "p95": percentile(times, 0.95),
+                "people": people,
+            }
+        throughput = {}
+        for b in batches:
+            batch = [list(images.values())[i % len(images)] for i in range(b)]
+            engine.predict_batch(batch)
+            n_rounds = max(2, runs // b)
+            t = time.perf_counter()
+            for _ in range(n_rounds):
+                engine.predict_batch(batch)
+            throughput[b] = b * n_rounds / (time.perf_counter() - t)
+        report[runtime] = {
+            "images": per_image,
+            "p50": statistics.median(v["p50"] for v in per_image.values()),
+            "p95": statistics.median(v["p95"] for v in per_image.values()),
+            "throughput_ips": throughput,
+        }
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
@@ -60,70 +98,61 @@ def main() -> int:
     parser.add_argument("--batches", default="1,4,8")
     parser.add_argument(
         "--threads",
-        type=int,
-        default=0,
-        help="PyTorch CPU threads (POSE_THREADS; 0: every core, 1: ultralytics' choice on 2 cores)",
+        default="1,2",
+        help="thread counts to compare, each given to both runtimes (POSE_THREADS; 0: the CPU limit)",
     )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     images = {n: load_rgb(args.media / n) for n in IMAGES if (args.media / n).is_file()}
-    runner = PoseRunner(
-        PoseSettings(
-            core=CoreSettings(models_dir=args.models_dir), preload=["onnx", "pt"], threads=args.threads
-        )
-    )
-    runner.preload()
-    if runner.ready():
-        print(f"bench/pose: {runner.ready()}", file=sys.stderr)
-        return 1
+    batches = [int(x) for x in args.batches.split(",")]
     import torch
 
-    print(
-        f"bench/pose: {len(images)} images, {args.runs} runs each, torch threads {torch.get_num_threads()}, "
-        f"cpu count {os.cpu_count()}"
-    )
-    report: dict = {"latency_ms": {}, "throughput_ips": {}}
-    for runtime in ("pt", "onnx"):
-        engine = runner.engines[runtime]
-        per_image = {}
-        for name, im in images.items():
-            engine.predict(im)  # warm-up
-            times = []
-            for _ in range(args.runs):
-                t = time.perf_counter()
-                people = len(engine.predict(im).people)
-                times.append((time.perf_counter() - t) * 1000)
-            per_image[name] = {
-                "p50": statistics.median(times),
-                "p95": percentile(times, 0.95),
-                "people": people,
-            }
-        every = [v["p50"] for v in per_image.values()]
-        report["latency_ms"][runtime] = {"images": per_image, "p50_of_p50": statistics.median(every)}
-        for b in (int(x) for x in args.batches.split(",")):
-            batch = [list(images.values())[i % len(images)] for i in range(b)]
-            engine.predict_batch(batch)
-            n_rounds = max(2, args.runs // b)
-            t = time.perf_counter()
-            for _ in range(n_rounds):
-                engine.predict_batch(batch)
-            report["throughput_ips"].setdefault(runtime, {})[b] = b * n_rounds / (time.perf_counter() - t)
+    from mediafleet.common.resources import cpu_limit
 
-    print(f"\n{'image':<24}{'people':>7}  {'pt p50/p95 ms':>16}  {'onnx p50/p95 ms':>16}  {'pt/onnx':>8}")
-    for name in images:
-        pt = report["latency_ms"]["pt"]["images"][name]
-        ox = report["latency_ms"]["onnx"]["images"][name]
-        print(
-            f"{name:<24}{ox['people']:>7}  {pt['p50']:>7.1f}/{pt['p95']:>7.1f}  "
-            f"{ox['p50']:>7.1f}/{ox['p95']:>7.1f}  {pt['p50'] / ox['p50']:>7.2f}x"
+    print(
+        f"bench/pose: {len(images)} images, {args.runs} runs each, CPU limit {cpu_limit()}, cpu count {os.cpu_count()}"
+    )
+    report: dict = {}
+    for threads in (int(x) for x in args.threads.split(",")):
+        runner = PoseRunner(
+            PoseSettings(
+                core=CoreSettings(models_dir=args.models_dir), preload=["onnx", "pt"], threads=threads
+            )
         )
-    pt_all, ox_all = report["latency_ms"]["pt"]["p50_of_p50"], report["latency_ms"]["onnx"]["p50_of_p50"]
-    print(f"{'median of p50':<24}{'':>7}  {pt_all:>16.1f}  {ox_all:>16.1f}  {pt_all / ox_all:>7.2f}x")
-    print(f"\n{'batch':<8}{'pt images/s':>12}{'onnx images/s':>15}{'onnx/pt':>9}")
-    for b, pt in report["throughput_ips"]["pt"].items():
-        ox = report["throughput_ips"]["onnx"][b]
-        print(f"{b:<8}{pt:>12.1f}{ox:>15.1f}{ox / pt:>8.2f}x")
+        runner.preload()
+        if runner.ready():
+            print(f"bench/pose: {runner.ready()}", file=sys.stderr)
+            return 1
+        onnx_threads = runner.engines["onnx"].onnx_threads()  # type: ignore[attr-defined]
+        print(
+            f"# threads {threads}: torch {torch.get_num_threads()}, onnxruntime intra-op {onnx_threads}",
+            flush=True,
+        )
+        report[threads] = measure(runner, images, args.runs, batches)
+        pt, ox = report[threads]["pt"], report[threads]["onnx"]
+        print(f"\n{'image':<24}{'people':>7}  {'pt p50/p95 ms':>16}  {'onnx p50/p95 ms':>16}  {'pt/onnx':>8}")
+        for name in images:
+            a, b = pt["images"][name], ox["images"][name]
+            print(
+                f"{name:<24}{b['people']:>7}  {a['p50']:>7.1f}/{a['p95']:>7.1f}  "
+                f"{b['p50']:>7.1f}/{b['p95']:>7.1f}  {a['p50'] / b['p50']:>7.2f}x"
+            )
+        print(flush=True)
+
+    print("| threads (both runtimes) | .pt p50 / p95 | ONNX p50 / p95 | pt/onnx (p50) | batch "
+          + " / ".join(map(str, batches)) + " images/s, pt | onnx |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for threads, r in report.items():
+        pt, ox = r["pt"], r["onnx"]
+        faster = "ONNX faster" if pt["p50"] > ox["p50"] else "PyTorch faster"
+        tp = " / ".join(f"{pt['throughput_ips'][b]:.1f}" for b in batches)
+        to = " / ".join(f"{ox['throughput_ips'][b]:.1f}" for b in batches)
+        print(
+            f"| {threads} | {pt['p50']:.1f} / {pt['p95']:.1f} ms | {ox['p50']:.1f} / {ox['p95']:.1f} ms | "
+            f"{pt['p50'] / ox['p50']:.2f}x ({faster}) | {tp} | {to} |"
+        )
+    print("(p50 / p95: median over the images of each image's p50 / p95)")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0

@@ -15,6 +15,9 @@ from mediafleet.pose_estimation.engines.ultralytics import UltralyticsPoseEngine
 from mediafleet.pose_estimation.settings import PoseSettings
 
 log = structlog.get_logger("mediafleet.pose")
+#: ``auto`` picks ONNX Runtime at this many threads or fewer: bench/pose on 2 cores measured the
+#: static ONNX export faster than PyTorch at 1 thread and slower at 2 (README, 2026-12-06).
+AUTO_ONNX_MAX_THREADS = 1
 
 
 class PoseRunner(EngineRunner[UltralyticsPoseEngine]):
@@ -33,22 +36,39 @@ class PoseRunner(EngineRunner[UltralyticsPoseEngine]):
             for runtime in ("onnx", "pt")
         }
 
+    def default_runtime(self) -> str:
+        """``POSE_DEFAULT_RUNTIME``; ``auto``: ``onnx`` when the engines get at most
+        :data:`AUTO_ONNX_MAX_THREADS` threads and its export is installed, else ``pt``."""
+        if self.settings.default_runtime != "auto":
+            return self.settings.default_runtime
+        onnx = self.engines["onnx"]
+        if onnx.threads_used > AUTO_ONNX_MAX_THREADS:
+            return "pt"
+        from mediafleet.common.catalogue import catalogue, missing_files
+
+        entry = catalogue().get(f"{self.settings.model}-onnx")
+        installed = onnx.loaded or (
+            entry is not None and not missing_files(entry, self.settings.core.models_dir)
+        )
+        return "onnx" if installed else "pt"
+
     def preload_names(self) -> list[str]:
-        """``POSE_PRELOAD``; a missing model leaves ``/readyz`` at 503 naming the command (EngineRunner)."""
-        return list(self.settings.preload)
+        """``POSE_PRELOAD`` (default: the default runtime); a missing model leaves ``/readyz`` at
+        503 naming the command (EngineRunner)."""
+        return list(self.settings.preload) if self.settings.preload is not None else [self.default_runtime()]
 
     def task_engines(self, task: str) -> list[str]:
-        return [self.settings.default_runtime]
+        return [self.default_runtime()]
 
     def models(self) -> dict[str, Any]:
         data = [{**engine.info(), "runtime": runtime} for runtime, engine in self.engines.items()]
-        return {"default_runtime": self.settings.default_runtime, "data": data}
+        return {"default_runtime": self.default_runtime(), "data": data}
 
     def resolved_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
         """``options`` (valid ``PoseOptions``, checked by the pipeline) with the service's
         runtime when none is named."""
         opts = PoseOptions.model_construct(**(options or {}))
-        return {**opts.model_dump(mode="json"), "runtime": opts.runtime or self.settings.default_runtime}
+        return {**opts.model_dump(mode="json"), "runtime": opts.runtime or self.default_runtime()}
 
     def default_options(self, task: str) -> dict[str, Any]:
         return self.resolved_options({})

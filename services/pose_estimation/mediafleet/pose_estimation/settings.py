@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -16,11 +17,13 @@ class PoseSettings(ServiceSettings):
 
     #: Catalogue name of the PyTorch checkpoint; its ONNX export is ``<model>-onnx``.
     model: str = "yolo11n-pose"
-    #: Runtime used when a request names none. PyTorch on every core: bench/pose measured it
-    #: 1.26x faster than the static 640x640 ONNX export at batch 1 on 2 cores (README).
-    default_runtime: Runtime = "pt"
-    #: Runtimes loaded at start (``POSE_PRELOAD='["pt","onnx"]'``); others load on first use.
-    preload: list[Runtime] = Field(default=["pt"])
+    #: Runtime used when a request names none. ``auto``: by the threads the engines get
+    #: (POSE_THREADS, else the CPU limit), from bench/pose (README): ONNX Runtime at
+    #: runner.AUTO_ONNX_MAX_THREADS threads or fewer when its export is installed, else PyTorch.
+    default_runtime: Runtime | Literal["auto"] = "auto"
+    #: Runtimes loaded at start (``POSE_PRELOAD='["pt","onnx"]'``; unset: the default runtime);
+    #: others load on first use.
+    preload: list[Runtime] | None = None
     #: Network input size in pixels (the exported ONNX is fixed at this size).
     imgsz: int = Field(default=640, ge=32, le=1920)
     #: Images are decoded with their longer side at most this many pixels (then between half

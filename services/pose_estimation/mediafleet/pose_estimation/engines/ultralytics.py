@@ -126,9 +126,36 @@ class UltralyticsPoseEngine(Engine):
         # PyTorch one did it too. Put it back after every load.
         import torch
 
+        torch.set_num_threads(self.threads_used)
+        if self.runtime == "onnx":
+            self._onnx_threads(path)
+
+    @property
+    def threads_used(self) -> int:
+        """CPU threads of both runtimes: ``POSE_THREADS``, else the process's CPU limit."""
         from mediafleet.common.resources import cpu_limit
 
-        torch.set_num_threads(self.threads or cpu_limit())
+        return self.threads or cpu_limit()
+
+    def _onnx_threads(self, path: Path) -> None:
+        """ultralytics builds its ONNX Runtime session without options, so ORT takes every
+        physical core of the host (0 = its default); rebuild it with the threads PyTorch gets,
+        on the providers ultralytics chose (CPU: no IO binding to carry over)."""
+        backend = getattr(getattr(getattr(self._yolo, "predictor", None), "model", None), "backend", None)
+        session = getattr(backend, "session", None)
+        if backend is None or session is None or getattr(backend, "use_io_binding", False):
+            return
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads_used
+        backend.session = ort.InferenceSession(str(path), options, providers=session.get_providers())
+
+    def onnx_threads(self) -> int | None:
+        """Intra-op threads of the ONNX Runtime session (None before loading or for PyTorch)."""
+        backend = getattr(getattr(getattr(self._yolo, "predictor", None), "model", None), "backend", None)
+        session = getattr(backend, "session", None)
+        return None if session is None else int(session.get_session_options().intra_op_num_threads)
 
     def predict_batch(
         self, images: list[np.ndarray], conf: float = 0.25, max_people: int = 100
