@@ -7,6 +7,8 @@ Per detector (``mtcnn``, ``dlib_hog``; embedder ``dlib``):
   same-person and the highest different-person similarity (the margin around it);
 - detection ms per image (p50/p95 over ``--runs`` runs after a warm-up) and embedding ms
   per face; face counts on the count images (t1 6, obama 1, zidane 2, view 0);
+- recall by count over those images and the identity images (one face each), and faces found
+  beyond the expected count;
 - the ratio of the two detectors' p50 detection times.
 
     python bench/faces/run.py [--runs 3] [--media ../shared/media] [--models-dir DIR] [--json out.json]
@@ -41,6 +43,17 @@ COUNTS = {"t1.jpg": 6, "obama.jpg": 1, "zidane.jpg": 2, "view.jpg": 0}
 
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
+
+
+def recall(counts: dict[str, int]) -> dict[str, float | int]:
+    """Face recall by count (no box ground truth in the manifest): per image min(found, expected)
+    summed over the count images and the identity images (one face each), over the faces
+    expected; ``extra``: faces found beyond the expected count."""
+    expected = {**{n: 1 for n in IDENTITIES}, **COUNTS}
+    found = sum(min(counts[n], k) for n, k in expected.items())
+    extra = sum(max(counts[n] - k, 0) for n, k in expected.items())
+    total = sum(expected.values())
+    return {"found": found, "expected": total, "recall": found / total, "extra": extra}
 
 
 def main() -> int:
@@ -87,6 +100,7 @@ def main() -> int:
             "detect_ms_p50": pct(det_ms, 50), "detect_ms_p95": pct(det_ms, 95),
             "embed_ms_per_face_p50": pct(emb_ms, 50), "embed_ms_per_face_p95": pct(emb_ms, 95),
             "counts": {n: counts[n] for n in COUNTS}, "counts_expected": COUNTS,
+            **recall(counts),
         }  # fmt: skip
     print(f"faces on {len(images)} corpus images, {args.runs} runs each, threshold cosine {threshold} (dlib)")
     print(f"{'detector':<10} {'pairs':>5} {'accuracy':>8} {'min same':>9} {'max diff':>9} "
@@ -95,6 +109,9 @@ def main() -> int:
         print(f"{det:<10} {r['pairs']:>5} {r['accuracy']:>8.3f} {r['min_same']:>9.3f} {r['max_different']:>9.3f} "
               f"{r['detect_ms_p50']:>8.0f} / {r['detect_ms_p95']:<7.0f} {r['embed_ms_per_face_p50']:>18.1f}  "
               f"{[r['counts'][n] for n in COUNTS]} (expected {list(COUNTS.values())})")  # fmt: skip
+    for det, r in report.items():
+        print(f"{det:<10} recall {r['found']}/{r['expected']} = {r['recall']:.3f}, extra faces {r['extra']} "
+              "(count images + one face per identity image)")  # fmt: skip
     ratio = report["dlib_hog"]["detect_ms_p50"] / report["mtcnn"]["detect_ms_p50"]
     print(f"detection p50 dlib_hog / mtcnn: {ratio:.2f}x")
     if args.json:
