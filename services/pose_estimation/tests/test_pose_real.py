@@ -305,26 +305,8 @@ def test_an_onnx_request_leaves_pytorch_s_threads_alone(real_models_dir: Path) -
     assert one.engines["onnx"].onnx_threads() == 1
 
 
-def test_auto_runtime_follows_the_thread_count(real_models_dir: Path, tmp_path: Path) -> None:
-    """``auto``: ONNX Runtime at 1 thread (bench/pose: faster there), PyTorch above; PyTorch
-    when the ONNX export is not installed. Without POSE_PRELOAD the default runtime preloads."""
-    from mediafleet.pose_estimation.runner import AUTO_ONNX_MAX_THREADS
-
-    def runner(threads: int, models: Path = real_models_dir) -> PoseRunner:
-        return PoseRunner(PoseSettings(core=CoreSettings(models_dir=models), threads=threads))
-
-    assert AUTO_ONNX_MAX_THREADS == 1
-    one, two = runner(1), runner(2)
-    assert (one.default_runtime(), one.preload_names(), one.default_options("pose")["runtime"]) == (
-        "onnx", ["onnx"], "onnx"
-    )  # fmt: skip
-    assert (two.default_runtime(), two.preload_names()) == ("pt", ["pt"])
-    (tmp_path / "ultralytics").mkdir()
-    (tmp_path / "ultralytics" / "yolo11n-pose.pt").symlink_to(
-        real_models_dir / "ultralytics" / "yolo11n-pose.pt"
-    )
-    assert runner(1, tmp_path).default_runtime() == "pt"
-    forced = PoseRunner(
-        PoseSettings(core=CoreSettings(models_dir=real_models_dir), threads=1, default_runtime="pt")
-    )
-    assert forced.default_runtime() == "pt"
+def test_the_default_runtime_preloads_unless_told_otherwise(real_models_dir: Path) -> None:
+    runner = PoseRunner(PoseSettings(core=CoreSettings(models_dir=real_models_dir)))
+    assert (runner.default_runtime(), runner.preload_names()) == ("pt", ["pt"])
+    onnx = PoseRunner(PoseSettings(core=CoreSettings(models_dir=real_models_dir), default_runtime="onnx"))
+    assert onnx.preload_names() == ["onnx"] and onnx.default_options("pose")["runtime"] == "onnx"

@@ -15,9 +15,6 @@ from mediafleet.pose_estimation.engines.ultralytics import UltralyticsPoseEngine
 from mediafleet.pose_estimation.settings import PoseSettings
 
 log = structlog.get_logger("mediafleet.pose")
-#: ``auto`` picks ONNX Runtime at this many threads or fewer: bench/pose on 2 cores measured the
-#: static ONNX export faster than PyTorch at 1 thread and slower at 2 (README, 2026-12-06).
-AUTO_ONNX_MAX_THREADS = 1
 
 
 class PoseRunner(EngineRunner[UltralyticsPoseEngine]):
@@ -37,20 +34,8 @@ class PoseRunner(EngineRunner[UltralyticsPoseEngine]):
         }
 
     def default_runtime(self) -> str:
-        """``POSE_DEFAULT_RUNTIME``; ``auto``: ``onnx`` when the engines get at most
-        :data:`AUTO_ONNX_MAX_THREADS` threads and its export is installed, else ``pt``."""
-        if self.settings.default_runtime != "auto":
-            return self.settings.default_runtime
-        onnx = self.engines["onnx"]
-        if onnx.threads_used > AUTO_ONNX_MAX_THREADS:
-            return "pt"
-        from mediafleet.common.catalogue import catalogue, missing_files
-
-        entry = catalogue().get(f"{self.settings.model}-onnx")
-        installed = onnx.loaded or (
-            entry is not None and not missing_files(entry, self.settings.core.models_dir)
-        )
-        return "onnx" if installed else "pt"
+        """``POSE_DEFAULT_RUNTIME``."""
+        return self.settings.default_runtime
 
     def preload_names(self) -> list[str]:
         """``POSE_PRELOAD`` (default: the default runtime); a missing model leaves ``/readyz`` at

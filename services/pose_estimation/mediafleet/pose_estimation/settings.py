@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -17,10 +16,10 @@ class PoseSettings(ServiceSettings):
 
     #: Catalogue name of the PyTorch checkpoint; its ONNX export is ``<model>-onnx``.
     model: str = "yolo11n-pose"
-    #: Runtime used when a request names none. ``auto``: by the threads the engines get
-    #: (POSE_THREADS, else the CPU limit), from bench/pose (README): ONNX Runtime at
-    #: runner.AUTO_ONNX_MAX_THREADS threads or fewer when its export is installed, else PyTorch.
-    default_runtime: Runtime | Literal["auto"] = "auto"
+    #: Runtime used when a request names none. PyTorch: with the same threads for both
+    #: runtimes bench/pose measured it faster than the static 640x640 ONNX export at 1 thread
+    #: (0.84x the time) and at 2 (0.79x) on 2 cores (README, 2026-12-06).
+    default_runtime: Runtime = "pt"
     #: Runtimes loaded at start (``POSE_PRELOAD='["pt","onnx"]'``; unset: the default runtime);
     #: others load on first use.
     preload: list[Runtime] | None = None
