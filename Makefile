@@ -20,7 +20,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
 
-.PHONY: env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-asr bench-llm bench-vector-db bench-batch bench-cache bench-load new-service sync-demo sync-dev system-deps images certs \
+.PHONY: env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-contention bench-asr bench-llm bench-vector-db bench-batch bench-cache bench-load new-service sync-demo sync-dev system-deps images certs \
         run-core-services run-ai-services stop ps logs compose limits fleet-ca test-compose clean ui ui-test ui-api
 
 help:  ## list targets
@@ -89,6 +89,9 @@ bench-pose: sync-dev test-models  ## YOLO11n-pose on PyTorch vs ONNX Runtime (re
 
 bench-faces: sync-dev test-models  ## MTCNN vs dlib HOG (real weights): verification accuracy on the corpus pairs, ms per image and per face
 	$(VENV)/bin/python bench/faces/run.py --runs 3 --models-dir $(TEST_MODELS_DIR)
+
+bench-contention: sync-dev test-models  ## each engine's p50 alone and beside another worker (shared cores): the slowdown
+	$(VENV)/bin/python bench/contention/run.py
 
 bench-asr: sync-dev test-models  ## Whisper base (real weights): RTF per compute type, peak RSS on 1 vs 10 minutes of speech, vs a plain faster-whisper call
 	$(VENV)/bin/python bench/asr/run.py --models-dir $(TEST_MODELS_DIR)
