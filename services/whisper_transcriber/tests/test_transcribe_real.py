@@ -146,6 +146,32 @@ def test_code_switched_audio_returns_both_languages(runner: WhisperRunner, real_
     assert {s.language for s in once.segments} == {"en"}
 
 
+def test_a_window_s_language_is_detected_on_its_decoding_encoder_pass(
+    runner: WhisperRunner, real_models_dir: Path
+) -> None:
+    """faster-whisper's transcribe without a language runs the encoder twice on a window's
+    first 30 s (once to detect, once to decode); the engine detects on the pass it decodes
+    with: one pass fewer per window, the same text and language."""
+    from faster_whisper import WhisperModel
+    from faster_whisper.audio import decode_audio
+
+    audio = decode_audio(str(sample("jfk.flac")))
+    plain = WhisperModel(str(real_models_dir / "whisper/base"), device="cpu", compute_type="int8")
+    passes = []
+    encode = plain.encode
+    plain.encode = lambda features: passes.append(1) or encode(features)
+    segments, info = plain.transcribe(audio, beam_size=5, vad_filter=False)
+    plain_text = " ".join(s.text for s in segments)
+    before = runner.engine.encoder_runs
+    ours, our_info = runner.engine.decode(audio, beam_size=5)
+    assert (len(passes), runner.engine.encoder_runs - before) == (2, 1)
+    assert " ".join(s.text for s in ours) == plain_text and our_info.language == info.language == "en"
+    assert abs(our_info.language_probability - info.language_probability) < 0.02
+    result = run(runner, sample("multilingual.mp3"))  # each window still in its own language
+    assert {s.language for s in result.segments} == {"en", "de"}
+    assert all(0.5 < (s.language_probability or 0) <= 1 for s in result.segments)
+
+
 def test_hotwords_and_prompt(runner: WhisperRunner) -> None:
     plain = run(runner, sample("hotwords.mp3"))
     assert "comfyui" not in norm(plain.text)  # measured: "confu i"
