@@ -8,9 +8,11 @@ in one invocation:
   (``multilingual.mp3`` once and ten times), beam 5: RTF (processing s / audio s), peak
   RSS, segments, WER of jfk.flac;
 - faster-whisper's own ``transcribe(path)`` (whole file decoded into memory, one language)
-  on the same files at int8: the baseline of the memory claim;
-- ratios: RSS 10 min / 1 min (flat memory means ~1.0), RTF float32 / int8, and the plain
-  call's RSS over the runner's at 10 minutes.
+  on the same files at int8: the baseline of the memory claim; and at 10 minutes with
+  ``multilingual=True`` (its language detection per 30-s segment), the like-for-like
+  baseline of the runner's language per window;
+- ratios: RSS 10 min / 1 min (flat memory means ~1.0), RTF float32 / int8, the plain
+  call's RSS over the runner's at 10 minutes, and the runner's RTF over each plain call's.
 
     python bench/asr/run.py [--media ../shared/media] [--models-dir DIR] [--compute int8 float32] [--json out.json]
 """
@@ -53,10 +55,11 @@ else:
     m = WhisperModel(str(Path(models) / "whisper/base"), device="cpu", compute_type=compute, local_files_only=True)
     load_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    segs, info = m.transcribe(path, beam_size=5)
+    segs, info = m.transcribe(path, beam_size=5, multilingual=mode == "plain-ml")
     segs = list(segs)
     seconds, duration, n = time.perf_counter() - t1, info.duration, len(segs)
-    text, langs = " ".join(s.text for s in segs), [info.language]
+    text = " ".join(s.text for s in segs)
+    langs = sorted({getattr(s, "language", None) or info.language for s in segs}) or [info.language]
 print(json.dumps({"load_s": load_s, "seconds": seconds, "duration": duration, "rss_mib": hwm(),
                   "segments": n, "languages": langs, "text": text}))
 """
@@ -105,9 +108,11 @@ def main() -> int:
         }
         plan = [("runner", c, label) for c in args.compute for label in files]
         plan += [("faster-whisper call", "int8", label) for label in files]
+        plan += [("faster-whisper multilingual", "int8", "10 min")]
         for mode, compute, label in plan:
             started = time.perf_counter()
-            r = child("runner" if mode == "runner" else "plain", compute, files[label], args.models_dir)
+            kind = {"runner": "runner", "faster-whisper call": "plain"}.get(mode, "plain-ml")
+            r = child(kind, compute, files[label], args.models_dir)
             rows.append(
                 {
                     "mode": mode,
@@ -118,7 +123,7 @@ def main() -> int:
                 }
             )
             print(
-                f"  {mode:20s} {compute:8s} {label:6s} RTF {r['seconds'] / r['duration']:.3f}  "
+                f"  {mode:27s} {compute:8s} {label:6s} RTF {r['seconds'] / r['duration']:.3f}  "
                 f"peak RSS {r['rss_mib']:.0f} MiB  {r['segments']} segments  languages {r['languages']}",
                 flush=True,
             )
@@ -128,11 +133,11 @@ def main() -> int:
 
     print("\nspeech on multilingual.mp3 (59.9 s, English then German) x1 and x10, beam 5, CPU")
     print(
-        f"{'mode':20s} {'compute':8s} {'audio':6s} {'RTF':>6s} {'peak RSS MiB':>13s} {'segments':>9s}  languages"
+        f"{'mode':27s} {'compute':8s} {'audio':6s} {'RTF':>6s} {'peak RSS MiB':>13s} {'segments':>9s}  languages"
     )
     for r in rows:
         print(
-            f"{r['mode']:20s} {r['compute']:8s} {r['audio']:6s} {r['seconds'] / r['duration']:6.3f} "
+            f"{r['mode']:27s} {r['compute']:8s} {r['audio']:6s} {r['seconds'] / r['duration']:6.3f} "
             f"{r['rss_mib']:13.0f} {r['segments']:9d}  {','.join(r['languages'])}"
         )
     print()
@@ -146,6 +151,15 @@ def main() -> int:
         )
     plain, ours = get("faster-whisper call", "int8", "10 min"), get("runner", "int8", "10 min")
     print(f"peak RSS faster-whisper call / runner (10 min, int8): {plain['rss_mib'] / ours['rss_mib']:.2f}x")
+    ml = get("faster-whisper multilingual", "int8", "10 min")
+
+    def rtf(r: dict) -> float:
+        return float(r["seconds"] / r["duration"])
+
+    print(
+        f"RTF runner / faster-whisper call (10 min, int8): {rtf(ours) / rtf(plain):.2f}x; "
+        f"runner / faster-whisper multilingual=True (language per 30-s segment): {rtf(ours) / rtf(ml):.2f}x"
+    )
     pa = get("faster-whisper call", "int8", "1 min")
     print(f"faster-whisper call: peak RSS 10 min / 1 min = {plain['rss_mib'] / pa['rss_mib']:.2f}x")
     if args.json:

@@ -99,15 +99,17 @@ def run_child(label: str, media: Path, models: Path, mode: str, runs: int) -> su
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "YOLO_OFFLINE": "1", "MEDIAFLEET_LOG_LEVEL": "WARNING"}
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, label, str(media), str(models), mode, str(runs)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE if mode == "measure" else subprocess.DEVNULL, text=True,
+        env=env,
     )  # fmt: skip
 
 
 def measure(label: str, media: Path, models: Path, runs: int) -> dict[str, float]:
     proc = run_child(label, media, models, "measure", runs)
-    out, _ = proc.communicate()
+    out, err = proc.communicate()
     if proc.returncode != 0:
-        raise SystemExit(f"bench/contention: {label} failed (exit {proc.returncode}); run make test-models")
+        tail = ["\n".join((err or "").strip().splitlines()[-25:]) or "no message"]
+        raise SystemExit(f"bench/contention: {label} failed (exit {proc.returncode}): {tail[0]}")
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return result
 
@@ -140,7 +142,10 @@ def main() -> int:
         )
         try:
             assert neighbour.stdout is not None
-            if neighbour.stdout.readline().strip() != "ready":
+            for line in neighbour.stdout:  # its libraries may log to stdout first
+                if line.strip() == "ready":
+                    break
+            else:
                 raise SystemExit(f"bench/contention: the neighbour {args.neighbour} did not start")
             time.sleep(1.0)
             beside = measure(label, media, args.models_dir, args.runs)

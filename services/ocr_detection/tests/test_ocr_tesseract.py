@@ -92,3 +92,18 @@ def test_a_page_over_the_time_limit_fails_once_with_a_clear_code(tmp_path: Path)
     with pytest.raises(BadRequest) as err:
         slow.analyze(sample("english.png"), {"engine": "tesseract"})
     assert err.value.code == "ocr_timeout" and "gave up" in err.value.message
+
+
+def test_tsv_rows_become_columns() -> None:
+    """Tesseract's TSV: a block row without text (its last field empty) and two words."""
+    from mediafleet.ocr_detection.engines.tesseract import parse_tsv
+
+    tsv = (
+        "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n"
+        "2\t1\t1\t0\t0\t0\t36\t92\t544\t30\t-1\t\n"
+        "5\t1\t1\t1\t1\t1\t36\t92\t60\t30\t96.5\tThis\n"
+        "5\t1\t1\t1\t1\t2\t100\t92\t20\t30\t91\tis\n"
+    )
+    data = parse_tsv(tsv)
+    assert data["text"] == ["", "This", "is"] and data["conf"] == [-1.0, 96.5, 91.0] and data["left"][2] == 100
+    assert [text for _, text, _ in group_lines(data)] == ["This is"]

@@ -41,6 +41,9 @@ class TesseractSettings(BaseModel):
     cmd: str | None = None
     #: One image's limit in seconds: a job over it fails with ``ocr_timeout`` (no retry).
     timeout_s: float = Field(default=120.0, gt=0)
+    #: Tesseract's OpenMP threads (OMP_THREAD_LIMIT of its process). 1: with more, it slowed
+    #: from 0.4 s to over 120 s per page beside another busy worker (bench/contention).
+    threads: int = Field(default=1, ge=1, le=64)
 
 
 class OcrSettings(ServiceSettings):

@@ -1,4 +1,4 @@
-"""Tesseract 5 (LSTM) through pytesseract, for documents in the languages whose trained data is installed.
+"""Tesseract 5 (LSTM) for documents in the languages whose trained data is installed.
 
 The binary and its trained data come from Debian's packages (``tesseract-ocr`` and
 ``tesseract-ocr-<code>``: the OCR image installs those of ``TESSERACT_LANGS``,
@@ -16,16 +16,21 @@ a line's score is the mean of its words' confidences (0-100) divided by 100.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import structlog
 
 from mediafleet.common.errors import BadRequest, EngineError
 from mediafleet.ocr_detection.engines.base import OcrEngine, RawLine
 from mediafleet.ocr_detection.languages import TESSERACT_CODES, script_of
 from mediafleet.ocr_detection.settings import TesseractSettings
 
+log = structlog.get_logger("mediafleet.ocr.tesseract")
 PSM = {"document": 3, "scene": 11}
 #: Scripts written without spaces between words: Tesseract's "words" there are joined as they are.
 _NO_SPACE = {"CJK", "HIRAGANA", "KATAKANA", "THAI"}
@@ -74,24 +79,60 @@ class TesseractEngine(OcrEngine):
             )
 
     def _recognise(self, image: np.ndarray, options: dict[str, Any]) -> list[RawLine]:
-        import pytesseract
+        """Tesseract's TSV output (``image_to_data``'s format) for ``image``, run as its own
+        process with ``OMP_THREAD_LIMIT`` = ``OCR_TESSERACT__THREADS`` (1): with OpenMP on
+        every core, Tesseract beside another busy worker took over 120 s on a page it reads
+        in 0.4 s alone (bench/contention, 2026-12-06); pytesseract passes the process's own
+        environment, whose thread limit is the other engines'."""
+        import tempfile
+
         from PIL import Image
 
         lang = "+".join(TESSERACT_CODES[x] for x in options["languages"])
         psm = PSM[options.get("layout") or "document"]
-        try:
-            data = pytesseract.image_to_data(
-                Image.fromarray(image),
-                lang=lang,
-                config=f"--psm {psm}",
-                output_type=pytesseract.Output.DICT,
-                timeout=self.settings.timeout_s,
+        env = {**os.environ, "OMP_THREAD_LIMIT": str(self.settings.threads)}
+        cmd = self.settings.cmd or "tesseract"
+        with tempfile.TemporaryDirectory(prefix="mf-tess-") as tmp:
+            page = Path(tmp) / "page.png"
+            Image.fromarray(image).save(page)
+            try:
+                done = subprocess.run(
+                    [cmd, str(page), "stdout", "-l", lang, "--psm", str(psm), "tsv"],
+                    capture_output=True, env=env, timeout=self.settings.timeout_s, check=False,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired as exc:
+                raise BadRequest(
+                    f"Tesseract gave up after {self.settings.timeout_s:.0f} s on this image",
+                    code="ocr_timeout",
+                ) from exc
+        if done.returncode != 0:
+            log.warning(
+                "tesseract_failed", status=done.returncode, stderr=done.stderr[-500:].decode(errors="replace")
             )
-        except RuntimeError as exc:  # pytesseract's timeout
-            raise BadRequest(
-                f"Tesseract gave up after {self.settings.timeout_s:.0f} s on this image", code="ocr_timeout"
-            ) from exc
-        return group_lines(data)
+            raise EngineError(f"Tesseract failed on this image (exit {done.returncode})", code="ocr_failed")
+        return group_lines(parse_tsv(done.stdout.decode("utf-8", errors="replace")))
+
+
+def parse_tsv(text: str) -> dict[str, list[Any]]:
+    """Tesseract's TSV (header ``level page_num block_num par_num line_num word_num left top
+    width height conf text``) as a dict of columns, numbers as int/float, like pytesseract's
+    ``Output.DICT``. Rows with fewer fields (an empty text) get ``""``."""
+    rows = text.splitlines()
+    if not rows:
+        return {"text": []}
+    header = rows[0].split("\t")
+    columns: dict[str, list[Any]] = {name: [] for name in header}
+    for row in rows[1:]:
+        fields = row.split("\t")
+        fields += [""] * (len(header) - len(fields))
+        for name, value in zip(header, fields, strict=False):
+            if name == "text":
+                columns[name].append(value)
+            elif name == "conf":
+                columns[name].append(float(value) if value else -1.0)
+            else:
+                columns[name].append(int(value) if value else 0)
+    return columns
 
 
 def group_lines(data: dict[str, list[Any]]) -> list[RawLine]:
