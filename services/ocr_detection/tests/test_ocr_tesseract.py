@@ -105,5 +105,7 @@ def test_tsv_rows_become_columns() -> None:
         "5\t1\t1\t1\t1\t2\t100\t92\t20\t30\t91\tis\n"
     )
     data = parse_tsv(tsv)
-    assert data["text"] == ["", "This", "is"] and data["conf"] == [-1.0, 96.5, 91.0] and data["left"][2] == 100
+    assert (
+        data["text"] == ["", "This", "is"] and data["conf"] == [-1.0, 96.5, 91.0] and data["left"][2] == 100
+    )
     assert [text for _, text, _ in group_lines(data)] == ["This is"]
