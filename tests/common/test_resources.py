@@ -48,7 +48,7 @@ def test_limit_is_the_quota_rounded_up_within_the_cores(tmp_path: Path) -> None:
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in THREAD_VARIABLES:
+    for name in (*THREAD_VARIABLES, "OMP_WAIT_POLICY"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -60,3 +60,13 @@ def test_thread_variables_follow_the_limit_unless_set(
     assert apply_thread_limits(root) == 1
     assert os.environ["OMP_NUM_THREADS"] == "3"
     assert all(os.environ[name] == "1" for name in THREAD_VARIABLES if name != "OMP_NUM_THREADS")
+
+
+def test_idle_openmp_threads_sleep_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None
+) -> None:
+    apply_thread_limits(cgroup(tmp_path, "max 100000"))
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    apply_thread_limits(tmp_path)
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

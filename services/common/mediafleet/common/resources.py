@@ -8,7 +8,8 @@ the process may run on (``sched_getaffinity``) and its cgroup's CPU quota rounde
 (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``: what Docker's
 ``--cpus`` and Kubernetes' ``limits.cpu`` write; kernel docs, Documentation/scheduler/
 sched-bwc.rst). :func:`apply_thread_limits` exports it to the OpenMP, BLAS and Tesseract
-thread variables at process start, before any engine's library loads.
+thread variables at process start, before any engine's library loads, and makes idle OpenMP
+threads sleep rather than spin (:data:`WAIT_POLICY`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 #: Read by OpenMP (PyTorch's CPU kernels, dlib, faster-whisper's CTranslate2), MKL and
 #: OpenBLAS (NumPy), and Tesseract (OMP_THREAD_LIMIT).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_THREAD_LIMIT")
+#: OpenMP threads sleep when idle instead of spinning (OpenMP 5.2, OMP_WAIT_POLICY). Two PyTorch
+#: workers spinning on the same 2 cores slowed pose 21.9x beside each other, 1.67x with PASSIVE,
+#: for 7 % more latency alone (bench/contention, 2026-12-06, docs/benchmarks.md).
+WAIT_POLICY = ("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def cgroup_quota(root: Path = CGROUP_ROOT) -> float | None:
@@ -49,8 +54,10 @@ def cpu_limit(root: Path = CGROUP_ROOT) -> int:
 
 def apply_thread_limits(root: Path = CGROUP_ROOT) -> int:
     """Export :func:`cpu_limit` to :data:`THREAD_VARIABLES` where the environment sets none
-    (an operator's own value wins); returns the limit. Call before engines import their libraries."""
+    and ``OMP_WAIT_POLICY=PASSIVE`` (an operator's own values win); returns the limit. Call
+    before engines import their libraries."""
     limit = cpu_limit(root)
     for name in THREAD_VARIABLES:
         os.environ.setdefault(name, str(limit))
+    os.environ.setdefault(*WAIT_POLICY)
     return limit
