@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: label -> (media file of the shared corpus, what it runs)
 ENGINES = {
-    "ocr-rapidocr": ("english.png", "RapidOCR pp-ocrv6-small (ONNX Runtime)"),
+    "ocr-rapidocr": ("english.png", "RapidOCR, default model (ONNX Runtime)"),
     "ocr-tesseract": ("phototest.tif", "Tesseract 5 (OpenMP)"),
     "ocr-easyocr": ("phototest.tif", "easyocr (PyTorch)"),
     "faces-mtcnn": ("t1.jpg", "MTCNN detection (PyTorch)"),

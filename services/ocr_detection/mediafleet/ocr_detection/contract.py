@@ -80,7 +80,7 @@ def engine_languages(engine: str, model: str | None = None) -> tuple[str, ...]:
     return ("en",)
 
 
-DEFAULT_ENGINE, DEFAULT_MODEL, DEFAULT_LANGUAGES = "rapidocr", "pp-ocrv6-small", ("en",)
+DEFAULT_ENGINE, DEFAULT_MODEL, DEFAULT_LANGUAGES = "rapidocr", "pp-ocrv4", ("en",)
 
 
 def resolve_options(

@@ -13,7 +13,7 @@ from mediafleet.ocr_detection.contract import EngineName, RapidOcrModel
 
 class RapidOcrSettings(BaseModel):
     #: Model a job without ``model`` gets (``OCR_RAPIDOCR__MODEL``). ``auto``: the contract's
-    #: DEFAULT_MODEL (pp-ocrv6-small, chosen by bench/ocr: README) when its files are in the
+    #: DEFAULT_MODEL (pp-ocrv4, in RapidOCR's wheel: README, why not v6) when its files are in the
     #: models directory (``make models`` pulls it), else pp-ocrv4 from RapidOCR's wheel, so OCR
     #: works before any pull; each result names the model that read it.
     model: RapidOcrModel | Literal["auto"] = "auto"
