@@ -48,8 +48,12 @@ def test_limit_is_the_quota_rounded_up_within_the_cores(tmp_path: Path) -> None:
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The variables absent during the test and restored after it: set first, so monkeypatch
+    records their state and undoes what apply_thread_limits writes (a thread limit of 1 left in
+    os.environ would slow every later test's fleet)."""
     for name in (*THREAD_VARIABLES, "OMP_WAIT_POLICY"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "unset")
+        monkeypatch.delenv(name)
 
 
 def test_thread_variables_follow_the_limit_unless_set(
@@ -70,3 +74,8 @@ def test_idle_openmp_threads_sleep_unless_told_otherwise(
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     apply_thread_limits(tmp_path)
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_the_environment_is_restored_after_these_tests() -> None:
+    """Runs after the tests above (file order): none of them left a thread variable behind."""
+    assert os.environ.get("OMP_NUM_THREADS") != "1" and os.environ.get("OMP_THREAD_LIMIT") != "1"
