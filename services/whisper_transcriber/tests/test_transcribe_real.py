@@ -460,3 +460,25 @@ def test_a_model_directory_outside_the_catalogue(real_models_dir: Path, tmp_path
     missing = WhisperRunner(WhisperSettings(core={"models_dir": tmp_path}, model=str(tmp_path / "nowhere")))
     missing.preload()
     assert "nowhere/model.bin not found" in (missing.ready() or "")
+
+
+def test_an_openmp_thread_limit_below_the_threads_keeps_the_text(real_models_dir: Path) -> None:
+    """OMP_THREAD_LIMIT=1 with CTranslate2 on 2 threads decoded jfk.flac as ")))))..." (a fleet
+    test saw it); the engine keeps its threads within the limit. A fresh process: OpenMP reads
+    the variable once."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from pathlib import Path\n"
+        "from mediafleet.whisper_transcriber.runner import WhisperRunner\n"
+        "from mediafleet.whisper_transcriber.settings import WhisperSettings\n"
+        f"r = WhisperRunner(WhisperSettings(core={{'models_dir': {str(real_models_dir)!r}}}, cpu_threads=2))\n"
+        f"print(r.engine.threads(), r.run('transcribe', Path({str(sample('jfk.flac'))!r}), {{}}, {{}}, "
+        "lambda *a: None).text)\n"
+    )
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1", "MEDIAFLEET_LOG_LEVEL": "WARNING"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    threads, text = out.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert threads == "1" and wer(JFK, text) == 0.0, text

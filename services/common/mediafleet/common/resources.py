@@ -7,8 +7,8 @@ container for the rest of each 100 ms period. :func:`cpu_limit` is the smaller o
 the process may run on (``sched_getaffinity``) and its cgroup's CPU quota rounded up
 (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``: what Docker's
 ``--cpus`` and Kubernetes' ``limits.cpu`` write; kernel docs, Documentation/scheduler/
-sched-bwc.rst). :func:`apply_thread_limits` exports it to the OpenMP, BLAS and Tesseract
-thread variables at process start, before any engine's library loads, and makes idle OpenMP
+sched-bwc.rst). :func:`apply_thread_limits` exports it to the OpenMP and BLAS thread
+variables at process start, before any engine's library loads, and makes idle OpenMP
 threads sleep rather than spin (:data:`WAIT_POLICY`).
 """
 
@@ -19,9 +19,10 @@ import os
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-#: Read by OpenMP (PyTorch's CPU kernels, dlib, faster-whisper's CTranslate2), MKL and
-#: OpenBLAS (NumPy), and Tesseract (OMP_THREAD_LIMIT).
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_THREAD_LIMIT")
+#: Read by OpenMP (PyTorch's CPU kernels, dlib), MKL and OpenBLAS (NumPy). Not
+#: ``OMP_THREAD_LIMIT``: CTranslate2 (faster-whisper) told to use more threads than that limit
+#: returns garbage (jfk.flac as ")))))...", 2026-12-06), so only Tesseract's own process gets one.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: OpenMP threads sleep when idle instead of spinning (OpenMP 5.2, OMP_WAIT_POLICY). Two PyTorch
 #: workers spinning on the same 2 cores slowed pose 21.9x beside each other, 1.67x with PASSIVE,
 #: for 7 % more latency alone (bench/contention, 2026-12-06, docs/benchmarks.md).

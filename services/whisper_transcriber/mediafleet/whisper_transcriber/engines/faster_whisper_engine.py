@@ -67,7 +67,7 @@ class FasterWhisperEngine(Engine):
             str(model_bin.parent),
             device=device,
             compute_type=compute,
-            cpu_threads=self.cpu_threads or min(cpu_limit(), 4),
+            cpu_threads=self.threads(),
             local_files_only=True,
         )
         self.device, self.compute_type = device, compute
@@ -78,6 +78,14 @@ class FasterWhisperEngine(Engine):
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
         self.languages = frozenset(_LANGUAGE_CODES)
+
+    def threads(self) -> int:
+        """CTranslate2's intra-op threads: ``WHISPER_CPU_THREADS``, else the CPU limit up to 4,
+        never above an ``OMP_THREAD_LIMIT`` in the environment: CTranslate2 4.x asked for more
+        threads than that limit decodes garbage (jfk.flac as ")))))..." at limit 1, threads 2)."""
+        wanted = self.cpu_threads or min(cpu_limit(), 4)
+        limit = os.environ.get("OMP_THREAD_LIMIT", "")
+        return max(1, min(wanted, int(limit))) if limit.isdigit() and int(limit) > 0 else wanted
 
     def check_language(self, language: str | None) -> None:
         """Raises BadRequest for a code Whisper does not know."""
