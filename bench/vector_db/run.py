@@ -9,7 +9,11 @@ search, and memory per vector (the process's RSS growth / n).
 
 Goal (issue): p99 <= 10 ms with recall@10 >= 0.95.
 
-    python bench/vector_db/run.py [--n 100000] [--dim 512] [--queries 500]
+``--sweep 5000,10000,...``: instead, per collection size, flat vs HNSW p50/p99 and recall, and
+the time to build HNSW over that many vectors at once (what an ``auto`` collection pays when it
+crosses its threshold). This is how ``AUTO_THRESHOLD`` in ``store.py`` was chosen.
+
+    python bench/vector_db/run.py [--n 100000] [--dim 512] [--queries 500] [--sweep SIZES]
 """
 
 from __future__ import annotations
@@ -31,13 +35,67 @@ def rss_mb() -> float:
         return int(fh.read().split()[1]) * 4096 / 2**20
 
 
+def clustered(rng: np.random.Generator, n: int, dim: int, centres: np.ndarray) -> np.ndarray:
+    """``n`` float32 vectors of ``dim`` around ``centres`` (noise sd 0.5)."""
+    picks = centres[rng.integers(0, len(centres), n)]
+    return picks + 0.5 * rng.normal(size=(n, dim)).astype(np.float32)
+
+
+def timed_search(coll: Collection, q: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
+    """p50 ms, p99 ms and mean recall@10 of one search per row of ``q``."""
+    times, recall = [], []
+    for qi in range(len(q)):
+        t = time.perf_counter()
+        hits = coll.search("u0", q[qi], k=10)
+        times.append((time.perf_counter() - t) * 1000)
+        recall.append(len({int(h["id"][1:]) for h in hits} & set(truth[qi].tolist())) / 10)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 99)), float(np.mean(recall))
+
+
+def sweep(args: argparse.Namespace) -> int:
+    """Flat vs HNSW (the store's default parameters) by collection size, one owner."""
+    rng = np.random.default_rng(args.seed)
+    centres = rng.normal(size=(1000, args.dim)).astype(np.float32)
+    q = clustered(rng, args.queries, args.dim, centres)
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    print(f"bench/vector_db sweep: {args.dim}-d clustered, cosine, {args.queries} queries, k=10, one owner")
+    print(
+        f"{'n':>8}{'flat p50':>10}{'flat p99':>10}{'hnsw p50':>10}{'hnsw p99':>10}{'recall':>8}{'hnsw build s':>14}"
+    )
+    for n in (int(v) for v in args.sweep.split(",")):
+        x = clustered(rng, n, args.dim, centres)
+        xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+        truth = np.argsort(-(qn @ xn.T), axis=1)[:, :10]
+        ids = [f"v{i}" for i in range(n)]
+        row = []
+        for index in ("flat", "hnsw"):
+            with tempfile.TemporaryDirectory() as tmp:
+                coll = Collection(
+                    CollectionSpec("b", args.dim, "cosine", index), Path(tmp), 10**9, fsync=False
+                )
+                coll.open()
+                for s in range(0, n, 1000):
+                    coll.upsert("u0", ids[s : s + 1000], x[s : s + 1000], [{}] * len(ids[s : s + 1000]))
+                t = time.perf_counter()
+                coll._rebuild()  # the whole index at once, as when an auto collection switches
+                build = time.perf_counter() - t
+                row.append((*timed_search(coll, q, truth), build))
+                coll.close()
+        (fp50, fp99, _, _), (hp50, hp99, hrec, hbuild) = row
+        print(f"{n:>8}{fp50:>10.2f}{fp99:>10.2f}{hp50:>10.2f}{hp99:>10.2f}{hrec:>8.3f}{hbuild:>14.1f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sweep", default="", help="comma-separated sizes: flat vs hnsw per size")
     args = parser.parse_args()
+    if args.sweep:
+        return sweep(args)
     rng = np.random.default_rng(args.seed)
     centres = rng.normal(size=(1000, args.dim)).astype(np.float32)
     x = centres[rng.integers(0, 1000, args.n)] + 0.5 * rng.normal(size=(args.n, args.dim)).astype(np.float32)

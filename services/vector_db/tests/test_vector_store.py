@@ -212,3 +212,73 @@ def test_only_the_fleet_is_answered_and_bodies_are_bounded(tmp_path: Path) -> No
         big = {"owner": "u", "items": [{"id": str(i), "vector": [0.1, 0.2, 0.3]} for i in range(3000)]}
         over = c.post("/v1/collections/c/upsert", json=big, headers=fleet)
         assert over.status_code == 413 and over.json()["error"]["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize(("metric", "approximate"), [("cosine", "hnsw"), ("l2", "hnsw"), ("ip", "ivf")])
+def test_auto_switches_to_an_approximate_index_at_its_threshold(
+    tmp_path: Path, metric: str, approximate: str
+) -> None:
+    """``auto``: exact below ``threshold`` live vectors; crossing it builds HNSW (IVF for ip)
+    in a thread while flat answers, then the approximate index answers; a reopen picks the
+    index from the size; deletes below half the threshold go back to exact."""
+    import threading
+
+    spec = CollectionSpec("c", 32, metric, "auto", {"threshold": 2500, "nlist": 16, "nprobe": 8})
+    # 200 clusters: on 20 tight ones HNSW (plain or auto alike) sometimes finds 1 of a query's 10
+    x = clustered(3000, 32, centres=200)
+    ids = [f"v{i}" for i in range(len(x))]
+    coll = Collection(spec, tmp_path / "c")
+    coll.open()
+    coll.upsert("alice", ids[:2400], x[:2400], [{}] * 2400)
+    assert coll.info()["index_active"] == "flat" and not coll.info()["index_building"]
+
+    release = threading.Event()
+    build = coll._build_index
+
+    def slow_build(rows: np.ndarray, kind: str):  # type: ignore[no-untyped-def]
+        release.wait(30)
+        return build(rows, kind)
+
+    coll._build_index = slow_build  # type: ignore[method-assign]
+    coll.upsert("alice", ids[2400:2600], x[2400:2600], [{}] * 200)
+    info = coll.info()
+    assert info["index_active"] == "flat" and info["index_building"]
+    queries = clustered(10, 32, centres=200)
+    exact = [[h["id"] for h in coll.search("alice", q, k=10)] for q in queries]  # flat serves meanwhile
+    for q, got in zip(queries, exact, strict=True):
+        assert got == [f"v{i}" for i in exact_top(x[:2600], q, 10, metric)]
+    coll.upsert("alice", ids[2600:], x[2600:], [{}] * 400)  # written during the build
+    release.set()
+    coll.wait_for_index(30)
+    info = coll.info()
+    assert info["index_active"] == approximate and not info["index_building"] and info["count"] == 3000
+    recall = []
+    for q in queries:
+        want = {f"v{i}" for i in exact_top(x, q, 10, metric)}
+        recall.append(len(want & {h["id"] for h in coll.search("alice", q, k=10)}) / 10)
+    assert np.mean(recall) >= 0.9
+    # a row written during the build is found (for ip the best match of x[2900] is another row)
+    assert coll.search("alice", x[2900], k=1)[0]["id"] == f"v{exact_top(x, x[2900], 1, metric)[0]}"
+    coll.close()
+
+    again = Collection(spec, tmp_path / "c")
+    again.open()
+    assert again.info()["index_active"] == approximate
+    again.delete("alice", ids[:1900])  # 1,100 left < 2500 / 2: the rebuild goes back to exact
+    assert again.info()["index_active"] == "flat" and again.count() == 1100
+    q = queries[0]
+    assert [h["id"] for h in again.search("alice", q, k=5)] == [
+        f"v{1900 + i}" for i in exact_top(x[1900:], q, 5, metric)
+    ]
+    again.close()
+
+
+def test_auto_parameters_are_checked(tmp_path: Path) -> None:
+    store = VectorStore(tmp_path)
+    for params in ({"threshold": 0}, {"threshold": 20_000_000}, {"bogus": 3}, {"m": 70_000}):
+        with pytest.raises(BadRequest):
+            store.create(CollectionSpec("c", 8, "cosine", "auto", params))
+    with pytest.raises(BadRequest):
+        store.create(CollectionSpec("c", 8, "cosine", "flat", {"threshold": 100}))
+    coll, _ = store.create(CollectionSpec("c", 8, "cosine", "auto", {"threshold": 200_000}))
+    assert coll.info()["index_active"] == "flat"

@@ -70,9 +70,10 @@ class CoreSettings(BaseSettings):
     #: in the task results only (their syncs wait, ``pending``), and semantic search and
     #: ``/v1/media/{id}/similar`` answer 503.
     vector_db_url: str | None = None
-    #: Index type of the collections job_manager creates: ``flat`` is exact (p50 15.6 ms at
-    #: 100k x 512 here); ``hnsw``/``ivf`` are approximate and faster (bench/vector_db).
-    vector_index: Literal["flat", "hnsw", "ivf"] = "flat"
+    #: Index type of the collections job_manager creates: ``auto`` is exact (flat) up to
+    #: 10,000 vectors and HNSW above; ``flat`` is always exact (p50 15.6 ms at 100k x 512
+    #: here); ``hnsw``/``ivf`` are approximate from the start (bench/vector_db).
+    vector_index: Literal["flat", "hnsw", "ivf", "auto"] = "auto"
     vector_timeout_s: float = Field(default=10.0, gt=0)
     #: Attempts to write one task's embeddings to vector_db before the sync is marked failed;
     #: the backoff doubles from ``vector_backoff_s`` up to 300 s.

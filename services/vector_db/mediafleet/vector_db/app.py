@@ -38,7 +38,7 @@ class CreateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dim: int = Field(ge=1, le=4096)
     metric: Literal["cosine", "ip", "l2"] = "cosine"
-    index: Literal["flat", "hnsw", "ivf"] = "flat"
+    index: Literal["flat", "hnsw", "ivf", "auto"] = "auto"
     params: dict[str, int] = Field(default_factory=dict, max_length=8)
 
 
