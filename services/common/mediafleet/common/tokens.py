@@ -33,6 +33,8 @@ class TokenClaims:
     jti: str = ""
     family: str | None = None
     resource: str | None = None
+    #: ``exp``: when the token expires, Unix seconds.
+    expires_at: float = 0.0
 
 
 def create_token(
@@ -87,6 +89,7 @@ def decode_token(secret: str, token: str, expected_type: str) -> TokenClaims:
             str(payload.get("jti", "")),
             str(family) if family is not None else None,
             str(resource) if resource is not None else None,
+            float(payload["exp"]),
         )
     except (TypeError, ValueError) as exc:
         raise Unauthorized("token is invalid", code="invalid_token") from exc

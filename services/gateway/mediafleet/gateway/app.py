@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,6 +36,7 @@ from mediafleet.gateway.batch.executor import BatchExecutor, Limits
 from mediafleet.gateway.context import GatewayContext
 from mediafleet.gateway.limits import InternalsGuard, UploadSizeLimit
 from mediafleet.gateway.login_guard import LoginGuard
+from mediafleet.gateway.principals import PrincipalCache, watch_sessions
 from mediafleet.gateway.routes import admin, ask, auth, batch, jobs, media, people, proxy, search, sync, tasks
 from mediafleet.gateway.security import hash_password
 from mediafleet.gateway.settings import GatewaySettings, with_signing_key
@@ -73,6 +76,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     cache = ResponseCache(maxsize=max(b.cache_size, 1), ttl_s=b.cache_ttl_s)
     limits = Limits(b.max_requests, b.concurrency, b.max_retries, b.timeout_s, b.max_item_body_bytes)
     aredis = aioredis.Redis.from_url(settings.core.redis_url, socket_connect_timeout=2)
+    principals = PrincipalCache(settings.principal_cache_s, publisher=rclient)
     ctx = GatewayContext(
         settings=settings,
         db=db,
@@ -82,6 +86,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         redis=rclient,
         aredis=aredis,
         streams=Streams(aredis, settings.max_streams_per_user),
+        principals=principals,
         media=MediaStore(settings.core.media_dir, settings.max_upload_bytes, settings.max_media_duration_s),
         batch=BatchExecutor(None, cache, limits),
         login_guard=LoginGuard(
@@ -114,7 +119,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         if stale := ctx.media.clean_stale_parts():
             log.warning("stale_uploads_removed", count=stale, folder=str(ctx.media.tmp))
         log.info("gateway_ready", database=db.url.get_backend_name(), media_dir=str(settings.core.media_dir))
+        stop = asyncio.Event()
+        listener = asyncio.create_task(principals.listen(aredis, stop)) if principals.enabled else None
         yield
+        stop.set()
+        if listener is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(listener, 5)
         await ctx.aredis.aclose()
         rclient.close()
         if ctx.vectors is not None:
@@ -129,6 +140,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     app.state.ctx = ctx
+    for factory in (ctx.sessions, ctx.read_sessions):
+        watch_sessions(factory, principals)
     gateway_openapi.install(app, proxy.openapi_models())
     caps = registry.capabilities().values()
     install_error_handlers(

@@ -14,6 +14,7 @@ from mediafleet.common.capability import ServiceEndpoint
 from mediafleet.common.vectors import VectorDbClient
 from mediafleet.gateway.batch.executor import BatchExecutor
 from mediafleet.gateway.login_guard import LoginGuard
+from mediafleet.gateway.principals import PrincipalCache
 from mediafleet.gateway.settings import GatewaySettings
 from mediafleet.gateway.storage import MediaStore
 from mediafleet.gateway.streams import Streams
@@ -34,6 +35,8 @@ class GatewayContext:
     batch: BatchExecutor
     #: Job event streams: one shared reader per job, open streams per user bounded.
     streams: Streams
+    #: Bearer token -> who it proved, for reads (``GATEWAY_PRINCIPAL_CACHE_S``).
+    principals: PrincipalCache
     #: None when ``MEDIAFLEET_VECTOR_DB_URL`` is unset (semantic search and /similar: 503).
     vectors: VectorDbClient | None = None
     #: Failed password checks per account and address (None: no limiting).

@@ -19,6 +19,7 @@ from mediafleet.common.errors import Forbidden, NotFound, Unauthorized
 from mediafleet.common.store import ApiKey, FaceRow, Job, Person, TokenFamily, User
 from mediafleet.common.tokens import create_token, decode_token
 from mediafleet.gateway.context import GatewayContext
+from mediafleet.gateway.principals import Principal, detached_copy
 
 #: The rows a user owns through their ``user_id`` column.
 OwnedRow = TypeVar("OwnedRow", Job, Person, FaceRow, ApiKey)
@@ -142,6 +143,41 @@ def _user_and_family(session: Session, user_id: int, family_id: str | None) -> t
     return row[0], row[1] is not None
 
 
+def _authenticate(ctx: GatewayContext, session: Session, token: str | None) -> tuple[Principal, float | None]:
+    """Who a bearer JWT or API key proves (its user attached to ``session``), and the JWT's
+    expiry (Unix seconds; None for an API key). Raises Unauthorized (missing, invalid,
+    expired, revoked)."""
+    if not token:
+        raise Unauthorized("missing bearer token", code="missing_token")
+    if token.startswith(API_KEY_PREFIX):
+        user, key = _user_from_api_key(session, token)
+        # link tokens minted with this key die with it
+        return Principal(user, tuple(key.scopes), KEY_FAMILY + key.id), None
+    claims = decode_token(ctx.settings.secret_key.get_secret_value(), token, "access")
+    found, family_live = _user_and_family(session, claims.user_id, claims.family)
+    if found is None or claims.version != found.token_version:
+        raise Unauthorized("token has been revoked", code="invalid_token")
+    if not family_live:  # signed out, or its refresh token was reused
+        raise Unauthorized("token has been revoked", code="invalid_token")
+    # link tokens minted by this caller belong to its sign-in
+    return Principal(found, None, claims.family), claims.expires_at
+
+
+def _admit(principal: Principal, request: Request | None, scope: str | None) -> User:
+    """``principal``'s user if it may make this request. Raises Unauthorized (disabled
+    account) and Forbidden (an API key without ``scope``)."""
+    if scope is not None and principal.scopes is not None and scope not in principal.scopes:
+        raise Forbidden(f"this API key lacks the {scope!r} scope", code="insufficient_scope")
+    user = principal.user
+    if user.disabled:
+        raise Unauthorized("this account is disabled", code="account_disabled")
+    if request is not None:
+        request.state.mediafleet_token_family = principal.family
+        # for the batch cache's invalidation (mediafleet.gateway.batch.cache)
+        request.state.mediafleet_user_id = user.id
+    return user
+
+
 def _user_from_token(
     ctx: GatewayContext,
     session: Session,
@@ -149,30 +185,15 @@ def _user_from_token(
     request: Request | None = None,
     scope: str | None = None,
 ) -> User:
-    """The caller of a bearer JWT or API key. Raises Unauthorized (missing, invalid, expired,
-    revoked, disabled account) and Forbidden (an API key without ``scope``)."""
-    if not token:
-        raise Unauthorized("missing bearer token", code="missing_token")
-    if token.startswith(API_KEY_PREFIX):
-        user, key = _user_from_api_key(session, token)
-        if scope is not None and scope not in key.scopes:
-            raise Forbidden(f"this API key lacks the {scope!r} scope", code="insufficient_scope")
-        if request is not None:  # link tokens minted with this key die with it
-            request.state.mediafleet_token_family = KEY_FAMILY + key.id
-    else:
-        claims = decode_token(ctx.settings.secret_key.get_secret_value(), token, "access")
-        found, family_live = _user_and_family(session, claims.user_id, claims.family)
-        if found is None or claims.version != found.token_version:
-            raise Unauthorized("token has been revoked", code="invalid_token")
-        if not family_live:  # signed out, or its refresh token was reused
-            raise Unauthorized("token has been revoked", code="invalid_token")
-        user = found
-        if request is not None:  # link tokens minted by this caller belong to its sign-in
-            request.state.mediafleet_token_family = claims.family
-    if user.disabled:
-        raise Unauthorized("this account is disabled", code="account_disabled")
-    if request is not None:  # for the batch cache's invalidation (mediafleet.gateway.batch.cache)
-        request.state.mediafleet_user_id = user.id
+    """The caller of a bearer JWT or API key, checked against the database. Raises
+    Unauthorized (missing, invalid, expired, revoked, disabled account) and Forbidden (an
+    API key without ``scope``)."""
+    return _admit(_authenticate(ctx, session, token)[0], request, scope)
+
+
+def _checked_password_state(user: User) -> User:
+    if user.must_change_password:
+        raise Forbidden("change your password first: POST /v1/auth/password", code="password_change_required")
     return user
 
 
@@ -183,40 +204,63 @@ def get_user_pending_password(ctx: ContextDep, session: SessionDep, token: Token
     return _user_from_token(ctx, session, token)
 
 
-def get_current_user(request: Request, ctx: ContextDep, session: SessionDep, token: TokenDep) -> User:
-    """The caller; an API key needs ``read`` for GET/HEAD/OPTIONS and ``write`` for the rest."""
+def _current_user(request: Request, ctx: GatewayContext, session: Session, token: str | None) -> User:
+    """:func:`get_current_user` checked against the database (for synchronous dependencies)."""
     scope = "read" if request.method in SAFE_METHODS else "write"
-    user = _user_from_token(ctx, session, token, request, scope)
-    if user.must_change_password:
-        raise Forbidden("change your password first: POST /v1/auth/password", code="password_change_required")
-    return user
+    return _checked_password_state(_user_from_token(ctx, session, token, request, scope))
+
+
+async def get_current_user(request: Request, ctx: ContextDep, session: SessionDep, token: TokenDep) -> User:
+    """The caller; an API key needs ``read`` for GET/HEAD/OPTIONS and ``write`` for the rest.
+
+    A read reuses what an earlier request with the same token found for up to
+    ``GATEWAY_PRINCIPAL_CACHE_S`` (mediafleet.gateway.principals: revocations reach the
+    cache at once) and then returns a detached copy of the user's row: a read must not
+    change it. Writes always ask the database and get the session's own row.
+    """
+    read = request.method in SAFE_METHODS
+    cache = ctx.principals
+    cacheable = read and bool(token) and cache.enabled
+    principal = cache.get(token) if cacheable and token else None
+    if principal is None:
+        generation = cache.generation
+
+        def look_up() -> Principal:
+            found, expires_at = _authenticate(ctx, session, token)
+            if cacheable and token:
+                copy = Principal(detached_copy(found.user), found.scopes, found.family)
+                cache.put(token, copy, generation, expires_at)
+            return found
+
+        principal = await run_in_threadpool(look_up)
+    return _checked_password_state(_admit(principal, request, "read" if read else "write"))
 
 
 def get_user_for_secrets(request: Request, ctx: ContextDep, session: SessionDep, token: TokenDep) -> User:
     """The caller, for changes to the account's own secrets (its webhook key): a password sign-in,
     or an API key with the ``admin`` scope (a ``write`` key must not take over the account's
     webhooks)."""
-    user = get_current_user(request, ctx, session, token)
+    user = _current_user(request, ctx, session, token)
     if token and token.startswith(API_KEY_PREFIX):
         _user_from_token(ctx, session, token, request, "admin")
     return user
 
 
-def get_signed_in_user(user: Annotated[User, Depends(get_current_user)], token: TokenDep) -> User:
+async def get_signed_in_user(user: Annotated[User, Depends(get_current_user)], token: TokenDep) -> User:
     """The caller signed in with a password (a JWT): managing API keys takes that, not a key."""
     if token and token.startswith(API_KEY_PREFIX):
         raise Forbidden("sign in with a password to manage API keys", code="password_required")
     return user
 
 
-def get_admin(
+async def get_admin(
     request: Request, user: Annotated[User, Depends(get_current_user)], ctx: ContextDep, session: SessionDep,
     token: TokenDep,
 ) -> User:  # fmt: skip
     if not user.is_admin:
         raise Forbidden("admin only")
     if token and token.startswith(API_KEY_PREFIX):
-        _user_from_token(ctx, session, token, request, "admin")
+        await run_in_threadpool(_user_from_token, ctx, session, token, request, "admin")
     return user
 
 
@@ -266,7 +310,7 @@ def user_or_link(kind: str, param: str) -> Callable[..., User]:
         request: Request, ctx: ContextDep, session: SessionDep, token: TokenDep, link: LinkTokenQuery = None
     ) -> User:
         if token or link is None:
-            return get_current_user(request, ctx, session, token)
+            return _current_user(request, ctx, session, token)
         return _user_from_link(ctx, session, link, f"{kind}:{request.path_params[param]}")
 
     return dependency

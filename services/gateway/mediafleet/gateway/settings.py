@@ -120,6 +120,11 @@ class GatewaySettings(BaseSettings):
     #: the event streams' and background reads), so a request that has its turn never waits
     #: for a connection while holding a thread (bench/load: ``--db-concurrency``).
     db_concurrency: int = Field(default=20, ge=1, le=500)
+    #: Seconds a read (GET/HEAD) may reuse what an earlier request learned about its bearer
+    #: token (user, sign-in, API key) instead of asking the database; 0: every request asks.
+    #: Sign-out, revocation, password changes and disabling reach every gateway process at
+    #: once over Redis (mediafleet.gateway.principals); this bounds what cannot.
+    principal_cache_s: float = Field(default=5.0, ge=0, le=60)
 
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> GatewaySettings:

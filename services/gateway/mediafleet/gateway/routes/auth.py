@@ -152,6 +152,7 @@ def refresh(body: RefreshRequest, ctx: ContextDep, session: SessionDep) -> Token
     if not crud.rotate_refresh(session, family_id=family.id, used_jti=claims.jti, new_jti=new_jti):
         crud.revoke_family(session, family_id=family.id, reason="reuse")
         session.commit()
+        ctx.principals.changed([user.id])  # a bulk UPDATE: the session's events do not see it
         log.warning("refresh_token_reused", user_id=user.id, family=family.id)
         raise Unauthorized(
             "refresh token was already used; this sign-in is revoked, sign in again", code="token_reused"
