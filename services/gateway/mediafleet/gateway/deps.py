@@ -216,7 +216,8 @@ async def get_current_user(request: Request, ctx: ContextDep, session: SessionDe
     A read reuses what an earlier request with the same token found for up to
     ``GATEWAY_PRINCIPAL_CACHE_S`` (mediafleet.gateway.principals: revocations reach the
     cache at once) and then returns a detached copy of the user's row: a read must not
-    change it. Writes always ask the database and get the session's own row.
+    change it. Async: a cached read takes no thread for it. Writes always ask the database
+    and get the session's own row.
     """
     read = request.method in SAFE_METHODS
     cache = ctx.principals
