@@ -290,7 +290,15 @@ def test_repetitive_speech_does_not_come_back_as_a_loop(runner: WhisperRunner, t
     A sampled attempt that drops a clause compresses below 2.4 and is accepted as it is (seen
     once in CI, 2026-12-06: 42 words, the second "ask what you can do for your country" left
     out); that is the model's slip, not a loop, so the sampled runs are held to "no loop, the
-    first sentence whole, at least 40 words" and only the greedy run to the exact count."""
+    first sentence whole, at least 40 words" and only the greedy run to the exact count.
+
+    The sampled runs are seeded (CTranslate2's generator, seeds 1-3): unseeded, another
+    attempt in CI read "ask not what your country can do for you. Aspargy you can do for
+    your country" (first sentence WER 0.14, 2026-12-06), a slip that passes or fails by
+    chance. Seeded, every run samples the same way; the loop itself is reproduced without
+    chance by ``LoopingEngine`` below."""
+    import ctranslate2
+
     one = decoded("jfk.flac")
     path = write_audio(
         tmp_path / "jfk3.wav",
@@ -300,7 +308,8 @@ def test_repetitive_speech_does_not_come_back_as_a_loop(runner: WhisperRunner, t
     )
     # ~58 words: two sentences and most of the third
     words = len(JFK.split())  # 22
-    for _ in range(3):
+    for seed in (1, 2, 3):
+        ctranslate2.set_random_seed(seed)
         result = run(runner, path, vad_filter=False)
         said = norm(result.text).split()
         assert 40 <= len(said) <= 60, result.text  # a loop: 199 words
