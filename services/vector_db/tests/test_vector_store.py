@@ -282,3 +282,17 @@ def test_auto_parameters_are_checked(tmp_path: Path) -> None:
         store.create(CollectionSpec("c", 8, "cosine", "flat", {"threshold": 100}))
     coll, _ = store.create(CollectionSpec("c", 8, "cosine", "auto", {"threshold": 200_000}))
     assert coll.info()["index_active"] == "flat"
+
+
+def test_auto_ip_waits_for_enough_vectors_to_train_ivf(tmp_path: Path) -> None:
+    """ip switches to IVF, which trains on 39 x nlist vectors: over the threshold but below
+    that, no build starts (each write would start one that comes back empty)."""
+    coll = Collection(CollectionSpec("c", 8, "ip", "auto", {"threshold": 100, "nlist": 16}), tmp_path / "c")
+    coll.open()
+    x = clustered(700, 8)
+    coll.upsert("u", [f"v{i}" for i in range(200)], x[:200], [{}] * 200)
+    assert coll.info()["index_active"] == "flat" and not coll.info()["index_building"]
+    coll.upsert("u", [f"v{i}" for i in range(200, 700)], x[200:], [{}] * 500)  # 700 >= 39 x 16
+    coll.wait_for_index(30)
+    assert coll.info()["index_active"] == "ivf"
+    coll.close()

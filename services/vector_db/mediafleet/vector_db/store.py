@@ -379,6 +379,8 @@ class Collection:
             and self._active == "flat"
             and self._building is None
             and len(self._row) >= self.spec.param("threshold")
+            # IVF trains on 39 x nlist vectors: below that a build would only come back empty
+            and (self.spec.approximate != "ivf" or len(self._row) >= 39 * self.spec.param("nlist"))
         ):
             self._start_switch()
         if self._index is None and self._active == "ivf" and n >= 39 * self.spec.param("nlist"):
