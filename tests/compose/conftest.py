@@ -164,13 +164,21 @@ class ComposeFleet:
         """SIGKILL the service's main process from the host, as the kernel's OOM killer would:
         Docker sees a crash and applies the restart policy. (``docker kill`` counts as a manual
         stop, after which ``restart: unless-stopped`` does not restart the container.)"""
-        pid = subprocess.run(
-            ["docker", "inspect", "-f", "{{.State.Pid}}", self.container(service)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        os.kill(int(pid), signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:  # a container Docker is restarting has no process yet (Pid 0: never kill that)
+            pid = int(
+                subprocess.run(
+                    ["docker", "inspect", "-f", "{{.State.Pid}}", self.container(service)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.strip()
+            )
+            if pid > 0:
+                break
+            assert time.monotonic() < deadline, f"{service} has had no process for 60 s"
+            time.sleep(0.2)
+        os.kill(pid, signal.SIGKILL)
 
     def redis_cli(self, *args: str) -> str:
         return self.compose("exec", "-T", "redis", "redis-cli", *args).stdout.strip()
