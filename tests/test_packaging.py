@@ -77,3 +77,30 @@ def test_web_ui_client_is_generated_from_the_gateways_current_openapi() -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     committed = (ROOT / "services/ui/src/api/openapi.json").read_text()
     assert '"/v1/jobs/{job_id}/events/token"' in committed and '"/v1/admin/services"' in committed
+
+
+def test_image_inputs_follow_dockerignore_as_docker_does() -> None:
+    """scripts/image-inputs.py hashes what Docker sends: a service's tests, READMEs and the web
+    UI's sources are left out (a change there rebuilds no image), services/ui/dist is brought
+    back for nginx, and ``*`` stops at ``/`` (Go's filepath.Match, as Docker)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("image_inputs", ROOT / "scripts/image-inputs.py")
+    assert spec and spec.loader
+    inputs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(inputs)
+    patterns = inputs.ignore_patterns()
+    left_out = {
+        "services/clip_nsfw/tests/tiny_clip.py": True,
+        "services/ocr_detection/README.md": True,
+        "services/ui/src/App.vue": True,
+        "services/ui/node_modules/vue/index.js": True,
+        "services/ui/dist/index.html": False,
+        "services/common/mediafleet/common/contract.py": False,
+        "services/clip_nsfw/pyproject.toml": False,
+        "services/ocr_detection/mediafleet/__pycache__/x.pyc": True,
+        ".venv/bin/python": True,
+    }
+    assert {path: inputs.ignored(path, patterns) for path in left_out} == left_out
+    assert inputs.ignored("a/b/c", ["a/*"]) and not inputs.ignored("a/b/c", ["a/*/d"])
+    assert not inputs.ignored("a/b", ["a", "!a/b"]) and inputs.ignored("a/c", ["a", "!a/b"])

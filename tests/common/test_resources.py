@@ -12,6 +12,18 @@ from mediafleet.common.resources import THREAD_VARIABLES, apply_thread_limits, c
 CORES = len(os.sched_getaffinity(0))
 
 
+@pytest.fixture(scope="module")
+def environment_before() -> dict[str, str | None]:
+    """The thread variables as they were before this file's first test (another file's test may
+    have set them earlier in the same process, e.g. an in-process runner)."""
+    return {name: os.environ.get(name) for name in THREAD_VARIABLES}
+
+
+@pytest.fixture(autouse=True)
+def _snapshot(environment_before: dict[str, str | None]) -> None:
+    """Taken before the first test of this file runs."""
+
+
 def cgroup(tmp_path: Path, v2: str | None = None, v1: tuple[str, str] | None = None) -> Path:
     if v2 is not None:
         (tmp_path / "cpu.max").write_text(v2 + "\n")
@@ -76,7 +88,7 @@ def test_idle_openmp_threads_sleep_unless_told_otherwise(
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
-def test_the_environment_is_restored_after_these_tests() -> None:
+def test_the_environment_is_restored_after_these_tests(environment_before: dict[str, str | None]) -> None:
     """Runs after the tests above (file order): none of them left a thread variable behind."""
-    assert all(os.environ.get(name) != "1" for name in THREAD_VARIABLES)
+    assert {name: os.environ.get(name) for name in THREAD_VARIABLES} == environment_before
     assert "OMP_THREAD_LIMIT" not in THREAD_VARIABLES  # CTranslate2 decodes garbage above it
