@@ -18,15 +18,3 @@ def pytest_report_header(config) -> list[str]:
         return [f"test servers: {mode} ({why})", f"server versions: {image_versions(mode)}"]
     except Exception as exc:  # the fixtures will fail with the same reason, per test
         return [f"test servers: unavailable: {exc}"]
-
-
-def pytest_collection_modifyitems(config, items: list) -> None:
-    """Files that start processes or run real weights first, each file's tests kept together
-    and in order: `make test` spreads whole files over two workers (pytest-xdist
-    ``--dist loadfile``), and a long file handed out last would run alone at the end."""
-    heavy: dict[str, bool] = {}
-    for item in items:
-        path = str(item.path)
-        is_heavy = item.get_closest_marker("slow") is not None or path.endswith(("_real.py", "_e2e.py"))
-        heavy[path] = heavy.get(path, False) or is_heavy
-    items.sort(key=lambda item: not heavy[str(item.path)])  # stable: file order otherwise kept

@@ -353,7 +353,7 @@ def test_nginx_keeps_gateway_connections_and_follows_a_recreated_gateway(
     # one or a few per nginx worker, not one per request (and none without keepalive)
     assert 1 <= kept <= 8, kept
     before = gateway_address(fleet)
-    # Docker hands a freed address out again: a placeholder takes the old one, so the
+    # Docker hands a freed address out again: a sleeping container started meanwhile takes the old one, so the
     # recreated gateway gets another
     fleet.compose("rm", "-sf", "gateway")
     image = f"mediafleet/gateway:{os.environ.get('MEDIAFLEET_TAG', 'latest')}"
