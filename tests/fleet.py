@@ -26,6 +26,7 @@ MODULES = {
     "faces": ["mediafleet.common.service", "face_reid"],
     "whisper": ["mediafleet.common.service", "whisper_transcriber"],
     "llm": ["mediafleet.common.service", "llm_service"],
+    "metadata": ["mediafleet.common.service", "media_metadata"],
 }
 #: What start_all starts: the main job's processes.
 DEFAULT = ("gateway", "job_manager", "ocr")
@@ -60,6 +61,7 @@ class Fleet:
             "FACE_HTTP_PORT": str(self.ports["faces"]),
             "WHISPER_HTTP_PORT": str(self.ports["whisper"]),
             "LLM_HTTP_PORT": str(self.ports["llm"]),
+            "MEDIA_METADATA_HTTP_PORT": str(self.ports["metadata"]),
             "MEDIAFLEET_LLM_URL": f"http://127.0.0.1:{self.ports['llm']}",
             "VECTOR_DB_DATA_DIR": str(workdir / "vectors"),
             "MEDIAFLEET_VECTOR_DB_URL": f"http://127.0.0.1:{self.ports['vector_db']}",

@@ -187,3 +187,27 @@ def test_similar_refuses_what_it_cannot_compare(sqlite_url: str, tmp_path: Path)
     )
     bad = _cli("similar", str(sample("english.png")), "--limit", "0", db=sqlite_url)
     assert bad.returncode == 2 and "0 is not in 1-100" in bad.stderr
+
+
+def test_embedded_where_and_when_then_search_by_place(sqlite_url: str, real_models_dir: Path) -> None:
+    """services/media_metadata/README.md's commands: bus.jpg (a Madrid street, MANIFEST.md) gives
+    its place, time and camera, and ``search madrid`` finds it; a file without EXIF gives an
+    empty, well-formed result."""
+    env = {"MEDIAFLEET_MODELS_DIR": str(real_models_dir)}
+    out = _cli(
+        "analyze",
+        str(sample("bus.jpg")),
+        str(sample("english.png")),
+        "--tasks",
+        "metadata",
+        db=sqlite_url,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "metadata: taken 2019-03-01T13:06:33.823000; near Madrid, ES; Apple iPhone XS" in out.stdout
+    assert "metadata: no date" in out.stdout  # english.png records nothing
+    found = _cli("search", "madrid", db=sqlite_url)
+    assert found.returncode == 0 and found.stdout.splitlines()[1:] == ["    metadata: 'Madrid, ES'"], (
+        found.stdout
+    )
+    assert found.stdout.startswith("bus.jpg  (")

@@ -112,6 +112,7 @@ def test_each_capability_owns_its_models(tmp_path: Path, monkeypatch: pytest.Mon
         "clip_nsfw",
         "face_reid",
         "llm_service",
+        "media_metadata",
         "ocr_detection",
         "pose_estimation",
         "whisper_transcriber",
@@ -123,7 +124,7 @@ def test_each_capability_owns_its_models(tmp_path: Path, monkeypatch: pytest.Mon
         )  # services/<name>/mediafleet/<name>/models.toml
     assert {n for n, m in cat.items() if m.tests} == {
         "easyocr-en", "pp-ocrv5-mobile", "pp-ocrv6-small", "pp-ocrv6-tiny", "yolo11n-pose", "yolo11n-pose-onnx",
-        "nudenet-320n", "mtcnn", "dlib-face", "whisper-base", "smollm2-135m-instruct",
+        "nudenet-320n", "mtcnn", "dlib-face", "whisper-base", "smollm2-135m-instruct", "geonames-cities1000",
     }  # fmt: skip
     fake = tmp_path / "models.toml"
     fake.write_text('[[models]]\nname = "x"\ncapability = "face_reid"\n')

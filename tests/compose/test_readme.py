@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.compose, pytest.mark.timeout(5400)]
 BEGIN, END = "<!-- quickstart:begin", "<!-- quickstart:end -->"
 #: The tasks a default image and audio upload must run once the fleet is up (CLIP has no weights
 #: anywhere reachable here: it must be offered as not available, not ticked).
-IMAGE_DEFAULTS = {"ocr", "pose", "faces", "nsfw"}
+IMAGE_DEFAULTS = {"ocr", "pose", "faces", "nsfw", "metadata"}
 
 
 def quickstart_lines(readme: str) -> list[str]:
@@ -172,6 +172,9 @@ def test_readme_quickstart_reaches_a_working_fleet(quickstart: QuickStart, page:
     expect(page.get_by_test_id("ocr-text")).to_contain_text(re.compile("EMT|emisiones|SOL", re.I))
     for layer in ("Text (OCR)", "Pose", "Faces"):  # a toggle per result drawn on the image
         expect(page.get_by_role("checkbox", name=layer)).to_be_checked()
+    # where and when: bus.jpg's own EXIF (an iPhone in Madrid, MANIFEST.md), named offline
+    expect(page.get_by_test_id("metadata-place")).to_contain_text("Madrid, ES")
+    expect(page.get_by_test_id("metadata-camera")).to_contain_text("Apple iPhone XS")
     shot(page, "readme-image-results")
 
     # audio with its default tick (transcribe)
@@ -182,5 +185,6 @@ def test_readme_quickstart_reaches_a_working_fleet(quickstart: QuickStart, page:
     item.get_by_role("link", name="Open results").click()
     expect(page.get_by_test_id("job-status")).to_have_attribute("data-status", "succeeded", timeout=300_000)
     expect(page.locator("body")).to_contain_text("ask not what your country can do for you")
+    expect(page.get_by_test_id("metadata-empty")).to_be_visible()  # jfk.flac records no date or place
     shot(page, "readme-audio-results")
     assert page.console.errors == []  # type: ignore[attr-defined]

@@ -1,5 +1,6 @@
 import { flushPromises, mount } from '@vue/test-utils'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import MetadataCard from '../src/components/MetadataCard.vue'
 import TranscriptPlayer from '../src/components/TranscriptPlayer.vue'
 import { session } from '../src/session'
 import { MAX_UPLOAD_BYTES, refusal } from '../src/upload'
@@ -113,5 +114,40 @@ describe('transcript player', () => {
     await view.findAll('li button')[0].trigger('click')
     expect(audio.currentTime).toBe(0)
     expect(view.find('li.current').text()).toContain('fellow Americans')
+  })
+})
+
+describe('where and when', () => {
+  const base = {
+    engine: 'pillow' as const, model: '', model_version: '', media_kind: 'image' as const, format: 'JPEG',
+    width: 810, height: 1080, duration_s: null, taken_at: null, taken_at_utc: null, taken_at_source: null,
+    camera: null, exposure: null, orientation: null, gps: null, place: null, tags: {}, elapsed_ms: 1,
+  }
+
+  it('shows the local time as written, the place, the position and the camera', () => {
+    const result = {
+      ...base,
+      taken_at: '2024-05-01T14:03:22.250000+02:00',
+      camera: { make: 'Apple', model: 'iPhone XS', lens: 'back dual camera 6mm f/2.4', software: null },
+      exposure: { exposure_time_s: 0.002, f_number: 2.4, iso: 16, focal_length_mm: 6, focal_length_35mm: 52, flash_fired: false },
+      gps: { latitude: 40.4113889, longitude: -3.7073639, altitude_m: 645, source: 'exif:GPSInfo' },
+      place: { name: 'Madrid', admin1: 'Madrid', admin2: 'Provincia de Madrid', country_code: 'ES', distance_km: 0.699, attribution: 'GeoNames (geonames.org), CC BY 4.0' },
+    }
+    const card = mount(MetadataCard, { props: { result }, global: { plugins: [i18nFor('de')] } })
+    expect(card.find('h2').text()).toBe('Wo und wann')
+    expect(card.find('[data-testid=metadata-taken]').text()).toBe('2024-05-01 14:03:22 (UTC+02:00)')
+    expect(card.find('[data-testid=metadata-place]').text()).toBe('Madrid, ES (nächster Ort, 0.7 km entfernt)')
+    expect(card.find('[data-testid=metadata-gps]').text()).toBe('40.41139, -3.70736')
+    expect(card.find('[data-testid=metadata-camera]').text()).toBe('Apple iPhone XS · back dual camera 6mm f/2.4')
+    expect(card.text()).toContain('1/500 s · f/2.4 · ISO 16 · 6 mm')
+    expect(card.text()).toContain('GeoNames (geonames.org), CC BY 4.0')
+  })
+
+  it('says plainly when the file records nothing', () => {
+    const card = mount(MetadataCard, { props: { result: { ...base, taken_at: '2019-03-01T13:06:33' } }, global: { plugins: [i18nFor('en')] } })
+    expect(card.find('[data-testid=metadata-taken]').text()).toBe('2019-03-01 13:06:33')
+    const none = mount(MetadataCard, { props: { result: base }, global: { plugins: [i18nFor('en')] } })
+    expect(none.find('[data-testid=metadata-empty]').text()).toBe('The file records no date, place or camera.')
+    expect(none.find('dl').exists()).toBe(false)
   })
 })

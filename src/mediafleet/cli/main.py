@@ -263,8 +263,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     for hit in hits:
         print(f"{hit['filename'] or hit['media_id']}  ({hit['path']})")
         for m in hit["matches"]:
-            where = f"box={m['box']}" if m["box"] else f"t={m['start']}-{m['end']} s"
-            print(f"    {m['task']}: {m['text']!r}  {where}")
+            where = (
+                f"  box={m['box']}"
+                if m["box"]
+                else f"  t={m['start']}-{m['end']} s"
+                if m["start"] is not None
+                else ""  # text of the whole file (a place, a camera): neither box nor time
+            )
+            print(f"    {m['task']}: {m['text']!r}{where}")
     if not hits:
         print(f"no media matches {args.query!r}")
     return 0

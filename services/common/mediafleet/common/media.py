@@ -175,15 +175,15 @@ def load_rgb(path: str | Path, exif_transpose: bool = False) -> np.ndarray:
 
     Raises InvalidMedia / UnsupportedMediaType like :func:`probe_image`.
     """
-    with _opened(path) as img:
+    with open_image(path) as img:
         return _load_array(img, exif_transpose)
 
 
 @contextlib.contextmanager
-def _opened(path: str | Path) -> Iterator[Image.Image]:
-    """``path`` opened by Pillow, its size checked against MAX_PIXELS on the header (before
-    any decoding); Pillow's errors while it is open become InvalidMedia /
-    UnsupportedMediaType naming ``path``."""
+def open_image(path: str | Path) -> Iterator[Image.Image]:
+    """``path`` opened by Pillow (lazily: nothing is decoded until pixels are read), its size
+    checked against MAX_PIXELS on the header; Pillow's errors while it is open become
+    InvalidMedia / UnsupportedMediaType (messages without server paths)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -271,7 +271,7 @@ def load_rgb_fitted(path: str | Path, max_side: int, exif_transpose: bool = Fals
     """
     if max_side < 1:
         raise ValueError(f"max_side must be >= 1, got {max_side}")
-    with _opened(path) as img:
+    with open_image(path) as img:
         width, height = img.size
         scale = 1
         if max(width, height) > max_side:  # else decoded as load_rgb does, below

@@ -1359,6 +1359,20 @@ export interface components {
              */
             file: string;
         };
+        /**
+         * Camera
+         * @description The device that made the file (EXIF Make/Model/LensModel/Software, or a phone's container tags).
+         */
+        Camera: {
+            /** Lens */
+            lens?: string | null;
+            /** Make */
+            make?: string | null;
+            /** Model */
+            model?: string | null;
+            /** Software */
+            software?: string | null;
+        };
         /** CapabilityStatus */
         CapabilityStatus: {
             /** Capability */
@@ -1885,6 +1899,42 @@ export interface components {
         ErrorEnvelope: {
             error: components["schemas"]["ErrorBody"];
         };
+        /**
+         * Exposure
+         * @description EXIF exposure settings (CIPA DC-008, EXIF 2.32), each ``null`` when not recorded.
+         */
+        Exposure: {
+            /**
+             * Exposure Time S
+             * @description seconds (ExposureTime)
+             */
+            exposure_time_s?: number | null;
+            /**
+             * F Number
+             * @description FNumber
+             */
+            f_number?: number | null;
+            /**
+             * Flash Fired
+             * @description bit 0 of Flash
+             */
+            flash_fired?: boolean | null;
+            /**
+             * Focal Length 35Mm
+             * @description FocalLengthIn35mmFilm, mm
+             */
+            focal_length_35mm?: number | null;
+            /**
+             * Focal Length Mm
+             * @description FocalLength, mm
+             */
+            focal_length_mm?: number | null;
+            /**
+             * Iso
+             * @description PhotographicSensitivity
+             */
+            iso?: number | null;
+        };
         /** Face */
         Face: {
             /**
@@ -2085,6 +2135,26 @@ export interface components {
                 [key: string]: number;
             };
         };
+        /**
+         * Gps
+         * @description A position in WGS 84 decimal degrees (north and east positive).
+         */
+        Gps: {
+            /**
+             * Altitude M
+             * @description metres above sea level (below: negative)
+             */
+            altitude_m?: number | null;
+            /** Latitude */
+            latitude: number;
+            /** Longitude */
+            longitude: number;
+            /**
+             * Source
+             * @description where it was read: exif:GPSInfo, container:location (ISO 6709), ...
+             */
+            source: string;
+        };
         /** JobCreate */
         JobCreate: {
             /** Media Id */
@@ -2169,6 +2239,7 @@ export interface components {
             clip?: components["schemas"]["ClipResult"] | components["schemas"]["FramesResult"] | null;
             /** Faces */
             faces?: components["schemas"]["FacesResult"] | components["schemas"]["FramesResult"] | null;
+            metadata?: components["schemas"]["MetadataResult"] | null;
             /** Nsfw */
             nsfw?: components["schemas"]["NsfwResult"] | components["schemas"]["FramesResult"] | null;
             /** Ocr */
@@ -2283,6 +2354,80 @@ export interface components {
             }[];
             /** Width */
             width: number | null;
+        };
+        /** MetadataResult */
+        MetadataResult: {
+            camera?: components["schemas"]["Camera"] | null;
+            /**
+             * Duration S
+             * @description audio and video: seconds
+             */
+            duration_s?: number | null;
+            /** Elapsed Ms */
+            elapsed_ms: number;
+            /**
+             * Engine
+             * @description which library read the file
+             * @enum {string}
+             */
+            engine: "pillow" | "pyav";
+            exposure?: components["schemas"]["Exposure"] | null;
+            /**
+             * Format
+             * @description container or image format as the library names it (JPEG, mov,mp4,...)
+             */
+            format: string;
+            gps?: components["schemas"]["Gps"] | null;
+            /** Height */
+            height?: number | null;
+            /**
+             * Media Kind
+             * @enum {string}
+             */
+            media_kind: "image" | "audio" | "video";
+            /**
+             * Model
+             * @description the place-name data used (GEONAMES_MODEL), or '' when not geocoded
+             */
+            model: string;
+            /**
+             * Model Version
+             * @description first 12 hex digits of the data file's SHA-256, or ''
+             */
+            model_version: string;
+            /**
+             * Orientation
+             * @description EXIF Orientation, 1-8
+             */
+            orientation?: number | null;
+            place?: components["schemas"]["Place"] | null;
+            /**
+             * Tags
+             * @description audio/video container tags (title, artist, ...), at most 32, values cut at 256 characters
+             */
+            tags?: {
+                [key: string]: string;
+            };
+            /**
+             * Taken At
+             * @description when it was made, ISO 8601: local time with its UTC offset when the file records one (2024-05-01T14:03:22+02:00), local time without offset when it does not
+             */
+            taken_at?: string | null;
+            /**
+             * Taken At Source
+             * @description exif:DateTimeOriginal, exif:DateTimeDigitized, exif:DateTime, container:creation_time, ...
+             */
+            taken_at_source?: string | null;
+            /**
+             * Taken At Utc
+             * @description the same instant in UTC (…Z), when the offset is known
+             */
+            taken_at_utc?: string | null;
+            /**
+             * Width
+             * @description pixels as stored (before EXIF orientation)
+             */
+            width?: number | null;
         };
         /** ModelList */
         ModelList: {
@@ -2559,6 +2704,42 @@ export interface components {
              * @description null makes it an unnamed cluster
              */
             name: string | null;
+        };
+        /**
+         * Place
+         * @description The nearest populated place to ``gps`` (GeoNames cities with 1,000+ people).
+         */
+        Place: {
+            /**
+             * Admin1
+             * @description first-level region (state, province); may be empty
+             */
+            admin1: string;
+            /**
+             * Admin2
+             * @description second-level region (county, district); may be empty
+             */
+            admin2: string;
+            /**
+             * Attribution
+             * @default GeoNames (geonames.org), CC BY 4.0
+             */
+            attribution?: string;
+            /**
+             * Country Code
+             * @description ISO 3166-1 alpha-2
+             */
+            country_code: string;
+            /**
+             * Distance Km
+             * @description great-circle distance from the position to the place, km
+             */
+            distance_km: number;
+            /**
+             * Name
+             * @description the city or town
+             */
+            name: string;
         };
         /** PoseResult */
         PoseResult: {

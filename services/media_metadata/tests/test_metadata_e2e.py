@@ -1,0 +1,62 @@
+"""Where and when through the fleet as real processes (gateway, job_manager, a media_metadata
+worker with the real GeoNames data) on real PostgreSQL and Redis: a job's result, search by
+place, and another user who sees none of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api_helpers import admin_token, assert_envelope, auth, create_user, upload, wait_job
+from tests.conftest import SHARED_MEDIA
+from tests.fleet import Fleet
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def metadata_fleet(tmp_path: Path, pg_url: str, redis_url: str, real_models_dir: Path):  # type: ignore[no-untyped-def]
+    f = Fleet(tmp_path, pg_url, redis_url, MEDIAFLEET_MODELS_DIR=str(real_models_dir))
+    try:
+        for name in ("gateway", "job_manager", "metadata"):
+            f.start(name)
+        yield f
+    finally:
+        f.stop_all()
+
+
+def job(c: httpx.Client, token: str, media_id: str) -> dict[str, object]:
+    resp = c.post("/v1/jobs", json={"media_id": media_id, "tasks": ["metadata"]}, headers=auth(token))
+    assert resp.status_code == 202, resp.text
+    done = wait_job(c, token, resp.json()["job_id"], timeout=60)
+    assert done["status"] == "succeeded", done
+    return done
+
+
+def test_a_photo_s_place_and_time_by_api_and_search_for_its_owner_only(metadata_fleet: Fleet) -> None:
+    with httpx.Client(base_url=metadata_fleet.url("gateway"), timeout=30) as c:
+        token = admin_token(c)
+        tasks = c.get("/v1/tasks", headers=auth(token)).json()
+        metadata = next(t for t in tasks["data"] if t["name"] == "metadata")
+        assert metadata["default_for"] == ["image", "audio", "video"]
+        assert metadata["readiness"]["state"] == "ready", metadata
+
+        bus = upload(c, token, SHARED_MEDIA / "bus.jpg").json()["media_id"]
+        done = job(c, token, bus)
+        result = done["results"]["metadata"]  # type: ignore[index]
+        assert (result["place"]["name"], result["place"]["country_code"]) == ("Madrid", "ES")
+        assert result["camera"]["model"] == "iPhone XS" and result["taken_at"] == "2019-03-01T13:06:33.823000"
+        found = c.get("/v1/search", params={"q": "madrid"}, headers=auth(token)).json()
+        assert [h["media_id"] for h in found["data"]] == [bus]
+        assert found["data"][0]["matches"][0]["task"] == "metadata"
+        assert c.get("/v1/search", params={"q": "iphone"}, headers=auth(token)).json()["count"] == 1
+
+        # another account: not the job, not the place in search; its own upload of other bytes
+        other = create_user(c, token, "metadata-other", "metadata-other-password")
+        assert_envelope(c.get(f"/v1/jobs/{done['job_id']}", headers=auth(other)), 404, "job_not_found")
+        assert c.get("/v1/search", params={"q": "madrid"}, headers=auth(other)).json()["count"] == 0
+        png = upload(c, other, SHARED_MEDIA / "english.png").json()["media_id"]
+        empty = job(c, other, png)["results"]["metadata"]  # type: ignore[index]
+        assert (empty["taken_at"], empty["gps"], empty["place"], empty["format"]) == (None, None, None, "PNG")
