@@ -63,6 +63,10 @@ def test_compose_memory_limits_fit_the_smallest_vps() -> None:
             quoted.append((path.name, found))
     assert quoted, "no document states the limits' total"
     assert all(found == figure for _, found in quoted), (figure, quoted)
+    # .env.example's limits are the defaults: a copied .env must not break the total
+    compose = (ROOT / "docker-compose.yml").read_text()
+    for name, value in re.findall(r"^(\w+_MEM_LIMIT)=(\S+)", (ROOT / ".env.example").read_text(), re.M):
+        assert f"${{{name}:-{value}}}" in compose, (name, value)
 
 
 def test_web_ui_client_is_generated_from_the_gateways_current_openapi() -> None:

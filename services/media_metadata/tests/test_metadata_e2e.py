@@ -1,13 +1,16 @@
 """Where and when through the fleet as real processes (gateway, job_manager, a media_metadata
 worker with the real GeoNames data) on real PostgreSQL and Redis: a job's result, search by
-place, and another user who sees none of it."""
+place, the library's date and place filters, and another user who sees none of it."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from PIL import ExifTags, Image
 
 from tests.api_helpers import admin_token, assert_envelope, auth, create_user, upload, wait_job
 from tests.conftest import SHARED_MEDIA
@@ -18,7 +21,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def metadata_fleet(tmp_path: Path, pg_url: str, redis_url: str, real_models_dir: Path):  # type: ignore[no-untyped-def]
-    f = Fleet(tmp_path, pg_url, redis_url, MEDIAFLEET_MODELS_DIR=str(real_models_dir))
+    # originals served without their position; the worker still reads the stored file's GPS
+    f = Fleet(
+        tmp_path, pg_url, redis_url, MEDIAFLEET_MODELS_DIR=str(real_models_dir), GATEWAY_STRIP_LOCATION="true"
+    )
     try:
         for name in ("gateway", "job_manager", "metadata"):
             f.start(name)
@@ -53,10 +59,53 @@ def test_a_photo_s_place_and_time_by_api_and_search_for_its_owner_only(metadata_
         assert found["data"][0]["matches"][0]["task"] == "metadata"
         assert c.get("/v1/search", params={"q": "iphone"}, headers=auth(token)).json()["count"] == 1
 
+        # GATEWAY_STRIP_LOCATION: the original comes back without its GPS, every pixel the same
+        original = c.get(f"/v1/media/{bus}/original", headers=auth(token))
+        assert original.status_code == 200 and original.headers["content-type"] == "image/jpeg"
+        assert len(original.content) == (SHARED_MEDIA / "bus.jpg").stat().st_size
+        with (
+            Image.open(io.BytesIO(original.content)) as served,
+            Image.open(SHARED_MEDIA / "bus.jpg") as stored,
+        ):
+            assert dict(served.getexif().get_ifd(ExifTags.IFD.GPSInfo)) == {}
+            assert dict(stored.getexif().get_ifd(ExifTags.IFD.GPSInfo)) != {}
+            assert served.getexif()[ExifTags.Base.Model] == "iPhone XS"
+            assert np.array_equal(np.asarray(served), np.asarray(stored))
+
+        # the library's filters: the file's own date (local, inclusive days) and place
+        png = upload(c, token, SHARED_MEDIA / "english.png").json()["media_id"]
+        job(c, token, png)  # analysed, records nothing: matches no date or place filter
+
+        def library(**query: str) -> list[str]:
+            resp = c.get("/v1/media", params=query, headers=auth(token))
+            assert resp.status_code == 200, resp.text
+            return [m["media_id"] for m in resp.json()["data"]]
+
+        assert library() == [png, bus]
+        assert library(place="madrid") == library(place="ES") == library(place="Madrid, E") == [bus]
+        assert library(place="paris") == [] and library(place="100%") == [] and library(place="__") == []
+        assert library(taken_from="2019-03-01", taken_to="2019-03-01") == [bus]
+        assert library(taken_from="2019-03-02") == [] and library(taken_to="2019-02-28") == []
+        assert library(taken_to="2019-03-01", place="madrid", kind="image") == [bus]
+        listed = c.get(f"/v1/media/{bus}", headers=auth(token)).json()
+        assert (listed["taken_at"], listed["place"]) == ("2019-03-01T13:06:33.823000", "Madrid, ES")
+        bad = c.get(
+            "/v1/media", params={"taken_from": "2019-03-02", "taken_to": "2019-03-01"}, headers=auth(token)
+        )
+        assert_envelope(bad, 422, "validation_error")
+        for day in ("yesterday", "0", "2019-02-30"):
+            assert_envelope(c.get("/v1/media", params={"taken_from": day}, headers=auth(token)), 422)
+
         # another account: not the job, not the place in search; its own upload of other bytes
         other = create_user(c, token, "metadata-other", "metadata-other-password")
         assert_envelope(c.get(f"/v1/jobs/{done['job_id']}", headers=auth(other)), 404, "job_not_found")
         assert c.get("/v1/search", params={"q": "madrid"}, headers=auth(other)).json()["count"] == 0
-        png = upload(c, other, SHARED_MEDIA / "english.png").json()["media_id"]
-        empty = job(c, other, png)["results"]["metadata"]  # type: ignore[index]
-        assert (empty["taken_at"], empty["gps"], empty["place"], empty["format"]) == (None, None, None, "PNG")
+        assert c.get("/v1/media", params={"place": "madrid"}, headers=auth(other)).json()["count"] == 0
+        page = upload(c, other, SHARED_MEDIA / "phototest.tif").json()["media_id"]
+        empty = job(c, other, page)["results"]["metadata"]  # type: ignore[index]
+        assert (empty["taken_at"], empty["gps"], empty["place"], empty["format"]) == (
+            None,
+            None,
+            None,
+            "TIFF",
+        )

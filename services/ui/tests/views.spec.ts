@@ -2,6 +2,7 @@ import { flushPromises, mount } from '@vue/test-utils'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { session } from '../src/session'
 import AskView from '../src/views/AskView.vue'
+import LibraryView from '../src/views/LibraryView.vue'
 import PeopleView from '../src/views/PeopleView.vue'
 import UploadView from '../src/views/UploadView.vue'
 import { i18nFor, memoryRouter } from './setup'
@@ -179,5 +180,39 @@ describe('drag and drop', () => {
     expect(zone.classes()).not.toContain('dragging')
     expect(view.findAll('[data-state=refused]').map((li) => li.find('strong').text())).toEqual(['paper.pdf', 'notes.txt'])
     expect(fetchSpy).toHaveBeenCalledTimes(1) // GET /v1/tasks only: nothing of the refused files was sent
+  })
+})
+
+describe('library', () => {
+  it('filters by the date and place the files record, and shows them on each tile', async () => {
+    const queries: URLSearchParams[] = []
+    const bus = {
+      media_id: 'b'.repeat(64), kind: 'image', mime: 'image/jpeg', size_bytes: 1, width: 810, height: 1080,
+      duration_s: null, streams: [], filename: 'bus.jpg', deduplicated: false, created_at: '2026-12-07T00:00:00Z',
+      taken_at: '2019-03-01T13:06:33.823000', place: 'Madrid, ES',
+    }
+    vi.stubGlobal('fetch', async (request: Request) => {
+      const url = new URL(request.url)
+      if (request.method === 'GET' && url.pathname === '/api/v1/media') {
+        queries.push(url.searchParams)
+        return json(200, { data: [bus], count: 1, limit: 48, offset: 0 })
+      }
+      return json(404, { error: { code: 'not_found', message: url.pathname, details: null } })
+    })
+    const view = mount(LibraryView, { global: { plugins: [i18nFor('en'), memoryRouter()] } })
+    await flushPromises()
+    expect(queries[0].has('taken_from')).toBe(false)
+    expect(view.find('[data-testid=tile-facts]').text()).toBe('Madrid, ES · 2019-03-01')
+    await view.find('input[name=taken_from]').setValue('2019-03-01')
+    await view.find('input[name=taken_to]').setValue('2019-03-31')
+    await view.find('input[name=place]').setValue('madrid')
+    await flushPromises()
+    const last = queries[queries.length - 1]
+    expect([last.get('taken_from'), last.get('taken_to'), last.get('place'), last.get('offset')]).toEqual([
+      '2019-03-01', '2019-03-31', 'madrid', '0',
+    ])
+    await view.find('input[name=place]').setValue('m') // one letter: not sent (the API asks for 2+)
+    await flushPromises()
+    expect(queries[queries.length - 1].has('place')).toBe(false)
   })
 })

@@ -15,6 +15,7 @@ contract's settings class and follows :class:`Runner`.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -58,6 +59,23 @@ class VectorItem(BaseModel):
     collection: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
     ref: str = Field(min_length=1, max_length=64)
     vector: list[float] = Field(min_length=1, max_length=4096)
+
+
+class MediaFacts(BaseModel):
+    """What a result says about the media file as a whole, kept on the media row for the
+    library's filters (``GET /v1/media?taken_from=&taken_to=&place=``): the latest recorded
+    result that declares facts replaces the earlier ones.
+
+    ``taken_at`` is the local time the file records (naive: a photo "taken on 1 March" stays
+    on 1 March whatever the viewer's zone); ``place`` a label people search for
+    (``"Madrid, ES"``, at most 200 characters); ``country_code`` ISO 3166-1 alpha-2.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    taken_at: dt.datetime | None = None
+    place: str | None = Field(default=None, max_length=200)
+    country_code: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
 
 
 class FaceItem(BaseModel):
@@ -258,6 +276,10 @@ def no_faces(result: Any) -> list[FaceItem]:
     return []
 
 
+def no_facts(result: Any) -> MediaFacts | None:
+    return None
+
+
 @dataclass(frozen=True)
 class ExportFormat:
     """A rendering of a task's result as a file (a transcript as SRT): ``render(result) -> text``.
@@ -307,7 +329,7 @@ class TaskSpec:
       ``inputs[name]``. A job asking for this task gets its dependencies added.
     - ``after``: tasks that run first *when the job has them* (``summarize`` after ``ocr``,
       ``transcribe``...); their results are inputs too; never added to a job.
-    - ``segments`` / ``vectors`` / ``faces``: pure functions of a validated result.
+    - ``segments`` / ``vectors`` / ``faces`` / ``facts``: pure functions of a validated result.
     - ``summary``: one line for people (the CLI's human output).
     - ``video_frames``: an image task runs on a video's sampled frames (``FramesResult``);
       the ``*_of`` methods read either shape of a stored result.
@@ -336,6 +358,8 @@ class TaskSpec:
     segments: Callable[[Any], list[TextSegment]] = no_segments
     vectors: Callable[[Any], list[VectorItem]] = no_vectors
     faces: Callable[[Any], list[FaceItem]] = no_faces
+    #: ``facts(result)``: the file's date and place for the library's filters (None: says nothing).
+    facts: Callable[[Any], MediaFacts | None] = no_facts
     exports: Mapping[str, ExportFormat] = field(default_factory=dict)
     streams: tuple[Literal["audio", "video"], ...] = ()
     timeout_per_media_s: float = 0.0
@@ -390,7 +414,9 @@ class TaskSpec:
         """
         if not is_frames(raw):
             result = self.result.model_validate(raw)
-            return Derived(self.segments(result), self.vectors(result), self.faces(result))
+            return Derived(
+                self.segments(result), self.vectors(result), self.faces(result), self.facts(result)
+            )
         segments: list[TextSegment] = []
         vectors: list[VectorItem] = []
         faces: list[FaceItem] = []
@@ -415,6 +441,8 @@ class Derived:
     vectors: list[VectorItem]
     #: kept for the job's owner and grouped into people (mediafleet.common.store.identities)
     faces: list[FaceItem]
+    #: the file's date and place, kept on its media row (a frames result gives none)
+    facts: MediaFacts | None = None
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,13 @@ class MediaPublic(BaseModel):
     filename: str | None
     deduplicated: bool = Field(description="true when the caller had already uploaded these bytes")
     created_at: dt.datetime
+    taken_at: dt.datetime | None = Field(
+        default=None,
+        description="when the file says it was made, its local time (no zone); from a metadata result",
+    )
+    place: str | None = Field(
+        default=None, description="where, named offline ('Madrid, ES'); from a metadata result"
+    )
 
 
 class MediaList(BaseModel):

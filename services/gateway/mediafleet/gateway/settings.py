@@ -94,6 +94,10 @@ class GatewaySettings(BaseSettings):
     #: Lifetime of a link token for one media's original and thumbnails (``<video src>``
     #: seeks with range requests while it plays).
     media_token_ttl_s: int = Field(default=3600, ge=5)
+    #: Serve originals (``/v1/media/{id}/original``) without the position they record: EXIF GPS
+    #: and GPS-bearing XMP of JPEGs, ISO 6709 positions of MP4/MOV, removed losslessly
+    #: (``mediafleet.gateway.location``). The stored file keeps them: the metadata task reads them.
+    strip_location: bool = False
     admin: AdminSettings = Field(default_factory=AdminSettings)
     #: Largest upload accepted, bytes (nginx's client_max_body_size should match).
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)

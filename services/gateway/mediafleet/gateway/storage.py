@@ -98,6 +98,20 @@ class MediaStore:
             return data
         return path.read_bytes()
 
+    def derived_file(self, name: str, write: Callable[[Path], object]) -> Path:
+        """The path of derived file ``.thumbs/<name>``, written by ``write(part)`` the first time
+        and kept (a part in ``.tmp`` renamed into place, as :meth:`thumbnail` does)."""
+        path = self.root / ".thumbs" / name
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part = self.tmp / f"{uuid.uuid4().hex}.part"
+            try:
+                write(part)
+                os.replace(part, path)
+            finally:
+                part.unlink(missing_ok=True)
+        return path
+
     def clean_stale_parts(self, older_than_s: float = 3600.0) -> int:
         """Remove ``.tmp/*.part`` files older than ``older_than_s`` (uploads a killed gateway left
         behind; a younger one may be an upload in progress on another gateway); returns how many."""

@@ -10,11 +10,13 @@ it gives a result with those fields ``null``, never an error.
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediafleet.common.capability import Capability, TaskSpec, TextSegment
+from mediafleet.common.capability import Capability, MediaFacts, TaskSpec, TextSegment
 
 #: The place-name data: its catalogue name (models.toml) and the attribution its licence asks for.
 GEONAMES_MODEL = "geonames-cities1000"
@@ -123,6 +125,19 @@ def metadata_segments(result: MetadataResult) -> list[TextSegment]:
     return out
 
 
+def metadata_facts(result: MetadataResult) -> MediaFacts:
+    """The file's local date and place for the library's filters (every field may be None)."""
+    taken = None
+    if result.taken_at:
+        try:
+            taken = datetime.fromisoformat(result.taken_at.replace("Z", "+00:00")).replace(tzinfo=None)
+        except ValueError:
+            taken = None
+    place = result.place
+    code = place.country_code if place is not None and re.fullmatch(r"[A-Z]{2}", place.country_code) else None
+    return MediaFacts(taken_at=taken, place=place.label()[:200] if place else None, country_code=code)
+
+
 def metadata_summary(result: MetadataResult) -> str:
     parts = [f"taken {result.taken_at}" if result.taken_at else "no date"]
     if result.place is not None:
@@ -149,6 +164,7 @@ CAPABILITY = Capability(
             media_kinds=("image", "audio", "video"),
             video_frames=False,
             segments=metadata_segments,
+            facts=metadata_facts,
             summary=metadata_summary,
             description="where and when: EXIF, GPS to a place name, container tags",
             default=True,

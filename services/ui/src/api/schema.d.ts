@@ -696,6 +696,10 @@ export interface paths {
         /**
          * List Media
          * @description The caller's media, newest upload first (each upload of the same bytes counts once).
+         *
+         *     The date and place filters read what the ``metadata`` task found in the file (EXIF,
+         *     container tags, GPS named offline); media never analysed for it match neither. 422
+         *     ``validation_error`` when ``taken_from`` is after ``taken_to``.
          */
         get: operations["list_media_v1_media_get"];
         put?: never;
@@ -768,7 +772,9 @@ export interface paths {
         /**
          * Media Original
          * @description The bytes the caller uploaded, as stored (``Content-Type`` the probed MIME type,
-         *     ``Content-Disposition: inline`` with the upload's file name; ranges supported).
+         *     ``Content-Disposition: inline`` with the upload's file name; ranges supported). With
+         *     ``GATEWAY_STRIP_LOCATION=true``, a JPEG, MP4 or MOV comes without the position it
+         *     records (a copy made once, lossless; every other byte as uploaded).
          */
         get: operations["media_original_v1_media__media_id__original_get"];
         put?: never;
@@ -2343,6 +2349,11 @@ export interface components {
             media_id: string;
             /** Mime */
             mime: string;
+            /**
+             * Place
+             * @description where, named offline ('Madrid, ES'); from a metadata result
+             */
+            place?: string | null;
             /** Size Bytes */
             size_bytes: number;
             /**
@@ -2352,6 +2363,11 @@ export interface components {
             streams?: {
                 [key: string]: unknown;
             }[];
+            /**
+             * Taken At
+             * @description when the file says it was made, its local time (no zone); from a metadata result
+             */
+            taken_at?: string | null;
             /** Width */
             width: number | null;
         };
@@ -7877,6 +7893,12 @@ export interface operations {
                 kind?: ("image" | "audio" | "video") | null;
                 /** @description only media with a succeeded task of this name (e.g. ocr) in the caller's jobs */
                 task?: string | null;
+                /** @description only media the file says were made on or after this day, YYYY-MM-DD (its local date; a metadata result) */
+                taken_from?: string | null;
+                /** @description only media made on or before this day, YYYY-MM-DD (inclusive) */
+                taken_to?: string | null;
+                /** @description only media whose place (a metadata result: 'Madrid, ES') contains this text, case-insensitive, or whose ISO 3166 country code it is */
+                place?: string | null;
                 limit?: number;
                 offset?: number;
             };

@@ -4,7 +4,7 @@ job_manager (results from RQ workers) and the CLI's embedded mode (results from 
 the same process) both call :func:`record` with the task's row, so a result is indexed the
 same way wherever it ran: its text segments replace the media's earlier ones for that task
 (full-text search, ``/v1/ask``), its faces are kept for the job's owner and assigned to people
-(:mod:`mediafleet.common.store.identities`). The result is parsed once
+(:mod:`mediafleet.common.store.identities`), its facts (date, place) go on the media row. The result is parsed once
 (:meth:`~mediafleet.common.capability.TaskSpec.derive`); the caller gets the parsed
 :class:`~mediafleet.common.capability.Derived` back for what it does with vectors (job_manager
 queues a vector_db sync in the same transaction).
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from mediafleet.common import registry
 from mediafleet.common.capability import Derived
 from mediafleet.common.store import identities
-from mediafleet.common.store.models import Task
+from mediafleet.common.store.models import Media, Task
 from mediafleet.common.store.search import replace_segments
 
 log = structlog.get_logger("mediafleet.pipeline.record")
@@ -42,4 +42,12 @@ def record(session: Session, task: Task) -> Derived | None:
     replace_segments(session, job.media_id, task.name, derived.segments)
     if derived.faces:
         identities.store_faces(session, task, job.user_id, job.media_id, derived.faces)
+    if derived.facts is not None:
+        media = session.get(Media, job.media_id)
+        if media is not None:  # the latest result that speaks of the file wins
+            media.taken_at, media.place, media.country_code = (
+                derived.facts.taken_at,
+                derived.facts.place,
+                derived.facts.country_code,
+            )
     return derived

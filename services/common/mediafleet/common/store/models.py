@@ -126,6 +126,11 @@ class Media(Base):
     #: Path relative to the media directory.
     storage_path: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    #: The file's own date and place, from the latest recorded result that declares facts
+    #: (``TaskSpec.facts``: the metadata task). ``taken_at``: local time as recorded, naive.
+    taken_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=False), index=True)
+    place: Mapped[str | None] = mapped_column(String(200))
+    country_code: Mapped[str | None] = mapped_column(String(2))
 
 
 class MediaOwner(Base):

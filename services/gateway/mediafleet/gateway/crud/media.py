@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from mediafleet.common.schemas import JobStatus
@@ -19,12 +20,24 @@ def media_page(
     offset: int,
     kind: str | None = None,
     task: str | None = None,
+    taken_from: dt.date | None = None,
+    taken_to: dt.date | None = None,
+    place: str | None = None,
 ) -> tuple[list[tuple[Media, MediaOwner]], int]:
     """One page of the user's media, newest upload first, and how many match in all;
-    ``task``: only media with a succeeded task of that name in the user's jobs."""
-    where = [MediaOwner.user_id == user_id]
+    ``task``: only media with a succeeded task of that name in the user's jobs;
+    ``taken_from`` / ``taken_to``: the file's own local date within these days (inclusive);
+    ``place``: its place label contains this text (case-insensitive), or its country code is it."""
+    where: list[ColumnElement[bool]] = [MediaOwner.user_id == user_id]
     if kind is not None:
         where.append(Media.kind == kind)
+    if taken_from is not None:
+        where.append(Media.taken_at >= dt.datetime.combine(taken_from, dt.time.min))
+    if taken_to is not None:
+        where.append(Media.taken_at < dt.datetime.combine(taken_to + dt.timedelta(days=1), dt.time.min))
+    if place is not None:
+        escaped = place.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append(or_(Media.place.ilike(f"%{escaped}%", escape="\\"), Media.country_code == place.upper()))
     if task is not None:
         where.append(
             exists().where(

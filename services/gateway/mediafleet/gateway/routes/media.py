@@ -3,6 +3,7 @@ original bytes and thumbnails (to their owner only)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import re
@@ -25,6 +26,7 @@ from mediafleet.common.store import Media, MediaOwner, User
 from mediafleet.gateway.context import GatewayContext
 from mediafleet.gateway.crud import media as crud
 from mediafleet.gateway.deps import ContextDep, CurrentUser, SessionDep, issue_link_token, user_or_link
+from mediafleet.gateway.location import write_without_location
 from mediafleet.gateway.quota import check_quota
 from mediafleet.gateway.schemas import BINARY, MEDIA_BYTES, LinkToken, MediaList, MediaPublic
 
@@ -113,6 +115,23 @@ def upload_media(file: UploadFile, user: CurrentUser, ctx: ContextDep, session: 
     return _public(media, owner, deduplicated)
 
 
+#: A calendar day as query parameters write it (ISO 8601 extended, as ``<input type=date>`` sends).
+DAY = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def _day(value: str | None, name: str) -> dt.date | None:
+    """``YYYY-MM-DD`` -> a date; 422 for one that does not exist (2019-02-30)."""
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(
+            f"{name} is not a day of the calendar: {value}",
+            details=[{"loc": ["query", name], "msg": "no such day"}],
+        ) from None
+
+
 @router.get("/v1/media", response_model=MediaList)
 def list_media(
     user: CurrentUser,
@@ -127,12 +146,50 @@ def list_media(
             description="only media with a succeeded task of this name (e.g. ocr) in the caller's jobs",
         ),
     ] = None,
+    taken_from: Annotated[
+        str | None,
+        Query(
+            pattern=DAY,
+            json_schema_extra={"format": "date"},
+            description="only media the file says were made on or after this day, YYYY-MM-DD (its local date; a metadata result)",
+        ),
+    ] = None,
+    taken_to: Annotated[
+        str | None,
+        Query(
+            pattern=DAY,
+            json_schema_extra={"format": "date"},
+            description="only media made on or before this day, YYYY-MM-DD (inclusive)",
+        ),
+    ] = None,
+    place: Annotated[
+        str | None,
+        Query(
+            min_length=2,
+            max_length=100,
+            description="only media whose place (a metadata result: 'Madrid, ES') contains this text, "
+            "case-insensitive, or whose ISO 3166 country code it is",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> MediaList:
-    """The caller's media, newest upload first (each upload of the same bytes counts once)."""
+    """The caller's media, newest upload first (each upload of the same bytes counts once).
+
+    The date and place filters read what the ``metadata`` task found in the file (EXIF,
+    container tags, GPS named offline); media never analysed for it match neither. 422
+    ``validation_error`` when ``taken_from`` is after ``taken_to``."""
     response.headers["Cache-Control"] = "no-store"
-    rows, count = crud.media_page(session, user_id=user.id, limit=limit, offset=offset, kind=kind, task=task)
+    day_from, day_to = _day(taken_from, "taken_from"), _day(taken_to, "taken_to")
+    if day_from is not None and day_to is not None and day_from > day_to:
+        raise ValidationFailed(
+            "taken_from is after taken_to",
+            details=[{"loc": ["query", "taken_from"], "msg": "after taken_to"}],
+        )
+    rows, count = crud.media_page(
+        session, user_id=user.id, limit=limit, offset=offset, kind=kind, task=task,
+        taken_from=day_from, taken_to=day_to, place=place.strip() if place else None,
+    )  # fmt: skip
     return MediaList(data=[_public(m, o, True) for m, o in rows], count=count, limit=limit, offset=offset)
 
 
@@ -151,6 +208,9 @@ def _owned(session: Session, media_id: str, user_id: int) -> tuple[Media, MediaO
         raise NotFound(f"media {media_id} not found", code="media_not_found")
     return media, owner
 
+
+#: What GATEWAY_STRIP_LOCATION rewrites (mediafleet.gateway.location); others are served as stored.
+STRIPPED_MIMES = frozenset({"image/jpeg", "video/mp4", "audio/mp4", "video/quicktime"})
 
 #: The caller by bearer header, or by a link token for this media (``<video src>``, ``<img>``).
 MediaViewer = Annotated[User, Depends(user_or_link("media", "media_id"))]
@@ -181,11 +241,19 @@ def media_token(
 )
 def media_original(media_id: str, user: MediaViewer, ctx: ContextDep, session: SessionDep) -> FileResponse:
     """The bytes the caller uploaded, as stored (``Content-Type`` the probed MIME type,
-    ``Content-Disposition: inline`` with the upload's file name; ranges supported)."""
+    ``Content-Disposition: inline`` with the upload's file name; ranges supported). With
+    ``GATEWAY_STRIP_LOCATION=true``, a JPEG, MP4 or MOV comes without the position it
+    records (a copy made once, lossless; every other byte as uploaded)."""
     media, owner = _owned(session, media_id, user.id)
     path = ctx.media.path_of(media.storage_path)
     if not path.is_file():
         raise NotFound(f"media {media_id} has no stored bytes", code="media_bytes_missing")
+    if ctx.settings.strip_location and media.mime in STRIPPED_MIMES:
+        source = path
+        path = ctx.media.derived_file(
+            f"{media_id}-nolocation{path.suffix}",
+            lambda part: write_without_location(source, part, media.mime),
+        )
     name = owner.filename or f"{media_id}{path.suffix}"
     return FileResponse(
         path, media_type=media.mime, filename=name, content_disposition_type="inline",
@@ -336,4 +404,6 @@ def _public(media: Media, owner: MediaOwner, deduplicated: bool) -> MediaPublic:
         filename=owner.filename,
         deduplicated=deduplicated,
         created_at=owner.created_at,
+        taken_at=media.taken_at,
+        place=media.place,
     )
