@@ -175,17 +175,19 @@ def test_readme_quickstart_reaches_a_working_fleet(quickstart: QuickStart, page:
     # where and when: bus.jpg's own EXIF (an iPhone in Madrid, MANIFEST.md), named offline
     expect(page.get_by_test_id("metadata-place")).to_contain_text("Madrid, ES")
     expect(page.get_by_test_id("metadata-camera")).to_contain_text("Apple iPhone XS")
+    shot(page, "readme-image-results")
     # the library, filtered by the place and the day the photo records
     page.get_by_role("navigation").get_by_role("link", name="Library").click()
     expect(page.get_by_test_id("library")).to_contain_text("bus.jpg")
     page.get_by_label("Place").fill("madrid")
     page.get_by_label("Place").press("Enter")
     expect(page.get_by_test_id("tile-facts")).to_have_text("Madrid, ES · 2019-03-01")
+    shot(page, "readme-library-place")
     page.get_by_label("Taken from").fill("2019-03-02")
     page.get_by_label("Taken from").press("Enter")
     expect(page.get_by_test_id("library-count")).to_have_text("0 files")
+    expect(page.get_by_test_id("library-none")).to_have_text("No file matches these filters.")
     shot(page, "readme-library-filtered")
-    shot(page, "readme-image-results")
 
     # audio with its default tick (transcribe)
     page.get_by_role("navigation").get_by_role("link", name="Upload").click()

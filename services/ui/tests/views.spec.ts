@@ -195,7 +195,8 @@ describe('library', () => {
       const url = new URL(request.url)
       if (request.method === 'GET' && url.pathname === '/api/v1/media') {
         queries.push(url.searchParams)
-        return json(200, { data: [bus], count: 1, limit: 48, offset: 0 })
+        const data = url.searchParams.get('place') === 'paris' ? [] : [bus]
+        return json(200, { data, count: data.length, limit: 48, offset: 0 })
       }
       return json(404, { error: { code: 'not_found', message: url.pathname, details: null } })
     })
@@ -211,8 +212,13 @@ describe('library', () => {
     expect([last.get('taken_from'), last.get('taken_to'), last.get('place'), last.get('offset')]).toEqual([
       '2019-03-01', '2019-03-31', 'madrid', '0',
     ])
+    expect(view.find('[data-testid=library-none]').exists()).toBe(false)
     await view.find('input[name=place]').setValue('m') // one letter: not sent (the API asks for 2+)
     await flushPromises()
     expect(queries[queries.length - 1].has('place')).toBe(false)
+    await view.find('input[name=place]').setValue('paris')
+    await flushPromises()
+    expect(view.find('[data-testid=library-none]').text()).toBe('No file matches these filters.')
+    expect(view.text()).not.toContain('Nothing here yet.')
   })
 })
