@@ -211,3 +211,22 @@ def test_embedded_where_and_when_then_search_by_place(sqlite_url: str, real_mode
         found.stdout
     )
     assert found.stdout.startswith("bus.jpg  (")
+
+
+def test_a_reason_given_once_is_not_repeated_for_each_file(sqlite_url: str, tmp_path: Path) -> None:
+    """Without weights, every image default but OCR is skipped: the first file names each task
+    with its reason and command, the next one only lists them."""
+    files = [sample("english.png"), sample("phototest.tif")]
+    out = _cli(
+        "analyze", *map(str, files), db=sqlite_url, env={"MEDIAFLEET_MODELS_DIR": str(tmp_path / "none")}
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.strip().splitlines()
+    first = [ln for ln in lines if ln.startswith(f"mediafleet: {files[0]}: ")]
+    second = [ln for ln in lines if ln.startswith(f"mediafleet: {files[1]}: ")]
+    assert first and all(" skipped: " in ln for ln in first), first
+    tasks = [ln.split(": ")[2].removesuffix(" skipped") for ln in first]
+    assert {"pose", "metadata"} <= set(tasks) and "ocr" not in tasks, tasks
+    assert any("run `mediafleet models pull geonames-cities1000`" in ln for ln in first), first
+    assert second == [f"mediafleet: {files[1]}: skipped as above: {', '.join(tasks)}"], second
+    assert out.stdout.count("  ocr: rapidocr") == 2  # both files still read
