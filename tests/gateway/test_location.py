@@ -13,6 +13,7 @@ from PIL.TiffImagePlugin import IFDRational
 
 from mediafleet.gateway.location import write_without_location
 from tests.conftest import SHARED_MEDIA
+from tests.media_files import write_video
 
 B, G = ExifTags.Base, ExifTags.GPS
 XMP_WITH_GPS = (
@@ -71,20 +72,6 @@ def test_gps_in_xmp_is_left_out_and_a_file_without_a_position_is_unchanged(tmp_p
     assert again.read_bytes() == plain.read_bytes()
 
 
-def write_mp4(path: Path, tags: dict[str, str], fmt: str | None = None) -> Path:
-    out = av.open(str(path), "w", format=fmt)
-    out.metadata.update(tags)
-    stream = out.add_stream("mpeg4", rate=10)
-    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-    for i in range(5):
-        out.mux(
-            stream.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 40, np.uint8), format="rgb24"))
-        )
-    out.mux(stream.encode())
-    out.close()
-    return path
-
-
 def frames(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as c:
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
@@ -92,8 +79,8 @@ def frames(path: Path) -> list[np.ndarray]:
 
 def test_mp4_and_mov_positions_are_blanked(tmp_path: Path) -> None:
     for name, fmt in (("clip.mp4", None), ("clip.mov", "mov")):
-        source = write_mp4(
-            tmp_path / name, {"location": "+40.6892-074.0445+010.000/", "title": "harbour"}, fmt
+        source = write_video(
+            tmp_path / name, {"location": "+40.6892-074.0445+010.000/", "title": "harbour"}, fmt=fmt
         )
         out = tmp_path / f"out-{name}"
         assert write_without_location(source, out, "video/mp4") is True

@@ -8,7 +8,6 @@ import math
 import random
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import redis
@@ -30,6 +29,7 @@ from mediafleet.media_metadata.engines.geonames import haversine_km
 from mediafleet.media_metadata.read import parse_iso6709
 from mediafleet.media_metadata.runner import MetadataRunner
 from tests.conftest import SHARED_MEDIA, sample
+from tests.media_files import write_video
 
 B, G = ExifTags.Base, ExifTags.GPS
 
@@ -59,19 +59,6 @@ def gps_tags(lat: float, lon: float) -> dict:
         G.GPSLongitudeRef: "E" if lon >= 0 else "W",
         G.GPSLongitude: dms(lon),
     }
-
-
-def write_video(path: Path, tags: dict[str, str], frames: int = 10, fmt: str | None = None) -> Path:
-    out = av.open(str(path), "w", format=fmt)
-    out.metadata.update(tags)
-    stream = out.add_stream("mpeg4", rate=10)
-    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-    for i in range(frames):
-        frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 20, np.uint8), format="rgb24")
-        out.mux(stream.encode(frame))
-    out.mux(stream.encode())
-    out.close()
-    return path
 
 
 @pytest.fixture(scope="module")

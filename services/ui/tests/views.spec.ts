@@ -203,6 +203,7 @@ describe('library', () => {
     const view = mount(LibraryView, { global: { plugins: [i18nFor('en'), memoryRouter()] } })
     await flushPromises()
     expect(queries[0].has('taken_from')).toBe(false)
+    expect(view.find('input[name=place]').attributes('placeholder')).toBe('town, region or country code')
     expect(view.find('[data-testid=tile-facts]').text()).toBe('Madrid, ES · 2019-03-01')
     await view.find('input[name=taken_from]').setValue('2019-03-01')
     await view.find('input[name=taken_to]').setValue('2019-03-31')

@@ -163,7 +163,7 @@ def write_without_location(source: Path, target: Path, mime: str) -> bool:
         if mime == "image/jpeg":
             return _copy_jpeg(src, dst)
         shutil.copyfileobj(src, dst, 1 << 20)
-    if mime in ("video/mp4", "audio/mp4", "video/quicktime"):
+    if mime in ("video/mp4", "audio/mp4"):  # MOV is probed as video/mp4 too (AV_FORMATS)
         with target.open("r+b") as f:
             return _blank_mp4_positions(f)
     return False

@@ -85,22 +85,21 @@ class MediaStore:
         return shutil.disk_usage(self.root).free
 
     def thumbnail(self, name: str, make: Callable[[], bytes]) -> bytes:
-        """The bytes of thumbnail ``.thumbs/<name>``, made by ``make`` the first time and
-        kept: written as a part in ``.tmp`` and renamed, so a reader never sees half a file
-        and a killed process leaves only a part that :meth:`clean_stale_parts` removes."""
-        path = self.root / ".thumbs" / name
-        if not path.is_file():
-            data = make()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            part = self.tmp / f"{uuid.uuid4().hex}.part"
-            part.write_bytes(data)
-            os.replace(part, path)
-            return data
-        return path.read_bytes()
+        """The bytes of thumbnail ``.thumbs/<name>``, made by ``make`` the first time and kept
+        (:meth:`derived_file`)."""
+        made: list[bytes] = []
+
+        def write(part: Path) -> None:
+            made.append(make())
+            part.write_bytes(made[0])
+
+        path = self.derived_file(name, write)
+        return made[0] if made else path.read_bytes()
 
     def derived_file(self, name: str, write: Callable[[Path], object]) -> Path:
         """The path of derived file ``.thumbs/<name>``, written by ``write(part)`` the first time
-        and kept (a part in ``.tmp`` renamed into place, as :meth:`thumbnail` does)."""
+        and kept: written as a part in ``.tmp`` and renamed, so a reader never sees half a file
+        and a killed process leaves only a part that :meth:`clean_stale_parts` removes."""
         path = self.root / ".thumbs" / name
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -7893,9 +7893,9 @@ export interface operations {
                 kind?: ("image" | "audio" | "video") | null;
                 /** @description only media with a succeeded task of this name (e.g. ocr) in the caller's jobs */
                 task?: string | null;
-                /** @description only media the file says were made on or after this day, YYYY-MM-DD (its local date; a metadata result) */
+                /** @description only media the file says were made on or after this day (its local date; a metadata result), YYYY-MM-DD */
                 taken_from?: string | null;
-                /** @description only media made on or before this day, YYYY-MM-DD (inclusive) */
+                /** @description only media made on or before this day (inclusive), YYYY-MM-DD */
                 taken_to?: string | null;
                 /** @description only media whose place (a metadata result: 'Madrid, ES') contains this text, case-insensitive, or whose ISO 3166 country code it is */
                 place?: string | null;

@@ -10,7 +10,7 @@ import re
 import threading
 import unicodedata
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse
@@ -119,6 +119,11 @@ def upload_media(file: UploadFile, user: CurrentUser, ctx: ContextDep, session: 
 DAY = r"^\d{4}-\d{2}-\d{2}$"
 
 
+def _day_query(description: str) -> Any:
+    """A ``YYYY-MM-DD`` query parameter (``format: date`` in the schema, parsed by :func:`_day`)."""
+    return Query(pattern=DAY, json_schema_extra={"format": "date"}, description=f"{description}, YYYY-MM-DD")
+
+
 def _day(value: str | None, name: str) -> dt.date | None:
     """``YYYY-MM-DD`` -> a date; 422 for one that does not exist (2019-02-30)."""
     if value is None:
@@ -148,20 +153,11 @@ def list_media(
     ] = None,
     taken_from: Annotated[
         str | None,
-        Query(
-            pattern=DAY,
-            json_schema_extra={"format": "date"},
-            description="only media the file says were made on or after this day, YYYY-MM-DD (its local date; a metadata result)",
+        _day_query(
+            "only media the file says were made on or after this day (its local date; a metadata result)"
         ),
     ] = None,
-    taken_to: Annotated[
-        str | None,
-        Query(
-            pattern=DAY,
-            json_schema_extra={"format": "date"},
-            description="only media made on or before this day, YYYY-MM-DD (inclusive)",
-        ),
-    ] = None,
+    taken_to: Annotated[str | None, _day_query("only media made on or before this day (inclusive)")] = None,
     place: Annotated[
         str | None,
         Query(
@@ -210,7 +206,7 @@ def _owned(session: Session, media_id: str, user_id: int) -> tuple[Media, MediaO
 
 
 #: What GATEWAY_STRIP_LOCATION rewrites (mediafleet.gateway.location); others are served as stored.
-STRIPPED_MIMES = frozenset({"image/jpeg", "video/mp4", "audio/mp4", "video/quicktime"})
+STRIPPED_MIMES = frozenset({"image/jpeg", "video/mp4", "audio/mp4"})
 
 #: The caller by bearer header, or by a link token for this media (``<video src>``, ``<img>``).
 MediaViewer = Annotated[User, Depends(user_or_link("media", "media_id"))]
