@@ -20,7 +20,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
 
-.PHONY: env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-contention bench-asr bench-llm bench-metadata bench-vector-db bench-batch bench-cache bench-load new-service sync-demo sync-dev system-deps images certs \
+.PHONY: env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-contention bench-asr bench-llm bench-metadata bench-duplicates bench-vector-db bench-batch bench-cache bench-load new-service sync-demo sync-dev system-deps images certs \
         run-core-services run-ai-services stop ps logs compose limits fleet-ca test-compose clean ui ui-test ui-api
 
 help:  ## list targets
@@ -105,6 +105,9 @@ bench-llm: sync-dev test-models  ## llama.cpp (real GGUF weights: SmolLM2-135M, 
 
 bench-metadata: sync-dev test-models  ## EXIF / container tags per file (p50/p95), GeoNames load and memory, KD-tree vs brute-force nearest city
 	$(VENV)/bin/python bench/metadata/run.py --runs 20 --models-dir $(TEST_MODELS_DIR)
+
+bench-duplicates: sync-dev  ## near-duplicates: copies of the shared photos found vs different files, sound BER, fade-in clips, cost per file
+	$(VENV)/bin/python bench/duplicates/run.py --runs 5
 
 bench-vector-db: sync-dev  ## flat vs HNSW vs IVF: 100k x 512 clustered vectors, p50/p99 search, recall@10, memory
 	$(VENV)/bin/python bench/vector_db/run.py

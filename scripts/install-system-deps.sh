@@ -15,8 +15,10 @@ command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr)
 for lang in eng fra deu spa ita por nld rus chi-sim jpn kor ara hin tha; do
   [ -f "/usr/share/tesseract-ocr/5/tessdata/${lang//-/_}.traineddata" ] || need+=("tesseract-ocr-$lang")
 done
+# the fingerprint task's sound fingerprint (services/media_metadata/Dockerfile.cpu installs it too)
+command -v fpcalc >/dev/null 2>&1 || need+=(libchromaprint-tools)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system deps present: redis-server, postgresql, cmake, g++, make, tesseract-ocr and its language packs"
+  echo "system deps present: redis-server, postgresql, cmake, g++, make, tesseract-ocr and its language packs, fpcalc"
   exit 0
 fi
 SUDO=""

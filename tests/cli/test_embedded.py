@@ -230,3 +230,42 @@ def test_a_reason_given_once_is_not_repeated_for_each_file(sqlite_url: str, tmp_
     assert any("run `mediafleet models pull geonames-cities1000`" in ln for ln in first), first
     assert second == [f"mediafleet: {files[1]}: skipped as above: {', '.join(tasks)}"], second
     assert out.stdout.count("  ocr: rapidocr") == 2  # both files still read
+
+
+def test_embedded_near_duplicates_are_grouped(sqlite_url: str, tmp_path: Path) -> None:
+    """``analyze`` fingerprints by default and the recorder keeps the near-duplicate pairs:
+    ``duplicates`` groups a photo with its resized, re-encoded copy, the corpus' letter-boxed
+    Obama portrait with its original (MANIFEST.md), a recording with its AAC re-encode; a
+    different photo stays alone, and analysing a file again keeps its pairs once."""
+    from PIL import Image
+
+    from tests.media_files import transcode
+
+    copy = tmp_path / "bus-small.jpg"
+    bus = Image.open(sample("bus.jpg"))
+    bus.resize((bus.width // 2, bus.height // 2)).save(copy, "JPEG", quality=60)
+    m4a = transcode(sample("jfk.flac"), tmp_path / "jfk.m4a", bit_rate=0, audio_bit_rate=32_000)
+    files = [sample("bus.jpg"), copy, sample("obama.jpg"), sample("obama-480p.jpg"), sample("zidane.jpg")]
+    out = _cli(
+        "analyze",
+        *map(str, files),
+        str(sample("jfk.flac")),
+        str(m4a),
+        "--tasks",
+        "fingerprint",
+        db=sqlite_url,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("fingerprint: pHash ") == 5 and out.stdout.count("fingerprint: sound: ") == 2
+
+    def groups() -> list[list[str]]:
+        listed = _cli("duplicates", "--json", db=sqlite_url)
+        assert listed.returncode == 0, listed.stderr
+        return sorted(sorted(f["filename"] for f in g["files"]) for g in json.loads(listed.stdout)["data"])
+
+    expected = [["bus-small.jpg", "bus.jpg"], ["jfk.flac", "jfk.m4a"], ["obama-480p.jpg", "obama.jpg"]]
+    assert groups() == expected
+    again = _cli("analyze", str(copy), "--tasks", "fingerprint", db=sqlite_url)
+    assert again.returncode == 0 and groups() == expected
+    human = _cli("duplicates", db=sqlite_url).stdout
+    assert "jfk.flac ~ jfk.m4a: chromaprint, sound bit error rate" in human, human

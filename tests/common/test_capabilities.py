@@ -46,9 +46,17 @@ def test_ocr_is_found_through_its_entry_point() -> None:
     assert "ocr_detection" in names
     assert registry.capability_of("ocr").queue == "ocr_detection"
     # ticked in the upload view / run by `mediafleet analyze FILE` when ready, per media kind
-    assert set(registry.default_tasks("image")) == {"ocr", "pose", "faces", "nsfw", "clip", "metadata"}
-    assert set(registry.default_tasks("audio")) == {"transcribe", "metadata"}
-    assert set(registry.default_tasks("video")) == {"pose", "faces", "transcribe", "metadata"}
+    assert set(registry.default_tasks("image")) == {
+        "ocr",
+        "pose",
+        "faces",
+        "nsfw",
+        "clip",
+        "metadata",
+        "fingerprint",
+    }
+    assert set(registry.default_tasks("audio")) == {"transcribe", "metadata", "fingerprint"}
+    assert set(registry.default_tasks("video")) == {"pose", "faces", "transcribe", "metadata", "fingerprint"}
 
 
 def test_each_capability_s_settings_read_its_env_prefix() -> None:

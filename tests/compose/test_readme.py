@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.compose, pytest.mark.timeout(5400)]
 BEGIN, END = "<!-- quickstart:begin", "<!-- quickstart:end -->"
 #: The tasks a default image and audio upload must run once the fleet is up (CLIP has no weights
 #: anywhere reachable here: it must be offered as not available, not ticked).
-IMAGE_DEFAULTS = {"ocr", "pose", "faces", "nsfw", "metadata"}
+IMAGE_DEFAULTS = {"ocr", "pose", "faces", "nsfw", "metadata", "fingerprint"}
 
 
 def quickstart_lines(readme: str) -> list[str]:
@@ -127,7 +127,11 @@ def wait_ready(base: str, tasks: set[str], timeout_s: float = 600) -> dict[str, 
     raise TimeoutError(f"not ready after {timeout_s} s: {report}")
 
 
-def test_readme_quickstart_reaches_a_working_fleet(quickstart: QuickStart, page: Page) -> None:  # noqa: F811
+def test_readme_quickstart_reaches_a_working_fleet(
+    quickstart: QuickStart,
+    page: Page,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     readyz = next(out for line, out in quickstart.outputs.items() if line.startswith("curl "))
     assert json.loads(readyz)["status"] == "ready", readyz
     base = "https://localhost"
@@ -188,6 +192,26 @@ def test_readme_quickstart_reaches_a_working_fleet(quickstart: QuickStart, page:
     expect(page.get_by_test_id("library-count")).to_have_text("0 files")
     expect(page.get_by_test_id("library-none")).to_have_text("No file matches these filters.")
     shot(page, "readme-library-filtered")
+
+    # near-duplicates: a smaller, re-encoded copy of the photo, uploaded with the default ticks
+    from PIL import Image
+
+    copy = tmp_path / "bus-small.jpg"
+    with Image.open(sample("bus.jpg")) as img:
+        img.resize((img.width // 2, img.height // 2)).save(copy, "JPEG", quality=60)
+    page.get_by_role("navigation").get_by_role("link", name="Upload").click()
+    page.locator("#files").set_input_files(str(copy))
+    item = page.locator("li[data-state]", has_text="bus-small.jpg")
+    expect(item).to_have_attribute("data-state", "started", timeout=60_000)
+    item.get_by_role("link", name="Open results").click()
+    expect(page.get_by_test_id("job-status")).to_have_attribute("data-status", "succeeded", timeout=300_000)
+    expect(page.get_by_test_id("duplicates")).to_contain_text("bus.jpg")
+    page.get_by_role("navigation").get_by_role("link", name="Duplicates").click()
+    group = page.get_by_test_id("duplicate-group")
+    expect(group).to_have_count(1)
+    expect(group).to_contain_text("2 files")
+    expect(group).to_contain_text(re.compile(r"bus\.jpg ~ bus-small\.jpg|bus-small\.jpg ~ bus\.jpg"))
+    shot(page, "readme-duplicates")
 
     # audio with its default tick (transcribe)
     page.get_by_role("navigation").get_by_role("link", name="Upload").click()

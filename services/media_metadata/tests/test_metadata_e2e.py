@@ -1,6 +1,7 @@
-"""Where and when through the fleet as real processes (gateway, job_manager, a media_metadata
-worker with the real GeoNames data) on real PostgreSQL and Redis: a job's result, search by
-place, the library's date and place filters, and another user who sees none of it."""
+"""Where and when, and near-duplicates, through the fleet as real processes (gateway,
+job_manager, a media_metadata worker with the real GeoNames data) on real PostgreSQL and Redis:
+a job's result, search by place, the library's date and place filters, a photo's resized copy
+found as its duplicate, and another user who sees none of it."""
 
 from __future__ import annotations
 
@@ -33,15 +34,17 @@ def metadata_fleet(tmp_path: Path, pg_url: str, redis_url: str, real_models_dir:
         f.stop_all()
 
 
-def job(c: httpx.Client, token: str, media_id: str) -> dict:  # the job as the API returns it
-    resp = c.post("/v1/jobs", json={"media_id": media_id, "tasks": ["metadata"]}, headers=auth(token))
+def job(c: httpx.Client, token: str, media_id: str, task: str = "metadata") -> dict:  # as the API returns it
+    resp = c.post("/v1/jobs", json={"media_id": media_id, "tasks": [task]}, headers=auth(token))
     assert resp.status_code == 202, resp.text
     done = wait_job(c, token, resp.json()["job_id"], timeout=60)
     assert done["status"] == "succeeded", done
     return done
 
 
-def test_a_photo_s_place_and_time_by_api_and_search_for_its_owner_only(metadata_fleet: Fleet) -> None:
+def test_a_photo_s_place_time_and_duplicates_by_api_and_search_for_its_owner_only(
+    metadata_fleet: Fleet, tmp_path: Path
+) -> None:
     with httpx.Client(base_url=metadata_fleet.url("gateway"), timeout=30) as c:
         token = admin_token(c)
         tasks = c.get("/v1/tasks", headers=auth(token)).json()
@@ -109,3 +112,32 @@ def test_a_photo_s_place_and_time_by_api_and_search_for_its_owner_only(metadata_
             None,
             "TIFF",
         )
+
+        # near-duplicates (the fingerprint task): a resized copy of the photo is found, per user
+        copy = tmp_path / "bus-copy.jpg"
+        with Image.open(SHARED_MEDIA / "bus.jpg") as img:
+            img.resize((img.width // 3, img.height // 3)).save(copy, "JPEG", quality=50)
+        fingerprint = next(t for t in tasks["data"] if t["name"] == "fingerprint")
+        assert fingerprint["readiness"]["state"] == "ready" and fingerprint["default_for"] == [
+            "image",
+            "audio",
+            "video",
+        ]
+        copy_id = upload(c, token, copy).json()["media_id"]
+        zidane = upload(c, token, SHARED_MEDIA / "zidane.jpg").json()["media_id"]
+        for media_id in (bus, copy_id, zidane):
+            job(c, token, media_id, "fingerprint")
+        found = c.get(f"/v1/media/{bus}/duplicates", headers=auth(token)).json()
+        assert [(d["media"]["media_id"], d["method"]) for d in found["data"]] == [(copy_id, "pHash+dHash")]
+        assert (
+            found["data"][0]["media"]["filename"] == "bus-copy.jpg" and found["data"][0]["similarity"] > 0.8
+        )
+        assert c.get(f"/v1/media/{zidane}/duplicates", headers=auth(token)).json()["count"] == 0
+        groups = c.get("/v1/duplicates", headers=auth(token)).json()
+        assert groups["count"] == 1 and {m["media_id"] for m in groups["data"][0]["media"]} == {bus, copy_id}
+        # the other account's own copy is compared with its own files only
+        job(c, other, upload(c, other, copy).json()["media_id"], "fingerprint")
+        assert c.get("/v1/duplicates", headers=auth(other)).json()["count"] == 0
+        assert c.get(f"/v1/media/{copy_id}/duplicates", headers=auth(other)).json()["count"] == 0
+        assert_envelope(c.get(f"/v1/media/{bus}/duplicates", headers=auth(other)), 404, "media_not_found")
+        assert c.get("/v1/duplicates", headers=auth(token)).json()["count"] == 1

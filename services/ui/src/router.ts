@@ -11,6 +11,7 @@ export const routes: RouteRecordRaw[] = [
   { path: '/media/:id', component: () => import('./views/MediaView.vue'), props: true },
   { path: '/search', component: () => import('./views/SearchView.vue') },
   { path: '/people', component: () => import('./views/PeopleView.vue') },
+  { path: '/duplicates', component: () => import('./views/DuplicatesView.vue') },
   { path: '/ask', component: () => import('./views/AskView.vue') },
   { path: '/admin', component: () => import('./views/AdminView.vue') },
   { path: '/:rest(.*)*', redirect: '/library' },

@@ -2,6 +2,7 @@ import { flushPromises, mount } from '@vue/test-utils'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { session } from '../src/session'
 import AskView from '../src/views/AskView.vue'
+import DuplicatesView from '../src/views/DuplicatesView.vue'
 import LibraryView from '../src/views/LibraryView.vue'
 import PeopleView from '../src/views/PeopleView.vue'
 import UploadView from '../src/views/UploadView.vue'
@@ -221,5 +222,33 @@ describe('library', () => {
     await flushPromises()
     expect(view.find('[data-testid=library-none]').text()).toBe('No file matches these filters.')
     expect(view.text()).not.toContain('Nothing here yet.')
+  })
+})
+
+describe('duplicates', () => {
+  const file = (c: string, filename: string) => ({
+    media_id: c.repeat(64), kind: 'image', mime: 'image/jpeg', size_bytes: 1, width: 10, height: 10,
+    duration_s: null, streams: [], filename, deduplicated: true, created_at: '2026-12-07T00:00:00Z',
+    taken_at: null, place: null,
+  })
+  it('shows each group with its files and what made them duplicates, or says there are none (both languages)', async () => {
+    const link = { media_id: 'a'.repeat(64), other_id: 'b'.repeat(64), similarity: 0.84, method: 'pHash+dHash', detail: '20 of 128 bits differ' }
+    gateway({
+      'GET /v1/duplicates': () => json(200, { data: [{ media: [file('a', 'bus.jpg'), file('b', 'bus-copy.jpg')], links: [link] }], count: 1, limit: 100, offset: 0 }),
+      'GET /v1/media/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/thumbnail': () => new Response(new Blob(['x']), { status: 200 }),
+    })
+    vi.stubGlobal('URL', Object.assign(URL, { createObjectURL: () => 'blob:x', revokeObjectURL: () => undefined }))
+    const view = mount(DuplicatesView, { global: { plugins: [i18nFor('en'), memoryRouter()] } })
+    await flushPromises()
+    const groups = view.findAll('[data-testid=duplicate-group]')
+    expect(groups).toHaveLength(1)
+    expect(groups[0].find('h2').text()).toBe('2 files')
+    expect(groups[0].findAll('a').map((a) => a.attributes('href'))).toEqual([`/media/${'a'.repeat(64)}`, `/media/${'b'.repeat(64)}`])
+    expect(groups[0].find('.links').text()).toBe('bus.jpg ~ bus-copy.jpg: similarity 0.84 · pHash+dHash, 20 of 128 bits differ')
+
+    gateway({ 'GET /v1/duplicates': () => json(200, { data: [], count: 0, limit: 100, offset: 0 }) })
+    const empty = mount(DuplicatesView, { global: { plugins: [i18nFor('de'), memoryRouter()] } })
+    await flushPromises()
+    expect(empty.find('[data-testid=duplicates-none]').text()).toContain('Noch keine Duplikate')
   })
 })

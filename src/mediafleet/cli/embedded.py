@@ -42,6 +42,7 @@ from mediafleet.common.store import (
     migrate,
     session_factory,
 )
+from mediafleet.common.store.duplicates import duplicate_groups
 from mediafleet.common.store.embeddings import embedding_tasks, media_embedding
 from mediafleet.common.store.models import FaceRow, Person, utcnow
 from mediafleet.common.store.search import search_text
@@ -366,6 +367,42 @@ class EmbeddedAnalyzer:
                     {"id": pid, "name": name, "collection": collection, "faces": count, "files": list(files)}
                 )
             return out
+
+    def duplicates(self) -> list[dict[str, Any]]:
+        """The analysed files grouped as near-duplicates (``analyze`` with the ``fingerprint``
+        task; as the fleet's ``GET /v1/duplicates``), the largest group first:
+        ``{"files": [{"media_id", "filename", "path"}], "links": [{"a", "b", "similarity",
+        "method", "detail"}]}`` with ``a``/``b`` filenames."""
+        with self.sessions() as session:
+            uid = self._local_user_id(session)
+            groups = duplicate_groups(session, uid)
+            ids = {m for g in groups for m in g.media_ids}
+            rows = session.execute(
+                select(Media.id, MediaOwner.filename, Media.storage_path)
+                .join(MediaOwner, MediaOwner.media_id == Media.id)
+                .where(MediaOwner.user_id == uid, Media.id.in_(list(ids)))
+            ).all()
+            named = {mid: (name or mid[:12], path) for mid, name, path in rows}
+            return [
+                {
+                    "files": [
+                        {"media_id": m, "filename": named[m][0], "path": named[m][1]}
+                        for m in g.media_ids
+                        if m in named
+                    ],
+                    "links": [
+                        {
+                            "a": named.get(p.media_id, (p.media_id,))[0],
+                            "b": named.get(p.other_id, (p.other_id,))[0],
+                            "similarity": p.similarity,
+                            "method": p.method,
+                            "detail": p.detail,
+                        }
+                        for p in g.pairs
+                    ],
+                }
+                for g in groups
+            ]
 
     def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         with self.sessions() as session:

@@ -111,6 +111,12 @@ def _parser(task_names: tuple[str, ...]) -> argparse.ArgumentParser:
     similar.add_argument("--limit", type=_limit, default=20, help="at most this many hits (1-100)")
     similar.add_argument("--json", action="store_true")
 
+    duplicates = sub.add_parser(
+        "duplicates", help="analysed files that are near-duplicates of each other, in groups (embedded store)"
+    )
+    duplicates.add_argument("--db", help="SQLAlchemy URL of the embedded store")
+    duplicates.add_argument("--json", action="store_true")
+
     people = sub.add_parser("people", help="the people analyze --tasks faces found (embedded store)")
     people.add_argument("--db", help="SQLAlchemy URL of the embedded store")
     people.add_argument("--json", action="store_true")
@@ -119,7 +125,8 @@ def _parser(task_names: tuple[str, ...]) -> argparse.ArgumentParser:
 
 def _print_human(item: dict[str, Any]) -> None:
     media = item["media"]
-    print(f"{item['file']}  ({media['width']}x{media['height']} {media['mime']})")
+    size = f"{media['width']}x{media['height']} " if media.get("width") else ""
+    print(f"{item['file']}  ({size}{media['mime']})")
     known = registry.tasks()
     for task, raw in item["results"].items():
         if task not in known:
@@ -329,6 +336,28 @@ def cmd_people(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_duplicates(args: argparse.Namespace) -> int:
+    from mediafleet.cli.embedded import EmbeddedAnalyzer
+    from mediafleet.common.errors import MediafleetError
+
+    try:
+        with EmbeddedAnalyzer(database_url=args.db) as analyzer:
+            groups = analyzer.duplicates()
+    except MediafleetError as exc:
+        print(f"mediafleet: {exc.message}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"data": groups, "count": len(groups)}, ensure_ascii=False))
+        return 0
+    for n, group in enumerate(groups, 1):
+        print(f"group {n}: {', '.join(f['filename'] for f in group['files'])}")
+        for link in group["links"]:
+            print(f"    {link['a']} ~ {link['b']}: {link['method']}, {link['detail']}")
+    if not groups:
+        print("no near-duplicates among the analysed files (analyze runs the fingerprint task by default)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     # PYTHON_ARGCOMPLETE_OK (argcomplete's marker: this command completes itself)
     import argcomplete
@@ -353,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_people(args)
     if args.command == "similar":
         return cmd_similar(args)
+    if args.command == "duplicates":
+        return cmd_duplicates(args)
     code = cmd_analyze(args) if args.command == "analyze" else cmd_search(args)
     if args.command == "analyze" and not getattr(args, "json", False):
         print(f"done in {time.perf_counter() - start:.1f} s", file=sys.stderr)

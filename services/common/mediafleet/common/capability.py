@@ -78,6 +78,20 @@ class MediaFacts(BaseModel):
     country_code: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
 
 
+class Likeness(BaseModel):
+    """How alike two files of one owner are by their results of one task (near-duplicates):
+    what a contract's ``TaskSpec.likeness`` answers. The recorder keeps the pairs that are
+    ``duplicate`` (:mod:`mediafleet.common.store.duplicates`), read by
+    ``GET /v1/media/{id}/duplicates`` and ``GET /v1/duplicates``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    duplicate: bool = Field(description="the two files show the same content (the contract's rule)")
+    similarity: float = Field(ge=0.0, le=1.0, description="1: identical fingerprints; the rule's own scale")
+    method: str = Field(max_length=64, description="what was compared: 'pHash+dHash', 'frames+chromaprint'")
+    detail: str = Field(default="", max_length=200, description="the figures behind it, for people")
+
+
 class FaceItem(BaseModel):
     """A face a result holds, kept per owner so people can be named, merged and found.
 
@@ -330,6 +344,8 @@ class TaskSpec:
     - ``after``: tasks that run first *when the job has them* (``summarize`` after ``ocr``,
       ``transcribe``...); their results are inputs too; never added to a job.
     - ``segments`` / ``vectors`` / ``faces`` / ``facts``: pure functions of a validated result.
+    - ``likeness``: ``likeness(a, b)`` compares two validated results of this task (two files
+      of the same kind and owner) for near-duplicates; None when the task has no such rule.
     - ``summary``: one line for people (the CLI's human output).
     - ``video_frames``: an image task runs on a video's sampled frames (``FramesResult``);
       the ``*_of`` methods read either shape of a stored result.
@@ -360,6 +376,8 @@ class TaskSpec:
     faces: Callable[[Any], list[FaceItem]] = no_faces
     #: ``facts(result)``: the file's date and place for the library's filters (None: says nothing).
     facts: Callable[[Any], MediaFacts | None] = no_facts
+    #: ``likeness(a, b)``: are the files of two results near-duplicates (a fingerprint task)?
+    likeness: Callable[[Any, Any], Likeness] | None = None
     exports: Mapping[str, ExportFormat] = field(default_factory=dict)
     streams: tuple[Literal["audio", "video"], ...] = ()
     timeout_per_media_s: float = 0.0

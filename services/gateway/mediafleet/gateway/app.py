@@ -37,7 +37,20 @@ from mediafleet.gateway.context import GatewayContext
 from mediafleet.gateway.limits import InternalsGuard, UploadSizeLimit
 from mediafleet.gateway.login_guard import LoginGuard
 from mediafleet.gateway.principals import PrincipalCache, watch_sessions
-from mediafleet.gateway.routes import admin, ask, auth, batch, jobs, media, people, proxy, search, sync, tasks
+from mediafleet.gateway.routes import (
+    admin,
+    ask,
+    auth,
+    batch,
+    duplicates,
+    jobs,
+    media,
+    people,
+    proxy,
+    search,
+    sync,
+    tasks,
+)
 from mediafleet.gateway.security import hash_password
 from mediafleet.gateway.settings import GatewaySettings, with_signing_key
 from mediafleet.gateway.storage import MediaStore
@@ -183,6 +196,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         tasks.router,
         jobs.router,
         search.router,
+        duplicates.router,
         people.router,
         ask.router,
         proxy.router,

@@ -457,3 +457,45 @@ class AskAnswer(BaseModel):
     citations: list[Citation] = Field(description="the passages given to the model, numbered")
     model: str | None
     usage: dict[str, int] | None = None
+
+
+class DuplicateHit(BaseModel):
+    """One of the caller's files that is a near-duplicate of the file asked about."""
+
+    media: MediaPublic
+    similarity: float = Field(ge=0, le=1, description="1: identical fingerprints (the rule's own scale)")
+    method: str = Field(description="what was compared: 'pHash+dHash', 'frames+chromaprint', ...")
+    detail: str = Field(description="the figures behind it: '12 of 128 bits differ', ...")
+    task: str = Field(description="the fingerprint task whose results were compared")
+
+
+class DuplicateList(BaseModel):
+    media_id: str
+    data: list[DuplicateHit]
+    count: int
+
+
+class DuplicateLink(BaseModel):
+    """Two files of a group that the rule calls duplicates of each other."""
+
+    media_id: str
+    other_id: str
+    similarity: float = Field(ge=0, le=1)
+    method: str
+    detail: str
+
+
+class DuplicateGroupPublic(BaseModel):
+    """Files linked by near-duplicate pairs: the most linked first."""
+
+    media: list[MediaPublic]
+    links: list[DuplicateLink]
+
+
+class DuplicateGroups(BaseModel):
+    """A page of the caller's near-duplicate groups, the largest first."""
+
+    data: list[DuplicateGroupPublic]
+    count: int = Field(description="groups in all pages")
+    limit: int
+    offset: int

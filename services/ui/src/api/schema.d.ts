@@ -321,6 +321,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/duplicates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Duplicates
+         * @description The caller's near-duplicate files in groups (files linked by duplicate pairs), the
+         *     largest group first; each group's files with the most links first, and its links.
+         */
+        get: operations["list_duplicates_v1_duplicates_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/faces": {
         parameters: {
             query?: never;
@@ -754,6 +775,31 @@ export interface paths {
          *     the authorisation. 403 for a wrong or expired signature, 404 when signed URLs are off.
          */
         get: operations["media_content_v1_media__media_id__content_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/media/{media_id}/duplicates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Media Duplicates
+         * @description The caller's other files that are near-duplicates of this one, most similar first.
+         *
+         *     Found when a job runs the ``fingerprint`` task: a resized, re-encoded or slightly cropped
+         *     copy of an image; a video re-encoded at another bit rate (its sampled frames and its sound
+         *     compared, black frames never counted); the same recording of sound. The list is empty
+         *     until the file (and its copies) have been fingerprinted. 404 unknown media.
+         */
+        get: operations["media_duplicates_v1_media__media_id__duplicates_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1827,6 +1873,85 @@ export interface components {
             /** Score */
             score: number;
         };
+        /**
+         * DuplicateGroupPublic
+         * @description Files linked by near-duplicate pairs: the most linked first.
+         */
+        DuplicateGroupPublic: {
+            /** Links */
+            links: components["schemas"]["DuplicateLink"][];
+            /** Media */
+            media: components["schemas"]["MediaPublic"][];
+        };
+        /**
+         * DuplicateGroups
+         * @description A page of the caller's near-duplicate groups, the largest first.
+         */
+        DuplicateGroups: {
+            /**
+             * Count
+             * @description groups in all pages
+             */
+            count: number;
+            /** Data */
+            data: components["schemas"]["DuplicateGroupPublic"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+        };
+        /**
+         * DuplicateHit
+         * @description One of the caller's files that is a near-duplicate of the file asked about.
+         */
+        DuplicateHit: {
+            /**
+             * Detail
+             * @description the figures behind it: '12 of 128 bits differ', ...
+             */
+            detail: string;
+            media: components["schemas"]["MediaPublic"];
+            /**
+             * Method
+             * @description what was compared: 'pHash+dHash', 'frames+chromaprint', ...
+             */
+            method: string;
+            /**
+             * Similarity
+             * @description 1: identical fingerprints (the rule's own scale)
+             */
+            similarity: number;
+            /**
+             * Task
+             * @description the fingerprint task whose results were compared
+             */
+            task: string;
+        };
+        /**
+         * DuplicateLink
+         * @description Two files of a group that the rule calls duplicates of each other.
+         */
+        DuplicateLink: {
+            /** Detail */
+            detail: string;
+            /** Media Id */
+            media_id: string;
+            /** Method */
+            method: string;
+            /** Other Id */
+            other_id: string;
+            /** Similarity */
+            similarity: number;
+        };
+        /** DuplicateList */
+        DuplicateList: {
+            /** Count */
+            count: number;
+            /** Data */
+            data: components["schemas"]["DuplicateHit"][];
+            /** Media Id */
+            media_id: string;
+        };
         /** Embedding */
         Embedding: {
             /**
@@ -2090,6 +2215,79 @@ export interface components {
             /** Width */
             width: number;
         };
+        /** FingerprintResult */
+        FingerprintResult: {
+            /**
+             * Audio
+             * @description Chromaprint raw fingerprint (fpcalc -raw, algorithm 2): unsigned 32-bit items, one per ~0.124 s of the first 120 s; null without sound
+             */
+            audio?: number[] | null;
+            /**
+             * Dhash
+             * @description image: 64-bit dHash, hex
+             */
+            dhash?: string | null;
+            /**
+             * Duration S
+             * @description audio and video, seconds
+             */
+            duration_s?: number | null;
+            /** Elapsed Ms */
+            elapsed_ms: number;
+            /**
+             * Engine
+             * @enum {string}
+             */
+            engine: "imagehash" | "chromaprint" | "imagehash+chromaprint";
+            /**
+             * Flat
+             * @description image: one tone all over (grey std < 8 of 255): its hashes say nothing, it is never called a duplicate
+             * @default false
+             */
+            flat?: boolean;
+            /**
+             * Frames
+             * @description video: the sampled frames' hashes
+             */
+            frames?: components["schemas"]["FrameHash"][];
+            /** Height */
+            height?: number | null;
+            /**
+             * Media Kind
+             * @enum {string}
+             */
+            media_kind: "image" | "audio" | "video";
+            /**
+             * Model
+             * @description the fingerprints in it: 'pHash+dHash', 'Chromaprint', both
+             */
+            model: string;
+            /**
+             * Model Version
+             * @description imagehash and fpcalc versions
+             */
+            model_version: string;
+            /**
+             * Phash
+             * @description image: 64-bit pHash, hex
+             */
+            phash?: string | null;
+            /**
+             * Step S
+             * @description video: seconds between sampled frames
+             */
+            step_s?: number | null;
+            /**
+             * Trimmed
+             * @description image: uniform bars cut before hashing (letterbox), pixels [left, top, right, bottom]
+             */
+            trimmed?: number[] | null;
+            /**
+             * Width
+             * @description image or video frame, pixels as displayed
+             */
+            width?: number | null;
+        };
         /** FleetStatus */
         FleetStatus: {
             /** Capabilities */
@@ -2099,6 +2297,32 @@ export interface components {
              * @description "ok" while job_manager reconciles, else why not
              */
             job_manager: string;
+        };
+        /**
+         * FrameHash
+         * @description One sampled video frame's hashes.
+         */
+        FrameHash: {
+            /**
+             * Dhash
+             * @description 64-bit dHash (9x8 grey gradients), hex
+             */
+            dhash: string;
+            /**
+             * Informative
+             * @description false for a flat frame (black, a fade's first frames: grey std < 8 of 255): never compared, so two clips sharing a black fade-in are not duplicates by it
+             */
+            informative: boolean;
+            /**
+             * Phash
+             * @description 64-bit pHash (DCT of 32x32 grey), hex
+             */
+            phash: string;
+            /**
+             * T
+             * @description seconds from the start of the video stream
+             */
+            t: number;
         };
         /**
          * FrameResult
@@ -2245,6 +2469,7 @@ export interface components {
             clip?: components["schemas"]["ClipResult"] | components["schemas"]["FramesResult"] | null;
             /** Faces */
             faces?: components["schemas"]["FacesResult"] | components["schemas"]["FramesResult"] | null;
+            fingerprint?: components["schemas"]["FingerprintResult"] | null;
             metadata?: components["schemas"]["MetadataResult"] | null;
             /** Nsfw */
             nsfw?: components["schemas"]["NsfwResult"] | components["schemas"]["FramesResult"] | null;
@@ -5445,6 +5670,137 @@ export interface operations {
             };
         };
     };
+    list_duplicates_v1_duplicates_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DuplicateGroups"];
+                };
+            };
+            /** @description bad request (a value cannot be used or stored) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description not allowed (admin only, password change required, API key scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description not found, or not the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the request did not validate, or the media cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description rate limited (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description internal error (with the request id) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description a service it needs is unavailable (Retry-After when known) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     list_faces_v1_faces_get: {
         parameters: {
             query?: {
@@ -8313,6 +8669,136 @@ export interface operations {
                     "audio/*": string;
                     "image/*": string;
                     "video/*": string;
+                };
+            };
+            /** @description bad request (a value cannot be used or stored) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description not allowed (admin only, password change required, API key scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description not found, or not the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the request did not validate, or the media cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description rate limited (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description internal error (with the request id) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description a service it needs is unavailable (Retry-After when known) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    media_duplicates_v1_media__media_id__duplicates_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                media_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DuplicateList"];
                 };
             };
             /** @description bad request (a value cannot be used or stored) */

@@ -4,7 +4,9 @@ job_manager (results from RQ workers) and the CLI's embedded mode (results from 
 the same process) both call :func:`record` with the task's row, so a result is indexed the
 same way wherever it ran: its text segments replace the media's earlier ones for that task
 (full-text search, ``/v1/ask``), its faces are kept for the job's owner and assigned to people
-(:mod:`mediafleet.common.store.identities`), its facts (date, place) go on the media row. The result is parsed once
+(:mod:`mediafleet.common.store.identities`), its facts (date, place) go on the media row, and a
+fingerprint is compared with the owner's other files for near-duplicates
+(:mod:`mediafleet.common.store.duplicates`). The result is parsed once
 (:meth:`~mediafleet.common.capability.TaskSpec.derive`); the caller gets the parsed
 :class:`~mediafleet.common.capability.Derived` back for what it does with vectors (job_manager
 queues a vector_db sync in the same transaction).
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 from mediafleet.common import registry
 from mediafleet.common.capability import Derived
 from mediafleet.common.store import identities
+from mediafleet.common.store.duplicates import update_duplicates
 from mediafleet.common.store.models import Media, Task
 from mediafleet.common.store.search import replace_segments
 
@@ -50,4 +53,6 @@ def record(session: Session, task: Task) -> Derived | None:
                 derived.facts.place,
                 derived.facts.country_code,
             )
+    if known[1].likeness is not None:
+        update_duplicates(session, known[1], task, known[1].result.model_validate(task.result))
     return derived

@@ -133,6 +133,25 @@ class Media(Base):
     country_code: Mapped[str | None] = mapped_column(String(2))
 
 
+class MediaDuplicate(Base):
+    """Two of one user's files that a fingerprint task's rule calls near-duplicates
+    (``TaskSpec.likeness``), written by the recorder when the later of them is fingerprinted.
+    Stored once per pair: ``media_id`` < ``other_id``."""
+
+    __tablename__ = "media_duplicates"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    media_id: Mapped[str] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), primary_key=True)
+    other_id: Mapped[str] = mapped_column(
+        ForeignKey("media.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    task: Mapped[str] = mapped_column(String(32))
+    similarity: Mapped[float] = mapped_column(Float)
+    method: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
 class MediaOwner(Base):
     """Who uploaded which media (access control: a user sees only media it uploaded)."""
 

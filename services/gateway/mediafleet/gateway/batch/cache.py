@@ -27,8 +27,9 @@ def resource_of(path: str) -> str:
     return "/" + "/".join(parts[:2])
 
 
-#: Resources whose answers depend on other resources (search reads media and results).
-DERIVED = ("/v1/search",)
+#: Resources whose answers depend on other resources (search reads media and results,
+#: duplicates the fingerprints of recorded results).
+DERIVED = ("/v1/search", "/v1/duplicates")
 #: Writes that can change what the derived resources answer.
 FEEDS_DERIVED = frozenset({"/v1/media", "/v1/jobs", "/v1/people", "/v1/faces"})
 #: POSTs that change nothing a cached GET could answer: the batch itself (each of its

@@ -112,7 +112,7 @@ def upload_media(file: UploadFile, user: CurrentUser, ctx: ContextDep, session: 
     in the database.
     """
     media, owner, deduplicated = store_upload(session, ctx, user, file)
-    return _public(media, owner, deduplicated)
+    return public_media(media, owner, deduplicated)
 
 
 #: A calendar day as query parameters write it (ISO 8601 extended, as ``<input type=date>`` sends).
@@ -186,13 +186,15 @@ def list_media(
         session, user_id=user.id, limit=limit, offset=offset, kind=kind, task=task,
         taken_from=day_from, taken_to=day_to, place=place.strip() if place else None,
     )  # fmt: skip
-    return MediaList(data=[_public(m, o, True) for m, o in rows], count=count, limit=limit, offset=offset)
+    return MediaList(
+        data=[public_media(m, o, True) for m, o in rows], count=count, limit=limit, offset=offset
+    )
 
 
 @router.get("/v1/media/{media_id}", response_model=MediaPublic)
 def get_media(media_id: str, user: CurrentUser, session: SessionDep) -> MediaPublic:
     media, owner = _owned(session, media_id, user.id)
-    return _public(media, owner, True)
+    return public_media(media, owner, True)
 
 
 def _owned(session: Session, media_id: str, user_id: int) -> tuple[Media, MediaOwner]:
@@ -387,7 +389,7 @@ def media_content(
     return FileResponse(path, media_type=media.mime)
 
 
-def _public(media: Media, owner: MediaOwner, deduplicated: bool) -> MediaPublic:
+def public_media(media: Media, owner: MediaOwner, deduplicated: bool) -> MediaPublic:
     return MediaPublic(
         media_id=media.id,
         kind=media.kind,
