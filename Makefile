@@ -90,8 +90,9 @@ bench-ocr: sync-dev test-models  ## RapidOCR models vs Tesseract vs easyocr (rea
 bench-pose: sync-dev test-models  ## YOLO11n-pose on PyTorch vs ONNX Runtime (real weights): p50/p95 and batch throughput
 	$(VENV)/bin/python bench/pose/run.py --runs 10 --models-dir $(TEST_MODELS_DIR)
 
-bench-faces: sync-dev test-models  ## MTCNN vs dlib HOG (real weights): verification accuracy on the corpus pairs, ms per image and per face
+bench-faces: sync-dev test-models  ## MTCNN vs dlib HOG (real weights): verification accuracy, ms per image and per face; grouping P/R/BCubed before and after feedback
 	$(VENV)/bin/python bench/faces/run.py --runs 3 --models-dir $(TEST_MODELS_DIR)
+	$(VENV)/bin/python bench/faces/grouping.py --models-dir $(TEST_MODELS_DIR)
 
 bench-contention: sync-dev test-models  ## each engine's p50 alone and beside another worker (shared cores): the slowdown
 	$(VENV)/bin/python bench/contention/run.py

@@ -197,8 +197,8 @@ def test_readme_quickstart_reaches_a_working_fleet(
     from PIL import Image
 
     copy = tmp_path / "bus-small.jpg"
-    with Image.open(sample("bus.jpg")) as img:
-        img.resize((img.width // 2, img.height // 2)).save(copy, "JPEG", quality=60)
+    with Image.open(sample("bus.jpg")) as img:  # 3/4 size: its two faces are still found
+        img.resize((img.width * 3 // 4, img.height * 3 // 4)).save(copy, "JPEG", quality=60)
     page.get_by_role("navigation").get_by_role("link", name="Upload").click()
     page.locator("#files").set_input_files(str(copy))
     item = page.locator("li[data-state]", has_text="bus-small.jpg")
@@ -212,6 +212,26 @@ def test_readme_quickstart_reaches_a_working_fleet(
     expect(group).to_contain_text("2 files")
     expect(group).to_contain_text(re.compile(r"bus\.jpg ~ bus-small\.jpg|bus-small\.jpg ~ bus\.jpg"))
     shot(page, "readme-duplicates")
+
+    # people from the two photos' faces (2 people, 2 faces each), corrected by hand
+    page.get_by_role("navigation").get_by_role("link", name="People").click()
+    people = page.get_by_test_id("person")
+    expect(people).to_have_count(2)
+    expect(people.nth(0)).to_contain_text("2 faces in 2 files")
+    people.nth(0).get_by_role("button", name="Show files").click()
+    faces = people.nth(0).get_by_test_id("person-faces").locator("li")
+    expect(faces).to_have_count(2)
+    faces.nth(1).get_by_role("button", name=re.compile(r"^Not ")).click()  # "this is not them"
+    expect(page.get_by_role("status")).to_contain_text("it will not be put back")
+    expect(people).to_have_count(3)
+    two = people.filter(has_text="2 faces in 2 files")
+    expect(two).to_have_count(1)
+    two.get_by_role("button", name="Show files").click()
+    two.get_by_test_id("person-faces").get_by_role("checkbox").first.check()
+    two.get_by_role("button", name="Split off the ticked faces (1)").click()
+    expect(page.get_by_role("status")).to_have_text("1 face split off into a new person.")
+    expect(people).to_have_count(4)
+    shot(page, "readme-people-corrected")
 
     # audio with its default tick (transcribe)
     page.get_by_role("navigation").get_by_role("link", name="Upload").click()

@@ -194,3 +194,85 @@ def test_users_never_meet(sessions: sessionmaker[Session], results: dict[str, di
         person = identities.enrol(s, 1, "Obama", [mine.id])
         s.commit()
         assert [f.id for f in person.faces] == [mine.id]  # user 2's matching face stays theirs
+
+
+def _twice(result: dict) -> dict:
+    """A result whose one face appears twice in the same image (a mirror, a poster behind them)."""
+    out = {**result, "faces": [result["faces"][0], {**result["faces"][0]}]}
+    return out
+
+
+def test_two_faces_of_one_image_are_never_one_person(
+    sessions: sessionmaker[Session], results: dict[str, dict]
+) -> None:
+    with sessions() as s:
+        index(s, 1, "obama.jpg", results["obama.jpg"])
+        index(s, 1, "mirror.jpg", _twice(results["obama.jpg"]))  # the same embedding twice in one image
+        faces = s.scalars(select(FaceRow).where(FaceRow.media_id == "mirror.jpg")).all()
+        assert len(faces) == 2 and faces[0].person_id != faces[1].person_id
+        original = s.scalars(select(FaceRow).where(FaceRow.media_id == "obama.jpg")).one()
+        assert original.person_id in {faces[0].person_id, faces[1].person_id}  # one of them joins it
+        identities.recluster(s, 1, original.collection)
+        s.commit()
+        again = s.scalars(select(FaceRow).where(FaceRow.media_id == "mirror.jpg")).all()
+        assert again[0].person_id != again[1].person_id
+
+
+def test_this_is_not_x_moves_the_face_out_and_is_remembered(
+    sessions: sessionmaker[Session], results: dict[str, dict]
+) -> None:
+    with sessions() as s:
+        for name in ("obama.jpg", "obama2.jpg", "obama-480p.jpg"):
+            index(s, 1, name, results[name])
+        by_media = {f.media_id: f for f in s.scalars(select(FaceRow))}
+        obama = by_media["obama.jpg"].person
+        assert {f.media_id for f in obama.faces} == {"obama.jpg", "obama2.jpg", "obama-480p.jpg"}
+        obama.name = "Barack Obama"
+        moved_to = identities.not_person(s, by_media["obama2.jpg"])
+        s.commit()
+        assert moved_to.id != obama.id and moved_to.name is None
+        assert {f.media_id for f in s.get(Person, obama.id).faces} == {"obama.jpg", "obama-480p.jpg"}
+        # remembered: re-clustering, absorbing and enrolling others never bring it back
+        identities.recluster(s, 1, obama.collection)
+        identities.absorb(s, s.get(Person, obama.id))
+        s.commit()
+        assert by_media["obama2.jpg"].person_id != obama.id
+        # a merge is the user's word: it lifts the links it brings together
+        s.refresh(by_media["obama2.jpg"])  # recluster set its person by id
+        identities.merge(s, s.get(Person, obama.id), [by_media["obama2.jpg"].person])
+        s.commit()
+        identities.recluster(s, 1, obama.collection)
+        assert {f.media_id for f in s.get(Person, obama.id).faces} == {
+            "obama.jpg",
+            "obama2.jpg",
+            "obama-480p.jpg",
+        }
+        with pytest.raises(ValueError, match="no person"):
+            by_media["obama.jpg"].person = None
+            identities.not_person(s, by_media["obama.jpg"])
+
+
+def test_split_a_person_by_choosing_faces(sessions: sessionmaker[Session], results: dict[str, dict]) -> None:
+    with sessions() as s:
+        for name in ("obama.jpg", "obama2.jpg", "obama-480p.jpg"):
+            index(s, 1, name, results[name])
+        by_media = {f.media_id: f for f in s.scalars(select(FaceRow))}
+        person = by_media["obama.jpg"].person
+        new = identities.split(s, person, [by_media["obama2.jpg"].id], name="Obama at the podium")
+        s.commit()
+        assert [f.media_id for f in new.faces] == ["obama2.jpg"] and new.name == "Obama at the podium"
+        assert {f.media_id for f in s.get(Person, person.id).faces} == {"obama.jpg", "obama-480p.jpg"}
+        new.name = None  # even as an unnamed cluster it stays apart through a recluster
+        s.commit()
+        identities.recluster(s, 1, person.collection)
+        s.commit()
+        assert by_media["obama2.jpg"].person_id not in {
+            by_media["obama.jpg"].person_id,
+            by_media["obama-480p.jpg"].person_id,
+        }
+        for face in by_media.values():
+            s.refresh(face)
+        with pytest.raises(ValueError, match="not none or all"):
+            identities.split(s, by_media["obama2.jpg"].person, [by_media["obama2.jpg"].id])
+        with pytest.raises(LookupError):
+            identities.split(s, by_media["obama.jpg"].person, [by_media["obama2.jpg"].id])

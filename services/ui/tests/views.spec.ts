@@ -92,6 +92,46 @@ describe('people', () => {
   })
 })
 
+describe('people feedback', () => {
+  const face = (id: string, media: string) => ({
+    face_id: id, media_id: media, filename: `${media}.jpg`, task: 'faces', ref: 'faces[0]', box: [0, 0, 1, 1],
+    score: 1, t: null, collection: 'faces-dlib', cluster_id: 'p1', person: null,
+  })
+  it('takes a face out of a person ("not X") and splits the ticked faces off', async () => {
+    let people = [{ ...person('p1', 'Ada', 3) }]
+    const calls = gateway({
+      'GET /v1/people': () => json(200, { data: people, count: people.length }),
+      'GET /v1/people/p1/media': () =>
+        json(200, { person_id: 'p1', count: 3, data: ['m1', 'm2', 'm3'].map((m, i) => ({ media_id: m, filename: `${m}.jpg`, faces: [face(`f${i + 1}`, m)] })) }),
+      'POST /v1/faces/f2/not-this-person': () => {
+        people = [{ ...people[0], faces: 2, media: 2 }, person('p2', null, 1)]
+        return json(200, { ...face('f2', 'm2'), cluster_id: 'p2' })
+      },
+      'POST /v1/people/p1/split': () => json(201, person('p3', null, 1)),
+    })
+    const view = mount(PeopleView, { global: { plugins: [i18nFor('en'), memoryRouter()] } })
+    await flushPromises()
+    await view.find('[data-testid=person] button.link').trigger('click')
+    await flushPromises()
+    const rows = view.findAll('[data-testid=person-faces] li')
+    expect(rows).toHaveLength(3)
+    expect(rows[1].find('button').text()).toBe('Not Ada')
+    await rows[1].find('button').trigger('click')
+    await flushPromises()
+    expect(calls.map((c) => c.route)).toContain('POST /v1/faces/f2/not-this-person')
+    expect(view.find('[role=status]').text()).toBe("Moved out of Ada; it will not be put back.")
+    expect(view.findAll('[data-testid=person]')).toHaveLength(2)
+    const split = view.findAll('[data-testid=person-faces] li')
+    await split[0].find('input[type=checkbox]').setValue(true)
+    const button = view.findAll('button.secondary').find((b) => b.text().startsWith('Split off'))
+    expect(button?.text()).toBe('Split off the ticked faces (1)')
+    await button?.trigger('click')
+    await flushPromises()
+    expect(calls).toContainEqual({ route: 'POST /v1/people/p1/split', body: { face_ids: ['f1'] } })
+    expect(view.find('[role=status]').text()).toBe('1 face split off into a new person.')
+  })
+})
+
 describe('ask', () => {
   it('shows the answer and links each citation to its media', async () => {
     const calls = gateway({

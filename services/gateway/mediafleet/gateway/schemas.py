@@ -377,6 +377,16 @@ class PersonMerge(BaseModel):
     person_ids: list[str] = Field(min_length=1, max_length=100, description="merged into the path's person")
 
 
+class PersonSplit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    face_ids: list[str] = Field(
+        min_length=1, max_length=1000, description="the faces to move out, of this person"
+    )
+    name: str | None = Field(
+        default=None, min_length=1, max_length=255, description="the new person's name; null: unnamed"
+    )
+
+
 class PersonMedia(BaseModel):
     media_id: str
     filename: str | None

@@ -354,3 +354,19 @@ class FaceRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
 
     person: Mapped[Person | None] = relationship(back_populates="faces")
+
+
+class FaceCannotLink(Base):
+    """Two of a user's faces that must never be in one person: the user said so ("this is not
+    X" links the face with every face of X; a split links the faces split off with those left).
+    Faces of one image or video frame are never grouped either, without a row here.
+    Stored once per pair: ``face_id`` < ``other_id``."""
+
+    __tablename__ = "face_cannot_links"
+
+    face_id: Mapped[str] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), primary_key=True)
+    other_id: Mapped[str] = mapped_column(
+        ForeignKey("faces.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())

@@ -21,6 +21,7 @@ from starlette.datastructures import UploadFile
 from mediafleet.common import registry
 from mediafleet.common.errors import (
     BadRequest,
+    Conflict,
     NotFound,
     ServiceUnavailable,
     ValidationFailed,
@@ -46,6 +47,7 @@ from mediafleet.gateway.schemas import (
     PersonMerge,
     PersonPublic,
     PersonRefPublic,
+    PersonSplit,
     PersonUpdate,
     VerifyFaces,
     VerifyPublic,
@@ -154,6 +156,24 @@ def merge_people(person_id: str, body: PersonMerge, user: CurrentUser, session: 
     return person_public(session, into)
 
 
+@router.post("/v1/people/{person_id}/split", response_model=PersonPublic, status_code=status.HTTP_201_CREATED)
+def split_person(person_id: str, body: PersonSplit, user: CurrentUser, session: SessionDep) -> PersonPublic:
+    """Split a wrongly merged person: the chosen faces move to a new person (``name``, or an
+    unnamed cluster), and are remembered as not the same as the faces left behind (no
+    re-clustering joins them again; a merge does, as the user's word). 201 with the new
+    person; 404 for a person that is not the caller's or a face that is not this person's;
+    400 ``invalid_split`` for none or all of its faces."""
+    person = _person(session, user.id, person_id)
+    try:
+        new = identities.split(session, person, body.face_ids, body.name)
+    except LookupError as exc:
+        raise NotFound(f"face {exc.args[0]} is not a face of this person", code="face_not_found") from exc
+    except ValueError as exc:
+        raise BadRequest(str(exc), code="invalid_split") from exc
+    session.commit()
+    return person_public(session, new)
+
+
 @router.delete("/v1/people/{person_id}", status_code=status.HTTP_204_NO_CONTENT)
 def forget_person(person_id: str, user: CurrentUser, session: SessionDep, ctx: ContextDep) -> Response:
     """Forget a person: their faces, embeddings (vector_db, stored results, result cache) and name.
@@ -218,6 +238,24 @@ def list_faces(
 @router.get("/v1/faces/{face_id}", response_model=FacePublic)
 def get_face(face_id: str, user: CurrentUser, session: SessionDep) -> FacePublic:
     face = _face(session, user.id, face_id)
+    return face_public(
+        face, filenames(session, user_id=user.id, media_ids={face.media_id}).get(face.media_id)
+    )
+
+
+@router.post("/v1/faces/{face_id}/not-this-person", response_model=FacePublic)
+def not_this_person(face_id: str, user: CurrentUser, session: SessionDep) -> FacePublic:
+    """ "This is not X": the face leaves its person and is remembered as not being them (no
+    later job, re-clustering or enrolment puts it back; a merge does, as the user's word). It
+    joins the closest other person it may (at or above the embedder's threshold), or a new
+    unnamed cluster; the answer is the face with its new person. A cluster left empty goes.
+    404 for a face that is not the caller's; 409 ``no_person`` for a face in no person."""
+    face = _face(session, user.id, face_id)
+    try:
+        identities.not_person(session, face)
+    except ValueError as exc:
+        raise Conflict(str(exc), code="no_person") from exc
+    session.commit()
     return face_public(
         face, filenames(session, user_id=user.id, media_ids={face.media_id}).get(face.media_id)
     )
