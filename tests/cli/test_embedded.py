@@ -129,6 +129,34 @@ def test_embedded_faces_are_kept_and_grouped_into_people(sqlite_url: str, real_m
     human = _cli("people", db=sqlite_url)
     assert human.returncode == 0 and "2 faces in obama.jpg, obama2.jpg" in human.stdout
 
+    # corrections in the embedded store: split a face off, then "not this person", remembered
+    obama = next(
+        p for p in json.loads(_cli("people", "--json", db=sqlite_url).stdout)["data"] if p["faces"] == 2
+    )
+    face2 = next(f["face_id"] for f in obama["face_ids"] if f["file"] == "obama2.jpg")
+    split = _cli("faces", "split", obama["id"], face2, "--name", "At the podium", db=sqlite_url)
+    assert split.returncode == 0 and split.stdout.startswith("split off 1 face(s) into person "), split.stderr
+
+    def groups() -> dict[tuple[str, ...], str | None]:
+        listed = json.loads(_cli("people", "--json", db=sqlite_url).stdout)["data"]
+        return {tuple(p["files"]): p["name"] for p in listed}
+
+    assert groups() == {("obama.jpg",): None, ("obama2.jpg",): "At the podium", ("biden.jpg",): None}
+    third = _cli("analyze", str(sample("obama-480p.jpg")), "--tasks", "faces", db=sqlite_url, env=env)
+    assert third.returncode == 0, third.stderr
+    joined = next(
+        p for p in json.loads(_cli("people", "--json", db=sqlite_url).stdout)["data"] if p["faces"] == 2
+    )
+    assert joined["files"] == ["obama-480p.jpg", "obama.jpg"]
+    face3 = next(f["face_id"] for f in joined["face_ids"] if f["file"] == "obama-480p.jpg")
+    out = _cli("faces", "not-this-person", face3, db=sqlite_url)
+    assert out.returncode == 0 and "stays out of its former one" in out.stdout
+    assert ("obama.jpg",) in groups() and ("obama-480p.jpg", "obama.jpg") not in groups()
+    again = _cli("analyze", str(sample("obama-480p.jpg")), "--tasks", "faces", db=sqlite_url, env=env)
+    assert again.returncode == 0 and ("obama.jpg",) in groups()  # the same face again: still out
+    bad = _cli("faces", "split", joined["id"], face3, db=sqlite_url)
+    assert bad.returncode == 2 and bad.stderr.startswith("mediafleet: faces split: face ")
+
 
 def _byte_histogram(path: Path) -> np.ndarray:
     """The echo task's ``embed`` vector, computed here on its own: 16 bins of each byte's high

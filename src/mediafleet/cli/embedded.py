@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from mediafleet.common import registry
 from mediafleet.common.capability import MEDIA_REF, Capability, Runner, VectorItem
-from mediafleet.common.errors import Conflict, ServiceUnavailable
+from mediafleet.common.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from mediafleet.common.media import probe_media
 from mediafleet.common.pipeline import run as pipeline
 from mediafleet.common.pipeline.record import record
@@ -39,6 +39,7 @@ from mediafleet.common.store import (
     Task,
     User,
     create_db_engine,
+    identities,
     migrate,
     session_factory,
 )
@@ -356,17 +357,56 @@ class EmbeddedAnalyzer:
             ).all()
             out = []
             for pid, name, collection, count in rows:
-                files = session.scalars(
-                    select(MediaOwner.filename)
-                    .join(FaceRow, FaceRow.media_id == MediaOwner.media_id)
+                faces = session.execute(
+                    select(FaceRow.id, MediaOwner.filename)
+                    .join(MediaOwner, FaceRow.media_id == MediaOwner.media_id)
                     .where(FaceRow.person_id == pid, MediaOwner.user_id == uid)
-                    .distinct()
-                    .order_by(MediaOwner.filename)
+                    .order_by(MediaOwner.filename, FaceRow.id)
                 ).all()
                 out.append(
-                    {"id": pid, "name": name, "collection": collection, "faces": count, "files": list(files)}
-                )
+                    {
+                        "id": pid, "name": name, "collection": collection, "faces": count,
+                        "files": sorted({f for _, f in faces if f}),
+                        "face_ids": [{"face_id": fid, "file": f} for fid, f in faces],
+                    }
+                )  # fmt: skip
             return out
+
+    def not_this_person(self, face_id: str) -> dict[str, Any]:
+        """ "This is not X" for one of the store's faces (as the fleet's
+        ``POST /v1/faces/{id}/not-this-person``): ``{"face_id", "person_id"}`` of its new person.
+        Raises NotFound for an unknown face, Conflict for a face in no person."""
+        with self.sessions() as session:
+            uid = self._local_user_id(session)
+            face = session.get(FaceRow, face_id)
+            if face is None or face.user_id != uid:
+                raise NotFound(f"face {face_id} not found", code="face_not_found")
+            try:
+                person = identities.not_person(session, face)
+            except ValueError as exc:
+                raise Conflict(str(exc), code="no_person") from exc
+            session.commit()
+            return {"face_id": face_id, "person_id": person.id}
+
+    def split(self, person_id: str, face_ids: list[str], name: str | None = None) -> dict[str, Any]:
+        """Split the chosen faces off a person (as ``POST /v1/people/{id}/split``): ``{"id",
+        "name", "faces"}`` of the new person. Raises NotFound, or BadRequest for none or all
+        of its faces."""
+        with self.sessions() as session:
+            uid = self._local_user_id(session)
+            person = session.get(Person, person_id)
+            if person is None or person.user_id != uid:
+                raise NotFound(f"person {person_id} not found", code="person_not_found")
+            try:
+                new = identities.split(session, person, face_ids, name)
+            except LookupError as exc:
+                raise NotFound(
+                    f"face {exc.args[0]} is not a face of this person", code="face_not_found"
+                ) from exc
+            except ValueError as exc:
+                raise BadRequest(str(exc), code="invalid_split") from exc
+            session.commit()
+            return {"id": new.id, "name": new.name, "faces": len(new.faces)}
 
     def duplicates(self) -> list[dict[str, Any]]:
         """The analysed files grouped as near-duplicates (``analyze`` with the ``fingerprint``

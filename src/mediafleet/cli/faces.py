@@ -1,4 +1,6 @@
-"""``mediafleet faces verify IMG1 IMG2 [--json] [--api URL]``: the one-to-one face check.
+"""``mediafleet faces verify IMG1 IMG2 [--json] [--api URL]``: the one-to-one face check; and
+corrections of the embedded store's people: ``faces not-this-person FACE_ID`` and ``faces split
+PERSON_ID FACE_ID... [--name NAME]`` (ids from ``mediafleet people --faces``).
 
 Embedded: the installed capability answering ``face_verify`` queries runs here (its runner
 loads its models from ``MEDIAFLEET_MODELS_DIR``). ``--api``: ``POST /v1/faces/verify`` of a
@@ -30,6 +32,37 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     verify.add_argument("--token", default=os.environ.get("MEDIAFLEET_TOKEN"), help="access token for --api")
     verify.add_argument("--username", default=os.environ.get("MEDIAFLEET_USERNAME"))
     verify.add_argument("--password", default=os.environ.get("MEDIAFLEET_PASSWORD"))
+    notx = fsub.add_parser("not-this-person", help="take a face out of its person, for good (embedded store)")
+    notx.add_argument("face_id", metavar="FACE_ID")
+    notx.add_argument("--db", help="SQLAlchemy URL of the embedded store")
+    split = fsub.add_parser(
+        "split", help="move the chosen faces of a person to a new person (embedded store)"
+    )
+    split.add_argument("person_id", metavar="PERSON_ID")
+    split.add_argument("face_ids", nargs="+", metavar="FACE_ID")
+    split.add_argument("--name", help="the new person's name (default: an unnamed cluster)")
+    split.add_argument("--db", help="SQLAlchemy URL of the embedded store")
+
+
+def correct(args: argparse.Namespace) -> int:
+    """``not-this-person`` / ``split`` on the embedded store: one line on success, one on error (exit 2)."""
+    from mediafleet.cli.embedded import EmbeddedAnalyzer
+    from mediafleet.common.errors import MediafleetError
+
+    try:
+        with EmbeddedAnalyzer(database_url=args.db) as analyzer:
+            if args.faces_command == "split":
+                new = analyzer.split(args.person_id, args.face_ids, args.name)
+                print(f"split off {new['faces']} face(s) into person {new['id']}")
+            else:
+                moved = analyzer.not_this_person(args.face_id)
+                print(
+                    f"face {moved['face_id']} is now in person {moved['person_id']}, and stays out of its former one"
+                )
+    except MediafleetError as exc:
+        print(f"mediafleet: faces {args.faces_command}: {exc.message}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _embedded(args: argparse.Namespace) -> dict[str, Any]:
@@ -63,6 +96,8 @@ def _api(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.faces_command != "verify":
+        return correct(args)
     for path in args.images:
         if not path.is_file():
             print(f"mediafleet: {path}: no such file", file=sys.stderr)

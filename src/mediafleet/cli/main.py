@@ -120,6 +120,9 @@ def _parser(task_names: tuple[str, ...]) -> argparse.ArgumentParser:
     people = sub.add_parser("people", help="the people analyze --tasks faces found (embedded store)")
     people.add_argument("--db", help="SQLAlchemy URL of the embedded store")
     people.add_argument("--json", action="store_true")
+    people.add_argument(
+        "--faces", action="store_true", help="list each face's id (for faces not-this-person / split)"
+    )
     return parser
 
 
@@ -331,6 +334,10 @@ def cmd_people(args: argparse.Namespace) -> int:
     for person in people:
         label = person["name"] or f"unnamed {person['id'][:8]}"
         print(f"{label}: {person['faces']} faces in {', '.join(person['files'])}")
+        if args.faces:
+            print(f"    person {person['id']}")
+            for face in person["face_ids"]:
+                print(f"    face {face['face_id']}  {face['file']}")
     if not people:
         print("no faces yet: mediafleet analyze --tasks faces FILE...")
     return 0
