@@ -277,6 +277,13 @@ describe('duplicates', () => {
       'GET /v1/duplicates': () => json(200, { data: [{ media: [file('a', 'bus.jpg'), file('b', 'bus-copy.jpg')], links: [link] }], count: 1, limit: 100, offset: 0 }),
       'GET /v1/media/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/thumbnail': () => new Response(new Blob(['x']), { status: 200 }),
     })
+    const asked: string[] = []
+    const stub = globalThis.fetch
+    vi.stubGlobal('fetch', async (request: Request | string) => {
+      const url = typeof request === 'string' ? request : request.url
+      asked.push(new URL(url, 'http://ui.test').search)
+      return typeof request === 'string' ? new Response(new Blob(['x']), { status: 200 }) : stub(request)
+    })
     vi.stubGlobal('URL', Object.assign(URL, { createObjectURL: () => 'blob:x', revokeObjectURL: () => undefined }))
     const view = mount(DuplicatesView, { global: { plugins: [i18nFor('en'), memoryRouter()] } })
     await flushPromises()
@@ -285,6 +292,7 @@ describe('duplicates', () => {
     expect(groups[0].find('h2').text()).toBe('2 files')
     expect(groups[0].findAll('a').map((a) => a.attributes('href'))).toEqual([`/media/${'a'.repeat(64)}`, `/media/${'b'.repeat(64)}`])
     expect(groups[0].find('.links').text()).toBe('bus.jpg ~ bus-copy.jpg: similarity 0.84 · pHash+dHash, 20 of 128 bits differ')
+    expect(asked.filter((q) => q.startsWith('?size='))).toEqual(['?size=128', '?size=128']) // a size the gateway serves
 
     gateway({ 'GET /v1/duplicates': () => json(200, { data: [], count: 0, limit: 100, offset: 0 }) })
     const empty = mount(DuplicatesView, { global: { plugins: [i18nFor('de'), memoryRouter()] } })
