@@ -210,6 +210,7 @@ def test_readme_quickstart_reaches_a_working_fleet(
     group = page.get_by_test_id("duplicate-group")
     expect(group).to_have_count(1)
     expect(group).to_contain_text("2 files")
+    expect(group.locator("img")).to_have_count(2)  # both thumbnails drawn
     expect(group).to_contain_text(re.compile(r"bus\.jpg ~ bus-small\.jpg|bus-small\.jpg ~ bus\.jpg"))
     shot(page, "readme-duplicates")
 
@@ -221,6 +222,7 @@ def test_readme_quickstart_reaches_a_working_fleet(
     people.nth(0).get_by_role("button", name="Show files").click()
     faces = people.nth(0).get_by_test_id("person-faces").locator("li")
     expect(faces).to_have_count(2)
+    expect(faces.locator("img")).to_have_count(2)  # each face's crop
     faces.nth(1).get_by_role("button", name=re.compile(r"^Not ")).click()  # "this is not them"
     expect(page.get_by_role("status")).to_contain_text("it will not be put back")
     expect(people).to_have_count(3)
