@@ -132,6 +132,25 @@ describe('people feedback', () => {
   })
 })
 
+describe('people feedback, unnamed', () => {
+  it('offers "Not this person" on an unnamed group, in both languages', async () => {
+    for (const [lang, label] of [['en', 'Not this person'], ['de', 'Nicht diese Person']] as const) {
+      gateway({
+        'GET /v1/people': () => json(200, { data: [person('p1', null, 1)], count: 1 }),
+        'GET /v1/people/p1/media': () =>
+          json(200, { person_id: 'p1', count: 1, data: [{ media_id: 'm1', filename: 'm1.jpg', faces: [{
+            face_id: 'f1', media_id: 'm1', filename: 'm1.jpg', task: 'faces', ref: 'faces[0]', box: [0, 0, 1, 1],
+            score: 1, t: null, collection: 'faces-dlib', cluster_id: 'p1', person: null }] }] }),
+      })
+      const view = mount(PeopleView, { global: { plugins: [i18nFor(lang), memoryRouter()] } })
+      await flushPromises()
+      await view.find('[data-testid=person] button.link').trigger('click')
+      await flushPromises()
+      expect(view.find('[data-testid=person-faces] li button').text()).toBe(label)
+    }
+  })
+})
+
 describe('ask', () => {
   it('shows the answer and links each citation to its media', async () => {
     const calls = gateway({
