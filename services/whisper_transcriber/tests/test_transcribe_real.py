@@ -11,8 +11,6 @@ import re
 import socket
 from pathlib import Path
 
-import av
-import jiwer
 import numpy as np
 import pytest
 import srt
@@ -25,28 +23,7 @@ from mediafleet.whisper_transcriber.contract import CAPABILITY, TranscriptResult
 from mediafleet.whisper_transcriber.runner import WhisperRunner
 from mediafleet.whisper_transcriber.settings import WhisperSettings
 from tests.conftest import sample
-
-JFK = (
-    "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
-)
-FLEURS_DE = (
-    "für die besten aussichten auf hongkong sollten sie die insel verlassen und zum "
-    "gegenüberliegenden ufer von kowloon fahren"
-)
-FLEURS_FR = "l'accident a eu lieu en terrain montagneux et il semblerait que cela ait été causé par un incendie malveillant"
-#: The French sentence as one channel of a 16-bit stereo WAV: CTranslate2's int8 kernels differ
-#: per CPU, and so do Whisper base's slips on it: WER <= 0.25 on the earlier machines, 0.263 (5 of
-#: 19 words: "sembleraient", "était", "un 110") on an AMD EPYC without AVX-512, 2026-12-06.
-FLEURS_FR_CHANNEL_WER = 0.3
-
-
-def norm(text: str) -> str:
-    """Lowercase, punctuation removed except apostrophes (the FLEURS references' normalisation)."""
-    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
-
-
-def wer(reference: str, text: str) -> float:
-    return jiwer.wer(norm(reference), norm(text))
+from tests.speech import FLEURS_DE, FLEURS_FR, FLEURS_FR_CHANNEL_WER, JFK, norm, wer, write_audio
 
 
 @pytest.fixture(scope="module")
@@ -63,27 +40,6 @@ def run(runner: WhisperRunner, path: Path, progress=None, **options) -> Transcri
     result = execute(prepared, runner, path, media_kind="audio", progress=progress or (lambda *_: None))
     assert isinstance(result, TranscriptResult)
     return result
-
-
-def write_audio(path: Path, audio: np.ndarray, fmt: str, codec: str, rate: int = AUDIO_RATE) -> Path:
-    """Encode float32 ``audio`` of shape (channels, samples) with PyAV."""
-    layout = "mono" if audio.shape[0] == 1 else "stereo"
-    with av.open(str(path), "w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=rate, layout=layout)
-        frame_format = stream.codec_context.format.name
-        chunk = 1024 if codec in ("aac", "libopus", "mp3", "libmp3lame") else 4096
-        for i in range(0, audio.shape[1], chunk):
-            part = np.ascontiguousarray(audio[:, i : i + chunk], dtype=np.float32)
-            frame = av.AudioFrame.from_ndarray(part, format="fltp", layout=layout)
-            frame.sample_rate = rate
-            frame.pts = None
-            resampled = av.AudioResampler(format=frame_format, layout=layout, rate=rate).resample(frame)
-            for f in resampled:
-                for packet in stream.encode(f):
-                    out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
 
 
 def decoded(name: str, channels: str = "mix") -> np.ndarray:
@@ -417,7 +373,9 @@ def test_exports_parse_with_standard_parsers(runner: WhisperRunner) -> None:
     """SRT and VTT parse; cues cut for reading (2 lines of 42 characters, 7 s; test_subtitles.py
     has the exact cuts) hold every word of every segment, within the segment's time."""
     cues = list(srt.parse(to_srt(result)))
-    assert len(result.segments) >= 4 and len(cues) >= len(result.segments)
+    # Whisper base's segmentation differs per CPU (int8 kernels): 4 or more segments on the AMD
+    # EPYC of earlier runs, 3 on an Intel Xeon with AVX-512 (2026-12-07); the cues are cut from them
+    assert len(result.segments) >= 3 and len(cues) > len(result.segments)
     assert " ".join(c.content.replace("\n", " ") for c in cues).split() == result.text.split()
     for cue in cues:
         lines = cue.content.splitlines()
