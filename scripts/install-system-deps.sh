@@ -17,8 +17,10 @@ for lang in eng fra deu spa ita por nld rus chi-sim jpn kor ara hin tha; do
 done
 # the fingerprint task's sound fingerprint (services/media_metadata/Dockerfile.cpu installs it too)
 command -v fpcalc >/dev/null 2>&1 || need+=(libchromaprint-tools)
+# the diarization tests and bench/asr synthesise two-voice dialogues
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system deps present: redis-server, postgresql, cmake, g++, make, tesseract-ocr and its language packs, fpcalc"
+  echo "system deps present: redis-server, postgresql, cmake, g++, make, tesseract-ocr and its language packs, fpcalc, espeak-ng"
   exit 0
 fi
 SUDO=""

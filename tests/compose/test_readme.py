@@ -235,8 +235,9 @@ def test_readme_quickstart_reaches_a_working_fleet(
     expect(people).to_have_count(4)
     shot(page, "readme-people-corrected")
 
-    # audio with its default tick (transcribe)
+    # audio with its default tick (transcribe), speakers told apart
     page.get_by_role("navigation").get_by_role("link", name="Upload").click()
+    page.get_by_test_id("diarize").check()
     page.locator("#files").set_input_files(str(sample("jfk.flac")))
     item = page.locator("li[data-state]", has_text="jfk.flac")
     expect(item).to_have_attribute("data-state", "started", timeout=60_000)
@@ -244,5 +245,13 @@ def test_readme_quickstart_reaches_a_working_fleet(
     expect(page.get_by_test_id("job-status")).to_have_attribute("data-status", "succeeded", timeout=300_000)
     expect(page.locator("body")).to_contain_text("ask not what your country can do for you")
     expect(page.get_by_test_id("metadata-empty")).to_be_visible()  # jfk.flac records no date or place
+    # one speaker, named by the user: the transcript says the name
+    speakers = page.get_by_test_id("speakers")
+    expect(speakers.locator("li[data-speaker]")).to_have_count(1)
+    expect(page.locator(".speaker").first).to_have_text("Speaker 1:")
+    speakers.get_by_label("Speaker 1").fill("John F. Kennedy")
+    speakers.get_by_role("button", name="Save names").click()
+    expect(speakers.get_by_role("status")).to_have_text("Saved.")
+    expect(page.locator(".speaker").first).to_have_text("John F. Kennedy:")
     shot(page, "readme-audio-results")
     assert page.console.errors == []  # type: ignore[attr-defined]

@@ -31,9 +31,11 @@ export function choices(tasks: TaskInfo[]): Record<Kind, Choice[]> {
   return out
 }
 
-/** Task options the UI always asks for: word timings, so the transcript follows playback word by word. */
-export function optionsFor(tasks: TaskName[]): Record<string, Record<string, unknown>> | undefined {
-  return tasks.includes('transcribe') ? { transcribe: { word_timestamps: true } } : undefined
+/** Task options the UI always asks for: word timings, so the transcript follows playback word by
+ * word; `diarize`: tell the speakers apart too (who spoke when). */
+export function optionsFor(tasks: TaskName[], diarize = false): Record<string, Record<string, unknown>> | undefined {
+  if (!tasks.includes('transcribe')) return undefined
+  return { transcribe: diarize ? { word_timestamps: true, diarize: true } : { word_timestamps: true } }
 }
 
 /** The gateway's default GATEWAY_MAX_UPLOAD_BYTES (it refuses larger uploads itself too). */

@@ -1,9 +1,10 @@
 import { flushPromises, mount } from '@vue/test-utils'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import MetadataCard from '../src/components/MetadataCard.vue'
+import SpeakersCard from '../src/components/SpeakersCard.vue'
 import TranscriptPlayer from '../src/components/TranscriptPlayer.vue'
 import { session } from '../src/session'
-import { MAX_UPLOAD_BYTES, refusal } from '../src/upload'
+import { MAX_UPLOAD_BYTES, optionsFor, refusal } from '../src/upload'
 import LoginView from '../src/views/LoginView.vue'
 import UploadView from '../src/views/UploadView.vue'
 import { i18nFor, memoryRouter } from './setup'
@@ -114,6 +115,48 @@ describe('transcript player', () => {
     await view.findAll('li button')[0].trigger('click')
     expect(audio.currentTime).toBe(0)
     expect(view.find('li.current').text()).toContain('fellow Americans')
+  })
+})
+
+describe('speakers', () => {
+  const segments = [
+    { start: 0, end: 10.6, text: 'And so my fellow Americans', speaker: 1 },
+    { start: 15, end: 25, text: 'Für die besten Aussichten auf Hongkong', speaker: 2 },
+  ]
+  const speakers = [
+    { id: 1, name: 'John F. Kennedy', talk_s: 10.6, turns: 1 },
+    { id: 2, name: null, talk_s: 10.2, turns: 1 },
+  ]
+
+  it('names each segment by its speaker: the given name, else "Speaker N"', () => {
+    const view = mount(TranscriptPlayer, { props: { src: 'blob:x', kind: 'audio', segments, speakers }, global: { plugins: [i18nFor('de')] } })
+    expect(view.findAll('.speaker').map((x) => x.text())).toEqual(['John F. Kennedy:', 'Sprecher 2:'])
+  })
+
+  it('saves the names with PUT .../names and hands the job the renamed result', async () => {
+    const calls: Request[] = []
+    const renamed = { speakers: [{ ...speakers[0] }, { ...speakers[1], name: 'Reader' }] }
+    vi.stubGlobal('fetch', async (request: Request) => {
+      calls.push(request.clone())
+      return json(200, { task: 'transcribe', result: renamed })
+    })
+    const card = mount(SpeakersCard, { props: { jobId: 'J1', speakers }, global: { plugins: [i18nFor('en')] } })
+    expect((card.find('input[name=speaker-1]').element as HTMLInputElement).value).toBe('John F. Kennedy')
+    expect(card.find('[data-speaker="2"]').text()).toContain('10 s, 1 turn')
+    await card.find('input[name=speaker-2]').setValue('  Reader ')
+    await card.find('form').trigger('submit')
+    await flushPromises()
+    expect(calls[0].method).toBe('PUT')
+    expect(calls[0].url).toMatch(/\/api\/v1\/jobs\/J1\/tasks\/transcribe\/names$/)
+    expect(await calls[0].json()).toEqual({ names: { 1: 'John F. Kennedy', 2: 'Reader' } })
+    expect(card.emitted('renamed')?.[0]).toEqual([renamed])
+    expect(card.find('[role=status]').text()).toBe('Saved.')
+  })
+
+  it('asks for diarization only when the user chose it', () => {
+    expect(optionsFor(['transcribe'])).toEqual({ transcribe: { word_timestamps: true } })
+    expect(optionsFor(['transcribe'], true)).toEqual({ transcribe: { word_timestamps: true, diarize: true } })
+    expect(optionsFor(['ocr'], true)).toBeUndefined()
   })
 })
 

@@ -6,10 +6,20 @@ from __future__ import annotations
 import io
 import itertools
 
+import pytest
 import srt
 import webvtt
 
-from mediafleet.whisper_transcriber.contract import Segment, TranscriptResult, Word, to_srt, to_vtt
+from mediafleet.whisper_transcriber.contract import (
+    Segment,
+    Speaker,
+    TranscriptResult,
+    Word,
+    rename_speakers,
+    to_srt,
+    to_txt,
+    to_vtt,
+)
 from mediafleet.whisper_transcriber.subtitles import cues
 
 JFK = (
@@ -102,3 +112,53 @@ def test_srt_and_vtt_parse_and_vtt_marks_the_language() -> None:
     assert [(c.start, c.end) for c in vtt] == [
         ("00:00:00.000", "00:00:03.160"), ("00:00:03.200", "00:00:04.360"), ("00:00:05.000", "00:00:07.000"),
     ]  # fmt: skip
+
+
+def diarized() -> TranscriptResult:
+    """JFK's sentence, a word every 0.2 s: words 0-7 by speaker 1 (named "Ada"), the rest by 2."""
+    seg = segment(JFK, 0.0, 4.5, step_s=0.2, speaker=1)
+    for i, word in enumerate(seg.words):
+        word.speaker = 1 if i < 8 else 2
+    speakers = [Speaker(id=1, name="Ada", talk_s=1.56, turns=1), Speaker(id=2, talk_s=2.76, turns=1)]
+    return transcript(seg).model_copy(update={"speakers": speakers})
+
+
+def test_a_cue_never_holds_two_speakers_and_srt_names_them() -> None:
+    """Cut at the change of speaker; "Ada:" and "Speaker 2:" count in the 42 characters."""
+    got = [(round(c.start, 3), round(c.end, 3), c.lines, c.speaker) for c in cues(diarized())]
+    assert got == [
+        (0.0, 1.56, ("Ada: And so my fellow Americans, ask not", "what"), "Ada"),
+        (
+            1.6,
+            4.36,
+            ("Speaker 2: your country can do for you,", "ask what you can do for your country."),
+            "Speaker 2",
+        ),
+    ]
+    assert [s.content for s in srt.parse(to_srt(diarized()))] == ["\n".join(g[2]) for g in got]
+    assert to_txt(diarized()) == "Ada: " + JFK + "\n"  # a line per segment: its speaker (1)
+
+
+def test_vtt_puts_each_speaker_in_a_voice_span() -> None:
+    text = to_vtt(diarized())
+    assert "<v Ada><lang en>And so my fellow Americans, ask not what</lang></v>" in text
+    vtt = list(webvtt.from_buffer(io.StringIO(text)))
+    assert [(c.voice, c.text) for c in vtt] == [
+        ("Ada", "And so my fellow Americans, ask not what"),
+        ("Speaker 2", "your country can do for you, ask what you\ncan do for your country."),
+    ]
+    odd = diarized()
+    odd.speakers[0].name = "Dr. <Who> & Co"
+    assert "<v Dr. &lt;Who&gt; &amp; Co><lang en>" in to_vtt(odd)
+
+
+def test_speakers_are_named_by_rename_and_unknown_ids_are_refused() -> None:
+    renamed = rename_speakers(diarized(), {"2": "  Bob   Smith ", "1": None})
+    assert [(s.id, s.name) for s in renamed.speakers] == [(1, None), (2, "Bob Smith")]
+    assert cues(renamed)[0].lines[0].startswith("Speaker 1: And")
+    with pytest.raises(ValueError, match="no speaker '3'"):
+        rename_speakers(diarized(), {"3": "Eve"})
+    with pytest.raises(ValueError, match="at most 64"):
+        rename_speakers(diarized(), {"1": "x" * 65})
+    with pytest.raises(ValueError, match="not diarized"):
+        rename_speakers(transcript(segment(JFK, 0.0, 4.5)), {"1": "Ada"})

@@ -24,9 +24,18 @@ import webvtt
 from rq.registry import StartedJobRegistry
 
 from mediafleet.common.media import iter_audio
-from tests.api_helpers import admin_token, assert_envelope, assert_openai_error, auth, upload, wait_job
+from tests.api_helpers import (
+    admin_token,
+    assert_envelope,
+    assert_openai_error,
+    auth,
+    create_user,
+    upload,
+    wait_job,
+)
 from tests.conftest import sample
 from tests.fleet import Fleet
+from tests.speech import write_audio
 
 pytestmark = pytest.mark.slow
 
@@ -262,3 +271,60 @@ def test_openai_client_transcribes_and_translates(speech_fleet: Fleet, tmp_path:
         )
         assert_openai_error(text, 415)
         assert_openai_error(c.post("/v1/audio/translations", data={"model": "whisper-1"}), 401)
+
+
+def test_a_diarized_transcript_s_speakers_are_named_by_their_user(
+    speech_fleet: Fleet, tmp_path: Path
+) -> None:
+    """Two recordings joined (jfk.flac, a FLEURS German reader): two speakers through the API;
+    the user names one, and the job, its SRT and VTT say the name; nobody else can."""
+    joined = np.concatenate(
+        [
+            np.concatenate(list(iter_audio(sample(n), "mix")), axis=1)
+            for n in ("jfk.flac", "fleurs-de-000.ogg")
+        ],
+        axis=1,
+    )
+    path = write_audio(tmp_path / "two.flac", joined, "flac", "flac")
+    with httpx.Client(base_url=speech_fleet.url("gateway"), timeout=60) as c:
+        token = admin_token(c)
+        media = upload(c, token, path).json()
+        job = wait_job(c, token, transcribe(c, token, media["media_id"], diarize=True), timeout=120)
+        assert job["status"] == "succeeded", job
+        result = job["results"]["transcribe"]
+        assert [(s["id"], s["name"]) for s in result["speakers"]] == [(1, None), (2, None)]
+        assert result["segments"][0]["speaker"] == 1 and result["segments"][-1]["speaker"] == 2
+        names = f"/v1/jobs/{job['job_id']}/tasks/transcribe/names"
+        named = c.put(names, json={"names": {"1": "  John   F. Kennedy "}}, headers=auth(token))
+        assert named.status_code == 200, named.text
+        assert [s["name"] for s in named.json()["result"]["speakers"]] == ["John F. Kennedy", None]
+        again = c.get(f"/v1/jobs/{job['job_id']}", headers=auth(token))
+        assert again.headers["cache-control"] == "no-store"
+        assert again.json()["results"]["transcribe"]["speakers"][0]["name"] == "John F. Kennedy"
+        cues = list(
+            srt.parse(c.get(f"/v1/jobs/{job['job_id']}/transcript?format=srt", headers=auth(token)).text)
+        )
+        assert cues[0].content.startswith("John F. Kennedy: ") and cues[-1].content.startswith("Speaker 2: ")
+        vtt = c.get(f"/v1/jobs/{job['job_id']}/transcript?format=vtt", headers=auth(token)).text
+        assert [cue.voice for cue in webvtt.from_buffer(io.StringIO(vtt))][0] == "John F. Kennedy"
+        # bad names lose nothing: an id the transcript lacks, a task without names, a stranger
+        assert_envelope(
+            c.put(names, json={"names": {"3": "Nobody"}}, headers=auth(token)), 422, "unknown_name"
+        )
+        assert_envelope(c.put(names, json={"names": {"1": "x" * 65}}, headers=auth(token)), 422)
+        assert_envelope(c.put(names, json={"names": {}}, headers=auth(token)), 422)
+        assert_envelope(
+            c.put(
+                f"/v1/jobs/{job['job_id']}/tasks/ocr/names", json={"names": {"1": "A"}}, headers=auth(token)
+            ),
+            404,
+            "task_not_found",
+        )
+        other = create_user(c, token, "listener", "listener-password-1")
+        assert_envelope(
+            c.put(names, json={"names": {"1": "Mallory"}}, headers=auth(other)), 404, "job_not_found"
+        )
+        kept = c.get(f"/v1/jobs/{job['job_id']}", headers=auth(token)).json()["results"]["transcribe"]
+        assert [s["name"] for s in kept["speakers"]] == ["John F. Kennedy", None]
+        cleared = c.put(names, json={"names": {"1": None}}, headers=auth(token)).json()["result"]
+        assert [s["name"] for s in cleared["speakers"]] == [None, None]

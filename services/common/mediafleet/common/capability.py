@@ -346,6 +346,9 @@ class TaskSpec:
     - ``segments`` / ``vectors`` / ``faces`` / ``facts``: pure functions of a validated result.
     - ``likeness``: ``likeness(a, b)`` compares two validated results of this task (two files
       of the same kind and owner) for near-duplicates; None when the task has no such rule.
+    - ``rename``: ``rename(result, names)`` gives the validated result with the user's names
+      for what it numbers (a transcript's speakers: ``{"1": "Ada"}``, None removing one);
+      raises ValueError for a key the result does not have. None: nothing to name.
     - ``summary``: one line for people (the CLI's human output).
     - ``video_frames``: an image task runs on a video's sampled frames (``FramesResult``);
       the ``*_of`` methods read either shape of a stored result.
@@ -378,6 +381,8 @@ class TaskSpec:
     facts: Callable[[Any], MediaFacts | None] = no_facts
     #: ``likeness(a, b)``: are the files of two results near-duplicates (a fingerprint task)?
     likeness: Callable[[Any, Any], Likeness] | None = None
+    #: ``rename(result, names)``: the user's names for what the result numbers (speakers).
+    rename: Callable[[Any, Mapping[str, str | None]], Any] | None = None
     exports: Mapping[str, ExportFormat] = field(default_factory=dict)
     streams: tuple[Literal["audio", "video"], ...] = ()
     timeout_per_media_s: float = 0.0

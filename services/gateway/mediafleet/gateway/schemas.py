@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from types import UnionType
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from mediafleet.common.capability import MediaKind
 from mediafleet.common.schemas import JobStatus, Priority
@@ -370,6 +370,21 @@ class PersonCreate(BaseModel):
 class PersonUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(min_length=1, max_length=255, description="null makes it an unnamed cluster")
+
+
+class ResultNames(BaseModel):
+    """Names for what a result numbers (a transcript's speakers): id -> name, null removes it."""
+
+    model_config = ConfigDict(extra="forbid")
+    names: dict[
+        Annotated[str, StringConstraints(pattern=r"^[0-9]{1,4}$")],
+        Annotated[str, StringConstraints(max_length=64)] | None,
+    ] = Field(min_length=1, max_length=100, description='{"1": "Ada", "2": null}: speaker ids to names')
+
+
+class NamedResult(BaseModel):
+    task: str
+    result: dict[str, Any] = Field(description="the task's result with the names")
 
 
 class PersonMerge(BaseModel):

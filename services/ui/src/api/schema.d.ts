@@ -577,6 +577,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs/{job_id}/tasks/{task}/names": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Name Result
+         * @description Name what a succeeded task's result numbers: a diarized transcript's speakers
+         *     (``{"names": {"1": "Ada"}}``; null removes a name). The names show in the job, its
+         *     timeline and its exports (SRT, VTT, text). Only this job's result changes: another job on
+         *     the same file (or another user's) keeps its own names.
+         *
+         *     404 ``job_not_found`` / ``task_not_found``; 409 ``job_not_finished`` while the task has not
+         *     succeeded; 422 ``nothing_to_name`` for a task whose results name nothing, ``unknown_name``
+         *     for an id the result does not have.
+         */
+        put: operations["name_result_v1_jobs__job_id__tasks__task__names_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs/{job_id}/timeline": {
         parameters: {
             query?: never;
@@ -1922,6 +1949,46 @@ export interface components {
             score: number;
         };
         /**
+         * DiarizationInfo
+         * @description How the speakers were told apart.
+         */
+        DiarizationInfo: {
+            /**
+             * Elapsed Ms
+             * @description time spent on embeddings and clustering
+             */
+            elapsed_ms: number;
+            /**
+             * Engine
+             * @description voice encoder engine (resemblyzer: GE2E LSTM, 256-d embeddings)
+             */
+            engine: string;
+            /**
+             * Method
+             * @description clustering of the 1.6-s partial embeddings
+             */
+            method: string;
+            /** Model */
+            model: string;
+            /** Model Version */
+            model_version: string;
+            /**
+             * Partials
+             * @description partial embeddings clustered
+             */
+            partials: number;
+            /**
+             * Speakers Estimated
+             * @description false when the caller gave the number of speakers
+             */
+            speakers_estimated: boolean;
+            /**
+             * Threshold
+             * @description cosine distance where clusters stop merging (estimated)
+             */
+            threshold: number | null;
+        };
+        /**
          * DuplicateGroupPublic
          * @description Files linked by near-duplicate pairs: the most linked first.
          */
@@ -2762,6 +2829,18 @@ export interface components {
             /** Owned By */
             owned_by: string;
         };
+        /** NamedResult */
+        NamedResult: {
+            /**
+             * Result
+             * @description the task's result with the names
+             */
+            result: {
+                [key: string]: unknown;
+            };
+            /** Task */
+            task: string;
+        };
         /** NsfwResult */
         NsfwResult: {
             /** Elapsed Ms */
@@ -3122,6 +3201,19 @@ export interface components {
             /** Refresh Token */
             refresh_token: string;
         };
+        /**
+         * ResultNames
+         * @description Names for what a result numbers (a transcript's speakers): id -> name, null removes it.
+         */
+        ResultNames: {
+            /**
+             * Names
+             * @description {"1": "Ada", "2": null}: speaker ids to names
+             */
+            names: {
+                [key: string]: string | null;
+            };
+        };
         /** SearchHit */
         SearchHit: {
             /** Filename */
@@ -3208,6 +3300,11 @@ export interface components {
             /** No Speech Prob */
             no_speech_prob: number;
             /**
+             * Speaker
+             * @description the speaker with the most speech in the segment (diarize), else None
+             */
+            speaker?: number | null;
+            /**
              * Start
              * @description seconds from media start
              */
@@ -3256,6 +3353,41 @@ export interface components {
              * @description the search text (semantic search) or the media id (similar)
              */
             query: string;
+        };
+        /**
+         * Speaker
+         * @description One speaker told apart by diarization, numbered 1, 2, ... in order of first speech.
+         */
+        Speaker: {
+            /** Id */
+            id: number;
+            /**
+             * Name
+             * @description set by the user; None: 'Speaker <id>'
+             */
+            name?: string | null;
+            /**
+             * Talk S
+             * @description seconds of speech attributed to this speaker
+             */
+            talk_s: number;
+            /**
+             * Turns
+             * @description turns (stretches of speech) of this speaker
+             */
+            turns: number;
+        };
+        /**
+         * SpeakerTurn
+         * @description A stretch of one speaker's speech (pauses under 1 s inside it), seconds from media start.
+         */
+        SpeakerTurn: {
+            /** End */
+            end: number;
+            /** Speaker */
+            speaker: number;
+            /** Start */
+            start: number;
         };
         /** StreamOptions */
         StreamOptions: {
@@ -3440,6 +3572,7 @@ export interface components {
             compute_type: string;
             /** Device */
             device: string;
+            diarization?: components["schemas"]["DiarizationInfo"] | null;
             /**
              * Duration S
              * @description decoded audio, seconds
@@ -3467,6 +3600,11 @@ export interface components {
             /** Segments */
             segments: components["schemas"]["Segment"][];
             /**
+             * Speakers
+             * @description diarize: each speaker, by id
+             */
+            speakers?: components["schemas"]["Speaker"][];
+            /**
              * Speech S
              * @description seconds the VAD kept (duration_s without VAD)
              */
@@ -3478,6 +3616,11 @@ export interface components {
             task: "transcribe" | "translate";
             /** Text */
             text: string;
+            /**
+             * Turns
+             * @description diarize: who spoke when, in time order
+             */
+            turns?: components["schemas"]["SpeakerTurn"][];
         };
         /** Usage */
         Usage: {
@@ -3667,6 +3810,11 @@ export interface components {
             end: number;
             /** Probability */
             probability: number;
+            /**
+             * Speaker
+             * @description 1-based speaker (diarize), else None
+             */
+            speaker?: number | null;
             /**
              * Start
              * @description seconds from media start
@@ -7350,6 +7498,141 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LinkToken"];
+                };
+            };
+            /** @description bad request (a value cannot be used or stored) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description missing, invalid, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description not allowed (admin only, password change required, API key scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description not found, or not the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the request did not validate, or the media cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description rate limited (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description internal error (with the request id) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description a service it needs is unavailable (Retry-After when known) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the media disk is full: nothing was stored */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    name_result_v1_jobs__job_id__tasks__task__names_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+                task: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResultNames"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NamedResult"];
                 };
             };
             /** @description bad request (a value cannot be used or stored) */

@@ -23,17 +23,22 @@ from typing import Any, Literal
 import numpy as np
 
 from mediafleet.common.capability import ProgressFn
-from mediafleet.common.engine import EngineRunner
+from mediafleet.common.engine import Engine, EngineRunner
 from mediafleet.common.errors import BadRequest, InvalidMedia
 from mediafleet.common.media import AUDIO_RATE, iter_audio, open_av
 from mediafleet.whisper_transcriber.contract import (
+    DiarizationInfo,
     LanguageShare,
     Segment,
+    Speaker,
+    SpeakerTurn,
     TranscribeOptions,
     TranscriptResult,
     Word,
 )
+from mediafleet.whisper_transcriber.diarize import THRESHOLD, Diarization, Diarizer
 from mediafleet.whisper_transcriber.engines.faster_whisper_engine import FasterWhisperEngine
+from mediafleet.whisper_transcriber.engines.resemblyzer_engine import VoiceEncoder
 from mediafleet.whisper_transcriber.settings import WhisperSettings
 
 SR = AUDIO_RATE
@@ -61,6 +66,21 @@ def quiet_cut(audio: np.ndarray, lo: int, hi: int, frame: int = 320) -> int:
     return lo + int(np.argmin(energy)) * frame + frame // 2
 
 
+#: A window's span in a buffer: (start, end, [(start, end) of its speech]), samples.
+Span = tuple[int, int, list[tuple[int, int]]]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Audio decoded at once: ``at`` its absolute first sample, ``audio`` float32 16 kHz mono,
+    ``speech`` the VAD's speech regions in it [(start, end)] in samples from ``audio[0]``
+    (the whole window without VAD)."""
+
+    at: int
+    audio: np.ndarray
+    speech: list[tuple[int, int]]
+
+
 @dataclass
 class ChannelStream:
     """One channel's audio between blocks: what is not decoded yet, and where it starts."""
@@ -74,18 +94,21 @@ class ChannelStream:
     language: str | None = None
     language_probability: float | None = None
 
-    def feed(self, samples: np.ndarray | None) -> list[tuple[int, np.ndarray]]:
-        """Windows ready to decode after adding ``samples`` (None: the audio ended):
-        [(absolute start sample, audio)]."""
+    def feed(self, samples: np.ndarray | None) -> list[Window]:
+        """Windows ready to decode after adding ``samples`` (None: the audio ended)."""
         final = samples is None
         buf = self.buf if final else np.concatenate([self.buf, samples])
         spans, keep_from = self._plan_vad(buf, final) if self.vad else self._plan_fixed(buf, final)
-        out = [(self.buf_start + s, buf[s:e]) for s, e in spans if e - s >= SR // 10]
+        out = [
+            Window(self.buf_start + s, buf[s:e], [(a - s, b - s) for a, b in speech])
+            for s, e, speech in spans
+            if e - s >= SR // 10
+        ]
         self.buf = buf[keep_from:].copy()
         self.buf_start += keep_from
         return out
 
-    def _plan_vad(self, buf: np.ndarray, final: bool) -> tuple[list[tuple[int, int]], int]:
+    def _plan_vad(self, buf: np.ndarray, final: bool) -> tuple[list[Span], int]:
         regions = self.regions(buf) if len(buf) else []
         keep_from = len(buf)
         if not final:
@@ -94,21 +117,22 @@ class ChannelStream:
             else:
                 keep_from = max(len(buf) - int(TAIL_S * SR), regions[-1][1] if regions else 0)
         self.speech += sum(e - s for s, e in regions)
-        windows: list[tuple[int, int]] = []
+        windows: list[Span] = []
         for s, e in regions:
             if windows and e - windows[-1][0] <= self.window and s - windows[-1][1] <= MAX_GAP_S * SR:
-                windows[-1] = (windows[-1][0], e)
+                windows[-1] = (windows[-1][0], e, windows[-1][2] + [(s, e)])
             else:
-                windows.append((s, e))
+                windows.append((s, e, [(s, e)]))
         return windows, keep_from
 
-    def _plan_fixed(self, buf: np.ndarray, final: bool) -> tuple[list[tuple[int, int]], int]:
-        windows, pos = [], 0
+    def _plan_fixed(self, buf: np.ndarray, final: bool) -> tuple[list[Span], int]:
+        windows: list[Span] = []
+        pos = 0
         while len(buf) - pos > self.window or (final and pos < len(buf)):
             end = min(pos + self.window, len(buf))
             if end < len(buf):
                 end = quiet_cut(buf, max(end - 3 * SR, pos + SR), end)
-            windows.append((pos, end))
+            windows.append((pos, end, [(pos, end)]))
             pos = end
         self.speech += pos
         return windows, pos
@@ -143,7 +167,7 @@ def channel_mode(block: np.ndarray, frame_s: float = 0.03) -> tuple[Literal["spl
     return "mix", f"channels hear the same sound ({dominant:.0%} of the heard frames one-sided): mixed"
 
 
-class WhisperRunner(EngineRunner[FasterWhisperEngine]):
+class WhisperRunner(EngineRunner[Engine]):
     def __init__(self, settings: WhisperSettings):
         self.settings = settings
         self.engine = FasterWhisperEngine(
@@ -153,13 +177,18 @@ class WhisperRunner(EngineRunner[FasterWhisperEngine]):
             settings.compute_type,
             settings.cpu_threads,
         )
-        self.engines = {self.engine.name: self.engine}
+        self.voice = VoiceEncoder(settings.core.models_dir, settings.voice_model)
+        self.engines = {self.engine.name: self.engine, self.voice.name: self.voice}
+
+    def _default_engines(self) -> list[str]:
+        """faster-whisper, and the voice encoder when transcripts are diarized by default."""
+        return [self.engine.name] + ([self.voice.name] if self.settings.diarize else [])
 
     def preload_names(self) -> list[str]:
-        return [self.engine.name] if self.settings.preload else []
+        return self._default_engines() if self.settings.preload else []
 
     def task_engines(self, task: str) -> list[str]:
-        return [self.engine.name]  # loaded on first use when not preloaded; ready once it loads
+        return self._default_engines()  # loaded on first use when not preloaded; ready once they load
 
     def options(self, options: dict[str, Any]) -> TranscribeOptions:
         """``options`` (valid ``TranscribeOptions``, checked by the pipeline) with the
@@ -174,6 +203,7 @@ class WhisperRunner(EngineRunner[FasterWhisperEngine]):
             "vad_filter": s.vad_filter,
             "word_timestamps": s.word_timestamps,
             "channels": s.channels,
+            "diarize": s.diarize or given.speakers is not None,
         }
         return given.model_copy(update={k: v for k, v in defaults.items() if getattr(given, k) is None})
 
@@ -205,6 +235,10 @@ class WhisperRunner(EngineRunner[FasterWhisperEngine]):
 
         streams: list[ChannelStream] = []
         segments: list[Segment] = []
+        diarizer = Diarizer(self.voice) if opts.diarize else None
+        if diarizer is not None:
+            self.voice.load()  # a missing model fails the job now, not after the transcription
+        diarize_s = 0.0
         decoded = 0
         mode, note = opts.channels or "auto", ""
         decode_as = "split" if mode == "auto" else mode
@@ -218,19 +252,46 @@ class WhisperRunner(EngineRunner[FasterWhisperEngine]):
                     ChannelStream(bool(opts.vad_filter), window, regions) for _ in range(block.shape[0])
                 ]
             for channel, stream in enumerate(streams):
-                for at, audio in stream.feed(block[channel]):
-                    segments += self._decode(stream, at, audio, opts, channel if len(streams) > 1 else None)
+                for w in stream.feed(block[channel]):
+                    segments += self._decode(
+                        stream, w.at, w.audio, opts, channel if len(streams) > 1 else None
+                    )
+                    if diarizer is not None:
+                        t0 = time.perf_counter()
+                        diarizer.add(w.at, w.audio, w.speech)
+                        diarize_s += time.perf_counter() - t0
             decoded += block.shape[1]
             if total_s > 0:
                 progress(min(decoded / SR / total_s, 0.99), f"{decoded / SR:.0f} of {total_s:.0f} s")
         for channel, stream in enumerate(streams):
-            for at, audio in stream.feed(None):
-                segments += self._decode(stream, at, audio, opts, channel if len(streams) > 1 else None)
+            for w in stream.feed(None):
+                segments += self._decode(stream, w.at, w.audio, opts, channel if len(streams) > 1 else None)
+                if diarizer is not None:
+                    t0 = time.perf_counter()
+                    diarizer.add(w.at, w.audio, w.speech)
+                    diarize_s += time.perf_counter() - t0
         if not streams:
             raise InvalidMedia("the audio stream has no samples", code="no_audio")
         segments.sort(key=lambda s: (s.start, s.channel or 0))
         for i, seg in enumerate(segments):
             seg.id = i
+        speakers: list[Speaker] = []
+        turns: list[SpeakerTurn] = []
+        info: DiarizationInfo | None = None
+        if diarizer is not None:
+            t0 = time.perf_counter()
+            found = diarizer.finish(opts.speakers)
+            speakers, turns = self._attribute(found, segments)
+            info = DiarizationInfo(
+                engine=self.voice.name,
+                model=self.voice.model,
+                model_version=self.voice.model_version,
+                method="agglomerative clustering, cosine distance, average linkage",
+                speakers_estimated=found.estimated,
+                threshold=THRESHOLD if found.estimated else None,
+                partials=found.partials,
+                elapsed_ms=round((diarize_s + time.perf_counter() - t0) * 1000, 2),
+            )
         shares: dict[str, float] = defaultdict(float)
         for seg in segments:
             shares[seg.language] += seg.end - seg.start
@@ -254,9 +315,31 @@ class WhisperRunner(EngineRunner[FasterWhisperEngine]):
             channels_note=note,
             segments=segments,
             text=" ".join(s.text.strip() for s in segments if s.text.strip()),
+            speakers=speakers,
+            turns=turns,
+            diarization=info,
             elapsed_ms=round(elapsed * 1000, 2),
             rtf=round(elapsed / duration, 4) if duration > 0 else 0.0,
         )
+
+    @staticmethod
+    def _attribute(found: Diarization, segments: list[Segment]) -> tuple[list[Speaker], list[SpeakerTurn]]:
+        """Speakers on ``segments`` (in place: each word by its middle, each segment by the
+        most speech inside it), and the speakers and turns of the result."""
+        for seg in segments:
+            for word in seg.words:
+                word.speaker = found.speaker_at((word.start + word.end) / 2)
+            seg.speaker = found.speaker_of(seg.start, seg.end)
+        turns = [
+            SpeakerTurn(speaker=t.speaker, start=round(t.start, 3), end=round(t.end, 3)) for t in found.turns
+        ]
+        counts: dict[int, int] = defaultdict(int)
+        for t in turns:
+            counts[t.speaker] += 1
+        speakers = [
+            Speaker(id=k, talk_s=round(found.talk_s[k], 2), turns=counts[k]) for k in sorted(found.talk_s)
+        ]
+        return speakers, turns
 
     def _looped(self, raw: list[Any]) -> bool:
         """True when a segment still compresses above the threshold after the fallback

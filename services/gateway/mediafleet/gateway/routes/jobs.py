@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import redis
 import structlog
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 from sse_starlette.sse import EventSourceResponse
@@ -34,6 +34,8 @@ from mediafleet.gateway.schemas import (
     JobPublicBase,
     JobsPublicBase,
     LinkToken,
+    NamedResult,
+    ResultNames,
     TaskPublic,
     VectorSyncPublic,
     WebhookPublic,
@@ -280,11 +282,9 @@ def list_jobs(
 @router.get("/v1/jobs/{job_id}", response_model=JobPublic, response_model_exclude_unset=True)
 def get_job(job_id: str, response: Response, user: CurrentUser, session: SessionDep) -> JobPublicBase:
     job = _own_job(session, job_id, user.id)
-    # A running job changes under job_manager, not through the API: never cache it.
-    # A finished job does not change any more.
-    response.headers["Cache-Control"] = (
-        "private, max-age=120" if JobStatus(job.status).terminal else "no-store"
-    )
+    # A running job changes under job_manager; a finished one when its user names what a result
+    # numbers (PUT .../names): never cached.
+    response.headers["Cache-Control"] = "no-store"
     return job_public(job, JobPublic)
 
 
@@ -403,6 +403,42 @@ def job_transcript(
         media_type=export.media_type,
         headers={"Content-Disposition": f'inline; filename="{name}"'},
     )
+
+
+@router.put("/v1/jobs/{job_id}/tasks/{task}/names", response_model=NamedResult)
+def name_result(
+    job_id: str,
+    task: Annotated[str, Path(max_length=64)],
+    body: ResultNames,
+    user: CurrentUser,
+    session: SessionDep,
+) -> NamedResult:
+    """Name what a succeeded task's result numbers: a diarized transcript's speakers
+    (``{"names": {"1": "Ada"}}``; null removes a name). The names show in the job, its
+    timeline and its exports (SRT, VTT, text). Only this job's result changes: another job on
+    the same file (or another user's) keeps its own names.
+
+    404 ``job_not_found`` / ``task_not_found``; 409 ``job_not_finished`` while the task has not
+    succeeded; 422 ``nothing_to_name`` for a task whose results name nothing, ``unknown_name``
+    for an id the result does not have.
+    """
+    job = _own_job(session, job_id, user.id)
+    row = next((t for t in job.tasks if t.name == task), None)
+    known = registry.tasks()
+    if row is None or task not in known:
+        raise NotFound(f"job {job_id} has no task {task!r}", code="task_not_found")
+    spec = known[task][1]
+    if spec.rename is None:
+        raise ValidationFailed(f"the results of {task} have nothing to name", code="nothing_to_name")
+    if row.status != JobStatus.succeeded or row.result is None or is_frames(row.result):
+        raise Conflict(f"task {task} of job {job_id} is {row.status}", code="job_not_finished")
+    try:
+        renamed = spec.rename(spec.result.model_validate(row.result), body.names)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), code="unknown_name") from exc
+    row.result = renamed.model_dump(mode="json")
+    session.commit()
+    return NamedResult(task=task, result=row.result)
 
 
 @router.delete("/v1/jobs/{job_id}", response_model=JobPublic, response_model_exclude_unset=True)
