@@ -5,6 +5,7 @@ upload -> queued OCR job -> worker -> stored results -> SSE progress -> search; 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -70,14 +71,23 @@ def test_upload_ocr_job_search(fleet) -> None:
         assert hits["data"][0]["filename"] == "mine.png"
 
     worker_metrics = httpx.get(fleet.url("ocr") + "/metrics").text
-    assert (
-        'mediafleet_task_duration_seconds_count{engine="rapidocr",outcome="ok",task="ocr"} 1.0'
-        in worker_metrics
-    )
-    jm_metrics = httpx.get(fleet.url("job_manager") + "/metrics").text
-    assert 'mediafleet_queue_depth{queue="ocr_detection:normal"} 0.0' in jm_metrics
     models = httpx.get(fleet.url("ocr") + "/v1/models").json()
     assert models["data"][0]["engine"] == "rapidocr" and models["data"][0]["loaded"] is True
+    model = models["data"][0]["model"]
+    assert (
+        f'mediafleet_task_duration_seconds_count{{engine="rapidocr",model="{model}",outcome="ok",task="ocr"}} 1.0'
+        in worker_metrics
+    )
+    assert f'mediafleet_model_loaded{{engine="rapidocr",model="{model}"}} 1.0' in worker_metrics
+    assert "_created" not in worker_metrics
+    jm_metrics = httpx.get(fleet.url("job_manager") + "/metrics").text
+    assert 'mediafleet_queue_depth{queue="ocr_detection:normal"} 0.0' in jm_metrics
+    # the RQ ecosystem's names (rq-exporter), what RQ dashboards and KEDA read
+    assert 'rq_jobs{queue="ocr_detection:normal",status="queued"} 0.0' in jm_metrics
+    assert re.search(
+        r'rq_workers\{name="[^"]+",queues="[^"]*ocr_detection:normal[^"]*",state="\w+"\} 1\.0', jm_metrics
+    )
+    assert 'mediafleet_queue_oldest_task_age_seconds{queue="ocr_detection:normal"} 0.0' in jm_metrics
 
 
 def test_ocr_service_predict_endpoint(fleet) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY, generate_latest
 
 from mediafleet.common.errors import BadRequest
 from mediafleet.common.service_app import create_service_app
@@ -26,6 +27,9 @@ from mediafleet.llm_service.runner import LlmRunner
 from mediafleet.llm_service.settings import LlmSettings
 from tests.api_helpers import assert_openai_error
 from tests.conftest import sample
+
+TTFT = "gen_ai_server_time_to_first_token_seconds"
+TPOT = "gen_ai_server_time_per_output_token_seconds"
 
 
 @pytest.fixture(scope="module")
@@ -288,3 +292,25 @@ def test_answer_query_cites_the_passages_it_is_given(runner: LlmRunner) -> None:
     )
     with pytest.raises(BadRequest):
         runner.query("summarize", query)
+
+
+def test_latency_metrics_follow_opentelemetry_genai(client: TestClient, runner: LlmRunner) -> None:
+    """One completion of 8 tokens: one time-to-first-token and one time-per-output-token
+    observation (gen_ai.server.* of the OpenTelemetry GenAI conventions), under the model's name."""
+    labels = {"model": runner.engine.model}
+
+    def value(name: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = {n: value(n) for n in (TTFT + "_count", TTFT + "_sum", TPOT + "_count", TPOT + "_sum")}
+    body = {"prompt": "One, two, three,", "temperature": 0, "max_tokens": 8}
+    done = client.post("/openai/v1/completions", json=body).json()
+    assert done["usage"]["completion_tokens"] >= 2
+    assert value(TTFT + "_count") == before[TTFT + "_count"] + 1
+    assert value(TPOT + "_count") == before[TPOT + "_count"] + 1
+    ttft = value(TTFT + "_sum") - before[TTFT + "_sum"]
+    tpot = value(TPOT + "_sum") - before[TPOT + "_sum"]
+    assert 0 < ttft < 60 and 0 < tpot < 10
+    exposition = generate_latest(REGISTRY).decode()
+    assert "gen_ai_server_time_to_first_token_seconds_bucket{le=" in exposition
+    assert "_created" not in exposition

@@ -15,7 +15,7 @@ import pytest
 import srt
 import webvtt
 
-from mediafleet.common.errors import BadRequest
+from mediafleet.common.errors import BadRequest, EngineError
 from mediafleet.common.media import AUDIO_RATE, iter_audio
 from mediafleet.common.pipeline.run import execute, prepare
 from mediafleet.whisper_transcriber.contract import (
@@ -231,3 +231,17 @@ def test_speakers_with_diarize_false_is_refused() -> None:
     assert refused.value.code == "invalid_option"
     with pytest.raises(BadRequest, match="speakers"):
         prepare(CAPABILITY, "transcribe", {"speakers": 0})
+
+
+def test_diarizing_without_the_voice_model_names_the_pull_command(
+    runner: WhisperRunner, tmp_path: Path
+) -> None:
+    """Fails at once (before any decoding) with the command that provisions the weights."""
+    bare = WhisperRunner(runner.settings)
+    bare.engine, bare.voice = runner.engine, VoiceEncoder(tmp_path)
+    runs = runner.engine.encoder_runs
+    with pytest.raises(
+        EngineError, match=r"run `mediafleet models pull resemblyzer-voice-encoder`"
+    ) as missing:
+        run(bare, sample("jfk.flac"), diarize=True)
+    assert missing.value.code == "model_not_available" and runner.engine.encoder_runs == runs

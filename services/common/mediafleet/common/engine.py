@@ -19,6 +19,7 @@ import structlog
 
 from mediafleet.common.capability import NotReady
 from mediafleet.common.errors import BadRequest, EngineError, MediafleetError
+from mediafleet.common.metrics import MODEL_LOAD_SECONDS, MODEL_LOADED
 
 log = structlog.get_logger("mediafleet.engine")
 T = TypeVar("T")
@@ -82,6 +83,8 @@ class Engine(ABC):
                 ) from exc
             self.load_time_s = time.perf_counter() - start
             self._loaded = True
+            MODEL_LOADED.labels(self.name, self.model).set(1)
+            MODEL_LOAD_SECONDS.labels(self.name, self.model).set(self.load_time_s)
             log.info("engine_loaded", engine=self.name, model=self.model, seconds=round(self.load_time_s, 3))
 
     def info(self) -> dict[str, Any]:

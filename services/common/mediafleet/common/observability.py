@@ -15,25 +15,11 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-HTTP_REQUESTS = Counter(
-    "mediafleet_http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
-)
-HTTP_LATENCY = Histogram(
-    "mediafleet_http_request_duration_seconds",
-    "HTTP request latency, seconds",
-    ["service", "method", "route"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
-TASK_DURATION = Histogram(
-    "mediafleet_task_duration_seconds",
-    "Run time of one task on a worker, seconds",
-    ["task", "engine", "outcome"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
-)
+from mediafleet.common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 #: A readiness check returns None when ready, or a short reason when not.
 ReadinessCheck = Callable[[], str | None]

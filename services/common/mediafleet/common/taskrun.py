@@ -37,7 +37,7 @@ from mediafleet.common import events
 from mediafleet.common.capability import Capability, Runner
 from mediafleet.common.errors import MediafleetError
 from mediafleet.common.media_access import open_media
-from mediafleet.common.observability import TASK_DURATION
+from mediafleet.common.metrics import TASK_DURATION
 from mediafleet.common.outcome import TaskCrashed, TaskOutcome
 from mediafleet.common.pipeline import run as pipeline
 
@@ -80,6 +80,7 @@ def run_task(payload: dict[str, Any]) -> dict[str, Any]:
     rt = current_runtime()
     task, job_id, task_id = payload["task"], payload["job_id"], payload["task_id"]
     engine = str((payload.get("options") or {}).get("engine") or "default")
+    model = str((payload.get("options") or {}).get("model") or "default")
 
     def progress(fraction: float, message: str = "") -> None:
         events.publish(
@@ -107,26 +108,27 @@ def run_task(payload: dict[str, Any]) -> dict[str, Any]:
             )
     except MediafleetError as exc:
         if exc.code == "model_not_available":  # no retry provisions weights: fail at once, say how
-            TASK_DURATION.labels(task, engine, "rejected").observe(time.perf_counter() - start)
+            TASK_DURATION.labels(task, engine, model, "rejected").observe(time.perf_counter() - start)
             return TaskOutcome.failure("models_missing", exc.message).model_dump(mode="json")
         if exc.status_code >= 500:
-            TASK_DURATION.labels(task, engine, "error").observe(time.perf_counter() - start)
+            TASK_DURATION.labels(task, engine, model, "error").observe(time.perf_counter() - start)
             log.error("task_error", task=task, job_id=job_id, task_id=task_id, error=exc.message)
             raise TaskCrashed(f"{task} failed on the worker: {exc.message}") from exc
-        TASK_DURATION.labels(task, engine, "rejected").observe(time.perf_counter() - start)
+        TASK_DURATION.labels(task, engine, model, "rejected").observe(time.perf_counter() - start)
         return TaskOutcome.failure(exc.code, exc.message, exc.status_code).model_dump(mode="json")
     except BaseTimeoutException:  # RQ's time limit: job_manager words it for the user
-        TASK_DURATION.labels(task, engine, "error").observe(time.perf_counter() - start)
+        TASK_DURATION.labels(task, engine, model, "error").observe(time.perf_counter() - start)
         raise
     except Exception as exc:  # retried by RQ; users read a line without class names or paths
-        TASK_DURATION.labels(task, engine, "error").observe(time.perf_counter() - start)
+        TASK_DURATION.labels(task, engine, model, "error").observe(time.perf_counter() - start)
         log.exception("task_crashed", task=task, job_id=job_id, task_id=task_id)
         raise TaskCrashed(
             f"{task} failed on the worker {socket.gethostname()} (internal error; its log has the "
             f"details under task_id {task_id})"
         ) from exc
     used = getattr(result, "engine", None) or engine
-    TASK_DURATION.labels(task, used, "ok").observe(time.perf_counter() - start)
+    used_model = getattr(result, "model", None) or model
+    TASK_DURATION.labels(task, used, used_model, "ok").observe(time.perf_counter() - start)
     return TaskOutcome.success(result).model_dump(mode="json")
 
 
@@ -157,9 +159,11 @@ def run_query(payload: dict[str, Any]) -> dict[str, Any]:
         if exc.code == "model_not_available":
             return TaskOutcome.failure("models_missing", exc.message).model_dump(mode="json")
         if exc.status_code >= 500:
-            TASK_DURATION.labels(f"query:{name}", "default", "error").observe(time.perf_counter() - start)
+            TASK_DURATION.labels(f"query:{name}", "default", "default", "error").observe(
+                time.perf_counter() - start
+            )
             log.error("query_error", query=name, error=exc.message)
             raise TaskCrashed(f"{name} failed on the worker: {exc.message}") from exc
         return TaskOutcome.failure(exc.code, exc.message, exc.status_code).model_dump(mode="json")
-    TASK_DURATION.labels(f"query:{name}", "default", "ok").observe(time.perf_counter() - start)
+    TASK_DURATION.labels(f"query:{name}", "default", "default", "ok").observe(time.perf_counter() - start)
     return TaskOutcome.success(answer).model_dump(mode="json")

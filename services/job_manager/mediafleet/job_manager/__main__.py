@@ -33,6 +33,7 @@ from mediafleet.common.queues import (
 )
 from mediafleet.common.store import create_db_engine, migrate, session_factory
 from mediafleet.common.vectors import VectorDbClient
+from mediafleet.job_manager import rq_metrics
 from mediafleet.job_manager.manager import JobManager
 from mediafleet.job_manager.settings import JobManagerSettings
 from mediafleet.job_manager.vectors import sync_due
@@ -49,6 +50,7 @@ def health_app(manager: JobManager, db: Engine, conn: redis.Redis) -> FastAPI:
     app.include_router(health_router({"database": database_check(db), "redis": redis_check(conn)}))
     for name, queue in manager.queues.items():
         QUEUE_DEPTH.labels(name).set_function(functools.partial(_safe_count, queue))
+    rq_metrics.register(conn, manager.queues)
     return app
 
 

@@ -13,22 +13,18 @@ from __future__ import annotations
 import datetime as dt
 
 import structlog
-from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mediafleet.common import registry
 from mediafleet.common.capability import VectorItem
+from mediafleet.common.metrics import VECTOR_SYNCS
 from mediafleet.common.settings import CoreSettings
 from mediafleet.common.store import Task, VectorSync
 from mediafleet.common.store.models import utcnow
 from mediafleet.common.vectors import VectorDbClient, VectorDbError
 
 log = structlog.get_logger("mediafleet.job_manager.vectors")
-
-VECTOR_SYNCS = Counter(
-    "mediafleet_vector_syncs_total", "Writes of a task's embeddings to vector_db", ["outcome"]
-)
 
 
 def task_vectors(task: Task) -> list[VectorItem]:

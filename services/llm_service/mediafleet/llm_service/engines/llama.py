@@ -10,12 +10,14 @@ Calls are serialised on the engine's lock: one llama.cpp context decodes one req
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from mediafleet.common.catalogue import require_files
 from mediafleet.common.engine import Engine
+from mediafleet.common.metrics import LLM_TIME_PER_OUTPUT_TOKEN, LLM_TIME_TO_FIRST_TOKEN
 from mediafleet.common.provision import sha256_of
 from mediafleet.common.resources import cpu_limit
 
@@ -148,11 +150,15 @@ class LlamaEngine(Engine):
         # and ours when it gets the two (`logits_processor = logits_processor.extend(...)` is None)
         bias = {int(k): float(v) for k, v in (kwargs.pop("logit_bias", None) or {}).items()}
         self.load()
+        taken = time.perf_counter()
+        #: when each output token's logits were ready (the processor runs once per sampled token)
+        ticks: list[float] = []
         with self._run_lock:
             llama = self._fresh()
             eos = llama.token_eos()
 
             def end_when_stopped(_ids: Any, scores: Any) -> Any:
+                ticks.append(time.perf_counter())
                 for token, value in bias.items():
                     scores[token] += value
                 if stop.is_set():
@@ -162,18 +168,29 @@ class LlamaEngine(Engine):
 
             fn = llama.create_chat_completion if kind == "chat" else llama.create_completion
             processors = LogitsProcessorList([end_when_stopped])
-            if emit is None:
-                return fn(logits_processor=processors, **kwargs)
-            if usage is not None:
-                self._count_tokens(llama, usage)
             try:
-                for chunk in fn(stream=True, logits_processor=processors, **kwargs):
-                    emit(cast(dict[str, Any], chunk))  # a streamed chunk is a TypedDict (OpenAI's shape)
-                    if stop.is_set():
-                        break
+                if emit is None:
+                    return fn(logits_processor=processors, **kwargs)
+                if usage is not None:
+                    self._count_tokens(llama, usage)
+                try:
+                    for chunk in fn(stream=True, logits_processor=processors, **kwargs):
+                        emit(cast(dict[str, Any], chunk))  # a streamed chunk is a TypedDict (OpenAI's shape)
+                        if stop.is_set():
+                            break
+                finally:
+                    vars(llama).pop("sample", None)
+                return None
             finally:
-                vars(llama).pop("sample", None)
-            return None
+                self._observe(taken, ticks)
+
+    def _observe(self, taken: float, ticks: list[float]) -> None:
+        """The request's time to first token (from this engine taking it, the wait for the model
+        included) and mean time per output token after the first (OpenTelemetry GenAI)."""
+        if ticks:
+            LLM_TIME_TO_FIRST_TOKEN.labels(self.model).observe(ticks[0] - taken)
+        if len(ticks) > 1:
+            LLM_TIME_PER_OUTPUT_TOKEN.labels(self.model).observe((ticks[-1] - ticks[0]) / (len(ticks) - 1))
 
     @staticmethod
     def _count_tokens(llama: Llama, usage: dict[str, int]) -> None:
