@@ -20,7 +20,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
 
-.PHONY: env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-contention bench-asr bench-diarization bench-llm bench-metadata bench-duplicates bench-vector-db bench-batch bench-cache bench-load new-service sync-demo sync-dev system-deps images certs \
+.PHONY: env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-contention bench-asr bench-diarization bench-llm bench-metadata bench-duplicates bench-vector-db bench-batch bench-cache bench-load new-service monitor sync-demo sync-dev system-deps images certs \
         run-core-services run-ai-services stop ps logs compose limits fleet-ca test-compose clean ui ui-test ui-api
 
 help:  ## list targets
@@ -197,6 +197,9 @@ fleet-ca:  ## write the fleet's TLS certificate to var/fleet-ca.pem (curl --cace
 	@mkdir -p var && $(COMPOSE) $(COMPOSE_FILES) exec -T nginx cat /etc/nginx/certs/fullchain.pem > var/fleet-ca.pem
 	@echo "var/fleet-ca.pem: $$(openssl x509 -in var/fleet-ca.pem -noout -subject -enddate | tr '\n' ' ')"
 endif
+
+monitor: sync-demo  ## live view of a running fleet: readiness, queues and oldest wait, workers per device, failures in the last hour (MEDIAFLEET_API, an admin's MEDIAFLEET_TOKEN or MEDIAFLEET_USERNAME/PASSWORD)
+	$(VENV)/bin/mediafleet monitor $(if $(ONCE),--once)
 
 test-compose: sync-dev test-models  ## build the images offline, bring the fleet up, run the HTTPS end-to-end and fault tests
 	bash scripts/ci-compose.sh

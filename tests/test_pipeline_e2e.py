@@ -4,6 +4,8 @@ upload -> queued OCR job -> worker -> stored results -> SSE progress -> search; 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import subprocess
@@ -13,6 +15,7 @@ import time
 import httpx
 import pytest
 
+from mediafleet.cli.main import main as cli_main
 from mediafleet.ocr_detection.evaluation import cer
 from tests.api_helpers import admin_token, auth, create_user, sse_events, upload, wait_job
 from tests.conftest import ROOT, sample
@@ -189,6 +192,18 @@ def test_high_priority_runs_first(fleet) -> None:
             assert time.monotonic() < deadline, waiting
             time.sleep(0.2)
         assert waiting["workers"] == 0 and waiting["model_versions"] == running["model_versions"]
+        assert running["devices"] == {"cpu": 1} and waiting["devices"] == {}
+        time.sleep(1.1)
+        assert _ocr_status(client, token)["oldest_wait_s"] >= 1.0  # the head of a queue nobody drains
+        # `make monitor` (mediafleet monitor) shows the same through the gateway
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert cli_main(["monitor", "--once", "--api", fleet.url("gateway"), "--token", token]) == 0
+        view = out.getvalue().splitlines()
+        assert view[1].startswith("gateway: ready (") and view[1].endswith("; job_manager: ok"), view
+        row = next(line.split() for line in view if line.startswith("ocr_detection "))
+        assert row[1:4] == ["0", "-", "1/0/2"] and row[4].isdigit() and row[6] == "0", view
+        assert "ocr no_worker" in " ".join(row), view
         fleet.start("ocr")
         done = {j: wait_job(client, token, j) for j in [*low, high]}
     assert all(job["status"] == "succeeded" for job in done.values())

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 from mediafleet.common import events
 from mediafleet.common.queues import NEW_JOBS_KEY, job_events_key
 from mediafleet.common.settings import CoreSettings
-from mediafleet.common.store import Job, Media, MediaOwner
+from mediafleet.common.store import Job, Media, MediaOwner, Task
+from mediafleet.common.store.models import utcnow
 from mediafleet.common.tokens import create_token
 from mediafleet.gateway.app import create_app
 from mediafleet.gateway.settings import AdminSettings, GatewaySettings
@@ -644,9 +645,24 @@ def test_admin_fleet_view_is_for_admins(client: TestClient, token: str) -> None:
     assert fleet["job_manager"] != "ok"  # no job_manager runs in this test
     ocr = next(c for c in fleet["capabilities"] if c["capability"] == "ocr_detection")
     assert ocr == {"capability": "ocr_detection", "queue": "ocr_detection", "tasks": ["ocr"], "workers": 0,
-                   "queued": {"high": 0, "normal": 0, "low": 0}, "model_versions": {},
+                   "devices": {}, "queued": {"high": 0, "normal": 0, "low": 0}, "oldest_wait_s": 0.0,
+                   "failed_last_hour": 0, "model_versions": {},
                    "readiness": {"ocr": {"state": "no_worker", "workers": 0, "ready_workers": 0,
                                          "message": "no worker runs: jobs needing it wait in the queue"}}}  # fmt: skip
+    # tasks that failed in the last hour count, older failures do not (all users' tasks)
+    media_id = upload(client, token, sample("phototest.tif")).json()["media_id"]
+    for _ in range(2):
+        body = {"media_id": media_id, "tasks": ["ocr"], "use_cache": False}
+        assert client.post("/v1/jobs", json=body, headers=auth(token)).status_code == 202
+    ctx = client.app.state.ctx
+    with ctx.sessions() as session:
+        recent, old = session.scalars(select(Task).where(Task.name == "ocr")).all()
+        recent.status, recent.finished_at = "failed", utcnow() - dt.timedelta(minutes=59)
+        old.status, old.finished_at = "failed", utcnow() - dt.timedelta(minutes=61)
+        session.commit()
+    fleet = client.get("/v1/admin/services", headers=auth(token)).json()
+    by_name = {c["capability"]: c for c in fleet["capabilities"]}
+    assert by_name["ocr_detection"]["failed_last_hour"] == 1 and by_name["face_reid"]["failed_last_hour"] == 0
 
 
 def test_tasks_describe_what_the_fleet_can_run(client: TestClient, token: str) -> None:

@@ -15,7 +15,7 @@ class ApiError(Exception):
     pass
 
 
-def _error(resp: httpx.Response) -> ApiError:
+def api_error(resp: httpx.Response) -> ApiError:
     try:
         err = resp.json()["error"]
         return ApiError(f"HTTP {resp.status_code} {err['code']}: {err['message']}")
@@ -40,7 +40,7 @@ class ApiClient:
             except httpx.HTTPError as exc:
                 raise ApiError(f"cannot reach the gateway: {exc}") from exc
             if resp.status_code != 200:
-                raise _error(resp)
+                raise api_error(resp)
             token = resp.json()["access_token"]
         self.http.headers["Authorization"] = f"Bearer {token}"
 
@@ -49,7 +49,7 @@ class ApiClient:
         why the others cannot (task -> the readiness message)."""
         resp = self.http.get("/v1/tasks")
         if resp.status_code != 200:
-            raise _error(resp)
+            raise api_error(resp)
         ready: list[str] = []
         skipped: dict[str, str] = {}
         for task in resp.json()["data"]:
@@ -74,7 +74,7 @@ class ApiClient:
             with path.open("rb") as fh:
                 resp = self.http.post("/v1/media", files={"file": (path.name, fh)})
             if resp.status_code not in (200, 201):
-                raise _error(resp)
+                raise api_error(resp)
             media = resp.json()
             if tasks is None:
                 tasks, skipped = self.ready_defaults(media["kind"])
@@ -88,14 +88,14 @@ class ApiClient:
                 "/v1/jobs", json={"media_id": media["media_id"], "tasks": tasks, "options": wanted}
             )
             if resp.status_code not in (200, 201, 202):
-                raise _error(resp)
+                raise api_error(resp)
             job_id = resp.json()["job_id"]
             skipped.update(resp.json().get("skipped") or {})  # tasks the media has no stream for
             deadline = time.monotonic() + timeout
             while True:
                 resp = self.http.get(f"/v1/jobs/{job_id}")
                 if resp.status_code != 200:
-                    raise _error(resp)
+                    raise api_error(resp)
                 job = resp.json()
                 if job["status"] in TERMINAL:
                     break

@@ -79,7 +79,7 @@ def _embedded(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _api(args: argparse.Namespace) -> dict[str, Any]:
-    from mediafleet.cli.client import ApiClient, ApiError, _error
+    from mediafleet.cli.client import ApiClient, ApiError, api_error
 
     client = ApiClient(args.api, args.token, args.username, args.password)
     data = {k: v for k in ("detector", "embedder") if (v := getattr(args, k))}
@@ -90,7 +90,7 @@ def _api(args: argparse.Namespace) -> dict[str, Any]:
         except Exception as exc:  # httpx errors: one line
             raise ApiError(f"cannot reach the gateway: {exc}") from exc
     if resp.status_code != 200:
-        raise _error(resp)
+        raise api_error(resp)
     answer: dict[str, Any] = resp.json()
     return answer
 

@@ -7,6 +7,7 @@
     mediafleet people [--json]
     mediafleet models list | pull NAME... [--all] [--source official|package] | verify [NAME...]
     mediafleet faces verify IMG1 IMG2 [--json] [--api URL]
+    mediafleet monitor [--api URL] [--once]    (a running fleet, live: queues, workers, failures)
 
 Exit status: 0 when every file was analysed, 1 when any file failed (one line on
 stderr per failed file: ``mediafleet: FILE: reason``), 2 on a usage error.
@@ -87,10 +88,11 @@ def _parser(task_names: tuple[str, ...]) -> argparse.ArgumentParser:
     analyze.add_argument("--password", default=os.environ.get("MEDIAFLEET_PASSWORD"))
     analyze.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for a job (--api)")
 
-    from mediafleet.cli import faces, models
+    from mediafleet.cli import faces, models, monitor
 
     models.add_parser(sub)
     faces.add_parser(sub)
+    monitor.add_parser(sub)
 
     search = sub.add_parser("search", help="full-text search of what analyze read (embedded store)")
     search.add_argument("query")
@@ -385,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
         from mediafleet.cli import faces
 
         return faces.run(args)
+    if args.command == "monitor":
+        from mediafleet.cli import monitor
+
+        return monitor.run(args)
     if args.command == "people":
         return cmd_people(args)
     if args.command == "similar":

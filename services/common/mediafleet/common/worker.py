@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -239,11 +240,24 @@ def advertised_defaults(conn: redis.Redis, task: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def head_wait_s(queue: Queue, now: dt.datetime) -> float:
+    """Seconds since the first job in ``queue`` was enqueued; 0 when the queue is empty (or its
+    head job expired between the two reads). Raises redis.RedisError."""
+    head = queue.get_job_ids(0, 1)
+    job = queue.fetch_job(head[0]) if head else None
+    if job is None or job.enqueued_at is None:
+        return 0.0
+    enqueued = job.enqueued_at if job.enqueued_at.tzinfo else job.enqueued_at.replace(tzinfo=dt.UTC)
+    return round(max((now - enqueued).total_seconds(), 0.0), 3)
+
+
 def fleet_report(conn: redis.Redis) -> list[dict[str, Any]]:
     """Each installed capability as the fleet sees it now: ``{"capability", "queue", "tasks",
-    "workers" (live RQ workers), "queued" ({priority: tasks waiting}), "model_versions"
-    ({engine: version} the workers advertised at start, empty before a worker ran),
-    "readiness" ({task: TaskReadiness})}``. Raises redis.RedisError when Redis is down."""
+    "workers" (live RQ workers), "devices" ({device: live workers}, "unknown" for a worker that
+    wrote no status), "queued" ({priority: tasks waiting}), "oldest_wait_s" (seconds the longest
+    waiting task has waited, 0 with none), "model_versions" ({engine: version} the workers
+    advertised at start, empty before a worker ran), "readiness" ({task: TaskReadiness})}``.
+    Raises redis.RedisError when Redis is down."""
     from rq import Queue
 
     from mediafleet.common.queues import ADVERTS_KEY, PRIORITY_ORDER, priority_queues
@@ -262,13 +276,22 @@ def fleet_report(conn: redis.Redis) -> list[dict[str, Any]]:
             if raw:
                 versions.update(json.loads(raw).get("model_versions") or {})
         n, statuses = _live_statuses(conn, cap)
+        devices: dict[str, int] = {}
+        for status in statuses:
+            device = status.device if status is not None else "unknown"
+            devices[device] = devices.get(device, 0) + 1
+        now = dt.datetime.now(dt.UTC)
         out.append(
             {
                 "capability": cap.name,
                 "queue": cap.queue,
                 "tasks": list(cap.task_names),
                 "workers": n,
+                "devices": devices,
                 "queued": {level: sum(q.count for q in qs) for level, qs in queues.items()},
+                "oldest_wait_s": max(
+                    (head_wait_s(q, now) for qs in queues.values() for q in qs), default=0.0
+                ),
                 "model_versions": versions,
                 "readiness": {t: summarise(t, n, statuses).model_dump() for t in cap.task_names},
             }

@@ -64,7 +64,16 @@ class CapabilityStatus(BaseModel):
     queue: str = Field(description="RQ queue family: <queue>:high|normal|low")
     tasks: list[str]
     workers: int = Field(ge=0, description="live workers on the queue")
+    devices: dict[str, int] = Field(
+        default_factory=dict, description='live workers per device ("cpu", "cuda"; "unknown": no status yet)'
+    )
     queued: dict[str, int] = Field(description="tasks waiting, per priority (high, normal, low)")
+    oldest_wait_s: float = Field(
+        default=0.0, ge=0, description="seconds the longest-waiting queued task has waited"
+    )
+    failed_last_hour: int = Field(
+        default=0, ge=0, description="its tasks that failed in the last hour (all users)"
+    )
     model_versions: dict[str, str] = Field(
         description="engine -> model version its workers loaded (SHA-256 prefix of the weights)"
     )

@@ -25,6 +25,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from rq import Queue, Worker
 
+from mediafleet.common.worker import head_wait_s
+
 log = structlog.get_logger("mediafleet.job_manager.metrics")
 
 
@@ -54,7 +56,7 @@ class RqCollector(Collector):
                 }
                 for status, count in counts.items():
                     jobs.add_metric([name, status], count)
-                oldest.add_metric([name], self._head_age(queue, now))
+                oldest.add_metric([name], head_wait_s(queue, now))
             for worker in Worker.all(connection=self.conn):
                 state = worker.get_state()
                 workers.add_metric(
@@ -68,17 +70,6 @@ class RqCollector(Collector):
         yield jobs
         yield workers
         yield oldest
-
-    @staticmethod
-    def _head_age(queue: Queue, now: dt.datetime) -> float:
-        """Seconds since the first job in the queue was enqueued; 0 when the queue is empty
-        (or its head job expired between the two reads)."""
-        head = queue.get_job_ids(0, 1)
-        job = queue.fetch_job(head[0]) if head else None
-        if job is None or job.enqueued_at is None:
-            return 0.0
-        enqueued = job.enqueued_at if job.enqueued_at.tzinfo else job.enqueued_at.replace(tzinfo=dt.UTC)
-        return max((now - enqueued).total_seconds(), 0.0)
 
 
 _registered: RqCollector | None = None

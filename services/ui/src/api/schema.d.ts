@@ -67,9 +67,10 @@ export interface paths {
         };
         /**
          * Services
-         * @description Each capability's live workers, tasks waiting per priority, and the model versions its
-         *     workers loaded (admin only); and whether job_manager reconciles. 503 ``redis_unavailable``
-         *     while Redis is down (the database-backed API keeps working).
+         * @description Each capability's live workers (per device), tasks waiting per priority and how long the
+         *     oldest has waited, its tasks that failed in the last hour, and the model versions its workers
+         *     loaded (admin only); and whether job_manager reconciles. 503 ``redis_unavailable`` while
+         *     Redis is down (the database-backed API keeps working).
          */
         get: operations["services_v1_admin_services_get"];
         put?: never;
@@ -1505,12 +1506,31 @@ export interface components {
             /** Capability */
             capability: string;
             /**
+             * Devices
+             * @description live workers per device ("cpu", "cuda"; "unknown": no status yet)
+             */
+            devices?: {
+                [key: string]: number;
+            };
+            /**
+             * Failed Last Hour
+             * @description its tasks that failed in the last hour (all users)
+             * @default 0
+             */
+            failed_last_hour?: number;
+            /**
              * Model Versions
              * @description engine -> model version its workers loaded (SHA-256 prefix of the weights)
              */
             model_versions: {
                 [key: string]: string;
             };
+            /**
+             * Oldest Wait S
+             * @description seconds the longest-waiting queued task has waited
+             * @default 0
+             */
+            oldest_wait_s?: number;
             /**
              * Queue
              * @description RQ queue family: <queue>:high|normal|low
