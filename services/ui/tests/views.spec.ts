@@ -1,6 +1,7 @@
 import { flushPromises, mount } from '@vue/test-utils'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { session } from '../src/session'
+import AdminView from '../src/views/AdminView.vue'
 import AskView from '../src/views/AskView.vue'
 import DuplicatesView from '../src/views/DuplicatesView.vue'
 import LibraryView from '../src/views/LibraryView.vue'
@@ -317,5 +318,30 @@ describe('duplicates', () => {
     const empty = mount(DuplicatesView, { global: { plugins: [i18nFor('de'), memoryRouter()] } })
     await flushPromises()
     expect(empty.find('[data-testid=duplicates-none]').text()).toContain('Noch keine Duplikate')
+  })
+})
+
+describe('admin view', () => {
+  it("shows each capability's workers per device, its oldest waiting task and its failures of the last hour", async () => {
+    const fleet = {
+      job_manager: 'ok',
+      capabilities: [
+        { capability: 'ocr_detection', queue: 'ocr_detection', tasks: ['ocr'], workers: 2, devices: { cpu: 1, cuda: 1 },
+          queued: { high: 1, normal: 0, low: 2 }, oldest_wait_s: 93.4, failed_last_hour: 3, model_versions: {},
+          readiness: { ocr: { state: 'ready', workers: 2, ready_workers: 2, message: 'ready' } } },
+      ],
+    }
+    vi.stubGlobal('fetch', async (input: Request | string) => {
+      const url = typeof input === 'string' ? input : input.url
+      const path = new URL(url, 'http://ui').pathname.replace(/^\/api/, '')
+      if (path === '/readyz') return json(200, { status: 'ready', checks: { database: 'ok', redis: 'ok' } })
+      if (path === '/v1/admin/services') return json(200, fleet)
+      return json(200, []) // GET /v1/users, GET /v1/api-keys: lists
+    })
+    const view = mount(AdminView, { global: { plugins: [i18nFor('en'), memoryRouter()] } })
+    await flushPromises()
+    expect(view.find('[data-testid=oldest-wait]').text()).toBe('93 s')
+    expect(view.find('[data-testid=failed-hour]').text()).toBe('3')
+    expect(view.text()).toContain('cpu: 1, cuda: 1')
   })
 })
