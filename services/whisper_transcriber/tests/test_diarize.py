@@ -26,6 +26,7 @@ from mediafleet.whisper_transcriber.contract import (
     to_txt,
     to_vtt,
 )
+from mediafleet.whisper_transcriber.diarize import MAX_CLUSTERED, Diarizer
 from mediafleet.whisper_transcriber.engines.resemblyzer_engine import (
     PARTIAL_FRAMES,
     VoiceEncoder,
@@ -245,3 +246,21 @@ def test_diarizing_without_the_voice_model_names_the_pull_command(
     ) as missing:
         run(bare, sample("jfk.flac"), diarize=True)
     assert missing.value.code == "model_not_available" and runner.engine.encoder_runs == runs
+
+
+def test_hours_of_partials_are_clustered_in_groups(tmp_path: Path) -> None:
+    """6,000 partials (about 40 min of speech) of two voices, 1,500 s each: clustered as 2,000
+    groups of 3 (the distance matrix stays 2,000 x 2,000), still two speakers changing at 1,500 s."""
+    rng = np.random.default_rng(0)
+    voices = rng.random((2, 256)).astype(np.float32)
+    voices[0, 128:] *= 0.1  # two voices far apart (cosine similarity about 0.2)
+    voices[1, :128] *= 0.1
+    diarizer = Diarizer(VoiceEncoder(tmp_path))  # embeddings given here: the encoder is not used
+    for i in range(6000):
+        noisy = voices[i // 3000] + 0.05 * rng.standard_normal(256).astype(np.float32)
+        diarizer.embeddings.append(noisy / np.linalg.norm(noisy))
+        diarizer.owned.append((i * 0.5, i * 0.5 + 0.5, i))
+    assert MAX_CLUSTERED == 2000
+    found = diarizer.finish(None)
+    assert [(t.speaker, t.start, t.end) for t in found.turns] == [(1, 0.0, 1500.0), (2, 1500.0, 3000.0)]
+    assert found.talk_s == {1: 1500.0, 2: 1500.0} and found.partials == 6000

@@ -45,6 +45,10 @@ MIN_SPEECH_S = 0.5
 THRESHOLD = 0.325
 #: A cluster with less speech than this (and under a tenth of all speech) is not a speaker.
 MIN_TALK_S = 2.0
+#: Most items clustered at once: agglomerative clustering holds an n x n distance matrix, so
+#: beyond this consecutive partials are averaged into groups first (2,000: 32 MB; 4 h of speech
+#: gives about 36,000 partials, whose matrix would take 10 GB).
+MAX_CLUSTERED = 2000
 #: Same-speaker speech separated by at most this is one turn, seconds.
 TURN_GAP_S = 1.0
 
@@ -163,15 +167,23 @@ class Diarizer:
         else:
             from sklearn.cluster import AgglomerativeClustering
 
-            if speakers is not None:
-                model = AgglomerativeClustering(
-                    n_clusters=min(speakers, n), metric="cosine", linkage="average"
-                )
+            # consecutive partials averaged into groups, so that at most MAX_CLUSTERED are clustered
+            size = -(-n // MAX_CLUSTERED)
+            group = np.arange(n) // size
+            # (a group's sum points where its mean does: cosine distance needs no division)
+            items = x if size == 1 else np.add.reduceat(x, np.arange(0, n, size), axis=0)
+            if len(items) == 1:
+                labels = np.zeros(n, dtype=int)
             else:
-                model = AgglomerativeClustering(
-                    n_clusters=None, distance_threshold=THRESHOLD, metric="cosine", linkage="average"
-                )
-            labels = model.fit_predict(x)
+                if speakers is not None:
+                    model = AgglomerativeClustering(
+                        n_clusters=min(speakers, len(items)), metric="cosine", linkage="average"
+                    )
+                else:
+                    model = AgglomerativeClustering(
+                        n_clusters=None, distance_threshold=THRESHOLD, metric="cosine", linkage="average"
+                    )
+                labels = model.fit_predict(items)[group]
             if speakers is None:
                 labels = self._fold_small(x, labels)
         owned = sorted(self.owned)
