@@ -124,7 +124,8 @@ def test_each_capability_owns_its_models(tmp_path: Path, monkeypatch: pytest.Mon
         )  # services/<name>/mediafleet/<name>/models.toml
     assert {n for n, m in cat.items() if m.tests} == {
         "easyocr-en", "pp-ocrv5-mobile", "pp-ocrv6-small", "pp-ocrv6-tiny", "yolo11n-pose", "yolo11n-pose-onnx",
-        "nudenet-320n", "mtcnn", "dlib-face", "whisper-base", "smollm2-135m-instruct", "geonames-cities1000",
+        "nudenet-320n", "mtcnn", "dlib-face", "whisper-base", "resemblyzer-voice-encoder", "smollm2-135m-instruct",
+        "geonames-cities1000",
     }  # fmt: skip
     fake = tmp_path / "models.toml"
     fake.write_text('[[models]]\nname = "x"\ncapability = "face_reid"\n')
