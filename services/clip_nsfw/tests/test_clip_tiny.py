@@ -124,3 +124,24 @@ report = {"ready": r.ready()}
 def test_loading_and_inference_open_no_socket(runner: ClipNsfwRunner, real_models_dir: Path) -> None:
     args = (str(runner.settings.weights), str(CONFIG), str(real_models_dir), str(sample("bus.jpg")))
     assert run_without_network(BODY, *args) == {"ready": None, "attempts": []}
+
+
+def test_clip_near_duplicate_rule() -> None:
+    """Cosine similarity of the stored embeddings, duplicate at >= 0.99; another model's
+    embeddings are never compared (vectors worked out by hand)."""
+    from mediafleet.clip_nsfw.contract import ClipResult, clip_likeness
+
+    def result(vector: list[float], pretrained: str = "seed0") -> ClipResult:
+        v = np.asarray(vector) / np.linalg.norm(vector)
+        return ClipResult(embedding=v.tolist(), dim=2, model=NAME, pretrained=pretrained, model_version="x",
+                          collection="c", elapsed_ms=1.0)  # fmt: skip
+
+    same = clip_likeness(result([1.0, 0.1]), result([1.0, 0.1]))
+    assert (same.duplicate, same.similarity, same.method) == (True, 1.0, "clip")
+    # cos(8.1 degrees) = 0.990: a duplicate; cos(11.5 degrees) = 0.980: not
+    near = clip_likeness(result([1.0, 0.0]), result([np.cos(np.radians(8.1)), np.sin(np.radians(8.1))]))
+    assert near.duplicate and near.similarity == pytest.approx(0.99, abs=1e-3)
+    far = clip_likeness(result([1.0, 0.0]), result([np.cos(np.radians(11.5)), np.sin(np.radians(11.5))]))
+    assert not far.duplicate and far.similarity == pytest.approx(0.98, abs=1e-3)
+    other = clip_likeness(result([1.0, 0.1]), result([1.0, 0.1], pretrained="laion2b"))
+    assert (other.duplicate, other.detail) == (False, "different CLIP models")

@@ -83,3 +83,32 @@ def test_semantic_search_without_clip_weights_says_what_to_pull(sqlite_url: str,
     assert out.returncode == 1 and out.stdout == ""
     (line,) = out.stderr.splitlines()
     assert line.startswith("mediafleet: clip_nsfw cannot embed text here: ") and "Traceback" not in line
+
+
+def test_clip_near_duplicates_follow_the_cosine_rule(
+    sqlite_url: str, checkpoint: Path, tmp_path: Path
+) -> None:
+    """``analyze --tasks clip`` records CLIP near-duplicates (cosine similarity >= 0.99 of the
+    embeddings it returned, worked out here with numpy) and ``duplicates`` lists them. The tiny
+    stand-in says nothing of CLIP's quality: which pairs pass is whatever its embeddings give."""
+    from PIL import Image
+
+    copy = tmp_path / "bus-copy.jpg"
+    with Image.open(sample("bus.jpg")) as im:
+        im.resize((im.width * 9 // 10, im.height * 9 // 10)).save(copy, quality=80)
+    files = [sample("bus.jpg"), copy, sample("zidane.jpg")]
+    out = _cli("analyze", *map(str, files), "--tasks", "clip", "--json", db=sqlite_url, checkpoint=checkpoint)
+    assert out.returncode == 0, out.stderr
+    vec = {
+        Path(item["file"]).name: np.asarray(item["results"]["clip"]["embedding"])
+        for item in map(json.loads, out.stdout.splitlines())
+    }
+    names = sorted(vec)
+    expected = {(a, b) for i, a in enumerate(names) for b in names[i + 1 :] if float(vec[a] @ vec[b]) >= 0.99}
+    listed = _cli("duplicates", "--json", db=sqlite_url, checkpoint=checkpoint)
+    assert listed.returncode == 0, listed.stderr
+    groups = json.loads(listed.stdout)["data"]
+    found = {tuple(sorted((link["a"], link["b"]))) for g in groups for link in g["links"]}
+    sims = {(a, b): round(float(vec[a] @ vec[b]), 4) for a in names for b in names if a < b}
+    assert found == expected, (found, sims)
+    assert all(link["method"] == "clip" for g in groups for link in g["links"])

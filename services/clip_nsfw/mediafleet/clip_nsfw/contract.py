@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mediafleet.common.capability import (
     MEDIA_REF,
     Capability,
+    Likeness,
     NoOptions,
     QuerySpec,
     TaskSpec,
@@ -81,6 +82,33 @@ class NsfwResult(BaseModel):
     elapsed_ms: float
 
 
+#: Two images whose CLIP embeddings (same model and weights) have at least this cosine similarity
+#: are near-duplicates: cosine distance 0.01, stricter than Immich's first default (0.0155,
+#: immich-app/immich#9781, lowered since in #10703: CLIP puts distinct shots of one scene close,
+#: immich-app/immich#31487). Not measured here: CLIP's weights are not reachable (the tiny
+#: stand-in model says nothing of it); pHash + dHash (the fingerprint task) decide the rest.
+CLIP_MIN_SIMILARITY = 0.99
+
+
+def clip_likeness(a: ClipResult, b: ClipResult) -> Likeness:
+    """Near-duplicate images by CLIP: the cosine similarity of two L2-normalised embeddings
+    (their dot product, in [-1, 1], reported clamped to [0, 1]) is at least
+    :data:`CLIP_MIN_SIMILARITY`. Embeddings of different models or pretrained weights (or
+    dimensions) are not comparable: never duplicates."""
+    if (a.model, a.pretrained, a.dim) != (b.model, b.pretrained, b.dim) or len(a.embedding) != len(
+        b.embedding
+    ):
+        return Likeness(duplicate=False, similarity=0.0, method="clip", detail="different CLIP models")
+    cosine = sum(x * y for x, y in zip(a.embedding, b.embedding, strict=True))
+    similarity = min(max(cosine, 0.0), 1.0)
+    return Likeness(
+        duplicate=similarity >= CLIP_MIN_SIMILARITY,
+        similarity=round(similarity, 4),
+        method="clip",
+        detail=f"CLIP {a.model} cosine similarity {cosine:.4f} (duplicate at >= {CLIP_MIN_SIMILARITY})",
+    )
+
+
 def clip_vectors(result: ClipResult) -> list[VectorItem]:
     return [VectorItem(collection=result.collection, ref=MEDIA_REF, vector=result.embedding)]
 
@@ -109,6 +137,7 @@ CAPABILITY = Capability(
             result=ClipResult,
             media_kinds=("image",),
             vectors=clip_vectors,
+            likeness=clip_likeness,
             summary=lambda r: f"{r.dim}-d embedding ({r.model} {r.pretrained})",
             description="CLIP image embedding, L2-normalised",
             default=("image",),

@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from mediafleet.common import registry
-from mediafleet.common.capability import Derived
+from mediafleet.common.capability import Derived, is_frames
 from mediafleet.common.store import identities
 from mediafleet.common.store.duplicates import update_duplicates
 from mediafleet.common.store.models import Media, Task
@@ -53,6 +53,6 @@ def record(session: Session, task: Task) -> Derived | None:
                 derived.facts.place,
                 derived.facts.country_code,
             )
-    if known[1].likeness is not None:
+    if known[1].likeness is not None and not is_frames(task.result):  # a video's frames: not compared
         update_duplicates(session, known[1], task, known[1].result.model_validate(task.result))
     return derived
