@@ -267,12 +267,17 @@ def test_admin_sees_services_and_manages_users(page: Page, site: Site) -> None: 
     services = page.get_by_test_id("services")
     expect(services).to_contain_text("ready")
     ocr = services.locator("tr[data-capability=ocr_detection]")
-    expect(ocr.locator("td").nth(1)).to_have_text("1")  # one live worker
+    expect(ocr.get_by_test_id("workers")).to_have_text("1")  # one live worker
+    expect(ocr.get_by_test_id("devices")).to_have_text("cpu: 1")  # on the CPU
     expect(ocr.locator("td").nth(2)).to_contain_text("ready")  # per task: "Text (OCR): ready"
     expect(ocr.locator("td").nth(3)).to_have_text(
         re.compile(r"^\d+ / \d+ / \d+$")
     )  # waiting: high / normal / low
-    expect(ocr.locator("td").nth(4)).to_contain_text(re.compile(r"[0-9a-f]{12}"))  # a loaded model's version
+    expect(ocr.get_by_test_id("oldest-wait")).to_have_text(
+        re.compile(r"^(–|\d+ s)$")
+    )  # the oldest waiting task
+    expect(ocr.get_by_test_id("failed-hour")).to_have_text(re.compile(r"^\d+$"))  # failures in the last hour
+    expect(ocr.locator("td").nth(6)).to_contain_text(re.compile(r"[0-9a-f]{12}"))  # a loaded model's version
     name = f"ui-new-{secrets.token_hex(3)}"
     page.get_by_label("Username").fill(name)
     page.get_by_label("First password (they change it)").fill("first-" + secrets.token_hex(6))

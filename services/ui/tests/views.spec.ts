@@ -342,6 +342,7 @@ describe('admin view', () => {
     await flushPromises()
     expect(view.find('[data-testid=oldest-wait]').text()).toBe('93 s')
     expect(view.find('[data-testid=failed-hour]').text()).toBe('3')
-    expect(view.text()).toContain('cpu: 1, cuda: 1')
+    expect(view.find('[data-testid=workers]').text()).toBe('2')
+    expect(view.find('[data-testid=devices]').text()).toBe('cpu: 1, cuda: 1')
   })
 })
