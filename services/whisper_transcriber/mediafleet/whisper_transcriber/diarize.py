@@ -71,13 +71,17 @@ class Diarization:
     talk_s: dict[int, float]
     estimated: bool
     partials: int
+    #: the turns' starts, for bisection (the turns do not change after construction)
+    _starts: list[float] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._starts = [x.start for x in self.turns]
 
     def speaker_at(self, t: float) -> int | None:
         """The speaker of the turn holding ``t`` (seconds), else of the nearest turn."""
         if not self.turns:
             return None
-        starts = [x.start for x in self.turns]
-        i = bisect.bisect_right(starts, t) - 1
+        i = bisect.bisect_right(self._starts, t) - 1
         candidates = [self.turns[j] for j in (i, i + 1) if 0 <= j < len(self.turns)]
         return min(
             candidates, key=lambda x: 0.0 if x.start <= t <= x.end else min(abs(t - x.start), abs(t - x.end))
