@@ -325,8 +325,8 @@ def test_video_timeline_of_frame_results_seeks(page: Page, site: Site) -> None: 
         " v.addEventListener('seeking', () => { window.seekedTo = v.currentTime }, { once: true }) }"
     )
     marks.nth(len(frames) - 1).click()
-    page.wait_for_function("window.seekedTo !== null")
-    assert abs(page.evaluate("window.seekedTo") - frames[-1]["t"]) < 0.01
+    page.wait_for_function("() => window.seekedTo !== null")
+    assert abs(page.evaluate("() => window.seekedTo") - frames[-1]["t"]) < 0.01
     shot(page, "results-video")
     assert page.console.errors == []
 
