@@ -5,7 +5,9 @@ no ``*_created`` series anywhere."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import socket
+from pathlib import Path
 
 import pytest
 import redis
@@ -14,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue, Worker
 
 from mediafleet.common.engine import Engine
-from mediafleet.common.metrics import HTTP_REQUESTS, TASK_DURATION
+from mediafleet.common.metrics import HTTP_REQUESTS, TASK_DURATION, StorageCollector
 from mediafleet.job_manager.rq_metrics import RqCollector
 
 
@@ -93,3 +95,20 @@ def test_no_created_series_and_tasks_carry_their_model() -> None:
         in text
     )
     assert "_created" not in text
+
+
+def test_storage_gauges_report_each_volumes_file_system(tmp_path: Path) -> None:
+    """``mediafleet_storage_{available,size}_bytes{volume}`` equal what statvfs(2) says of the
+    folder's file system (``f_bavail``/``f_blocks`` x ``f_frsize``, as df computes Avail/Size);
+    a folder that does not exist gives no sample and does not fail the scrape."""
+    registry = CollectorRegistry()
+    registry.register(StorageCollector({"media": tmp_path, "gone": tmp_path / "missing"}))
+    st = os.statvfs(tmp_path)
+    text = generate_latest(registry).decode()
+    got = {
+        f.name: {s.labels["volume"]: s.value for s in f.samples} for f in text_string_to_metric_families(text)
+    }
+    assert got["mediafleet_storage_size_bytes"] == {"media": st.f_blocks * st.f_frsize}
+    # the free space may move while the test runs: within 64 MiB of statvfs's figure
+    assert abs(got["mediafleet_storage_available_bytes"]["media"] - st.f_bavail * st.f_frsize) < 64 << 20
+    assert set(got["mediafleet_storage_available_bytes"]) == {"media"}

@@ -17,11 +17,21 @@ set before any of them exists.
   ``{model}``: the LLM's latency, named after OpenTelemetry's GenAI semantic conventions
   (``gen_ai.server.time_to_first_token``, ``gen_ai.server.time_per_output_token``, both in s)
   with their recommended buckets.
+- ``mediafleet_storage_available_bytes{volume}`` / ``mediafleet_storage_size_bytes{volume}``: the
+  file system holding a service's data folder (the gateway's ``media``, vector_db's ``vectors``),
+  read at scrape time (``shutil.disk_usage``: what an unprivileged process may still write, as
+  ``df``'s *Avail*); the "disk nearly full" alert divides one by the other.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client 0.26 leaves it unannotated
 
@@ -61,3 +71,47 @@ LLM_TIME_PER_OUTPUT_TOKEN = Histogram(
     ["model"],
     buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5),
 )
+
+
+class StorageCollector(Collector):
+    """``mediafleet_storage_{available,size}_bytes{volume}`` of each folder, at scrape time.
+
+    ``folders`` maps a volume name (a label value) to a folder on that file system; a folder that
+    does not exist (yet) or cannot be read yields no sample for it, never a failed scrape.
+    """
+
+    def __init__(self, folders: Mapping[str, str | os.PathLike[str]]):
+        self.folders = dict(folders)
+
+    def collect(self) -> Iterator[Metric]:
+        available = GaugeMetricFamily(
+            "mediafleet_storage_available_bytes",
+            "Bytes an unprivileged process may still write on the volume's file system",
+            labels=["volume"],
+        )
+        size = GaugeMetricFamily(
+            "mediafleet_storage_size_bytes", "Size of the volume's file system, bytes", labels=["volume"]
+        )
+        for volume, folder in self.folders.items():
+            try:
+                usage = shutil.disk_usage(folder)
+            except OSError:
+                continue
+            available.add_metric([volume], usage.free)
+            size.add_metric([volume], usage.total)
+        yield available
+        yield size
+
+
+_storage: StorageCollector | None = None
+
+
+def register_storage(folders: Mapping[str, str | os.PathLike[str]]) -> StorageCollector:
+    """Report these folders' file systems on this process's ``/metrics`` (replacing the folders
+    registered before, so an app built twice in one process, as the tests do, reports once)."""
+    global _storage
+    if _storage is not None:
+        REGISTRY.unregister(_storage)
+    _storage = StorageCollector(folders)
+    REGISTRY.register(_storage)
+    return _storage

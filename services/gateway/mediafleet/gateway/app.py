@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from mediafleet.common import registry
 from mediafleet.common.errors import ERROR_RESPONSES, install_error_handlers
 from mediafleet.common.logging import configure_logging
+from mediafleet.common.metrics import register_storage
 from mediafleet.common.observability import (
     MetricsMiddleware,
     database_check,
@@ -131,6 +132,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         ensure_admin(ctx)
         if stale := ctx.media.clean_stale_parts():
             log.warning("stale_uploads_removed", count=stale, folder=str(ctx.media.tmp))
+        register_storage({"media": settings.core.media_dir})
         log.info("gateway_ready", database=db.url.get_backend_name(), media_dir=str(settings.core.media_dir))
         stop = asyncio.Event()
         listener = asyncio.create_task(principals.listen(aredis, stop)) if principals.enabled else None

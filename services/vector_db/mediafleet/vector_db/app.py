@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mediafleet.common.errors import BadRequest, install_error_handlers
 from mediafleet.common.limits import UploadSizeLimit
+from mediafleet.common.metrics import register_storage
 from mediafleet.common.observability import InternalTokenGuard, MetricsMiddleware, health_router
 from mediafleet.vector_db.settings import VectorDbSettings
 from mediafleet.vector_db.store import CollectionSpec, VectorStore
@@ -78,6 +79,7 @@ def create_app(settings: VectorDbSettings | None = None, store: VectorStore | No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         replayed = await asyncio.to_thread(store.open)
         state["opened"] = True
+        register_storage({"vectors": settings.data_dir})
         log.info("vector_db_opened", data_dir=str(settings.data_dir), replayed=replayed)
         yield
         store.close()
