@@ -20,7 +20,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
 
-.PHONY: env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-contention bench-asr bench-diarization bench-llm bench-metadata bench-duplicates bench-vector-db bench-batch bench-cache bench-load new-service monitor sync-demo sync-dev system-deps images certs \
+.PHONY: env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-contention bench-asr bench-diarization bench-llm bench-metadata bench-duplicates bench-vector-db bench-batch bench-cache bench-load new-service monitor run-monitoring sync-demo sync-dev system-deps images certs \
         run-core-services run-ai-services stop ps logs compose limits fleet-ca test-compose clean ui ui-test ui-api
 
 help:  ## list targets
@@ -181,12 +181,20 @@ run-core-services:
 	$(SERVER_IMAGES) $(COMPOSE) $(COMPOSE_FILES) up -d redis postgres gateway job_manager vector_db nginx
 run-ai-services:
 	$(SERVER_IMAGES) $(COMPOSE) $(COMPOSE_FILES) --profile ai up -d
+# Prometheus + exporters (GRAFANA=1: Grafana too, a public image): docs/monitoring.md. The
+# monitoring images are the public ones where they can be had, else local stand-ins.
+MONITORING_IMAGES = $(shell grep -qs '^PROMETHEUS_IMAGE=' .env || bash scripts/docker.sh server-images monitoring | tr '\n' ' ')
+run-monitoring:  ## Prometheus with the fleet's alert rules, the exporters (GRAFANA=1: Grafana with the dashboards)
+	@if [ "$(GRAFANA)" = 1 ] && ! grep -qs '^GRAFANA_ADMIN_PASSWORD=.' .env; then \
+	  echo "GRAFANA_ADMIN_PASSWORD is empty in .env: set one (make env writes one into a new .env)"; exit 2; fi
+	$(MONITORING_IMAGES) $(COMPOSE) $(COMPOSE_FILES) --profile monitoring $(if $(filter 1,$(GRAFANA)),--profile grafana) up -d
+	@echo "Prometheus: http://127.0.0.1:$${PROMETHEUS_PORT:-9090} (alerts: /alerts)$(if $(filter 1,$(GRAFANA)), Grafana: http://127.0.0.1:$${GRAFANA_PORT:-3000})"
 stop:
-	$(COMPOSE) $(COMPOSE_FILES) --profile ai stop
+	$(COMPOSE) $(COMPOSE_FILES) --profile ai --profile monitoring --profile grafana stop
 ps:
-	$(COMPOSE) $(COMPOSE_FILES) --profile ai ps
+	$(COMPOSE) $(COMPOSE_FILES) --profile ai --profile monitoring --profile grafana ps
 logs:
-	$(COMPOSE) $(COMPOSE_FILES) --profile ai logs --tail 100 -f
+	$(COMPOSE) $(COMPOSE_FILES) --profile ai --profile monitoring logs --tail 100 -f
 compose:  ## any compose command on this fleet's files, with the installed Compose: make compose ARGS="down"
 	$(COMPOSE) $(COMPOSE_FILES) $(ARGS)
 

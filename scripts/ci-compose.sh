@@ -56,6 +56,10 @@ status=0
 MEDIAFLEET_README_OFFLINE=1 .venv/bin/pytest -m compose tests/compose/test_readme.py -s -p no:cacheprovider || status=$?
 stamp "README quick start done"
 export REDIS_IMAGE=mediafleet-local/redis:7 POSTGRES_IMAGE=mediafleet-local/postgres:15
+# the monitoring profile's images (the fleet runs with it): public where a registry answers,
+# else the stand-ins `scripts/docker.sh local-bases` built from Debian's packages
+# shellcheck disable=SC2046  # NAME=image lines, one word each
+export $(bash scripts/docker.sh server-images monitoring)
 # -o timeout=900: the first test's setup starts the whole fleet (load models, up, healthy),
 # which on 2 busy cores can pass the default 300 s per test
 .venv/bin/pytest -m compose tests/compose -s -p no:cacheprovider -o timeout=900 \

@@ -4,7 +4,8 @@
     python3 scripts/compose-limits.py [--total]      (make limits)
 
 Reads docker-compose.yml (a ``${VAR:-default}`` is taken at its default; ``.env`` is not read)
-and leaves out one-shot tools (profile ``tools``: they do not run beside the fleet). The one
+and leaves out one-shot tools (profile ``tools``: they do not run beside the fleet) and counts
+the optional profiles (``monitoring``, ``grafana``) apart. The one
 place the total is computed: the docs quote what this prints, and tests/test_packaging.py
 checks that they do and that it fits the smallest VPS (8 GB: at most 7 GiB of limits).
 """
@@ -28,13 +29,22 @@ def default_of(raw: object) -> str:
     return match.group(1) if match else text
 
 
-def limits(compose_file: Path = ROOT / "docker-compose.yml") -> dict[str, tuple[int, float]]:
-    """service -> (mem_limit bytes, cpus) of every long-running service. Raises ValueError for a
-    service without a ``<number><k|m|g>`` mem_limit."""
+#: profiles a user adds to the fleet by choice (make run-monitoring): counted apart
+OPTIONAL = ("monitoring", "grafana")
+
+
+def limits(
+    compose_file: Path = ROOT / "docker-compose.yml", profiles: tuple[str, ...] = ()
+) -> dict[str, tuple[int, float]]:
+    """service -> (mem_limit bytes, cpus) of every long-running service of the fleet, or with
+    ``profiles`` those of the optional profiles named (``("monitoring", "grafana")``). Raises
+    ValueError for a service without a ``<number><k|m|g>`` mem_limit."""
     compose = yaml.safe_load(compose_file.read_text())
     out: dict[str, tuple[int, float]] = {}
     for name, service in compose["services"].items():
-        if "tools" in (service.get("profiles") or []):
+        mine = set(service.get("profiles") or [])
+        optional = mine & set(OPTIONAL)
+        if "tools" in mine or (not optional & set(profiles) if profiles else bool(optional)):
             continue
         mem = re.fullmatch(r"(\d+)([kmg])", default_of(service.get("mem_limit", "")).lower())
         if not mem:
@@ -53,10 +63,17 @@ def total_gib(table: dict[str, tuple[int, float]]) -> str:
 
 def main(argv: list[str]) -> int:
     table = limits()
+    extra = limits(profiles=OPTIONAL)
     if "--total" not in argv:
         for name, (mem, cpus) in table.items():
             print(f"{name:<22}{mem >> 20:>6} MiB  {cpus:g} CPUs")
     print(f"memory limits in all: {total_gib(table)}")
+    if "--total" not in argv:
+        print("optional (make run-monitoring [GRAFANA=1]):")
+        for name, (mem, cpus) in extra.items():
+            print(f"{name:<22}{mem >> 20:>6} MiB  {cpus:g} CPUs")
+        monitoring, grafana = (sum(m for m, _ in limits(profiles=(p,)).values()) >> 20 for p in OPTIONAL)
+        print(f"the monitoring profile adds {monitoring} MiB, Grafana {grafana} MiB")
     return 0
 
 

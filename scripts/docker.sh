@@ -5,7 +5,9 @@
 #   scripts/docker.sh images           build the images (OFFLINE=1: local bases + build/wheelhouse, no index;
 #                                      GPU=1: the :gpu variants too; an image whose inputs did not change
 #                                      since it was built is kept: REBUILD=1 builds anyway)
-#   scripts/docker.sh server-images    print REDIS_IMAGE=/POSTGRES_IMAGE= lines: the public images where
+#   scripts/docker.sh server-images [monitoring]
+#                                      print REDIS_IMAGE=/POSTGRES_IMAGE= lines (monitoring: the monitoring
+#                                      profile's PROMETHEUS_IMAGE=... lines): the public images where
 #                                      they are present or can be pulled, else the local stand-ins
 #   scripts/docker.sh sizes            print the images' sizes
 #   scripts/docker.sh load-models DIR [PROJECT]
@@ -62,7 +64,13 @@ local_bases() {
   local cli; cli=$(docker_cli)
   DOCKER_BUILDKIT=1 $cli build -q -f docker/local/redis.Dockerfile -t mediafleet-local/redis:7 . >/dev/null
   DOCKER_BUILDKIT=1 $cli build -q -f docker/local/postgres.Dockerfile -t mediafleet-local/postgres:15 . >/dev/null
-  log "local bases ready: $LOCAL_BASE, mediafleet-local/redis:7, mediafleet-local/postgres:15"
+  # the monitoring profile's stand-ins (Debian's prometheus and exporter packages)
+  local target
+  for target in prometheus:2 redis-exporter:1 postgres-exporter:0 nginx-exporter:0 blackbox-exporter:0; do
+    DOCKER_BUILDKIT=1 $cli build -q -f docker/local/monitoring.Dockerfile --target "${target%%:*}" \
+      -t "mediafleet-local/$target" . >/dev/null
+  done
+  log "local bases ready: $LOCAL_BASE, mediafleet-local/{redis:7,postgres:15} and the monitoring stand-ins"
 }
 
 build() {  # dockerfile tag [build-args...]
@@ -177,9 +185,18 @@ images() {
   log "$(free_gb) GB free on the docker disk"
 }
 
-server_images() {  # the public redis/postgres images where they can be had, else the local stand-ins
-  local redis=redis:7.2-bookworm postgres=postgres:16-bookworm
-  for pair in "REDIS_IMAGE $redis mediafleet-local/redis:7" "POSTGRES_IMAGE $postgres mediafleet-local/postgres:15"; do
+server_images() {  # [monitoring]: the public images where they can be had, else the local stand-ins
+  local pairs=("REDIS_IMAGE redis:7.2-bookworm mediafleet-local/redis:7"
+               "POSTGRES_IMAGE postgres:16-bookworm mediafleet-local/postgres:15")
+  if [ "${1:-}" = monitoring ]; then  # the versions nearest Debian bookworm's packages
+    pairs=("PROMETHEUS_IMAGE prom/prometheus:v2.42.0 mediafleet-local/prometheus:2"
+           "REDIS_EXPORTER_IMAGE oliver006/redis_exporter:v1.45.0 mediafleet-local/redis-exporter:1"
+           "POSTGRES_EXPORTER_IMAGE quay.io/prometheuscommunity/postgres-exporter:v0.11.1 mediafleet-local/postgres-exporter:0"
+           "NGINX_EXPORTER_IMAGE nginx/nginx-prometheus-exporter:0.11.0 mediafleet-local/nginx-exporter:0"
+           "BLACKBOX_EXPORTER_IMAGE prom/blackbox-exporter:v0.23.0 mediafleet-local/blackbox-exporter:0")
+  fi
+  local pair
+  for pair in "${pairs[@]}"; do
     set -- $pair
     if docker image inspect "$2" >/dev/null 2>&1 || timeout 60 docker pull -q "$2" >/dev/null 2>&1; then
       echo "$1=$2"
@@ -209,9 +226,9 @@ load_models() {  # DIR [PROJECT]: the compose `models` volume gets DIR's files (
 case "${1:-}" in
   setup) setup ;;
   local-bases) local_bases ;;
-  server-images) server_images ;;
+  server-images) server_images "${2:-}" ;;
   images) images ;;
   sizes) sizes ;;
   load-models) shift; load_models "$@" ;;
-  *) echo "usage: $0 setup|local-bases|server-images|images|sizes|load-models DIR [PROJECT]" >&2; exit 2 ;;
+  *) echo "usage: $0 setup|local-bases|server-images [monitoring]|images|sizes|load-models DIR [PROJECT]" >&2; exit 2 ;;
 esac

@@ -19,8 +19,10 @@ done
 command -v fpcalc >/dev/null 2>&1 || need+=(libchromaprint-tools)
 # the diarization tests and bench/asr synthesise two-voice dialogues
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+# promtool (Debian's prometheus package): the alert rules' unit tests and the dashboards' queries
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system deps present: redis-server, postgresql, cmake, g++, make, tesseract-ocr and its language packs, fpcalc, espeak-ng"
+  echo "system deps present: redis-server, postgresql, cmake, g++, make, tesseract-ocr and its language packs, fpcalc, espeak-ng, promtool"
   exit 0
 fi
 SUDO=""
@@ -31,3 +33,8 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 # Debian starts the packaged services on install where an init system runs; the
 # tests never use them (each test session starts its own on a free port).
+# Prometheus is installed for promtool only: its packaged server would take port 9090, which
+# the monitoring profile publishes
+if [[ " ${need[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
+  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi

@@ -18,6 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "templates" / "capability"
 MARKER = "  # (make new-service inserts a capability's block above this line)"
+#: the monitoring profile's Prometheus finds every replica of an AI service through Docker's DNS
+SCRAPE_FILE = Path("monitoring/prometheus/prometheus.yml.in")
+SCRAPE_MARKER = "      # (make new-service adds a capability's entry above this line)"
 
 
 def render(text: str, values: dict[str, str]) -> str:
@@ -74,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     compose.write_text(text.replace(MARKER, block.strip("\n") + "\n\n" + MARKER, 1))
     print(f"created {target.relative_to(root)} (task {name!r}, queue {name}:*, port {values['port']})")
     print("added its block to docker-compose.yml")
+    scrape = root / SCRAPE_FILE
+    if scrape.is_file() and SCRAPE_MARKER in (text := scrape.read_text()):
+        entry = f"      - names: [{name}]\n        type: A\n        port: {values['port']}\n"
+        scrape.write_text(text.replace(SCRAPE_MARKER, entry + SCRAPE_MARKER, 1))
+        print(f"added it to {SCRAPE_FILE} (Prometheus scrapes its /metrics)")
     return 0
 
 

@@ -18,6 +18,7 @@ def test_generated_service_passes_its_own_tests(tmp_path: Path) -> None:
     (tmp_path / "services").mkdir()
     shutil.copy(ROOT / "docker-compose.yml", tmp_path / "docker-compose.yml")
     shutil.copytree(ROOT / "services" / "ocr_detection", tmp_path / "services" / "ocr_detection")
+    shutil.copytree(ROOT / "monitoring", tmp_path / "monitoring")
     made = subprocess.run(
         [sys.executable, "scripts/new-service.py", "demo_probe", "--root", str(tmp_path)],
         cwd=ROOT,
@@ -43,7 +44,14 @@ def test_generated_service_passes_its_own_tests(tmp_path: Path) -> None:
         block["profiles"] == ["ai"] and block["image"] == "mediafleet/demo_probe:${DEMO_PROBE_VARIANT:-cpu}"
     )
     assert block["environment"]["MEDIAFLEET_REDIS_URL"] == "redis://redis:6379/0"  # the shared anchors
-    assert list(compose["services"])[-1] == "nginx"
+    names = list(compose["services"])
+    assert names.index("demo_probe") == names.index("media_metadata") + 1  # at the marker, with its peers
+    # the monitoring profile's Prometheus scrapes it (every replica, through Docker's DNS)
+    scrape = yaml.safe_load(
+        (tmp_path / "monitoring/prometheus/prometheus.yml.in").read_text().replace("@", "")
+    )
+    ai = next(job for job in scrape["scrape_configs"] if job["job_name"] == "ai")
+    assert {"names": ["demo_probe"], "type": "A", "port": 8111} in ai["dns_sd_configs"]
 
     env = {
         **os.environ,

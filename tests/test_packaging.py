@@ -63,6 +63,15 @@ def test_compose_memory_limits_fit_the_smallest_vps() -> None:
             quoted.append((path.name, found))
     assert quoted, "no document states the limits' total"
     assert all(found == figure for _, found in quoted), (figure, quoted)
+    # the optional monitoring profile is counted apart, and the docs say what it adds
+    assert "prometheus" not in table and "grafana" not in table
+    monitoring = sum(mem for mem, _ in limits.limits(profiles=("monitoring",)).values()) >> 20
+    said = [
+        (path.name, int(found))
+        for path in (ROOT / "docs").rglob("*.md")
+        for found in re.findall(r"monitoring profile adds \*{0,2}(\d+) MiB", path.read_text())
+    ]
+    assert said and all(found == monitoring for _, found in said), (monitoring, said)
     # .env.example's limits are the defaults: a copied .env must not break the total
     compose = (ROOT / "docker-compose.yml").read_text()
     for name, value in re.findall(r"^(\w+_MEM_LIMIT)=(\S+)", (ROOT / ".env.example").read_text(), re.M):

@@ -22,6 +22,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 #: The admin's own password after the forced change on first sign-in, for every compose test.
 ADMIN_PASSWORD = "compose-admin-password-2"
+#: the monitoring profile's images: the public ones by default, the local stand-ins in CI
+MONITORING_IMAGES = (
+    "PROMETHEUS_IMAGE",
+    "REDIS_EXPORTER_IMAGE",
+    "POSTGRES_EXPORTER_IMAGE",
+    "NGINX_EXPORTER_IMAGE",
+    "BLACKBOX_EXPORTER_IMAGE",
+)
 TINY_CLIP_NAME = "mf-tiny-clip"
 
 
@@ -47,6 +55,7 @@ class ComposeFleet:
         self.project = os.environ.get("COMPOSE_PROJECT_NAME", "mediafleet-ci")
         self.https_port = int(os.environ.get("CI_HTTPS_PORT", "18443"))
         self.http_port = int(os.environ.get("CI_HTTP_PORT", "18080"))
+        self.prometheus_port = int(os.environ.get("CI_PROMETHEUS_PORT", "19090"))
         self.env_file = workdir / "compose.env"
         env = {
             "POSTGRES_PASSWORD": secrets.token_hex(16),
@@ -64,8 +73,13 @@ class ComposeFleet:
             "CLIP_MODEL": TINY_CLIP_NAME,
             "CLIP_PRETRAINED": "seed0",
             "CLIP_ARCH_CONFIG": "/models/clip/tiny-clip.json",
+            # the monitoring profile: Prometheus scrapes the gateway with this token, every 5 s
+            # here (15 s by default) so a test sees two samples of a new series within seconds
+            "GATEWAY_INTERNALS_TOKEN": secrets.token_hex(32),
+            "PROMETHEUS_SCRAPE_INTERVAL": "5s",
+            "PROMETHEUS_PORT": str(self.prometheus_port),
         }
-        for key in ("REDIS_IMAGE", "POSTGRES_IMAGE"):
+        for key in ("REDIS_IMAGE", "POSTGRES_IMAGE", *MONITORING_IMAGES):
             if os.environ.get(key):
                 env[key] = os.environ[key]
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
@@ -86,6 +100,8 @@ class ComposeFleet:
             str(ROOT / "docker-compose.yml"),
             "--profile",
             "ai",  # every AI service too
+            "--profile",
+            "monitoring",  # Prometheus and the exporters (Grafana's own profile is not started)
             *args,
         ]
         out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
@@ -140,22 +156,30 @@ class ComposeFleet:
         return "\n".join(lines) + "\n" + logs[-8000:]
 
     def services(self) -> list[str]:
-        """Every long-running service of the compose file, AI services (profile "ai") included;
-        one-shot tools (profile "tools", e.g. ``models``) left out: they exit when done.
+        """Every long-running service this fleet starts, AI services (profile "ai") and the
+        monitoring profile included; one-shot tools (profile "tools", e.g. ``models``) left out:
+        they exit when done; Grafana (profile "grafana": a public image only) not started.
         (Compose 1.29's ``config --services`` lists every service whatever its profile.)"""
         compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
         return [
             name
             for name, service in compose["services"].items()
-            if "tools" not in (service.get("profiles") or [])
+            if not {"tools", "grafana"} & set(service.get("profiles") or [])
         ]
+
+    def healthy(self, service: str, state: str) -> bool:
+        """Healthy by its health check; an exporter (no shell, no check in its image) by running."""
+        compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+        if "healthcheck" not in compose["services"][service] and service.endswith("_exporter"):
+            return state == "running"
+        return state == "healthy"
 
     def wait_healthy(self, services: list[str] | None = None, timeout: float = 300) -> float:
         services = services or self.services()
         start = time.monotonic()
         while time.monotonic() - start < timeout:
             states = {s: self.health(s) for s in services}
-            if all(v == "healthy" for v in states.values()):
+            if all(self.healthy(s, v) for s, v in states.items()):
                 return time.monotonic() - start
             time.sleep(1)
         raise TimeoutError(f"not healthy after {timeout} s: {states}\n{self.diagnostics()}")

@@ -1,0 +1,150 @@
+"""The monitoring profile on the live compose fleet (issue 25.1 and 25.3): Prometheus scrapes
+every service, exporter and the certificate; its alert rules load; and after a few jobs **every
+query of every Grafana dashboard returns at least one series** (a panel that would show nothing
+fails here). The fleet runs with ``--profile monitoring`` (tests/compose/conftest.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import yaml
+
+from tests.api_helpers import auth, upload, wait_job
+from tests.compose.conftest import ADMIN_PASSWORD, ROOT, ComposeFleet
+from tests.compose.test_compose_fleet import _docker_stats
+from tests.conftest import sample
+from tests.monitoring.test_prometheus import alert_names, dashboard_queries
+
+pytestmark = pytest.mark.compose
+
+
+def admin(fleet: ComposeFleet, c: httpx.Client) -> str:
+    """The admin's token, whichever password the admin has now (the other modules change it)."""
+    for password in (ADMIN_PASSWORD, fleet.admin_password):
+        resp = c.post("/v1/auth/token", data={"username": "admin", "password": password})
+        if resp.status_code == 200 and not resp.json().get("must_change_password"):
+            return str(resp.json()["access_token"])
+        if resp.status_code == 200:
+            changed = c.post(
+                "/v1/auth/password",
+                json={"current_password": password, "new_password": ADMIN_PASSWORD},
+                headers=auth(resp.json()["access_token"]),
+            )
+            assert changed.status_code == 200, changed.text
+            return str(changed.json()["access_token"])
+    raise AssertionError("the admin can sign in with neither password")
+
+
+def query(prom: httpx.Client, expr: str) -> list[dict[str, object]]:
+    resp = prom.get("/api/v1/query", params={"query": expr})
+    assert resp.status_code == 200, f"{expr}: {resp.text}"
+    return list(resp.json()["data"]["result"])
+
+
+def expected_jobs() -> set[str]:
+    """Every scrape job the fleet should have: the core services, each AI service (its DNS name
+    is its job), the exporters, the certificate probe and Prometheus itself."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    ai = {name for name, s in compose["services"].items() if "ai" in (s.get("profiles") or [])}
+    return ai | {
+        "gateway",
+        "job_manager",
+        "vector_db",
+        "redis",
+        "postgres",
+        "nginx",
+        "certificate",
+        "prometheus",
+    }
+
+
+@pytest.fixture
+def prom(fleet: ComposeFleet) -> Iterator[httpx.Client]:
+    """The monitoring profile's Prometheus, published on loopback (PROMETHEUS_PORT)."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{fleet.prometheus_port}", timeout=30) as client:
+        yield client
+
+
+def test_prometheus_scrapes_the_fleet_and_every_dashboard_query_returns_series(
+    fleet: ComposeFleet, prom: httpx.Client
+) -> None:
+    # work for every dashboard: an image through five capabilities, speech, an LLM answer
+    with fleet.client() as c:
+        token = admin(fleet, c)
+        jobs = []
+        image = upload(c, token, sample("bus.jpg")).json()["media_id"]
+        tasks = ["ocr", "pose", "faces", "clip", "nsfw"]
+        resp = c.post(
+            "/v1/jobs", json={"media_id": image, "tasks": tasks, "use_cache": False}, headers=auth(token)
+        )
+        assert resp.status_code == 202, resp.text
+        jobs.append(resp.json()["job_id"])
+        speech = upload(c, token, sample("jfk.flac")).json()["media_id"]
+        resp = c.post("/v1/jobs", json={"media_id": speech, "tasks": ["transcribe"], "use_cache": False},
+                      headers=auth(token))  # fmt: skip
+        assert resp.status_code == 202, resp.text
+        jobs.append(resp.json()["job_id"])
+        chat = c.post(
+            "/v1/llm/chat/completions",
+            json={"model": "mediafleet-llm", "messages": [{"role": "user", "content": "Say hello."}],
+                  "max_tokens": 8, "temperature": 0},
+            headers=auth(token),
+        )  # fmt: skip
+        assert chat.status_code == 200, chat.text
+        time.sleep(2)
+        stats = _docker_stats(fleet)
+        done = [wait_job(c, token, j, timeout=300) for j in jobs]
+        assert [j["status"] for j in done] == ["succeeded", "succeeded"], done
+    print("\n== docker stats under an image job (5 tasks), a transcribe job and an LLM chat\n"
+          + "\n".join(stats[k] for k in sorted(stats)))  # fmt: skip
+    for service in (
+        "prometheus",
+        "redis_exporter",
+        "postgres_exporter",
+        "nginx_exporter",
+        "blackbox_exporter",
+    ):
+        assert any(service in name for name in stats), (service, stats)
+
+    # every target found and answering (an AI service through Docker's DNS, the rest by name)
+    deadline = time.monotonic() + 120
+    while True:
+        targets = prom.get("/api/v1/targets").json()["data"]["activeTargets"]
+        jobs_up = {t["labels"]["job"] for t in targets if t["health"] == "up"}
+        down = [(t["labels"]["job"], t["scrapeUrl"], t["lastError"]) for t in targets if t["health"] != "up"]
+        if jobs_up >= expected_jobs() and not down:
+            break
+        assert time.monotonic() < deadline, f"missing {expected_jobs() - jobs_up}, down {down}"
+        time.sleep(2)
+    print(f"[monitoring] {len(targets)} targets up: {sorted(jobs_up)}")
+
+    # the alert rules loaded, each healthy
+    rules = [r for g in prom.get("/api/v1/rules").json()["data"]["groups"] for r in g["rules"]]
+    assert sorted(r["name"] for r in rules if r["type"] == "alerting") == sorted(alert_names())
+    assert {r["health"] for r in rules} == {"ok"}, [(r["name"], r.get("lastError")) for r in rules]
+
+    # every panel's query returns at least one series (a new series needs two scrapes for rate())
+    panels = dashboard_queries()
+    deadline = time.monotonic() + 90
+    while True:
+        empty = [(file, title, expr) for file, title, expr in panels if not query(prom, expr)]
+        if not empty:
+            break
+        assert time.monotonic() < deadline, "panels that show nothing:\n" + "\n".join(map(str, empty))
+        time.sleep(3)
+    print(
+        f"[monitoring] {len(panels)} panel queries of {len({f for f, _, _ in panels})} dashboards: each returns series"
+    )
+
+    # what the alerts read: the certificate nginx serves, both volumes' disks
+    (cert,) = query(prom, "probe_ssl_earliest_cert_expiry - time()")
+    days = float(cert["value"][1]) / 86400  # type: ignore[index]
+    assert days > 14, days  # the fleet's self-signed certificate (services/nginx/gen-cert.sh)
+    volumes = {r["metric"]["volume"] for r in query(prom, "mediafleet_storage_size_bytes")}  # type: ignore[index]
+    assert volumes == {"media", "vectors"}
+    free = query(prom, "mediafleet_storage_available_bytes / mediafleet_storage_size_bytes")
+    print(f"[monitoring] certificate expires in {days:.0f} days; free disk "
+          + ", ".join(f"{r['metric']['volume']} {float(r['value'][1]):.0%}" for r in free))  # type: ignore[index]  # fmt: skip
