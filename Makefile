@@ -20,7 +20,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
 
-.PHONY: env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-contention bench-asr bench-diarization bench-llm bench-metadata bench-duplicates bench-vector-db bench-batch bench-cache bench-load new-service monitor run-monitoring sync-demo sync-dev system-deps images certs \
+.PHONY: env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-contention bench-asr bench-diarization bench-llm bench-metadata bench-duplicates bench-vector-db bench-batch bench-cache bench-load new-service monitor run-monitoring upgrade sync-demo sync-dev system-deps images certs \
         run-core-services run-ai-services stop ps logs compose limits fleet-ca test-compose clean ui ui-test ui-api
 
 help:  ## list targets
@@ -189,6 +189,19 @@ run-monitoring:  ## Prometheus with the fleet's alert rules, the exporters (GRAF
 	  echo "GRAFANA_ADMIN_PASSWORD is empty in .env: set one (make env writes one into a new .env)"; exit 2; fi
 	$(MONITORING_IMAGES) $(COMPOSE) $(COMPOSE_FILES) --profile monitoring $(if $(filter 1,$(GRAFANA)),--profile grafana) up -d
 	@echo "Prometheus: http://127.0.0.1:$${PROMETHEUS_PORT:-9090} (alerts: /alerts)$(if $(filter 1,$(GRAFANA)), Grafana: http://127.0.0.1:$${GRAFANA_PORT:-3000})"
+# After `git pull`: a dump of the database first (var/backups), the images rebuilt, then every
+# changed service recreated on them. The gateway and job_manager migrate the schema as they
+# start (every earlier schema is tested: tests/gateway/test_upgrades.py); a recreated worker
+# finishes its running task first (SIGTERM, AI_STOP_GRACE_PERIOD): nothing is lost or run twice.
+upgrade:  ## rebuild the images and restart the fleet on them, keeping the data (a database dump first)
+	@mkdir -p var/backups
+	@if [ -n "$$($(COMPOSE) $(COMPOSE_FILES) ps -q postgres 2>/dev/null)" ]; then \
+	  f=var/backups/pre-upgrade-$$(date -u +%Y%m%dT%H%M%SZ).sql.gz; \
+	  set -o pipefail; $(COMPOSE) $(COMPOSE_FILES) exec -T postgres pg_dump -U mediafleet mediafleet | gzip > $$f \
+	    && echo "database dump: $$f ($$(du -h $$f | cut -f1))"; fi
+	$(MAKE) images OFFLINE=$(OFFLINE) GPU=$(GPU)
+	$(SERVER_IMAGES) $(COMPOSE) $(COMPOSE_FILES) --profile ai up -d
+	@echo "upgraded: make ps shows the services; the gateway's /readyz says when it is ready"
 stop:
 	$(COMPOSE) $(COMPOSE_FILES) --profile ai --profile monitoring --profile grafana stop
 ps:

@@ -288,6 +288,41 @@ def test_kill_ai_worker_mid_task(fleet: ComposeFleet, token: str, tmp_path: Path
     assert "soap" in job["results"]["ocr"]["text"].split()
 
 
+def test_stopping_an_ai_service_drains_its_running_task(
+    fleet: ComposeFleet, token: str, tmp_path: Path
+) -> None:
+    """``docker compose stop`` (and ``make upgrade``'s recreation) sends SIGTERM through tini: the
+    worker finishes the task it runs, within the AI services' stop_grace_period, and exits 0;
+    the task ran once (attempts 1), not retried after a lapsed lease."""
+    src = Image.open(sample("english.png")).convert("RGB")
+    big = Image.new("RGB", (src.width * 4, src.height * 4), "white")
+    for i in range(4):
+        for j in range(4):
+            big.paste(src, (i * src.width, j * src.height))
+    big.save(tmp_path / "page.png")
+    with fleet.client() as c:
+        media_id = upload(c, token, tmp_path / "page.png").json()["media_id"]
+        job_id = create_job(c, token, media_id, use_cache=False)
+        deadline = time.monotonic() + 60
+        while fleet.redis_cli("ZCARD", "rq:wip:ocr_detection:normal") == "0" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert fleet.redis_cli("ZCARD", "rq:wip:ocr_detection:normal") == "1", "the task never started"
+        cid = fleet.container("ocr_detection")
+        start = time.monotonic()
+        fleet.compose("stop", "ocr_detection")  # SIGTERM, then SIGKILL after stop_grace_period
+        stopped_s = time.monotonic() - start
+        try:
+            exit_code = subprocess.run(["docker", "inspect", "-f", "{{.State.ExitCode}}", cid],
+                                       capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+            job = wait_job(c, token, job_id, timeout=30)  # job_manager collects what it reported
+        finally:
+            fleet.compose("start", "ocr_detection")
+    print(f"\n[compose] ocr_detection stopped {stopped_s:.1f} s after SIGTERM, exit {exit_code}")
+    assert exit_code == "0"  # it left by itself, not killed at the grace period's end
+    assert job["status"] == "succeeded" and job["tasks"][0]["attempts"] == 1, job
+    fleet.wait_healthy(["ocr_detection"])
+
+
 def test_restart_redis_loses_no_acknowledged_work(fleet: ComposeFleet, token: str) -> None:
     fleet.compose("stop", "ocr_detection")
     with fleet.client() as c:

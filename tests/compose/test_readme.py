@@ -12,6 +12,7 @@ ticks, and expect succeeded jobs with their results shown.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -255,3 +256,19 @@ def test_readme_quickstart_reaches_a_working_fleet(
     expect(page.locator(".speaker").first).to_have_text("John F. Kennedy:")
     shot(page, "readme-audio-results")
     assert page.console.errors == []  # type: ignore[attr-defined]
+
+    # `make upgrade` (docs/operations.md) as the user types it after `git pull`: a database dump
+    # first, the images rebuilt (nothing changed here, so none is recreated), the fleet up;
+    # what the user made above is in the dump and still shown
+    t0 = time.monotonic()
+    up = subprocess.run(["bash", "-c", "make upgrade"], cwd=quickstart.where, env=quickstart.env,
+                        capture_output=True, text=True, timeout=1800)  # fmt: skip
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    found = re.search(r"database dump: (var/backups/pre-upgrade-\S+\.sql\.gz)", up.stdout)
+    assert found, up.stdout[-3000:]
+    dump = gzip.decompress((quickstart.where / found.group(1)).read_bytes()).decode()
+    assert "COPY public.jobs" in dump and "John F. Kennedy" in dump and "bus-small.jpg" in dump
+    print(f"[readme] make upgrade: {time.monotonic() - t0:.0f} s, dump {len(dump) >> 10} KiB of SQL")
+    wait_ready(base, IMAGE_DEFAULTS | {"transcribe"})
+    page.reload()
+    expect(page.locator(".speaker").first).to_have_text("John F. Kennedy:")
