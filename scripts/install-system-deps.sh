@@ -21,8 +21,10 @@ command -v fpcalc >/dev/null 2>&1 || need+=(libchromaprint-tools)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 # promtool (Debian's prometheus package): the alert rules' unit tests and the dashboards' queries
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# the shell scripts' lint (tests/test_bootstrap.py)
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system deps present: redis-server, postgresql, cmake, g++, make, tesseract-ocr and its language packs, fpcalc, espeak-ng, promtool"
+  echo "system deps present: redis-server, postgresql, cmake, g++, make, tesseract-ocr and its language packs, fpcalc, espeak-ng, promtool, shellcheck"
   exit 0
 fi
 SUDO=""

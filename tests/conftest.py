@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +30,21 @@ def sample(name: str) -> Path:
         if (base / name).is_file():
             return base / name
     raise FileNotFoundError(f"{name} is neither in samples/ nor in ../shared/media")
+
+
+def working_tree_copy(target: Path) -> Path:
+    """Tracked and untracked-but-not-ignored files of this checkout, copied to ``target``."""
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    )  # fmt: skip
+    for rel in filter(None, out.stdout.decode().split("\0")):
+        src = ROOT / rel
+        if src.is_file():
+            dst = target / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    return target
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ import gzip
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,8 +27,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser import browser, page, shot  # noqa: F401 - fixtures
-from tests.compose.conftest import ROOT
-from tests.conftest import sample
+from tests.conftest import sample, working_tree_copy
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(5400)]
 BEGIN, END = "<!-- quickstart:begin", "<!-- quickstart:end -->"
@@ -49,21 +47,6 @@ def quickstart_lines(readme: str) -> list[str]:
             if command and not command.startswith("#"):
                 lines.append(command)
     return lines
-
-
-def working_tree_copy(target: Path) -> Path:
-    """Tracked and untracked-but-not-ignored files of this checkout, copied to ``target``."""
-    out = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
-    )  # fmt: skip
-    for rel in filter(None, out.stdout.decode().split("\0")):
-        src = ROOT / rel
-        if src.is_file():
-            dst = target / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
-    return target
 
 
 @dataclass
