@@ -20,7 +20,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
 
-.PHONY: env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-contention bench-asr bench-diarization bench-llm bench-metadata bench-duplicates bench-vector-db bench-batch bench-cache bench-load new-service monitor run-monitoring upgrade sync-demo sync-dev system-deps images certs \
+.PHONY: env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-contention bench-asr bench-diarization bench-llm bench-metadata bench-duplicates bench-vector-db bench-batch bench-cache bench-load new-service monitor run-monitoring upgrade backup restore sync-demo sync-dev system-deps images certs \
         run-core-services run-ai-services stop ps logs compose limits fleet-ca test-compose clean ui ui-test ui-api
 
 help:  ## list targets
@@ -197,11 +197,18 @@ upgrade:  ## rebuild the images and restart the fleet on them, keeping the data 
 	@mkdir -p var/backups
 	@if [ -n "$$($(COMPOSE) $(COMPOSE_FILES) ps -q postgres 2>/dev/null)" ]; then \
 	  f=var/backups/pre-upgrade-$$(date -u +%Y%m%dT%H%M%SZ).sql.gz; \
-	  set -o pipefail; $(COMPOSE) $(COMPOSE_FILES) exec -T postgres pg_dump -U mediafleet mediafleet | gzip > $$f \
+	  set -o pipefail; $(COMPOSE) $(COMPOSE_FILES) exec -T postgres sh -c 'PGPASSWORD="$$POSTGRES_PASSWORD" pg_dump -U mediafleet mediafleet' | gzip > $$f \
 	    && echo "database dump: $$f ($$(du -h $$f | cut -f1))"; fi
 	$(MAKE) images OFFLINE=$(OFFLINE) GPU=$(GPU)
 	$(SERVER_IMAGES) $(COMPOSE) $(COMPOSE_FILES) --profile ai up -d
 	@echo "upgraded: make ps shows the services; the gateway's /readyz says when it is ready"
+# docs/operations.md#backups: the database (a consistent dump), media, vectors, a manifest with
+# checksums and the model list; INCLUDE_SECRETS=1 adds .env. The fleet keeps running.
+backup:  ## write var/backups/mediafleet-backup-<time>.tar (DIR=...: elsewhere) while the fleet runs
+	COMPOSE="$(COMPOSE) $(COMPOSE_FILES) --profile ai" bash scripts/backup.sh backup $(DIR)
+restore:  ## restore BACKUP=file into this (empty) fleet, checksums verified, then start it
+	@[ -n "$(BACKUP)" ] || { echo "usage: make restore BACKUP=var/backups/mediafleet-backup-....tar"; exit 2; }
+	COMPOSE="$(COMPOSE) $(COMPOSE_FILES) --profile ai" bash scripts/backup.sh restore $(BACKUP)
 stop:
 	$(COMPOSE) $(COMPOSE_FILES) --profile ai --profile monitoring --profile grafana stop
 ps:

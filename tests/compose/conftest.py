@@ -57,6 +57,7 @@ class ComposeFleet:
         self.http_port = int(os.environ.get("CI_HTTP_PORT", "18080"))
         self.prometheus_port = int(os.environ.get("CI_PROMETHEUS_PORT", "19090"))
         self.env_file = workdir / "compose.env"
+        self.tiny_clip = workdir / "tiny-clip"
         env = {
             "POSTGRES_PASSWORD": secrets.token_hex(16),
             "GATEWAY_SECRET_KEY": secrets.token_hex(32),
@@ -89,8 +90,8 @@ class ComposeFleet:
         self.base = f"https://localhost:{self.https_port}"
         self.ca = workdir / "fleet-ca.pem"
 
-    def compose(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-        cmd = [
+    def compose_args(self) -> list[str]:
+        return [
             "docker-compose",
             "--project-name",
             self.project,
@@ -102,14 +103,37 @@ class ComposeFleet:
             "ai",  # every AI service too
             "--profile",
             "monitoring",  # Prometheus and the exporters (Grafana's own profile is not started)
-            *args,
         ]
+
+    def compose(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        cmd = [*self.compose_args(), *args]
         out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
         if check and out.returncode != 0:
             raise RuntimeError(
                 f"{' '.join(args)} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
             )
         return out
+
+    def load_models(self) -> None:
+        """The real weights `make test` provisioned, and the tiny CLIP, into the fleet's
+        read-only models volume (as `make models` does for a user)."""
+        models = os.environ.get("MEDIAFLEET_TEST_MODELS_DIR") or str(
+            Path.home() / ".cache/mediafleet/test-models"
+        )
+        for folder in (models, str(self.tiny_clip)):
+            subprocess.run(
+                ["bash", str(ROOT / "scripts/docker.sh"), "load-models", folder, self.project], check=True
+            )
+
+    def save_ca(self) -> None:
+        """Trust the certificate nginx serves (generated on its first start, in the certs volume)."""
+        self.ca.write_text(
+            self.compose("exec", "-T", "nginx", "cat", "/etc/nginx/certs/fullchain.pem").stdout
+        )
+
+    def compose_command(self) -> str:
+        """The compose command line of this fleet, as scripts take it (``COMPOSE=...``)."""
+        return " ".join(self.compose_args())
 
     def container(self, service: str) -> str:
         return self.compose("ps", "-q", service).stdout.strip()
@@ -218,15 +242,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeFleet]:
     f = ComposeFleet(tmp_path_factory.mktemp("compose"))
     f.compose("down", "-v", "--remove-orphans", check=False)
     try:  # taken down whatever happens: containers left behind restart with the next dockerd
-        # the real weights `make test` provisioned (pose), into the fleet's read-only models volume
-        models = os.environ.get("MEDIAFLEET_TEST_MODELS_DIR") or str(
-            Path.home() / ".cache/mediafleet/test-models"
-        )
-        tiny = tiny_clip_models(tmp_path_factory.mktemp("tiny-clip"))
-        for folder in (models, str(tiny)):
-            subprocess.run(
-                ["bash", str(ROOT / "scripts/docker.sh"), "load-models", folder, f.project], check=True
-            )
+        f.tiny_clip = tiny_clip_models(tmp_path_factory.mktemp("tiny-clip"))
+        f.load_models()
         start = time.monotonic()
         try:
             f.compose("up", "-d", timeout=900)
@@ -237,8 +254,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeFleet]:
             f"\n[compose] up -> all {len(f.services())} services healthy in {time.monotonic() - start:.1f} s "
             f"(health wait {waited:.1f} s)"
         )
-        pem = f.compose("exec", "-T", "nginx", "cat", "/etc/nginx/certs/fullchain.pem").stdout
-        f.ca.write_text(pem)
+        f.save_ca()
         yield f
     finally:
         if os.environ.get("KEEP_FLEET") != "1":

@@ -530,3 +530,126 @@ def test_vector_db_keeps_acknowledged_vectors_across_sigkill(fleet: ComposeFleet
     assert curl("GET", f"{base}/count?owner=u1") == {"count": 5}
     hits = curl("POST", f"{base}/search", {"owner": "u1", "vector": [1.0, 0.0, 0.0], "k": 1})["data"]
     assert hits[0]["id"] == "m0" and hits[0]["payload"] == {"i": 0}
+
+
+def _library_state(c: httpx.Client, token: str) -> dict[str, object]:
+    """What a user reads back: text search, people, each media's CLIP neighbours and semantic
+    ranking, every transcript as SRT, the jobs and their statuses."""
+    h = auth(token)
+    pages = {
+        name: c.get(path, params={"limit": 100, **extra}, headers=h).json()
+        for name, path, extra in (("media", "/v1/media", {}), ("clip", "/v1/media", {"task": "clip"}),
+                                  ("jobs", "/v1/jobs", {}))
+    }  # fmt: skip
+    assert all(page["count"] <= 100 for page in pages.values()), "more than one page: read them all"
+    media, clip_media, jobs = (pages[name]["data"] for name in ("media", "clip", "jobs"))
+    transcripts = {}
+    for job in jobs:
+        if job["status"] == "succeeded" and any(t["name"] == "transcribe" for t in job["tasks"]):
+            srt = c.get(f"/v1/jobs/{job['job_id']}/transcript", params={"format": "srt"}, headers=h)
+            transcripts[job["job_id"]] = srt.text
+    semantic = c.get("/v1/search", params={"q": "a man in a suit", "mode": "semantic"}, headers=h).json()
+    return {
+        "media": sorted((m["media_id"], m["filename"], m["size_bytes"]) for m in media),
+        "jobs": sorted((j["job_id"], j["status"]) for j in jobs if j["status"] in ("succeeded", "failed")),
+        "search soap": [
+            (hit["media_id"], [m["text"] for m in hit["matches"]])
+            for hit in c.get("/v1/search", params={"q": "soap"}, headers=h).json()["data"]
+        ],  # fmt: skip
+        "people": sorted(
+            (p["id"], p["name"], p["faces"], p["media"])
+            for p in c.get("/v1/people", headers=h).json()["data"]
+        ),
+        "similar": {
+            m["media_id"]: [
+                (x["media_id"], round(x["similarity"], 5))
+                for x in c.get(f"/v1/media/{m['media_id']}/similar", headers=h).json()["data"]
+            ]
+            for m in clip_media
+        },  # fmt: skip
+        "semantic": [(x["media_id"], round(x["similarity"], 5)) for x in semantic["data"]],
+        "transcripts": transcripts,
+    }
+
+
+def test_backup_while_a_job_runs_then_restore_into_a_fresh_fleet(
+    fleet: ComposeFleet, token: str, tmp_path: Path
+) -> None:
+    """`make backup` (scripts/backup.sh) while an OCR job runs; every volume destroyed
+    (`down -v`); a fresh fleet started, `make restore` into it: text search, people, CLIP
+    neighbours and semantic ranking, transcripts as SRT and the jobs come back identical, and the
+    job that ran during the backup completes. The modules after this one run on the restored fleet."""
+    with fleet.client() as c:
+        page = tmp_path / "page.png"
+        src = Image.open(sample("english.png")).convert("RGB")
+        big = Image.new("RGB", (src.width * 3, src.height * 3), "white")
+        for i in range(9):
+            big.paste(src, ((i % 3) * src.width, (i // 3) * src.height))
+        big.save(page)
+        media_id = upload(c, token, page).json()["media_id"]
+        running = create_job(c, token, media_id, use_cache=False)
+        before = _library_state(c, token)
+        assert before["people"] and before["similar"] and before["transcripts"] and before["search soap"]
+    env = {**os.environ, "COMPOSE": fleet.compose_command()}
+    t0 = time.monotonic()
+    made = subprocess.run(["bash", "scripts/backup.sh", "backup", str(tmp_path / "backups")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    backup_s = time.monotonic() - t0
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-3000:]
+    archive = Path(made.stdout.strip().splitlines()[-1])
+    manifest = json.loads(subprocess.run(["tar", "-xOf", str(archive), "manifest.json"], capture_output=True,
+                                         text=True, check=True).stdout)  # fmt: skip
+    assert set(manifest["members"]) == {"db.dump", "media.tar", "vectors.tar"}  # no .env unless asked
+    assert manifest["media_files"] >= len(before["media"]) and manifest["schema_revision"]
+    assert any(m["path"].startswith("whisper") for m in manifest["models"]), manifest["models"][:5]
+
+    fleet.compose("down", "-v", "--remove-orphans")  # every volume gone: database, media, vectors, models
+    fleet.load_models()  # weights are not in a backup: `make models` again
+    fleet.compose("up", "-d", timeout=900)
+    fleet.wait_healthy()
+    fleet.save_ca()  # a new volume, a new self-signed certificate
+    with fleet.client() as c:  # a fresh fleet: the first admin must change the first password
+        fresh = c.post("/v1/auth/token", data={"username": "admin", "password": fleet.admin_password})
+        assert fresh.status_code == 200 and fresh.json()["must_change_password"] is True
+
+    # a damaged archive is refused before anything is touched
+    broken = tmp_path / "broken.tar"
+    (tmp_path / "unpacked").mkdir()
+    subprocess.run(["tar", "-xf", str(archive), "-C", str(tmp_path / "unpacked")], check=True)
+    with (tmp_path / "unpacked" / "media.tar").open("r+b") as fh:
+        fh.seek(2000)
+        fh.write(b"\xff" * 16)
+    subprocess.run(["tar", "-cf", str(broken), "-C", str(tmp_path / "unpacked"), "manifest.json", "db.dump",
+                    "media.tar", "vectors.tar"], check=True)  # fmt: skip
+    refused = subprocess.run(["bash", "scripts/backup.sh", "restore", str(broken)], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert refused.returncode == 1 and "media.tar: expected" in refused.stderr, refused.stderr[-2000:]
+
+    t0 = time.monotonic()
+    restored = subprocess.run(["bash", "scripts/backup.sh", "restore", str(archive)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=900)  # fmt: skip
+    restore_s = time.monotonic() - t0
+    assert restored.returncode == 0, restored.stdout[-2000:] + restored.stderr[-3000:]
+    fleet.wait_healthy()
+    restart_s = time.monotonic() - t0
+    with fleet.client() as c:
+        again = c.post("/v1/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD})
+        assert again.status_code == 200, again.text  # the restored admin, with the password they chose
+        fresh_token = again.json()["access_token"]
+        job = wait_job(c, token=fresh_token, job_id=running, timeout=240)  # it ran during the backup
+        assert job["status"] == "succeeded" and "soap" in job["results"]["ocr"]["text"].split(), job
+        after = _library_state(c, fresh_token)
+        # the job that was running is the only difference: it finished after the restore
+        assert (running, "succeeded") in after["jobs"]  # type: ignore[operator]
+        after["jobs"] = [j for j in after["jobs"] if j[0] != running]  # type: ignore[attr-defined]
+        after["search soap"] = [hit for hit in after["search soap"] if hit[0] != media_id]  # type: ignore[attr-defined]
+        assert after == before
+        # the restore is refused on a fleet that holds data (FORCE=1 replaces it)
+        twice = subprocess.run(["bash", "scripts/backup.sh", "restore", str(archive)], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert twice.returncode == 1 and "already holds" in twice.stderr, twice.stderr[-2000:]
+    sizes = {name: m["bytes"] >> 10 for name, m in manifest["members"].items()}
+    print(
+        f"\n[compose] backup while a job ran: {backup_s:.1f} s, {archive.stat().st_size >> 10} KiB ({sizes} KiB, "
+        f"{manifest['media_files']} media files); restore {restore_s:.1f} s, fleet healthy after {restart_s:.1f} s"
+    )
