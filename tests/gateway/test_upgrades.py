@@ -212,6 +212,8 @@ def test_data_of_every_earlier_schema_reads_back_after_the_upgrade(
             assert [(d["media"]["media_id"], d["detail"]) for d in twins["data"]] == [
                 ("m_copy", "0 of 128 bits differ")
             ]
-    with create_db_engine(database).connect() as conn:
+    engine = create_db_engine(database)
+    with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == HEAD
+    engine.dispose()
     print(f"[upgrade] {revision} -> {HEAD} ({database.split(':')[0]}): {sorted(written)} read back")
