@@ -264,13 +264,20 @@ def test_llm_through_nginx_openai_client_summary_and_ask(fleet: ComposeFleet, to
         assert answer["answer"] and any(x["media_id"] == media_id for x in answer["citations"])
 
 
-def test_kill_ai_worker_mid_task(fleet: ComposeFleet, token: str, tmp_path: Path) -> None:
+def tiled_page(path: Path, n: int) -> Path:
+    """english.png tiled n x n on one page: an OCR task that runs for seconds (tens, 4 x 4 on a
+    busy 2-core machine), long enough to act on while it runs."""
     src = Image.open(sample("english.png")).convert("RGB")
-    big = Image.new("RGB", (src.width * 4, src.height * 4), "white")
-    for i in range(4):
-        for j in range(4):
+    big = Image.new("RGB", (src.width * n, src.height * n), "white")
+    for i in range(n):
+        for j in range(n):
             big.paste(src, (i * src.width, j * src.height))
-    big.save(tmp_path / "page.png")
+    big.save(path)
+    return path
+
+
+def test_kill_ai_worker_mid_task(fleet: ComposeFleet, token: str, tmp_path: Path) -> None:
+    tiled_page(tmp_path / "page.png", 4)
     with fleet.client() as c:
         media_id = upload(c, token, tmp_path / "page.png").json()["media_id"]
         job_id = create_job(c, token, media_id)
@@ -294,12 +301,7 @@ def test_stopping_an_ai_service_drains_its_running_task(
     """``docker compose stop`` (and ``make upgrade``'s recreation) sends SIGTERM through tini: the
     worker finishes the task it runs, within the AI services' stop_grace_period, and exits 0;
     the task ran once (attempts 1), not retried after a lapsed lease."""
-    src = Image.open(sample("english.png")).convert("RGB")
-    big = Image.new("RGB", (src.width * 4, src.height * 4), "white")
-    for i in range(4):
-        for j in range(4):
-            big.paste(src, (i * src.width, j * src.height))
-    big.save(tmp_path / "page.png")
+    tiled_page(tmp_path / "page.png", 4)
     with fleet.client() as c:
         media_id = upload(c, token, tmp_path / "page.png").json()["media_id"]
         job_id = create_job(c, token, media_id, use_cache=False)
@@ -580,12 +582,7 @@ def test_backup_while_a_job_runs_then_restore_into_a_fresh_fleet(
     neighbours and semantic ranking, transcripts as SRT and the jobs come back identical, and the
     job that ran during the backup completes. The modules after this one run on the restored fleet."""
     with fleet.client() as c:
-        page = tmp_path / "page.png"
-        src = Image.open(sample("english.png")).convert("RGB")
-        big = Image.new("RGB", (src.width * 3, src.height * 3), "white")
-        for i in range(9):
-            big.paste(src, ((i % 3) * src.width, (i // 3) * src.height))
-        big.save(page)
+        page = tiled_page(tmp_path / "page.png", 3)
         media_id = upload(c, token, page).json()["media_id"]
         running = create_job(c, token, media_id, use_cache=False)
         before = _library_state(c, token)
