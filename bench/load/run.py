@@ -266,8 +266,9 @@ def run_native(args: argparse.Namespace) -> int:
     results = {}
     try:
         caches = args.principal_cache.split(",") if args.principal_cache else [""]
-        configs = [(int(w), c) for w in args.workers.split(",") for c in caches]
-        for n, (workers, principal_cache) in enumerate(configs):
+        tracings = args.tracing.split(",")
+        configs = [(int(w), c, t) for w in args.workers.split(",") for c in caches for t in tracings]
+        for n, (workers, principal_cache, tracing) in enumerate(configs):
             work = Path(tempfile.mkdtemp(prefix="mf-bench-load-"))
             extra = {"GATEWAY_THREADS": str(args.threads)} if args.threads else {}
             if args.db_concurrency:
@@ -276,6 +277,12 @@ def run_native(args: argparse.Namespace) -> int:
                 extra["GATEWAY_PRINCIPAL_CACHE_S"] = principal_cache
             # job_manager at its own default pace (the tests' Fleet makes it 0.5 s)
             extra["JOB_MANAGER_RECONCILE_INTERVAL_S"] = "1.0"
+            receiver = None
+            if tracing == "on":  # every span exported over OTLP/HTTP to a receiver in this process
+                from tests.otlp import OtlpReceiver
+
+                receiver = OtlpReceiver()
+                extra["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
             fleet = Fleet(work, pg.create_database(f"bench_load_{n}"), redis_server.url,
                           MEDIAFLEET_LOG_LEVEL="WARNING", GATEWAY_WORKERS=str(workers), **extra)  # fmt: skip
             try:
@@ -290,24 +297,35 @@ def run_native(args: argparse.Namespace) -> int:
                 before = cpu_snapshot(*pids)
                 stats, elapsed = asyncio.run(load(base, True, users, args.duration, args.uploads))
                 after = cpu_snapshot(*pids)
-                label = f"native fleet, gateway with {workers} uvicorn worker(s), " + (
-                    f"principal cache {principal_cache} s, " if principal_cache else ""
+                label = (
+                    f"native fleet, gateway with {workers} uvicorn worker(s), "
+                    + (f"principal cache {principal_cache} s, " if principal_cache else "")
+                    + f"tracing {tracing}, "
                 )
-                results[(workers, principal_cache)] = report(
+                key = (workers, principal_cache, tracing)
+                results[key] = report(
                     f"{label}{args.users} users, uploads {args.uploads:.0%}", stats, elapsed
                 )
-                results[(workers, principal_cache)]["cpu_ms"] = report_cpu(
+                results[key]["cpu_ms"] = report_cpu(
                     before, after, elapsed, sum(len(v) for v in stats.ms.values())
                 )
+                if receiver is not None:
+                    time.sleep(6)  # the last batch (the SDK sends one every 5 s)
+                    print(f"  spans received: {len(receiver.spans)} in {receiver.requests} OTLP requests")
             finally:
                 fleet.stop_all()
+                if receiver is not None:
+                    receiver.close()
     finally:
         redis_server.cleanup()
         pg.cleanup()
     if len(results) > 1:
         a, b = configs[0], configs[-1]
         ra, rb = results[a], results[b]
-        name = {c: f"{c[0]} worker(s)" + (f", cache {c[1]} s" if c[1] else "") for c in configs}
+        name = {
+            c: f"{c[0]} worker(s)" + (f", cache {c[1]} s" if c[1] else "") + f", tracing {c[2]}"
+            for c in configs
+        }
         print(f"\n{name[a]} vs {name[b]}: reads p95 {ra['reads_p95']:.1f} / {rb['reads_p95']:.1f} ms "
               f"= {ra['reads_p95'] / rb['reads_p95']:.2f}x; requests/s {rb['rps'] / ra['rps']:.2f}x; "
               f"gateway CPU per request {ra['cpu_ms']:.2f} / {rb['cpu_ms']:.2f} ms "
@@ -329,6 +347,11 @@ def main() -> int:
         "--principal-cache", default="", help="native: GATEWAY_PRINCIPAL_CACHE_S values to compare (0,5)"
     )
     parser.add_argument("--with-worker", action="store_true", help="native: run the OCR worker too")
+    parser.add_argument(
+        "--tracing",
+        default="off",
+        help="native: OpenTelemetry traces off, on (to a local OTLP receiver), or off,on",
+    )
     parser.add_argument("--url", help="a running fleet's API base URL instead of local processes")
     parser.add_argument("--cacert", help="CA bundle for --url over HTTPS")
     parser.add_argument("--admin-password", default=FIRST_PASSWORD, help="the first admin's password (--url)")
