@@ -79,6 +79,8 @@ class ComposeFleet:
             "GATEWAY_INTERNALS_TOKEN": secrets.token_hex(32),
             "PROMETHEUS_SCRAPE_INTERVAL": "5s",
             "PROMETHEUS_PORT": str(self.prometheus_port),
+            # traces: every service exports to the test's receiver (tests/compose/otlp.yml)
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otlp:4318",
         }
         for key in ("REDIS_IMAGE", "POSTGRES_IMAGE", *MONITORING_IMAGES):
             if os.environ.get(key):
@@ -99,6 +101,8 @@ class ComposeFleet:
             str(self.env_file),
             "-f",
             str(ROOT / "docker-compose.yml"),
+            "-f",
+            str(ROOT / "tests" / "compose" / "otlp.yml"),
             "--profile",
             "ai",  # every AI service too
             "--profile",

@@ -1,4 +1,7 @@
-"""Structured logging (structlog) for every service: JSON in the fleet, console locally."""
+"""Structured logging (structlog) for every service: JSON in the fleet, console locally.
+
+Every line carries the bound context (``request_id``, ...) and, inside a span, ``trace_id`` and
+``span_id`` (:mod:`mediafleet.common.tracing`)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import sys
 
 import structlog
 from structlog.typing import Processor
+
+from mediafleet.common.tracing import add_trace_ids
 
 #: Query parameters whose values open a resource to whoever holds them: never logged.
 _SECRET_PARAMS = re.compile(r"([?&](?:token|sig|access_token)=)[^&\s\"]*")
@@ -39,6 +44,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     )
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

@@ -156,7 +156,16 @@ def serve_in_thread(app: FastAPI, host: str, port: int) -> threading.Thread:
     """
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        log_config=None,  # its lines go through the process's structlog handler
+        reset_contextvars=True,  # see mediafleet.common.tracing (uvicorn and contextvars)
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"http-{port}", daemon=True)
     thread.start()
     return thread

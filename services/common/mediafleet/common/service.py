@@ -56,17 +56,25 @@ def run(cap: Capability, mode: str, burst: bool = False) -> None:
     from mediafleet.common.resources import apply_thread_limits
     from mediafleet.common.service_app import create_service_app
     from mediafleet.common.taskrun import Runtime
+    from mediafleet.common.tracing import configure_tracing
     from mediafleet.common.worker import ModelWorker, keep_status
 
     threads = apply_thread_limits()  # before any engine imports its library (OpenMP reads it once)
     log = structlog.get_logger(f"mediafleet.{cap.name}")
     settings = cap.load_settings()
     configure_logging(settings.core.log_level, settings.core.log_format)
+    configure_tracing(cap.name)  # when OTEL_EXPORTER_OTLP_ENDPOINT is set
     runner = cap.build_runner(settings)
     runner.preload()  # before taking any job: never load a model per job
 
     if mode == "serve":
-        uvicorn.run(create_service_app(cap, runner), host=settings.http_host, port=settings.http_port)
+        uvicorn.run(
+            create_service_app(cap, runner),
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,  # its lines go through structlog's handler, with the request id
+            reset_contextvars=True,  # see mediafleet.common.tracing (uvicorn and contextvars)
+        )
         return
 
     conn = redis.Redis.from_url(settings.core.redis_url)

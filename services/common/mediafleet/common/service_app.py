@@ -29,6 +29,7 @@ from mediafleet.common.observability import (
     health_router,
 )
 from mediafleet.common.pipeline import run as pipeline
+from mediafleet.common.tracing import FASTAPI_TELEMETRY
 
 
 def _json_form(name: str, value: str | None) -> dict[str, Any]:
@@ -51,7 +52,9 @@ def create_service_app(
     Route annotations must not name local variables: this module uses postponed
     annotations and FastAPI resolves them in the module's globals.
     """
-    app = FastAPI(title=f"mediafleet {cap.name}", version="0.1.0", description=cap.title)
+    app = FastAPI(
+        title=f"mediafleet {cap.name}", version="0.1.0", description=cap.title, telemetry=FASTAPI_TELEMETRY
+    )
     api = cap.http_api
     install_error_handlers(
         app, [api.service_prefix] if api is not None and api.error_style == "openai" else []

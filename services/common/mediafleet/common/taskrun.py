@@ -3,7 +3,8 @@
 Payload (built by job_manager)::
 
     {"task", "task_id", "job_id", "media_id", "media_kind", "duration_s", "storage_path",
-     "media_url" (optional), "options": {...}, "inputs": {dependency task: its result}}
+     "media_url" (optional), "options": {...}, "inputs": {dependency task: its result},
+     "trace" (optional): the W3C trace context and request id (mediafleet.common.tracing)}
 
 An image task given a video (``media_kind`` "video") runs on its sampled frames
 (:mod:`mediafleet.common.pipeline.frames`).
@@ -30,10 +31,11 @@ from typing import Any
 
 import redis
 import structlog
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
 from rq.timeouts import BaseTimeoutException
 
-from mediafleet.common import events
+from mediafleet.common import events, tracing
 from mediafleet.common.capability import Capability, Runner
 from mediafleet.common.errors import MediafleetError
 from mediafleet.common.media_access import open_media
@@ -76,7 +78,27 @@ def current_runtime() -> Runtime:
 
 
 def run_task(payload: dict[str, Any]) -> dict[str, Any]:
-    """Run the payload's task on the bound runtime (:mod:`mediafleet.common.pipeline.run`)."""
+    """Run the payload's task on the bound runtime (:mod:`mediafleet.common.pipeline.run`).
+
+    Traced as ``task.run``, a consumer span continuing the payload's ``trace``
+    (:data:`mediafleet.common.tracing.Carrier`, job_manager's ``task.enqueue``); its log lines
+    carry the job's request id, ``job_id`` and ``task_id``."""
+    task, job_id, task_id = payload["task"], payload["job_id"], payload["task_id"]
+    attributes = {"mediafleet.task": task, "mediafleet.job_id": job_id, "mediafleet.task_id": task_id}
+    with (
+        structlog.contextvars.bound_contextvars(job_id=job_id, task_id=task_id),
+        tracing.span("task.run", payload.get("trace"), SpanKind.CONSUMER, attributes) as current,
+    ):
+        start = time.perf_counter()
+        outcome = _run_task(payload)
+        code = None if outcome.get("ok") else str((outcome.get("error") or {}).get("code"))
+        if code is not None:
+            current.set_status(Status(StatusCode.ERROR, code))
+        log.info("task_done", task=task, error=code, seconds=round(time.perf_counter() - start, 3))
+        return outcome
+
+
+def _run_task(payload: dict[str, Any]) -> dict[str, Any]:
     rt = current_runtime()
     task, job_id, task_id = payload["task"], payload["job_id"], payload["task_id"]
     engine = str((payload.get("options") or {}).get("engine") or "default")

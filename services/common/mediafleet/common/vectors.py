@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from mediafleet.common import tracing
 from mediafleet.common.capability import VectorItem
 from mediafleet.common.errors import ServiceUnavailable
 
@@ -67,7 +68,12 @@ class VectorDbClient:
         self.index = index
         #: ``http``: an httpx client to use instead (tests pass the app's TestClient).
         #: ``headers``: on every call (the fleet's internal token: observability.internal_headers).
-        self._http = http or httpx.Client(base_url=self.url, timeout=timeout_s, headers=headers or {})
+        self._http = http or httpx.Client(
+            base_url=self.url,
+            timeout=timeout_s,
+            headers=headers or {},
+            event_hooks={"request": [tracing.inject_headers]},  # vector_db continues the caller's trace
+        )
         self._known: dict[str, int] = {}
 
     def close(self) -> None:

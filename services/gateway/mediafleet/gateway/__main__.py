@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import uvicorn
 
+from mediafleet.common.logging import configure_logging
 from mediafleet.gateway.settings import GatewaySettings
 
 
 def main() -> None:
     settings = GatewaySettings()  # fail fast on bad settings before uvicorn starts
+    # uvicorn's own lines (and, with several workers, the supervisor's) through structlog's
+    # handler; each worker process configures it again in main_app
+    configure_logging(settings.core.log_level, settings.core.log_format)
     uvicorn.run(
         "mediafleet.gateway.app:main_app",
         factory=True,
@@ -20,6 +24,9 @@ def main() -> None:
         forwarded_allow_ips=settings.trusted_proxies or "",
         workers=settings.workers,
         log_level=settings.core.log_level.lower(),
+        log_config=None,  # access lines are JSON lines with the request id and the trace id
+        # every request starts from an empty context: see mediafleet.common.tracing (uvicorn and contextvars)
+        reset_contextvars=True,
     )
 
 

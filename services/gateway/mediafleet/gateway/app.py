@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from mediafleet.common import registry
+from mediafleet.common import registry, tracing
 from mediafleet.common.errors import ERROR_RESPONSES, install_error_handlers
 from mediafleet.common.logging import configure_logging
 from mediafleet.common.metrics import register_storage
@@ -153,6 +153,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         description="Upload media, run analysis jobs, follow their progress and search what was found.",
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
+        telemetry=tracing.FASTAPI_TELEMETRY,  # traced when OTEL_EXPORTER_OTLP_ENDPOINT is set
     )
     app.state.ctx = ctx
     for factory in (ctx.sessions, ctx.read_sessions):
@@ -231,4 +232,5 @@ def main_app() -> FastAPI:
     """Entry for ``uvicorn --factory mediafleet.gateway.app:main_app``."""
     settings = GatewaySettings()
     configure_logging(settings.core.log_level, settings.core.log_format)
+    tracing.configure_tracing("gateway")
     return create_app(settings)

@@ -32,6 +32,7 @@ from mediafleet.common.queues import (
     TASK_EVENTS_KEY,
 )
 from mediafleet.common.store import create_db_engine, migrate, session_factory
+from mediafleet.common.tracing import FASTAPI_TELEMETRY, configure_tracing
 from mediafleet.common.vectors import VectorDbClient
 from mediafleet.job_manager import rq_metrics
 from mediafleet.job_manager.manager import JobManager
@@ -45,7 +46,7 @@ QUEUE_DEPTH = Gauge("mediafleet_queue_depth", "Tasks waiting in an RQ queue", ["
 
 
 def health_app(manager: JobManager, db: Engine, conn: redis.Redis) -> FastAPI:
-    app = FastAPI(title="mediafleet job_manager")
+    app = FastAPI(title="mediafleet job_manager", telemetry=FASTAPI_TELEMETRY)
     install_error_handlers(app)
     app.include_router(health_router({"database": database_check(db), "redis": redis_check(conn)}))
     for name, queue in manager.queues.items():
@@ -64,6 +65,7 @@ def _safe_count(queue: Queue) -> float:
 def main() -> None:
     settings = JobManagerSettings()
     configure_logging(settings.core.log_level, settings.core.log_format)
+    configure_tracing("job_manager")  # when OTEL_EXPORTER_OTLP_ENDPOINT is set
     db = create_db_engine(settings.core.database_url)
     _migrate_when_reachable(db)
     conn = redis.Redis.from_url(settings.core.redis_url, socket_timeout=settings.reconcile_interval_s + 10)

@@ -30,6 +30,7 @@ from typing import Any
 
 import redis
 import structlog
+from opentelemetry.trace import SpanKind
 from rq import Queue, Retry
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
@@ -40,7 +41,7 @@ from rq.scheduler import RQScheduler
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mediafleet.common import events, registry
+from mediafleet.common import events, registry, tracing
 from mediafleet.common.media_access import sign_media_url
 from mediafleet.common.outcome import TaskOutcome, failure_message
 from mediafleet.common.pipeline.record import record
@@ -80,12 +81,15 @@ class JobManager:
             ).all()
             for task in tasks:
                 if task.queue_job_id is not None:
-                    changed += self._collect(session, task)
+                    with tracing.use(task.job.trace_context):
+                        changed += self._collect(session, task)
             # Planning a task can finish it (cache hit, failed dependency) and so release its
             # dependents: plan until nothing moves.
             waiting = [t for t in tasks if t.queue_job_id is None]
             while waiting:
-                moved = [t for t in waiting if t.status == JobStatus.queued and self._plan(session, t)]
+                moved = [
+                    t for t in waiting if t.status == JobStatus.queued and self._plan_in_trace(session, t)
+                ]
                 if not moved:
                     break
                 changed += len(moved)
@@ -103,6 +107,11 @@ class JobManager:
             self.scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
 
     # -- steps ----------------------------------------------------------------------
+    def _plan_in_trace(self, session: Session, task: Task) -> int:
+        """:meth:`_plan` in the trace of the request that created the task's job."""
+        with tracing.use(task.job.trace_context):
+            return self._plan(session, task)
+
     def _plan(self, session: Session, task: Task) -> int:
         """Wait, fail, serve from cache or enqueue ``task``; returns 1 when its state moved."""
         job = task.job
@@ -146,7 +155,6 @@ class JobManager:
         if media is None:  # cannot happen: jobs.media_id is a foreign key to media.id
             raise LookupError(f"media {job.media_id} of job {job.id} is gone")
         core = self.settings.core
-        intervals = retry_intervals(core)
         if inputs is None:
             inputs = {t.name: t.result for t in job.tasks if t.name in (task.depends_on or [])}
         payload = {
@@ -169,6 +177,23 @@ class JobManager:
             )
         queue = self.queues[queue_name(task.name, job.priority)]
         rq_id = rq_job_id(task.id)
+        with tracing.span(
+            "task.enqueue", kind=SpanKind.PRODUCER, attributes=_span_attributes(task, queue.name)
+        ):
+            payload["trace"] = tracing.carrier()  # the worker's task.run continues this span
+            self._put(queue, rq_id, payload, task, media.duration_s)
+        task.queue_job_id = rq_id
+        session.flush()
+        log.info("task_enqueued", job_id=job.id, task=task.name, queue=queue.name)
+        events.publish(self.redis, job.id, task=task.name, task_status=JobStatus.queued, queue=queue.name)
+        return 1
+
+    def _put(
+        self, queue: Queue, rq_id: str, payload: dict[str, Any], task: Task, duration_s: float | None
+    ) -> None:
+        """Enqueue ``payload`` as RQ job ``rq_id`` unless one of that id exists already."""
+        core = self.settings.core
+        intervals = retry_intervals(core)
         try:
             RQJob.fetch(rq_id, connection=self.redis)
             exists = True
@@ -179,17 +204,12 @@ class JobManager:
                 TASK_FUNCTION,
                 payload,
                 job_id=rq_id,
-                job_timeout=task_timeout_s(core.task_timeout_s, task.name, media.duration_s),
+                job_timeout=task_timeout_s(core.task_timeout_s, task.name, duration_s),
                 result_ttl=self.settings.result_ttl_s,
                 failure_ttl=self.settings.result_ttl_s,
                 retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-                description=f"{task.name} of job {job.id}",
+                description=f"{task.name} of job {task.job_id}",
             )
-        task.queue_job_id = rq_id
-        session.flush()
-        log.info("task_enqueued", job_id=job.id, task=task.name, queue=queue.name)
-        events.publish(self.redis, job.id, task=task.name, task_status=JobStatus.queued, queue=queue.name)
-        return 1
 
     def _collect(self, session: Session, task: Task) -> int:
         if task.queue_job_id is None:
@@ -243,6 +263,10 @@ class JobManager:
         return 1
 
     def _store_result(self, session: Session, task: Task, value: dict[str, Any] | None) -> None:
+        with tracing.span("task.store_result", attributes=_span_attributes(task)):
+            self._store_outcome(session, task, value)
+
+    def _store_outcome(self, session: Session, task: Task, value: dict[str, Any] | None) -> None:
         task.finished_at = utcnow()
         outcome = TaskOutcome.model_validate(value) if value else TaskOutcome(ok=False)
         if not outcome.ok or outcome.result is None:
@@ -316,6 +340,16 @@ class JobManager:
                 pass  # nothing left to stop
             task.error = "canceled by user"
         return len(tasks)
+
+
+def _span_attributes(task: Task, queue: str | None = None) -> dict[str, str]:
+    """The attributes of a task's spans (``messaging.destination.name``: OpenTelemetry's
+    messaging conventions, for the RQ queue)."""
+    out = {"mediafleet.task": task.name, "mediafleet.task_id": task.id, "mediafleet.job_id": task.job_id}
+    if queue is not None:
+        out["messaging.system"] = "rq"
+        out["messaging.destination.name"] = queue
+    return out
 
 
 def _last_line(text: str | None) -> str | None:

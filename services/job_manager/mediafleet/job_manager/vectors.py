@@ -5,7 +5,8 @@ A succeeded task whose contract hands over vectors (``TaskSpec.vectors``) gets a
 result is stored without its sync and a restart loses none. :func:`sync_due` writes the
 items of due syncs (owner = the job's user); a failure (vector_db down, refused) is retried
 after ``vector_backoff_s * 2**(n-1)`` seconds (at most 300 s) until
-``MEDIAFLEET_VECTOR_SYNC_MAX_ATTEMPTS``, then the sync is ``failed`` with its error.
+``MEDIAFLEET_VECTOR_SYNC_MAX_ATTEMPTS``, then the sync is ``failed`` with its error. Each
+attempt is a ``vectors.sync`` span in the trace of the job's request.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from __future__ import annotations
 import datetime as dt
 
 import structlog
+from opentelemetry.trace import SpanKind
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mediafleet.common import registry
+from mediafleet.common import registry, tracing
 from mediafleet.common.capability import VectorItem
 from mediafleet.common.metrics import VECTOR_SYNCS
 from mediafleet.common.settings import CoreSettings
@@ -64,7 +66,14 @@ def sync_due(
             .limit(limit)
         ).all()
         for sync in due:
-            _attempt(sync, core, client)
+            job = sync.task.job
+            attributes: dict[str, str | int] = {
+                "mediafleet.task_id": sync.task_id,
+                "mediafleet.job_id": job.id,
+                "mediafleet.items": sync.items,
+            }
+            with tracing.span("vectors.sync", job.trace_context, SpanKind.CLIENT, attributes):
+                _attempt(sync, core, client)
             session.commit()
         return len(due)
 

@@ -25,10 +25,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import structlog
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mediafleet.common import webhooks
+from mediafleet.common import tracing, webhooks
 from mediafleet.common.errors import ValidationFailed
 from mediafleet.common.settings import CoreSettings
 from mediafleet.common.store import Job, User, WebhookDelivery
@@ -78,6 +79,8 @@ class Attempt:
     body: bytes
     headers: dict[str, str]
     allow_private: bool
+    #: the job's trace (mediafleet.common.tracing.Carrier): the attempt is its ``webhook.deliver`` span
+    trace: dict[str, str] | None = None
     entry: dict[str, Any] = field(default_factory=dict)
     ok: bool = False
     permanent: bool = False
@@ -100,7 +103,8 @@ def deliver_due(sessions: sessionmaker[Session], core: CoreSettings, limit: int 
         for attempt in attempts:
             delivery = session.get(WebhookDelivery, attempt.delivery_id)
             if delivery is not None and delivery.state == "pending":
-                _record(delivery, attempt, core)
+                with tracing.use(attempt.trace):
+                    _record(delivery, attempt, core)
         session.commit()
     return len(attempts)
 
@@ -111,7 +115,7 @@ def _prepare(session: Session, delivery: WebhookDelivery, core: CoreSettings) ->
     body = json.dumps(job_summary(job), separators=(",", ":")).encode()
     attempt = Attempt(
         delivery_id=delivery.job_id, url=delivery.url, body=body, headers={},
-        allow_private=core.webhook_allow_private_targets,
+        allow_private=core.webhook_allow_private_targets, trace=job.trace_context,
         entry={"attempt": delivery.attempts + 1, "at": utcnow().isoformat()},
     )  # fmt: skip
     if user is None or not user.webhook_secret:  # retrying cannot help
@@ -142,13 +146,22 @@ async def _send_all(attempts: list[Attempt], deadline_s: float) -> None:
         async def one(attempt: Attempt) -> None:
             key = urlsplit(attempt.url).netloc.lower()
             gate = per_receiver.setdefault(key, asyncio.Semaphore(PER_RECEIVER))
+            attributes = {
+                "mediafleet.job_id": attempt.delivery_id,
+                "mediafleet.attempt": attempt.entry["attempt"],
+            }
             async with overall, gate:
-                start = time.perf_counter()
-                try:
-                    await asyncio.wait_for(_send(client, attempt, deadline_s), deadline_s)
-                except TimeoutError:
-                    attempt.entry["error"] = f"no complete answer within {deadline_s:g} s"
-                attempt.entry["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 1)
+                with tracing.span("webhook.deliver", attempt.trace, SpanKind.CLIENT, attributes) as current:
+                    start = time.perf_counter()
+                    try:
+                        await asyncio.wait_for(_send(client, attempt, deadline_s), deadline_s)
+                    except TimeoutError:
+                        attempt.entry["error"] = f"no complete answer within {deadline_s:g} s"
+                    attempt.entry["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 1)
+                    if "status_code" in attempt.entry:
+                        current.set_attribute("http.response.status_code", attempt.entry["status_code"])
+                    if not attempt.ok:
+                        current.set_status(Status(StatusCode.ERROR, attempt.entry.get("error")))
 
         await asyncio.gather(*(one(a) for a in attempts))
 

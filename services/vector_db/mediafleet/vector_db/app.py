@@ -28,6 +28,7 @@ from mediafleet.common.errors import BadRequest, install_error_handlers
 from mediafleet.common.limits import UploadSizeLimit
 from mediafleet.common.metrics import register_storage
 from mediafleet.common.observability import InternalTokenGuard, MetricsMiddleware, health_router
+from mediafleet.common.tracing import FASTAPI_TELEMETRY
 from mediafleet.vector_db.settings import VectorDbSettings
 from mediafleet.vector_db.store import CollectionSpec, VectorStore
 
@@ -84,7 +85,9 @@ def create_app(settings: VectorDbSettings | None = None, store: VectorStore | No
         yield
         store.close()
 
-    app = FastAPI(title="mediafleet vector_db", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="mediafleet vector_db", version="0.1.0", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY
+    )
     install_error_handlers(app)
     token = settings.core.internal_token
     app.add_middleware(InternalTokenGuard, token=token.get_secret_value() if token else None)

@@ -182,6 +182,9 @@ class Job(Base):
     #: with: a retry returns this job instead of making another.
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     idempotency_hash: Mapped[str | None] = mapped_column(String(64))
+    #: The creating request's W3C ``traceparent``/``tracestate`` and ``request_id``
+    #: (:data:`mediafleet.common.tracing.Carrier`): job_manager and workers continue its trace.
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column()

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, object_session
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from mediafleet.common import events, registry, webhooks
+from mediafleet.common import events, registry, tracing, webhooks
 from mediafleet.common.capability import FramesResult, is_frames
 from mediafleet.common.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from mediafleet.common.queues import NEW_JOBS_KEY, TASK_EVENTS_KEY
@@ -190,20 +190,25 @@ def submit_job(
         )
         for name in tasks
     ]
-    session.add(job)
-    try:
-        session.commit()
-    except IntegrityError:  # the same key's first request committed in between
-        session.rollback()
-        earlier = _by_idempotency_key(session, user.id, idempotency_key or "", fingerprint or "")
-        if earlier is None:
-            raise
-        return earlier, True
-    try:
-        ctx.redis.lpush(NEW_JOBS_KEY, job.id)
-    except redis.RedisError as exc:
-        # The job is recorded; job_manager's reconciliation picks up unqueued tasks.
-        log.warning("job_handoff_deferred", job_id=job.id, error=str(exc))
+    attributes = {"mediafleet.job_id": job.id, "mediafleet.media_id": job.media_id, "mediafleet.tasks": tasks}
+    with tracing.span("job.create", attributes=attributes):
+        # job_manager and the workers continue this span's trace, with this request's id
+        job.trace_context = tracing.carrier() or None
+        session.add(job)
+        try:
+            session.commit()
+        except IntegrityError:  # the same key's first request committed in between
+            session.rollback()
+            earlier = _by_idempotency_key(session, user.id, idempotency_key or "", fingerprint or "")
+            if earlier is None:
+                raise
+            return earlier, True
+        try:
+            ctx.redis.lpush(NEW_JOBS_KEY, job.id)
+        except redis.RedisError as exc:
+            # The job is recorded; job_manager's reconciliation picks up unqueued tasks.
+            log.warning("job_handoff_deferred", job_id=job.id, error=str(exc))
+        log.info("job_created", job_id=job.id, media_id=job.media_id, tasks=tasks)
     return JobCreated(job_id=job.id, status=JobStatus.queued, skipped=skipped), False
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile as StarletteUpload
 
+from mediafleet.common import tracing
 from mediafleet.common.errors import NotFound, ValidationFailed
 from mediafleet.common.media import FrameSampling, frame_at, load_rgb_fitted, sample_frames
 from mediafleet.common.media_access import verify_media_signature
@@ -56,7 +57,23 @@ def store_upload(
 ) -> tuple[Media, MediaOwner, bool]:
     """Store ``file`` as the caller's media (see :func:`upload_media`): the media row, the
     caller's ownership of it and whether the caller had uploaded the same bytes before.
-    Raises what the upload route answers (413, 415, 422, 507); a refused file leaves nothing."""
+    Raises what the upload route answers (413, 415, 422, 507); a refused file leaves nothing.
+    Traced as ``media.store``."""
+    with tracing.span("media.store") as current:
+        media, owner, deduplicated = _store_upload(session, ctx, user, file)
+        current.set_attributes(
+            {
+                "mediafleet.media_id": media.id,
+                "mediafleet.media_kind": media.kind,
+                "mediafleet.deduplicated": deduplicated,
+            }
+        )
+    return media, owner, deduplicated
+
+
+def _store_upload(
+    session: Session, ctx: GatewayContext, user: User, file: StarletteUpload
+) -> tuple[Media, MediaOwner, bool]:
     stored = ctx.media.save(file.file)
     try:
         media = session.get(Media, stored.sha256)
