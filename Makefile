@@ -131,6 +131,7 @@ new-service: sync-dev  ## create a capability from templates/capability: make ne
 	$(UV) lock
 	$(UV) sync --frozen --all-packages --all-extras --group dev
 	UV=$(UV) bash scripts/export-requirements.sh
+	$(VENV)/bin/python deploy/kubernetes/render.py
 	$(VENV)/bin/pytest -q services/$(NAME)/tests
 
 # -- the fleet: Docker Compose by default, native local processes with NATIVE=1 --------------

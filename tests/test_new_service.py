@@ -86,24 +86,42 @@ def test_generated_service_passes_its_own_tests(tmp_path: Path) -> None:
 #: Files outside the new folder that adding a capability may change: its compose block, the
 #: lock (a new workspace member), the pinned image requirements exported from the lock, and the
 #: monitoring profile's scrape entry (its DNS name and port), all written by make new-service.
-ALLOWED_OUTSIDE = {"docker-compose.yml", "uv.lock", "monitoring/prometheus/prometheus.yml.in"}
+ALLOWED_OUTSIDE = {
+    "docker-compose.yml",
+    "uv.lock",
+    "monitoring/prometheus/prometheus.yml.in",
+    # the Kubernetes base, rendered from the compose file: its workload and the lists naming it
+    "deploy/kubernetes/base/demo-probe.yaml",
+    "deploy/kubernetes/base/kustomization.yaml",
+    "deploy/kubernetes/components/servicemonitor/servicemonitors.yaml",
+}
 
 
 @pytest.mark.slow
-def test_a_new_capability_touches_only_compose_the_lock_and_its_scrape_entry(tmp_path: Path) -> None:
+def test_a_new_capability_touches_only_compose_the_lock_its_scrape_entry_and_the_kubernetes_base(
+    tmp_path: Path,
+) -> None:
     """The file-writing steps of ``make new-service`` (scripts/new-service.py, ``uv lock``,
-    scripts/export-requirements.sh; the sync and the new tests write no tracked file) in a
-    clone of the committed tree; every changed path outside ``services/NAME/`` is listed."""
+    scripts/export-requirements.sh, deploy/kubernetes/render.py; the sync and the new tests write
+    no tracked file) in a clone of the committed tree; every changed path outside
+    ``services/NAME/`` is listed."""
     scratch = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{ROOT}", str(scratch)], check=True)
     uv = str(ROOT / ".tools" / "bin" / "uv")
     env = {**os.environ, "UV": uv, "UV_PYTHON_DOWNLOADS": "never", "UV_SYSTEM_CERTS": "1"}
-    for cmd in (
-        [sys.executable, "scripts/new-service.py", "demo_probe"],
-        [uv, "lock"],
-        ["bash", "scripts/export-requirements.sh"],
+    # the new package is importable as make new-service's sync would install it
+    installed = {
+        **env,
+        "PYTHONPATH": str(scratch / "services" / "demo_probe"),
+        "MEDIAFLEET_EXTRA_CAPABILITIES": "mediafleet.demo_probe.contract:CAPABILITY",
+    }
+    for cmd, cmd_env in (
+        ([sys.executable, "scripts/new-service.py", "demo_probe"], env),
+        ([uv, "lock"], env),
+        (["bash", "scripts/export-requirements.sh"], env),
+        ([sys.executable, "deploy/kubernetes/render.py"], installed),
     ):
-        done = subprocess.run(cmd, cwd=scratch, env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(cmd, cwd=scratch, env=cmd_env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"{cmd}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
     status = subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=all"],
@@ -119,3 +137,4 @@ def test_a_new_capability_touches_only_compose_the_lock_and_its_scrape_entry(tmp
     assert inside and "services/demo_probe/mediafleet/demo_probe/contract.py" in inside
     assert set(outside) <= ALLOWED_OUTSIDE, outside
     assert "docker-compose.yml" in outside  # its block, which is how the fleet runs it
+    assert "deploy/kubernetes/base/demo-probe.yaml" in outside  # and its Deployment, scaled by KEDA
