@@ -143,6 +143,12 @@ def http_probes(port: int, start_s: int) -> dict[str, Any]:
     }
 
 
+def image(service: dict[str, Any]) -> str:
+    """The service's image as compose names it by default (``${REDIS_IMAGE:-redis:7.2-bookworm}``
+    -> ``redis:7.2-bookworm``); an overlay's ``images:`` points it at your registry."""
+    return expand(service["image"])[0]
+
+
 def resources(service: dict[str, Any]) -> dict[str, Any]:
     memory, cpu = quantity_memory(service["mem_limit"]), quantity_cpu(service["cpus"])
     return {"limits": {"memory": memory, "cpu": cpu}, "requests": {"memory": memory, "cpu": "100m"}}
@@ -231,7 +237,7 @@ def render() -> dict[str, list[dict[str, Any]]]:
         workload(
             "StatefulSet", "redis",
             {
-                "image": "redis:7.2-bookworm",
+                "image": image(r),
                 "args": ["redis-server", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", "/data",
                          "--requirepass", "$(REDIS_PASSWORD)"],
                 "env": secret_env,
@@ -250,7 +256,7 @@ def render() -> dict[str, list[dict[str, Any]]]:
         workload(
             "StatefulSet", "postgres",
             {
-                "image": "postgres:16-bookworm",
+                "image": image(p),
                 "env": env_list(p["environment"], {"PGDATA": "/var/lib/postgresql/data/pgdata"}),
                 "ports": [{"name": "postgres", "containerPort": 5432}],
                 "volumeMounts": [{"name": "postgres", "mountPath": "/var/lib/postgresql/data"}],
@@ -280,7 +286,7 @@ def render() -> dict[str, list[dict[str, Any]]]:
         workload(
             "Deployment", "gateway",
             {
-                "image": "mediafleet/gateway:latest",
+                "image": image(g),
                 "env": secret_env + url_secret + env_list(g["environment"], {**common, **signing}),
                 "ports": [{"name": "http", "containerPort": 8000}],
                 "volumeMounts": [{"name": "media", "mountPath": "/data/media"}],
@@ -297,7 +303,7 @@ def render() -> dict[str, list[dict[str, Any]]]:
         workload(
             "Deployment", "job-manager",
             {
-                "image": "mediafleet/job_manager:latest",
+                "image": image(j),
                 "env": secret_env + url_secret + env_list(j["environment"], {**common, **signing}),
                 "ports": [{"name": "http", "containerPort": 8102}],
                 **http_probes(8102, 180),
@@ -311,7 +317,7 @@ def render() -> dict[str, list[dict[str, Any]]]:
         workload(
             "StatefulSet", "vector-db",
             {
-                "image": "mediafleet/vector_db:latest",
+                "image": image(v),
                 "env": env_list(v["environment"], {}),
                 "ports": [{"name": "http", "containerPort": 8103}],
                 "volumeMounts": [{"name": "vectors", "mountPath": "/data/vectors"}],
@@ -329,7 +335,7 @@ def render() -> dict[str, list[dict[str, Any]]]:
         workload(
             "Deployment", "nginx",
             {
-                "image": "mediafleet/nginx:latest",
+                "image": image(n),
                 "env": env_list(n["environment"], {}),
                 "ports": [{"name": "http", "containerPort": 8080}, {"name": "https", "containerPort": 8443}],
                 "volumeMounts": [{"name": "certs", "mountPath": "/etc/nginx/certs"},
@@ -354,7 +360,7 @@ def render() -> dict[str, list[dict[str, Any]]]:
             workload(
                 "Deployment", dns,
                 {
-                    "image": str(expand(s["image"])[0]),
+                    "image": image(s),
                     "env": secret_env + env_list(env, {**common, "MEDIAFLEET_PULL_COMMAND": PULL}),
                     "ports": [{"name": "http", "containerPort": cap["port"]}],
                     "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
