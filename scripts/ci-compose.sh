@@ -65,6 +65,9 @@ export $(bash scripts/docker.sh server-images monitoring)
 .venv/bin/pytest -m compose tests/compose -s -p no:cacheprovider -o timeout=900 \
   --deselect tests/compose/test_readme.py || status=$?
 stamp "compose tests done"
+# the fleet as a Docker Swarm stack on a single-node swarm (after the compose fleet is down)
+.venv/bin/pytest -m swarm tests/swarm -s -p no:cacheprovider -o timeout=1200 || status=$?
+stamp "swarm tests done"
 ls var/ui-e2e 2>/dev/null | sed 's/^/== web UI artifact: var\/ui-e2e\//' || true
 # the images and their layer cache stay for the next run (unchanged images are not rebuilt);
 # scripts/docker.sh prunes them itself when the disk runs short
