@@ -20,7 +20,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
 
-.PHONY: env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-contention bench-asr bench-diarization bench-llm bench-metadata bench-duplicates bench-vector-db bench-batch bench-cache bench-load new-service monitor run-monitoring upgrade backup restore sync-demo sync-dev system-deps images certs \
+.PHONY: redis-ca https-ca run-worker-host stop-worker-host worker-models env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-contention bench-asr bench-diarization bench-llm bench-metadata bench-duplicates bench-vector-db bench-batch bench-cache bench-load new-service monitor run-monitoring upgrade backup restore sync-demo sync-dev system-deps images certs \
         run-core-services run-ai-services stop ps logs compose limits fleet-ca test-compose clean ui ui-test ui-api
 
 help:  ## list targets
@@ -132,6 +132,8 @@ new-service: sync-dev  ## create a capability from templates/capability: make ne
 	$(UV) sync --frozen --all-packages --all-extras --group dev
 	UV=$(UV) bash scripts/export-requirements.sh
 	$(VENV)/bin/python deploy/kubernetes/render.py
+	$(VENV)/bin/python deploy/swarm/render.py
+	$(VENV)/bin/python deploy/worker-host/render.py
 	$(VENV)/bin/pytest -q services/$(NAME)/tests
 
 # -- the fleet: Docker Compose by default, native local processes with NATIVE=1 --------------
@@ -162,6 +164,31 @@ images:  ## build the CPU images (GPU=1: the GPU images too; OFFLINE=1: local ba
 
 certs:  ## (re)generate the self-signed certificate in the nginx certs volume
 	$(COMPOSE) $(COMPOSE_FILES) run --rm --no-deps --entrypoint /usr/local/bin/gen-cert.sh nginx
+
+# --- worker hosts (docs/worker-hosts.md) -------------------------------------------------------
+# On the fleet's host: the certificates a worker host trusts (copy them into its WORKER_CERTS_DIR)
+CERTS_OUT ?= var/worker-certs
+redis-ca:  ## write the fleet's Redis TLS certificate to CERTS_OUT/redis-ca.crt (for worker hosts)
+	@mkdir -p $(CERTS_OUT)
+	$(COMPOSE) $(COMPOSE_FILES) exec -T redis cat /data/tls/ca.crt > $(CERTS_OUT)/redis-ca.crt
+	@echo "$(CERTS_OUT)/redis-ca.crt written: copy it to the worker host's WORKER_CERTS_DIR"
+https-ca:  ## write nginx's self-signed certificate to CERTS_OUT/https-ca.crt (for worker hosts)
+	@mkdir -p $(CERTS_OUT)
+	$(COMPOSE) $(COMPOSE_FILES) exec -T nginx cat /etc/nginx/certs/fullchain.pem > $(CERTS_OUT)/https-ca.crt
+	@echo "$(CERTS_OUT)/https-ca.crt written: copy it to the worker host, FLEET_HTTPS_CA=/run/mediafleet/https-ca.crt"
+# On the worker host: chosen AI workers for a fleet elsewhere (worker.env: cp worker.env.example)
+WORKER_COMPOSE = $(COMPOSE) -f docker-compose.worker.yml --env-file worker.env -p $(or $(WORKER_PROJECT),mediafleet-worker)
+SERVICES ?=
+run-worker-host:  ## AI workers for a fleet elsewhere (SERVICES="pose_estimation face_reid"; default: every one)
+	@[ -f worker.env ] || { echo "worker.env is missing: cp worker.env.example worker.env and edit it (docs/worker-hosts.md)"; exit 2; }
+	@[ -s "$$(grep -s '^WORKER_CERTS_DIR=' worker.env | cut -d= -f2- || true)/redis-ca.crt" ] || [ -s var/worker-certs/redis-ca.crt ] || \
+	  { echo "no redis-ca.crt in WORKER_CERTS_DIR: make redis-ca on the fleet's host and copy it here"; exit 2; }
+	$(WORKER_COMPOSE) up -d $(SERVICES)
+stop-worker-host:  ## stop this host's workers (SIGTERM: each finishes its running task, takes no new one)
+	$(WORKER_COMPOSE) stop $(SERVICES)
+worker-models:  ## weights for this worker host's services (MODELS="a b"), into its models volume
+	$(VENV)/bin/mediafleet models pull $(if $(strip $(MODELS)),$(MODELS),--defaults) --models-dir $(MODELS_DIR)
+	MODELS_DIR=$(abspath $(MODELS_DIR)) $(WORKER_COMPOSE) run --rm models
 
 ifeq ($(NATIVE),1)
 run-core-services: sync-dev  ## redis, postgres, gateway, job_manager, nginx (NATIVE=1: local processes)

@@ -160,6 +160,9 @@ images() {
       [ "${GPU:-0}" = 1 ] && build docker/ai-torch/Dockerfile mediafleet/ai-torch:gpu --build-arg TORCH_INDEX_URL=
     fi
   fi
+  # Redis with its ACL users and TLS listener, FROM the public image or the local stand-in
+  build services/redis/Dockerfile "mediafleet/redis:$TAG" \
+    --build-arg "REDIS_BASE=${REDIS_IMAGE:-$(server_images | sed -n 's/^REDIS_IMAGE=//p')}"
   build services/gateway/Dockerfile "mediafleet/gateway:$TAG"
   build services/job_manager/Dockerfile "mediafleet/job_manager:$TAG"
   build services/vector_db/Dockerfile "mediafleet/vector_db:$TAG"

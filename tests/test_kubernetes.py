@@ -90,6 +90,7 @@ class _Ref(_Strict):
 
 class _RedisListMetadata(_Strict):  # keda.sh/docs/2.16/scalers/redis-lists
     address: str
+    usernameFromEnv: str | None = None
     listName: str
     listLength: str
     databaseIndex: str | None = None
@@ -172,7 +173,7 @@ def test_every_ai_service_scales_on_each_of_its_queues_with_keda() -> None:
     assert list(auths) == ["mediafleet-redis"]
     auth = _TriggerAuthentication.model_validate(auths["mediafleet-redis"])
     assert [(t.name, t.key) for t in auth.spec["secretTargetRef"]] == [
-        ("mediafleet-secrets", "REDIS_PASSWORD")
+        ("mediafleet-secrets", "REDIS_WORKER_PASSWORD")
     ]
     scaled = {name: _ScaledObject.model_validate(o) for name, o in by_kind("ScaledObject").items()}
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
@@ -189,6 +190,11 @@ def test_every_ai_service_scales_on_each_of_its_queues_with_keda() -> None:
             t.metadata.address == "redis:6379" and int(t.metadata.listLength) >= 1 for t in obj.spec.triggers
         )
         assert 0 <= obj.spec.minReplicaCount <= obj.spec.maxReplicaCount
+        # KEDA reads the queues as the worker's Redis user, named in the target's environment
+        env = {e["name"]: e for e in deployments[name]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert {t.metadata.usernameFromEnv for t in obj.spec.triggers} == {"REDIS_USERNAME"}
+        assert env["REDIS_USERNAME"]["value"] == "worker"
+        assert env["MEDIAFLEET_REDIS_URL"]["value"] == "redis://worker:$(REDIS_WORKER_PASSWORD)@redis:6379/0"
     # the LLM also answers the gateway's chat over HTTP: never scaled to zero
     assert scaled["llm-service"].spec.minReplicaCount == 1
     print(

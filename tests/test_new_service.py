@@ -94,6 +94,9 @@ ALLOWED_OUTSIDE = {
     "deploy/kubernetes/base/demo-probe.yaml",
     "deploy/kubernetes/base/kustomization.yaml",
     "deploy/kubernetes/components/servicemonitor/servicemonitors.yaml",
+    # the Swarm stack and the worker host's compose file, rendered from it too
+    "deploy/swarm/stack.yml",
+    "docker-compose.worker.yml",
 }
 
 
@@ -102,7 +105,7 @@ def test_a_new_capability_touches_only_compose_the_lock_its_scrape_entry_and_the
     tmp_path: Path,
 ) -> None:
     """The file-writing steps of ``make new-service`` (scripts/new-service.py, ``uv lock``,
-    scripts/export-requirements.sh, deploy/kubernetes/render.py; the sync and the new tests write
+    scripts/export-requirements.sh, deploy/{kubernetes,swarm,worker-host}/render.py; the sync and the new tests write
     no tracked file) in a clone of the committed tree; every changed path outside
     ``services/NAME/`` is listed."""
     scratch = tmp_path / "clone"
@@ -120,6 +123,8 @@ def test_a_new_capability_touches_only_compose_the_lock_its_scrape_entry_and_the
         ([uv, "lock"], env),
         (["bash", "scripts/export-requirements.sh"], env),
         ([sys.executable, "deploy/kubernetes/render.py"], installed),
+        ([sys.executable, "deploy/swarm/render.py"], env),
+        ([sys.executable, "deploy/worker-host/render.py"], env),
     ):
         done = subprocess.run(cmd, cwd=scratch, env=cmd_env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"{cmd}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
@@ -138,3 +143,4 @@ def test_a_new_capability_touches_only_compose_the_lock_its_scrape_entry_and_the
     assert set(outside) <= ALLOWED_OUTSIDE, outside
     assert "docker-compose.yml" in outside  # its block, which is how the fleet runs it
     assert "deploy/kubernetes/base/demo-probe.yaml" in outside  # and its Deployment, scaled by KEDA
+    assert "docker-compose.worker.yml" in outside  # and its block on worker hosts

@@ -52,3 +52,20 @@ def test_worker_without_the_media_volume_reads_a_signed_url(
             assert httpx.get(other).status_code == 404
     finally:
         fleet.stop_all()
+
+
+@pytest.mark.slow
+def test_an_empty_media_url_secret_turns_signed_urls_off(tmp_path: Path, pg_url: str, redis_url: str) -> None:
+    """Compose passes ``MEDIAFLEET_MEDIA_URL_SECRET`` empty when ``MEDIA_URL_SECRET`` is unset:
+    that must mean "off", never a key of zero bytes anyone can sign with."""
+    fleet = Fleet(tmp_path, pg_url, redis_url, MEDIAFLEET_MEDIA_URL_SECRET="")
+    try:
+        fleet.start("gateway")
+        with httpx.Client(base_url=fleet.url("gateway"), timeout=30) as client:
+            token = admin_token(client)
+            media_id = upload(client, token, sample("english.png")).json()["media_id"]
+        forged = sign_media_url(fleet.url("gateway"), media_id, "", 60)
+        resp = httpx.get(forged)
+        assert resp.status_code == 404 and resp.json()["error"]["code"] == "media_not_found"
+    finally:
+        fleet.stop_all()

@@ -8,8 +8,10 @@ memory and CPU limits and health probes come from it (a service's ``${VAR:-defau
 its default; ``${SECRET:?...}`` a key of the Secret ``mediafleet-secrets``), so the two cannot
 drift (tests/test_kubernetes.py renders and compares). What Kubernetes does differently:
 
-- Redis asks for a password (``REDIS_PASSWORD``); every service's ``MEDIAFLEET_REDIS_URL``
-  carries it, and KEDA's ``TriggerAuthentication`` reads it from the same Secret.
+- Redis is the fleet's own image (services/redis): one ACL user per role, its password a key
+  of the Secret; each service's ``MEDIAFLEET_REDIS_URL`` names its user as in compose, and
+  KEDA reads the queues as the ``worker`` user (``TriggerAuthentication``). In the cluster
+  every connection is plain on 6379; the TLS port (6380) is for worker hosts outside it.
 - AI workers mount no media volume: job_manager signs a media URL for each task
   (``MEDIAFLEET_MEDIA_URL_BASE``/``_SECRET``) and the worker fetches the file from the gateway,
   as a remote worker does (tests/test_remote_worker.py), so workers scale over nodes.
@@ -41,9 +43,10 @@ PART_OF = {"app.kubernetes.io/part-of": "mediafleet"}
 
 #: compose interpolation variables that are secrets (-> keys of mediafleet-secrets)
 SECRET_KEYS = ("POSTGRES_PASSWORD", "GATEWAY_SECRET_KEY", "INTERNAL_TOKEN", "GATEWAY_ADMIN_PASSWORD",
-               "GATEWAY_INTERNALS_TOKEN")  # fmt: skip
-#: keys only Kubernetes needs (compose's Redis has no password; its workers share the media volume)
-EXTRA_SECRET_KEYS = ("REDIS_PASSWORD", "MEDIA_URL_SECRET")
+               "GATEWAY_INTERNALS_TOKEN", "REDIS_GATEWAY_PASSWORD", "REDIS_JOB_MANAGER_PASSWORD",
+               "REDIS_WORKER_PASSWORD", "REDIS_EXPORTER_PASSWORD")  # fmt: skip
+#: keys only Kubernetes needs (compose's workers share the media volume)
+EXTRA_SECRET_KEYS = ("MEDIA_URL_SECRET",)
 #: what the AI services' ScaledObjects aim at: tasks waiting per replica
 LIST_LENGTH = {"whisper_transcriber": 2, "llm_service": 4}
 #: AI services that also answer HTTP for the gateway (chat, sync routes): never scaled to zero
@@ -216,20 +219,12 @@ def pvc(name: str, size: str, mode: str) -> dict[str, Any]:
     }
 
 
-def redis_url() -> str:
-    return "redis://:$(REDIS_PASSWORD)@redis:6379/0"
-
-
 def render() -> dict[str, list[dict[str, Any]]]:
     """File name -> its objects."""
     c = compose()
     services = c["services"]
     caps = capabilities()
     files: dict[str, list[dict[str, Any]]] = {}
-    common = {"MEDIAFLEET_REDIS_URL": redis_url()}
-    secret_env = [
-        {"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "REDIS_PASSWORD"}}}
-    ]
 
     # Redis and PostgreSQL
     r = services["redis"]
@@ -238,18 +233,15 @@ def render() -> dict[str, list[dict[str, Any]]]:
             "StatefulSet", "redis",
             {
                 "image": image(r),
-                "args": ["redis-server", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", "/data",
-                         "--requirepass", "$(REDIS_PASSWORD)"],
-                "env": secret_env,
-                "ports": [{"name": "redis", "containerPort": 6379}],
+                "env": env_list(r["environment"], {}),
+                "ports": [{"name": "redis", "containerPort": 6379}, {"name": "redis-tls", "containerPort": 6380}],
                 "volumeMounts": [{"name": "redis", "mountPath": "/data"}],
-                "readinessProbe": {"exec": {"command": ["sh", "-c", 'redis-cli -a "$REDIS_PASSWORD" --no-auth-warning ping']},
-                                   "periodSeconds": 5},
+                "readinessProbe": {"exec": {"command": r["healthcheck"]["test"][1:]}, "periodSeconds": 5},
                 "resources": resources(r),
             },
             claims=[claim("redis", "1Gi")],
         ),
-        service("redis", {"redis": 6379}),
+        service("redis", {"redis": 6379, "redis-tls": 6380}),
     ]  # fmt: skip
     p = services["postgres"]
     files["postgres.yaml"] = [
@@ -287,7 +279,7 @@ def render() -> dict[str, list[dict[str, Any]]]:
             "Deployment", "gateway",
             {
                 "image": image(g),
-                "env": secret_env + url_secret + env_list(g["environment"], {**common, **signing}),
+                "env": url_secret + env_list(g["environment"], signing),
                 "ports": [{"name": "http", "containerPort": 8000}],
                 "volumeMounts": [{"name": "media", "mountPath": "/data/media"}],
                 **http_probes(8000, 180),
@@ -304,7 +296,7 @@ def render() -> dict[str, list[dict[str, Any]]]:
             "Deployment", "job-manager",
             {
                 "image": image(j),
-                "env": secret_env + url_secret + env_list(j["environment"], {**common, **signing}),
+                "env": url_secret + env_list(j["environment"], signing),
                 "ports": [{"name": "http", "containerPort": 8102}],
                 **http_probes(8102, 180),
                 "resources": resources(j),
@@ -361,7 +353,7 @@ def render() -> dict[str, list[dict[str, Any]]]:
                 "Deployment", dns,
                 {
                     "image": image(s),
-                    "env": secret_env + env_list(env, {**common, "MEDIAFLEET_PULL_COMMAND": PULL}),
+                    "env": env_list(env, {"MEDIAFLEET_PULL_COMMAND": PULL, "REDIS_USERNAME": "worker"}),
                     "ports": [{"name": "http", "containerPort": cap["port"]}],
                     "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
                     **http_probes(cap["port"], 300),
@@ -383,7 +375,8 @@ def render() -> dict[str, list[dict[str, Any]]]:
                     "triggers": [
                         {
                             "type": "redis",
-                            "metadata": {"address": "redis:6379", "listName": f"rq:queue:{queue}",
+                            "metadata": {"address": "redis:6379", "usernameFromEnv": "REDIS_USERNAME",
+                                         "listName": f"rq:queue:{queue}",
                                          "listLength": str(LIST_LENGTH.get(name, 5)), "databaseIndex": "0"},
                             "authenticationRef": {"name": "mediafleet-redis"},
                         }
@@ -401,7 +394,9 @@ def render() -> dict[str, list[dict[str, Any]]]:
             "apiVersion": "keda.sh/v1alpha1",
             "kind": "TriggerAuthentication",
             "metadata": meta("mediafleet-redis"),
-            "spec": {"secretTargetRef": [{"parameter": "password", "name": SECRET, "key": "REDIS_PASSWORD"}]},
+            "spec": {
+                "secretTargetRef": [{"parameter": "password", "name": SECRET, "key": "REDIS_WORKER_PASSWORD"}]
+            },
         },
     ]
     # Service names may not hold "_": the fleet's URLs name vector-db and job-manager instead

@@ -2,7 +2,7 @@
 
     python deploy/swarm/render.py                 # writes deploy/swarm/stack.yml
     python deploy/swarm/render.py --check         # exit 1 when the committed file differs
-    python deploy/swarm/render.py --unpublished   # to stdout, without nginx's published ports
+    python deploy/swarm/render.py --unpublished   # to stdout, without published ports
 
 ``docker stack deploy`` reads Compose file format 3 and refuses what the fleet's 2.4 file uses
 (``mem_limit``, ``cpus``, ``profiles``, ``depends_on`` conditions, ``build``), so the stack file
@@ -10,8 +10,9 @@ is made from it rather than written beside it: the same images, commands, enviro
 ``${VAR}`` interpolation kept: ``docker stack deploy`` fills it from the shell's environment),
 volumes, health checks and grace periods; limits under ``deploy.resources``; overlay networks
 (``internal`` stays without a way out; both attachable, so a one-off container can join them);
-nginx's ports published on the node that runs it (``mode: host``; Swarm cannot bind one
-address: they listen on every interface, so keep the firewall of scripts/bootstrap-vps.sh).
+nginx's ports and Redis's TLS port (for worker hosts outside the swarm) published on the node
+that runs each (``mode: host``; Swarm cannot bind one address: they listen on every interface,
+so keep the firewall of scripts/bootstrap-vps.sh).
 Every service is found by DNS round robin (``endpoint_mode: dnsrr``), not through a virtual IP:
 a virtual IP needs the kernel's IPVS, which hosts like our CI VM lack (a service's VIP answered
 "No route to host" there while its task's own address answered), and the fleet's services are

@@ -19,6 +19,8 @@ import httpx
 import pytest
 import yaml
 
+from tests.api_helpers import auth
+
 ROOT = Path(__file__).resolve().parents[2]
 #: The admin's own password after the forced change on first sign-in, for every compose test.
 ADMIN_PASSWORD = "compose-admin-password-2"
@@ -31,6 +33,8 @@ MONITORING_IMAGES = (
     "BLACKBOX_EXPORTER_IMAGE",
 )
 TINY_CLIP_NAME = "mf-tiny-clip"
+#: the Redis users services/redis/start.sh makes (ADMIN: optional, set here)
+REDIS_ROLES = ("GATEWAY", "JOB_MANAGER", "WORKER", "EXPORTER", "ADMIN")
 
 
 def tiny_clip_models(target: Path) -> Path:
@@ -56,6 +60,7 @@ class ComposeFleet:
         self.https_port = int(os.environ.get("CI_HTTPS_PORT", "18443"))
         self.http_port = int(os.environ.get("CI_HTTP_PORT", "18080"))
         self.prometheus_port = int(os.environ.get("CI_PROMETHEUS_PORT", "19090"))
+        self.redis_tls_port = int(os.environ.get("CI_REDIS_TLS_PORT", "16380"))
         self.env_file = workdir / "compose.env"
         self.tiny_clip = workdir / "tiny-clip"
         env = {
@@ -65,6 +70,9 @@ class ComposeFleet:
             "GATEWAY_ADMIN_PASSWORD": "first-" + secrets.token_hex(8),
             "HTTPS_PORT": str(self.https_port),
             "HTTP_PORT": str(self.http_port),
+            # Redis: one user per role; `admin` for the tests' own look inside (redis_cli)
+            **{f"REDIS_{role}_PASSWORD": secrets.token_hex(16) for role in REDIS_ROLES},
+            "REDIS_TLS_PORT": str(self.redis_tls_port),
             # fast fault detection for the tests (defaults: 15 s lease, 2 s backoff)
             "MEDIAFLEET_TASK_LEASE_S": "4",
             "MEDIAFLEET_TASK_RETRY_BACKOFF_S": "1",
@@ -79,6 +87,11 @@ class ComposeFleet:
             "GATEWAY_INTERNALS_TOKEN": secrets.token_hex(32),
             "PROMETHEUS_SCRAPE_INTERVAL": "5s",
             "PROMETHEUS_PORT": str(self.prometheus_port),
+            # worker hosts (test_worker_host.py) reach nginx as `nginx` on their own network and
+            # fetch media by URLs job_manager signs for that address
+            "NGINX_SERVER_NAME": "nginx",
+            "MEDIA_URL_BASE": "https://nginx:8443/api",
+            "MEDIA_URL_SECRET": secrets.token_hex(32),
             # traces: every service exports to the test's receiver (tests/compose/otlp.yml)
             "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otlp:4318",
         }
@@ -87,6 +100,8 @@ class ComposeFleet:
                 env[key] = os.environ[key]
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         self.admin_password = env["GATEWAY_ADMIN_PASSWORD"]
+        #: role -> its Redis password
+        self.redis_passwords = {role.lower(): env[f"REDIS_{role}_PASSWORD"] for role in REDIS_ROLES}
         #: what the fleet's internal calls carry (vector_db, the AI services' own ports)
         self.internal_token = env["INTERNAL_TOKEN"]
         self.base = f"https://localhost:{self.https_port}"
@@ -232,13 +247,32 @@ class ComposeFleet:
             time.sleep(0.2)
         os.kill(pid, signal.SIGKILL)
 
-    def redis_cli(self, *args: str) -> str:
-        return self.compose("exec", "-T", "redis", "redis-cli", *args).stdout.strip()
+    def redis_cli(self, *args: str, user: str = "admin") -> str:
+        """``redis-cli`` in the Redis container as ``user`` (the tests' admin by default)."""
+        login = ["--user", user, "--pass", self.redis_passwords[user], "--no-auth-warning"]
+        return self.compose("exec", "-T", "redis", "redis-cli", *login, *args).stdout.strip()
 
     def client(self) -> httpx.Client:
         return httpx.Client(
             base_url=self.base + "/api", verify=ssl.create_default_context(cafile=str(self.ca)), timeout=60
         )
+
+
+def admin(fleet: ComposeFleet, c: httpx.Client) -> str:
+    """The admin's token, whichever password the admin has now (the other modules change it)."""
+    for password in (ADMIN_PASSWORD, fleet.admin_password):
+        resp = c.post("/v1/auth/token", data={"username": "admin", "password": password})
+        if resp.status_code == 200 and not resp.json().get("must_change_password"):
+            return str(resp.json()["access_token"])
+        if resp.status_code == 200:
+            changed = c.post(
+                "/v1/auth/password",
+                json={"current_password": password, "new_password": ADMIN_PASSWORD},
+                headers=auth(resp.json()["access_token"]),
+            )
+            assert changed.status_code == 200, changed.text
+            return str(changed.json()["access_token"])
+    raise AssertionError("the admin can sign in with neither password")
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import ssl
 import subprocess
 import time
@@ -49,7 +50,14 @@ def test_compose_files_validate(fleet: ComposeFleet, tmp_path: Path) -> None:
         text=True,
         env={"PATH": os.environ["PATH"]},
     )
-    assert bare.returncode != 0 and "set POSTGRES_PASSWORD" in bare.stderr  # required secrets are required
+    assert bare.returncode != 0 and re.search(
+        r": set [A-Z_]+ in \.env", bare.stderr
+    )  # required secrets are required
+    worker = subprocess.run(
+        ["docker-compose", "--env-file", str(empty), "-f", "docker-compose.worker.yml", "config"],
+        cwd=ROOT, capture_output=True, text=True, env={"PATH": os.environ["PATH"]},
+    )  # fmt: skip
+    assert worker.returncode != 0 and re.search(r": set [A-Z_]+ in worker\.env", worker.stderr), worker.stderr
 
 
 def test_tls_redirect_and_headers(fleet: ComposeFleet) -> None:
@@ -551,6 +559,7 @@ def _library_state(c: httpx.Client, token: str) -> dict[str, object]:
             srt = c.get(f"/v1/jobs/{job['job_id']}/transcript", params={"format": "srt"}, headers=h)
             transcripts[job["job_id"]] = srt.text
     semantic = c.get("/v1/search", params={"q": "a man in a suit", "mode": "semantic"}, headers=h).json()
+    assert "data" in semantic, semantic  # else the error envelope says why
     return {
         "media": sorted((m["media_id"], m["filename"], m["size_bytes"]) for m in media),
         "jobs": sorted((j["job_id"], j["status"]) for j in jobs if j["status"] in ("succeeded", "failed")),

@@ -17,29 +17,12 @@ import pytest
 import yaml
 
 from tests.api_helpers import auth, upload, vectors_settled, wait_job
-from tests.compose.conftest import ADMIN_PASSWORD, ROOT, ComposeFleet
+from tests.compose.conftest import ROOT, ComposeFleet, admin
 from tests.compose.test_compose_fleet import _docker_stats
 from tests.conftest import sample
 from tests.monitoring.test_prometheus import alert_names, dashboard_queries
 
 pytestmark = pytest.mark.compose
-
-
-def admin(fleet: ComposeFleet, c: httpx.Client) -> str:
-    """The admin's token, whichever password the admin has now (the other modules change it)."""
-    for password in (ADMIN_PASSWORD, fleet.admin_password):
-        resp = c.post("/v1/auth/token", data={"username": "admin", "password": password})
-        if resp.status_code == 200 and not resp.json().get("must_change_password"):
-            return str(resp.json()["access_token"])
-        if resp.status_code == 200:
-            changed = c.post(
-                "/v1/auth/password",
-                json={"current_password": password, "new_password": ADMIN_PASSWORD},
-                headers=auth(resp.json()["access_token"]),
-            )
-            assert changed.status_code == 200, changed.text
-            return str(changed.json()["access_token"])
-    raise AssertionError("the admin can sign in with neither password")
 
 
 def query(prom: httpx.Client, expr: str) -> list[dict[str, object]]:

@@ -5,7 +5,7 @@ this Docker is not in one, and left again after), on the locally built images:
 - every service of the stack runs its replica and every health check passes;
 - an OCR job end to end over HTTPS through nginx (a client container on the stack's edge
   network: Swarm publishes ports on every interface, and nothing here may listen beyond
-  loopback, so the test deploys the stack without nginx's published ports);
+  loopback, so the test deploys the stack without nginx's and Redis's published ports);
 - ``ocr_detection`` scaled to 2 replicas: both take tasks of a burst of jobs.
 
 Run by `make test-compose` after the compose tests (marker ``swarm``).
@@ -80,6 +80,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         "GATEWAY_SECRET_KEY": secrets.token_hex(32),
         "INTERNAL_TOKEN": secrets.token_hex(32),
         "GATEWAY_ADMIN_PASSWORD": "first-" + secrets.token_hex(8),
+        **{
+            f"REDIS_{role}_PASSWORD": secrets.token_hex(16)
+            for role in ("GATEWAY", "JOB_MANAGER", "WORKER", "EXPORTER")
+        },
         "NGINX_SERVER_NAME": "nginx",  # the certificate's name, as the client container calls it
         "CLIP_MODEL": TINY_CLIP_NAME,
         "CLIP_PRETRAINED": "seed0",

@@ -79,3 +79,28 @@ def all_queue_names() -> list[str]:
 def job_events_key(job_id: str) -> str:
     """Redis stream holding a job's progress events (entries with one field ``data``: JSON)."""
     return f"mediafleet:job:{job_id}:events"
+
+
+def redis_problem(exc: redis.RedisError) -> str:
+    """One line for people on why Redis refused or could not be reached (no class names):
+    refused credentials, a permission the role's ACL user lacks, an untrusted TLS certificate,
+    or the connection error as the client saw it."""
+    text = str(exc)
+    if isinstance(exc, redis.AuthenticationError) or "WRONGPASS" in text or "NOAUTH" in text:
+        return (
+            "Redis refused this service's credentials: check the user and password in "
+            "MEDIAFLEET_REDIS_URL (redis://USER:PASSWORD@HOST:PORT/0)"
+        )
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return f"Redis denied a command to this service's user: {text}"
+    if "Hostname mismatch" in text:
+        return (
+            "Redis's TLS certificate does not name the host in MEDIAFLEET_REDIS_URL: add that name "
+            "to REDIS_TLS_SAN on the fleet's host and let it make a new certificate (docs/worker-hosts.md)"
+        )
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return (
+            "Redis's TLS certificate is not trusted: give the fleet's Redis certificate with "
+            "?ssl_ca_certs=/path/to/redis-ca.crt in MEDIAFLEET_REDIS_URL (make redis-ca on the fleet's host)"
+        )
+    return f"Redis cannot be reached: {text}"

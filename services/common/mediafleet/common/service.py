@@ -78,13 +78,9 @@ def run(cap: Capability, mode: str, burst: bool = False) -> None:
         return
 
     conn = redis.Redis.from_url(settings.core.redis_url)
-    try:
-        advertise(conn, cap, runner)
-    except redis.RedisError as exc:
-        log.warning("advert_failed", error=str(exc))
-    # what readiness reports (the gateway's /readyz, GET /v1/tasks, the admin page) and the
-    # retry that loads weights provisioned after the start
-    keep_status(conn, cap, runner)
+    # what readiness reports (the gateway's /readyz, GET /v1/tasks, the admin page), the retry
+    # that loads weights provisioned after the start, and the adverts (once Redis answers)
+    keep_status(conn, cap, runner, on_first=lambda: advertise(conn, cap, runner))
     app = create_service_app(cap, runner, {"redis": redis_check(conn)})
     serve_in_thread(app, settings.http_host, settings.http_port)
     ModelWorker.lease_s = settings.core.task_lease_s
@@ -112,13 +108,15 @@ def work_until_done(
 
     import redis
 
+    from mediafleet.common.queues import redis_problem
+
     backoff = 1.0
     while True:
         try:
             make_worker().work(burst=burst)
             return
         except redis.RedisError as exc:
-            log.warning("redis_lost", error=f"{type(exc).__name__}: {exc}", retry_in_s=backoff)
+            log.warning("redis_lost", error=redis_problem(exc), retry_in_s=backoff)
         while True:
             time.sleep(backoff)
             backoff = min(backoff * 2, max_backoff_s)
@@ -126,7 +124,7 @@ def work_until_done(
                 conn.ping()
                 break
             except redis.RedisError as exc:
-                log.warning("redis_unavailable", error=str(exc), retry_in_s=backoff)
+                log.warning("redis_unavailable", error=redis_problem(exc), retry_in_s=backoff)
         log.info("redis_back", note="starting a new worker")
         backoff = 1.0
 

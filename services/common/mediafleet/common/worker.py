@@ -20,6 +20,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import redis
@@ -33,7 +34,7 @@ from rq.queue import Queue
 from rq.worker import WorkerStatus as RqWorkerState
 
 from mediafleet.common.capability import Capability, NotReady, Runner
-from mediafleet.common.queues import TASK_EVENTS_KEY, WORKER_STATUS_PREFIX
+from mediafleet.common.queues import TASK_EVENTS_KEY, WORKER_STATUS_PREFIX, redis_problem
 from mediafleet.common.taskrun import QUERY_FUNCTION, Runtime, bound_runtime
 
 log = structlog.get_logger("mediafleet.worker")
@@ -128,21 +129,37 @@ def publish_status(conn: redis.Redis, cap: Capability, runner: Runner, ttl_s: in
     return status
 
 
-def keep_status(conn: redis.Redis, cap: Capability, runner: Runner, every_s: float = 5.0) -> threading.Thread:
-    """A daemon thread that republishes the status every ``every_s`` seconds (Redis errors are
-    logged and retried; the key expires 3 periods after the process stops writing it)."""
+def keep_status(
+    conn: redis.Redis,
+    cap: Capability,
+    runner: Runner,
+    every_s: float = 5.0,
+    on_first: Callable[[], None] | None = None,
+) -> threading.Thread:
+    """A daemon thread that republishes the status every ``every_s`` seconds (the key expires 3
+    periods after the process stops writing it). ``on_first`` runs after the first status that
+    Redis took (the adverts). A Redis error is retried; it is logged when it differs from the
+    last one (the main loop logs each reconnection attempt)."""
 
     def loop() -> None:
         last: dict[str, NotReady | None] | None = None
+        first = on_first
+        problem = ""
         while True:
             try:
                 status = publish_status(conn, cap, runner, ttl_s=max(int(3 * every_s), 5))
+                if first is not None:
+                    first()
+                    first = None
+                problem = ""
                 if status.tasks != last:
                     log.info("worker_readiness", capability=cap.name, tasks={
                         t: "ready" if r is None else r.code for t, r in status.tasks.items()})  # fmt: skip
                     last = status.tasks
             except redis.RedisError as exc:
-                log.warning("status_not_published", error=str(exc))
+                if redis_problem(exc) != problem:
+                    problem = redis_problem(exc)
+                    log.warning("status_not_published", error=problem)
             time.sleep(every_s)
 
     thread = threading.Thread(target=loop, name="worker-status", daemon=True)

@@ -30,6 +30,7 @@ from mediafleet.common.queues import (
     JOB_MANAGER_HEARTBEAT_TTL_S,
     NEW_JOBS_KEY,
     TASK_EVENTS_KEY,
+    redis_problem,
 )
 from mediafleet.common.store import create_db_engine, migrate, session_factory
 from mediafleet.common.tracing import FASTAPI_TELEMETRY, configure_tracing
@@ -96,7 +97,7 @@ def main() -> None:
                 conn.delete(NEW_JOBS_KEY, TASK_EVENTS_KEY)
             db_backoff = 1.0
         except redis.RedisError as exc:
-            log.warning("redis_unavailable", error=str(exc))
+            log.warning("redis_unavailable", error=redis_problem(exc))
             stop.wait(1.0)
         except (OperationalError, InterfaceError, PoolTimeout) as exc:
             # the database is away (restart, SIGKILL): wait for it in process, with backoff;

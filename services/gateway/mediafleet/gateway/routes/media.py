@@ -393,7 +393,7 @@ def media_content(
     the authorisation. 403 for a wrong or expired signature, 404 when signed URLs are off.
     """
     secret = ctx.settings.core.media_url_secret
-    if secret is None:
+    if not secret:  # unset or empty (compose's default): signed URLs are off
         raise NotFound(f"media {media_id} not found", code="media_not_found")
     # the signature first: an unsigned probe must not learn whether some content is stored
     verify_media_signature(secret.get_secret_value(), media_id, expires, sig)
