@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mediafleet.common.media_access import sign_media_url
+from mediafleet.common.errors import InvalidMedia
+from mediafleet.common.media_access import MediaUrlExpired, open_media, sign_media_url
 from tests.api_helpers import admin_token, auth, upload, wait_job
 from tests.conftest import sample
 from tests.fleet import Fleet
@@ -50,6 +51,14 @@ def test_worker_without_the_media_volume_reads_a_signed_url(
             assert resp.status_code == 403 and resp.json()["error"]["code"] == "url_expired"
             other = sign_media_url(fleet.url("gateway"), "0" * 64, SECRET, 60)
             assert httpx.get(other).status_code == 404
+
+            # a worker that meets an expired URL fails the attempt in a way RQ retries (job_manager
+            # signs a new URL into the waiting retry: tests/job_manager/test_manager.py)
+            task = {"media_id": media_id, "storage_path": "x/y.png", "media_url": expired}
+            with pytest.raises(MediaUrlExpired), open_media(task, elsewhere):
+                pass
+            with pytest.raises(InvalidMedia), open_media({**task, "media_url": forged}, elsewhere):
+                pass  # a refused signature is no retry's business
     finally:
         fleet.stop_all()
 

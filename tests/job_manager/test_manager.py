@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,3 +139,41 @@ def test_canceled_job_leaves_the_queue(api, manager: JobManager) -> None:
     manager.reconcile()
     assert queue.count == 0
     assert client.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()["status"] == "canceled"
+
+
+def test_a_waiting_tasks_media_url_is_signed_again_before_it_expires(api, core: CoreSettings) -> None:
+    """Issue 24: a worker elsewhere whose task waited past its signed URL's lifetime fails that
+    attempt (MediaUrlExpired, retried); job_manager renews the URL of every waiting task with less
+    than half its lifetime left, so the retry (or the first run) carries a valid one."""
+    from mediafleet.common.media_access import sign_media_url, url_expires, verify_media_signature
+
+    secret = "media-url-secret-for-the-manager-test-0123"
+    core = core.model_copy(
+        update={"media_url_base": "https://fleet.example/api", "media_url_secret": SecretStr(secret),
+                "media_url_ttl_s": 3600}
+    )  # fmt: skip
+    manager = JobManager(
+        JobManagerSettings(core=core), session_factory(create_db_engine(core.database_url)),
+        redis.Redis.from_url(core.redis_url),
+    )  # fmt: skip
+    _new_job(api)
+    manager.reconcile()
+    queue = Queue("echo:normal", connection=manager.redis)
+    fresh = queue.jobs[0].args[0]["media_url"]
+    assert url_expires(fresh) is not None
+    manager.reconcile()
+    assert queue.jobs[0].args[0]["media_url"] == fresh  # a fresh URL is left as it is
+
+    # the task has waited: its URL expired 10 s ago
+    rq_job = queue.jobs[0]
+    media_id = rq_job.args[0]["media_id"]
+    expired = sign_media_url(core.media_url_base, media_id, secret, 60, now=time.time() - 70)
+    rq_job.args = ({**rq_job.args[0], "media_url": expired},)
+    manager.redis.hset(rq_job.key, "data", rq_job.data)
+    assert queue.jobs[0].args[0]["media_url"] == expired
+    manager.reconcile()
+    renewed = queue.jobs[0].args[0]["media_url"]
+    expires = url_expires(renewed)
+    assert renewed != expired and expires is not None and expires > time.time() + 3000
+    sig = renewed.rsplit("sig=", 1)[1]
+    verify_media_signature(secret, media_id, expires, sig)  # raises when it does not verify

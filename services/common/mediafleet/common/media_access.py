@@ -16,10 +16,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from mediafleet.common.errors import Forbidden, InvalidMedia
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def media_signature(secret: str, media_id: str, expires: int) -> str:
@@ -31,6 +34,21 @@ def sign_media_url(base_url: str, media_id: str, secret: str, ttl_s: int, now: f
     expires = int((now or time.time()) + ttl_s)
     query = urlencode({"expires": expires, "sig": media_signature(secret, media_id, expires)})
     return f"{base_url.rstrip('/')}/v1/media/{media_id}/content?{query}"
+
+
+class MediaUrlExpired(Exception):
+    """The task's signed media URL expired before a worker ran it (the task waited in a queue
+    longer than ``MEDIAFLEET_MEDIA_URL_TTL_S``). Not a :class:`MediafleetError`: the task is
+    retried, and job_manager signs a new URL into a waiting task before its URL runs out."""
+
+
+def url_expires(url: str) -> int | None:
+    """The ``expires`` (unix seconds) of a URL made by :func:`sign_media_url`, None without one."""
+    values = parse_qs(urlsplit(url).query).get("expires")
+    try:
+        return int(values[0]) if values else None
+    except ValueError:
+        return None
 
 
 def verify_media_signature(secret: str, media_id: str, expires: int, sig: str) -> None:
@@ -64,6 +82,10 @@ def open_media(payload: dict[str, Any], media_dir: Path, timeout_s: float = 120.
     suffix = Path(payload["storage_path"]).suffix
     with tempfile.NamedTemporaryFile(suffix=suffix, prefix="mediafleet-") as tmp:
         with httpx.stream("GET", url, timeout=timeout_s) as resp:
+            if resp.status_code == 403 and _error_code(resp) == "url_expired":
+                raise MediaUrlExpired(
+                    "the task's media URL expired before it ran; the retry carries a new one"
+                )
             if resp.status_code in (403, 404):
                 raise InvalidMedia(f"media URL refused: HTTP {resp.status_code}", code="media_unreachable")
             resp.raise_for_status()
@@ -71,3 +93,15 @@ def open_media(payload: dict[str, Any], media_dir: Path, timeout_s: float = 120.
                 tmp.write(block)
         tmp.flush()
         yield Path(tmp.name)
+
+
+def _error_code(resp: httpx.Response) -> str | None:
+    """The ``error.code`` of a gateway error envelope, None when the body is not one."""
+    try:
+        resp.read()
+        body = resp.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None

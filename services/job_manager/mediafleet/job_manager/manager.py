@@ -26,6 +26,7 @@ One pass, idempotent, safe to run any number of times and after any crash:
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
@@ -42,7 +43,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mediafleet.common import events, registry, tracing
-from mediafleet.common.media_access import sign_media_url
+from mediafleet.common.media_access import sign_media_url, url_expires
 from mediafleet.common.outcome import TaskOutcome, failure_message
 from mediafleet.common.pipeline.record import record
 from mediafleet.common.queues import TASK_FUNCTION, all_queue_names, queue_name
@@ -169,12 +170,7 @@ class JobManager:
             "inputs": inputs,
         }
         if core.media_url_base and core.media_url_secret:
-            payload["media_url"] = sign_media_url(
-                core.media_url_base,
-                job.media_id,
-                core.media_url_secret.get_secret_value(),
-                core.media_url_ttl_s,
-            )
+            payload["media_url"] = self._media_url(job.media_id)
         queue = self.queues[queue_name(task.name, job.priority)]
         rq_id = rq_job_id(task.id)
         with tracing.span(
@@ -187,6 +183,32 @@ class JobManager:
         log.info("task_enqueued", job_id=job.id, task=task.name, queue=queue.name)
         events.publish(self.redis, job.id, task=task.name, task_status=JobStatus.queued, queue=queue.name)
         return 1
+
+    def _media_url(self, media_id: str) -> str:
+        core = self.settings.core
+        assert core.media_url_base and core.media_url_secret  # checked by the callers
+        return sign_media_url(
+            core.media_url_base, media_id, core.media_url_secret.get_secret_value(), core.media_url_ttl_s
+        )
+
+    def _keep_media_url_fresh(self, rq_job: RQJob) -> None:
+        """A waiting task whose signed media URL has less than half its lifetime left gets a new
+        one (a worker elsewhere that met an expired URL failed the attempt; its retry then
+        carries this one). Only the job's ``data`` field is written: a worker that dequeued it
+        meanwhile still holds a URL valid for the other half."""
+        core = self.settings.core
+        if not (core.media_url_base and core.media_url_secret) or not rq_job.args:
+            return
+        payload = rq_job.args[0]
+        if not isinstance(payload, dict) or "media_url" not in payload:
+            return
+        expires = url_expires(str(payload["media_url"]))
+        if expires is not None and expires - time.time() > core.media_url_ttl_s / 2:
+            return
+        payload = {**payload, "media_url": self._media_url(str(payload["media_id"]))}
+        rq_job.args = (payload,)
+        self.redis.hset(rq_job.key, "data", rq_job.data)
+        log.info("media_url_renewed", task_id=payload.get("task_id"), job_id=payload.get("job_id"))
 
     def _put(
         self, queue: Queue, rq_id: str, payload: dict[str, Any], task: Task, duration_s: float | None
@@ -233,6 +255,7 @@ class JobManager:
             # waiting, possibly for a retry after a failed or abandoned attempt
             task.status = JobStatus.queued
             task.attempts = attempts - 1
+            self._keep_media_url_fresh(rq_job)
         elif status == RQStatus.FINISHED:
             self._store_result(session, task, rq_job.return_value())
             task.attempts = max(task.attempts, attempts)
