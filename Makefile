@@ -20,7 +20,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_PYTHON := $(PYTHON)
 
 
-.PHONY: redis-ca https-ca run-worker-host stop-worker-host worker-models env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-contention bench-asr bench-diarization bench-llm bench-metadata bench-duplicates bench-vector-db bench-batch bench-cache bench-load new-service monitor run-monitoring upgrade backup restore sync-demo sync-dev system-deps images certs \
+.PHONY: redis-ca https-ca run-worker-host stop-worker-host worker-models env models test-models help demo test test-fast lint bench-ocr bench-pose bench-faces bench-contention bench-asr bench-diarization bench-llm bench-metadata bench-duplicates bench-vector-db bench-batch bench-cache bench-load bench-scale new-service monitor run-monitoring upgrade backup restore sync-demo sync-dev system-deps images certs \
         run-core-services run-ai-services stop ps logs compose limits fleet-ca test-compose clean ui ui-test ui-api
 
 help:  ## list targets
@@ -125,6 +125,9 @@ bench-cache: system-deps sync-dev  ## a repeated OCR job served from the result 
 bench-load: system-deps sync-dev test-models  ## 50 users against the gateway (1 vs 2 uvicorn workers): requests/s, errors, p50/p95/p99 per route
 	$(VENV)/bin/python bench/load/run.py
 
+bench-scale: system-deps sync-dev test-models  ## jobs per minute for OCR and pose with 1 and 2 worker hosts (Redis over TLS, signed media URLs)
+	$(VENV)/bin/python bench/scale/run.py
+
 new-service: sync-dev  ## create a capability from templates/capability: make new-service NAME=pose_estimation
 	@test -n "$(NAME)" || { echo "usage: make new-service NAME=snake_case_name"; exit 2; }
 	$(VENV)/bin/python scripts/new-service.py $(NAME)
@@ -186,7 +189,7 @@ run-worker-host:  ## AI workers for a fleet elsewhere (SERVICES="pose_estimation
 	$(WORKER_COMPOSE) up -d $(SERVICES)
 stop-worker-host:  ## stop this host's workers (SIGTERM: each finishes its running task, takes no new one)
 	$(WORKER_COMPOSE) stop $(SERVICES)
-worker-models:  ## weights for this worker host's services (MODELS="a b"), into its models volume
+worker-models: sync-demo  ## weights for this worker host's services (MODELS="a b"), into its models volume
 	$(VENV)/bin/mediafleet models pull $(if $(strip $(MODELS)),$(MODELS),--defaults) --models-dir $(MODELS_DIR)
 	MODELS_DIR=$(abspath $(MODELS_DIR)) $(WORKER_COMPOSE) run --rm models
 

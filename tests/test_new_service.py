@@ -43,7 +43,9 @@ def test_generated_service_passes_its_own_tests(tmp_path: Path) -> None:
     assert (
         block["profiles"] == ["ai"] and block["image"] == "mediafleet/demo_probe:${DEMO_PROBE_VARIANT:-cpu}"
     )
-    assert block["environment"]["MEDIAFLEET_REDIS_URL"] == "redis://redis:6379/0"  # the shared anchors
+    # the shared anchors: the workers' Redis user
+    assert block["environment"]["MEDIAFLEET_REDIS_URL"] == compose["x-service-env"]["MEDIAFLEET_REDIS_URL"]
+    assert block["environment"]["MEDIAFLEET_REDIS_URL"].startswith("redis://worker:${REDIS_WORKER_PASSWORD:?")
     names = list(compose["services"])
     assert names.index("demo_probe") == names.index("media_metadata") + 1  # at the marker, with its peers
     # the monitoring profile's Prometheus scrapes it (every replica, through Docker's DNS)
