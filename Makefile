@@ -125,7 +125,7 @@ bench-cache: system-deps sync-dev  ## a repeated OCR job served from the result 
 bench-load: system-deps sync-dev test-models  ## 50 users against the gateway (1 vs 2 uvicorn workers): requests/s, errors, p50/p95/p99 per route
 	$(VENV)/bin/python bench/load/run.py
 
-bench-scale: system-deps sync-dev test-models  ## jobs per minute for OCR and pose with 1 and 2 worker hosts (Redis over TLS, signed media URLs)
+bench-scale: system-deps sync-dev test-models  ## jobs per minute for OCR and pose with 1 and 2 worker hosts (Redis over TLS, signed media URLs); GPU fallback delay
 	$(VENV)/bin/python bench/scale/run.py
 
 new-service: sync-dev  ## create a capability from templates/capability: make new-service NAME=pose_estimation
@@ -180,9 +180,9 @@ https-ca:  ## write nginx's self-signed certificate to CERTS_OUT/https-ca.crt (f
 	$(COMPOSE) $(COMPOSE_FILES) exec -T nginx cat /etc/nginx/certs/fullchain.pem > $(CERTS_OUT)/https-ca.crt
 	@echo "$(CERTS_OUT)/https-ca.crt written: copy it to the worker host, FLEET_HTTPS_CA=/run/mediafleet/https-ca.crt"
 # On the worker host: chosen AI workers for a fleet elsewhere (worker.env: cp worker.env.example)
-WORKER_COMPOSE = $(COMPOSE) -f docker-compose.worker.yml --env-file worker.env -p $(or $(WORKER_PROJECT),mediafleet-worker)
+WORKER_COMPOSE = $(COMPOSE) -f docker-compose.worker.yml $(if $(GPU),-f docker-compose.worker-gpu.yml) --env-file worker.env -p $(or $(WORKER_PROJECT),mediafleet-worker)
 SERVICES ?=
-run-worker-host:  ## AI workers for a fleet elsewhere (SERVICES="pose_estimation face_reid"; default: every one)
+run-worker-host:  ## AI workers for a fleet elsewhere (SERVICES="pose_estimation face_reid"; default: every one; GPU=1: GPU workers)
 	@[ -f worker.env ] || { echo "worker.env is missing: cp worker.env.example worker.env and edit it (docs/worker-hosts.md)"; exit 2; }
 	@[ -s "$$(grep -s '^WORKER_CERTS_DIR=' worker.env | cut -d= -f2- || true)/redis-ca.crt" ] || [ -s var/worker-certs/redis-ca.crt ] || \
 	  { echo "no redis-ca.crt in WORKER_CERTS_DIR: make redis-ca on the fleet's host and copy it here"; exit 2; }

@@ -13,6 +13,7 @@ cluster here (none is reachable).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -278,3 +279,39 @@ def test_workers_fetch_media_by_signed_url_and_every_secret_key_is_documented() 
     }
     assert signer["MEDIAFLEET_MEDIA_URL_BASE"] == "http://gateway:8000"
     assert signer["MEDIAFLEET_MEDIA_URL_SECRET"] == "$(MEDIA_URL_SECRET)"
+
+
+def test_the_gpu_component_scales_gpu_workers_from_zero_on_their_gpu_queues() -> None:
+    """components/gpu: a GPU worker per service with a :gpu image, valid for Kubernetes, one
+    nvidia.com/gpu each, scaled by KEDA from zero on exactly its capability's GPU queues, and a
+    job-manager patch naming those capabilities as GPU-on-demand."""
+    from mediafleet.common.queues import gpu_queues
+    from mediafleet.common.registry import capabilities
+
+    folder = KUBE / "components" / "gpu"
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    assert kustomization["kind"] == "Component"
+    objs = [o for o in yaml.safe_load_all((folder / "gpu-workers.yaml").read_text()) if o]
+    deployments, scaled = by_kind("Deployment", objs), by_kind("ScaledObject", objs)
+    with_gpu_image = {p.parent.name for p in ROOT.glob("services/*/Dockerfile.gpu")}
+    assert set(deployments) == {f"{n.replace('_', '-')}-gpu" for n in with_gpu_image}
+    caps = capabilities()
+    for name in with_gpu_image:
+        dns = f"{name.replace('_', '-')}-gpu"
+        for version in VERSIONS:
+            kubernetes_validate.validate(deployments[dns], version, strict=True)
+        container = deployments[dns]["spec"]["template"]["spec"]["containers"][0]
+        assert container["image"] == f"mediafleet/{name}:gpu"
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["MEDIAFLEET_WORKER_DEVICE"] == "cuda" and env["REDIS_USERNAME"] == "worker"
+        obj = _ScaledObject.model_validate(scaled[dns])
+        assert obj.spec.minReplicaCount == 0 and obj.spec.scaleTargetRef.name == dns
+        assert [t.metadata.listName for t in obj.spec.triggers] == [
+            f"rq:queue:{q}" for q in gpu_queues(caps[name])
+        ]
+    patch = yaml.safe_load((folder / kustomization["patches"][0]["path"]).read_text())
+    assert patch["metadata"]["name"] == "job-manager" and "job-manager" in by_kind("Deployment")
+    env = {e["name"]: e["value"] for e in patch["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert set(json.loads(env["JOB_MANAGER_GPU_ON_DEMAND"])) == with_gpu_image
+    assert float(env["JOB_MANAGER_GPU_WAIT_S"]) > 0

@@ -36,3 +36,26 @@ def test_each_ai_service_runs_as_in_the_fleet_with_only_what_a_second_host_has()
         own = {k for k in theirs["environment"] if k.split("_")[0] not in ("MEDIAFLEET", "OTEL")}
         assert own <= set(env), (name, own - set(env))
     assert set(worker["volumes"]) == {"models"}
+
+
+def test_the_gpu_overlay_makes_gpu_workers_of_the_gpu_images() -> None:
+    """docker-compose.worker-gpu.yml (make run-worker-host GPU=1): every service with a :gpu image,
+    a GPU reservation and MEDIAFLEET_WORKER_DEVICE=cuda, nothing built on the worker host; it
+    merges with the worker host's file into a valid compose configuration."""
+    overlay = yaml.safe_load((ROOT / "docker-compose.worker-gpu.yml").read_text())["services"]
+    with_gpu_image = {p.parent.name for p in ROOT.glob("services/*/Dockerfile.gpu")}
+    assert set(overlay) == with_gpu_image
+    for name, service in overlay.items():
+        assert service["image"] == f"mediafleet/{name}:gpu" and "build" not in service
+        assert service["environment"]["MEDIAFLEET_WORKER_DEVICE"] == "cuda"
+        assert service["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+    env = ROOT / "worker.env.example"
+    merged = subprocess.run(
+        ["docker-compose", "--env-file", str(env), "-f", "docker-compose.worker.yml",
+         "-f", "docker-compose.worker-gpu.yml", "config"],
+        cwd=ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "REDIS_WORKER_PASSWORD": "x"},
+    )  # fmt: skip
+    assert merged.returncode == 0, merged.stderr
+    config = yaml.safe_load(merged.stdout)["services"]["pose_estimation"]
+    assert config["image"] == "mediafleet/pose_estimation:gpu"
+    assert config["environment"]["MEDIAFLEET_REDIS_URL"].startswith("rediss://worker:x@")

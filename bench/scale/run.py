@@ -14,13 +14,23 @@ once, and the jobs per minute are counted from the first submission to the last 
 Also printed: seconds from a worker host's start (process spawn) to its first finished task
 (one job submitted as it starts, no other worker listening).
 
-    python bench/scale/run.py [--rounds 2] [--tasks ocr,pose]
+The fallback delay of GPU routing (issue 24.3), with OCR: a CPU worker host (core 1) and a
+worker labelled as a GPU worker (core 0, ``MEDIAFLEET_WORKER_DEVICE=cuda`` with the test-only
+``MEDIAFLEET_TEST_PRETEND_CUDA``: no GPU here), job_manager's ``GPU_WAIT_S`` at 5 s. While the GPU
+worker is busy with a long task (samples/english.png tiled 4 x 4), timed from submission to result,
+``--fallback-runs`` times each: a job with ``device: auto`` (sent to the busy GPU worker's queue,
+moved to CPU after GPU_WAIT_S) and one with ``device: cpu`` (never waits); then, the GPU worker
+stopped, ``auto`` again (no GPU worker ready: straight to CPU). The delay is the difference of
+medians.
+
+    python bench/scale/run.py [--rounds 2] [--tasks ocr,pose] [--fallback-runs 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,14 +55,19 @@ def corpus() -> list[Path]:
     return sorted(p for p in MEDIA.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif"))
 
 
+#: job_manager's GPU_WAIT_S in this benchmark (the fleet's default is 30 s)
+GPU_WAIT_S = 5
+
+
 def start_host(
-    fleet_env: dict[str, str], core: int, task: str, url: str, log: Path
+    fleet_env: dict[str, str], core: int, task: str, url: str, log: Path, **extra: str
 ) -> subprocess.Popen[bytes]:
     """One worker host's worker of ``task``: pinned to ``core``, over TLS as ``worker``."""
     from tests.servers import free_port
 
     env = {
         **fleet_env,
+        **extra,
         "MEDIAFLEET_REDIS_URL": url,
         "MEDIAFLEET_MEDIA_DIR": str(Path(tempfile.mkdtemp(prefix="mf-host-media-"))),  # empty: signed URLs
         PORT_ENV[task]: str(free_port()),
@@ -101,10 +116,91 @@ def run_jobs(client: httpx.Client, token: str, media: list[str], task: str, roun
     return len(ids), time.monotonic() - start
 
 
+def timed_job(client: httpx.Client, token: str, media_id: str, device: str) -> tuple[float, str]:
+    """Seconds from submitting one OCR job on ``device`` to its result, and where its task ran."""
+    start = time.monotonic()
+    resp = client.post("/v1/jobs", json={"media_id": media_id, "tasks": ["ocr"], "use_cache": False,
+                                         "device": device}, headers=auth(token))  # fmt: skip
+    resp.raise_for_status()
+    job_id = resp.json()["job_id"]
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}", headers=auth(token)).json()
+        if job["status"] in ("succeeded", "failed", "canceled"):
+            if job["status"] != "succeeded":
+                raise RuntimeError(f"job {job_id} {job['status']}: {job.get('error')}")
+            return time.monotonic() - start, str(job["tasks"][0]["device"])
+        time.sleep(0.1)
+
+
+def fallback(
+    client: httpx.Client,
+    token: str,
+    media_id: str,
+    fleet_env: dict[str, str],
+    url: str,
+    work: Path,
+    runs: int,
+) -> dict[str, float]:
+    """Median seconds to result per case (see the module's docstring); raises when a task ran
+    somewhere other than the CPU."""
+    from PIL import Image
+
+    # a long task for the GPU worker: samples/english.png tiled 4 x 4 (tens of seconds on one core)
+    src = Image.open(ROOT / "samples" / "english.png").convert("RGB")
+    big = Image.new("RGB", (src.width * 4, src.height * 4), "white")
+    for i in range(16):
+        big.paste(src, ((i % 4) * src.width, (i // 4) * src.height))
+    big.save(work / "long.png")
+    with (work / "long.png").open("rb") as fh:
+        long_media = client.post("/v1/media", files={"file": ("long.png", fh)}, headers=auth(token))
+    long_media.raise_for_status()
+    cpu_log, gpu_log = work / "fallback-cpu.log", work / "fallback-gpu.log"
+    cpu = start_host(fleet_env, 1, "ocr", url, cpu_log)
+    gpu = start_host(fleet_env, 0, "ocr", url, gpu_log, MEDIAFLEET_WORKER_DEVICE="cuda",
+                     MEDIAFLEET_TEST_PRETEND_CUDA="true")  # fmt: skip
+    out: dict[str, list[float]] = {"cpu": [], "auto, GPU worker busy": [], "auto, no GPU worker": []}
+    try:
+        wait_log(cpu_log, '"event": "worker_started"')
+        wait_log(gpu_log, '"event": "worker_started"')
+        time.sleep(1.0)  # its first status written: job_manager counts it as ready
+        for _ in range(runs):
+            resp = client.post("/v1/jobs", json={"media_id": long_media.json()["media_id"], "tasks": ["ocr"],
+                                                 "use_cache": False}, headers=auth(token))  # fmt: skip
+            resp.raise_for_status()
+            long_id = resp.json()["job_id"]
+            while client.get(f"/v1/jobs/{long_id}", headers=auth(token)).json()["status"] != "running":
+                time.sleep(0.1)
+            for case, device in (("auto, GPU worker busy", "auto"), ("cpu", "cpu")):
+                seconds, ran_on = timed_job(client, token, media_id, device)
+                if ran_on != "cpu":
+                    raise RuntimeError(f"{case}: the task ran on {ran_on}")
+                out[case].append(seconds)
+            job = client.get(f"/v1/jobs/{long_id}", headers=auth(token)).json()
+            if job["status"] != "running":
+                raise RuntimeError("the long task ended before the timed ones: the GPU worker was not busy")
+            while job["status"] not in ("succeeded", "failed", "canceled"):
+                time.sleep(0.2)
+                job = client.get(f"/v1/jobs/{long_id}", headers=auth(token)).json()
+        gpu.terminate()
+        gpu.wait(60)
+        for _ in range(runs):
+            seconds, ran_on = timed_job(client, token, media_id, "auto")
+            if ran_on != "cpu":
+                raise RuntimeError(f"no GPU worker: the task ran on {ran_on}")
+            out["auto, no GPU worker"].append(seconds)
+    finally:
+        for proc in (cpu, gpu):
+            proc.terminate()
+        for proc in (cpu, gpu):
+            proc.wait(60)
+    return {case: statistics.median(values) for case, values in out.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="times each image is submitted per measurement")
     parser.add_argument("--tasks", default="ocr,pose")
+    parser.add_argument("--fallback-runs", type=int, default=2, help="0: no fallback measurement")
     args = parser.parse_args()
     tasks = args.tasks.split(",")
     if os.cpu_count() is None or (os.cpu_count() or 0) < 2:
@@ -132,7 +228,8 @@ def main() -> int:
     hosts: list[subprocess.Popen[bytes]] = []
     try:
         fleet.start("gateway")
-        fleet.start("job_manager", env={"MEDIAFLEET_REDIS_URL": redis_server.url("job_manager")})
+        fleet.start("job_manager", env={"MEDIAFLEET_REDIS_URL": redis_server.url("job_manager"),
+                                        "JOB_MANAGER_GPU_WAIT_S": str(GPU_WAIT_S)})  # fmt: skip
         worker_url = redis_server.url("worker", tls=True)
         with httpx.Client(base_url=fleet.url("gateway"), timeout=60) as client:
             token = admin_token(client)
@@ -166,6 +263,8 @@ def main() -> int:
                     for proc in hosts:
                         proc.wait(60)
                     hosts.clear()
+            delays = fallback(client, token, media[0], fleet.env, worker_url, work, args.fallback_runs) \
+                if args.fallback_runs else {}  # fmt: skip
     finally:
         for proc in hosts:
             proc.kill()
@@ -177,6 +276,11 @@ def main() -> int:
         one, two = results[(task, 1)], results[(task, 2)]
         print(f"  {task}: 1 host {one:.1f}, 2 hosts {two:.1f}: {two / one:.2f}x; "
               f"a worker host's start to its first finished task {first[task][0]:.1f} s")  # fmt: skip
+    if delays:
+        base = delays["cpu"]
+        print(f"\nGPU routing, OCR of one image, median of {args.fallback_runs} (GPU_WAIT_S={GPU_WAIT_S} s):")
+        for case, seconds in delays.items():
+            print(f"  {case}: {seconds:.2f} s to result ({seconds - base:+.2f} s vs cpu)")
     return 0
 
 

@@ -17,6 +17,10 @@ drift (tests/test_kubernetes.py renders and compares). What Kubernetes does diff
   as a remote worker does (tests/test_remote_worker.py), so workers scale over nodes.
 - Each AI service scales on the length of its RQ queues through a KEDA ``ScaledObject``
   (Redis Lists scaler, one trigger per queue of the family, ``listLength`` per service).
+- ``components/gpu`` adds a GPU worker per service with a ``:gpu`` image (``<service>-gpu``, one
+  ``nvidia.com/gpu``), scaled by KEDA from zero on the capability's GPU queues, and makes
+  job-manager send ``auto`` tasks there first (they run on CPU when no GPU pod took them in
+  ``GPU_WAIT_S_ON_DEMAND``).
 - The monitoring profile is not rendered; ``components/servicemonitor`` adds a
   ``ServiceMonitor`` per service for a cluster that runs the Prometheus Operator.
 
@@ -28,6 +32,7 @@ Kustomize (``kubectl apply -k``); see deploy/kubernetes/README.md.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -343,49 +348,15 @@ def render() -> dict[str, list[dict[str, Any]]]:
     # every AI service: a worker Deployment scaled by KEDA on its queues
     ai_names = [name for name, s in services.items() if "ai" in (s.get("profiles") or [])]
     grace = seconds(services[ai_names[0]]["stop_grace_period"])  # a worker finishes its task
-    models = [{"name": "models", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}}]
     for name in ai_names:
         s, cap = services[name], caps[name]
         dns = name.replace("_", "-")
         env = {k: val for k, val in s["environment"].items() if k != "MEDIAFLEET_MEDIA_DIR"}
-        objects = [
-            workload(
-                "Deployment", dns,
-                {
-                    "image": image(s),
-                    "env": env_list(env, {"MEDIAFLEET_PULL_COMMAND": PULL, "REDIS_USERNAME": "worker"}),
-                    "ports": [{"name": "http", "containerPort": cap["port"]}],
-                    "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
-                    **http_probes(cap["port"], 300),
-                    "resources": resources(s),
-                },
-                volumes=models, grace_s=grace,
-            ),
+        files[f"{dns}.yaml"] = [
+            ai_worker(dns, image(s), env, resources(s), cap["port"], grace),
             service(dns, {"http": cap["port"]}),
-            {
-                "apiVersion": "keda.sh/v1alpha1",
-                "kind": "ScaledObject",
-                "metadata": meta(dns),
-                "spec": {
-                    "scaleTargetRef": {"name": dns},
-                    "minReplicaCount": 1 if name in ALWAYS_ON else 0,
-                    "maxReplicaCount": 4,
-                    "pollingInterval": 10,
-                    "cooldownPeriod": 300,
-                    "triggers": [
-                        {
-                            "type": "redis",
-                            "metadata": {"address": "redis:6379", "usernameFromEnv": "REDIS_USERNAME",
-                                         "listName": f"rq:queue:{queue}",
-                                         "listLength": str(LIST_LENGTH.get(name, 5)), "databaseIndex": "0"},
-                            "authenticationRef": {"name": "mediafleet-redis"},
-                        }
-                        for queue in cap["queues"]
-                    ],
-                },
-            },
-        ]  # fmt: skip
-        files[f"{dns}.yaml"] = objects
+            scaled_object(dns, cap["queues"], 1 if name in ALWAYS_ON else 0, LIST_LENGTH.get(name, 5), 4),
+        ]
 
     # fleet-wide: the models claim the workers read, KEDA's way into Redis, the names used above
     files["shared.yaml"] = [
@@ -399,18 +370,116 @@ def render() -> dict[str, list[dict[str, Any]]]:
             },
         },
     ]
-    # Service names may not hold "_": the fleet's URLs name vector-db and job-manager instead
     for objects in files.values():
-        for obj in objects:
-            for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
-                for item in container.get("env", []):
-                    if isinstance(item.get("value"), str):
-                        item["value"] = (
-                            item["value"]
-                            .replace("http://vector_db:", "http://vector-db:")
-                            .replace("http://llm_service:", "http://llm-service:")
-                        )
+        rename_hosts(objects)
     return files
+
+
+def rename_hosts(objects: list[dict[str, Any]]) -> None:
+    """Service names may not hold "_": the fleet's URLs name vector-db and llm-service instead."""
+    for obj in objects:
+        for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+            for item in container.get("env", []):
+                if isinstance(item.get("value"), str):
+                    item["value"] = (
+                        item["value"]
+                        .replace("http://vector_db:", "http://vector-db:")
+                        .replace("http://llm_service:", "http://llm-service:")
+                    )
+
+
+MODELS_VOLUME = [{"name": "models", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}}]
+
+
+def ai_worker(
+    dns: str, image_name: str, env: dict[str, object], res: dict[str, Any], port: int, grace_s: int
+) -> dict[str, Any]:
+    """An AI service's worker Deployment: the models claim read-only, no media volume."""
+    return workload(
+        "Deployment", dns,
+        {
+            "image": image_name,
+            "env": env_list(env, {"MEDIAFLEET_PULL_COMMAND": PULL, "REDIS_USERNAME": "worker"}),
+            "ports": [{"name": "http", "containerPort": port}],
+            "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
+            **http_probes(port, 300),
+            "resources": res,
+        },
+        volumes=MODELS_VOLUME, grace_s=grace_s,
+    )  # fmt: skip
+
+
+def scaled_object(
+    dns: str, queues: list[str], min_replicas: int, list_length: int, max_replicas: int
+) -> dict[str, Any]:
+    """KEDA's Redis Lists scaler on each RQ queue list (``rq:queue:<name>``) of the worker ``dns``."""
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": meta(dns),
+        "spec": {
+            "scaleTargetRef": {"name": dns},
+            "minReplicaCount": min_replicas,
+            "maxReplicaCount": max_replicas,
+            "pollingInterval": 10,
+            "cooldownPeriod": 300,
+            "triggers": [
+                {
+                    "type": "redis",
+                    "metadata": {"address": "redis:6379", "usernameFromEnv": "REDIS_USERNAME",
+                                 "listName": f"rq:queue:{queue}",
+                                 "listLength": str(list_length), "databaseIndex": "0"},
+                    "authenticationRef": {"name": "mediafleet-redis"},
+                }
+                for queue in queues
+            ],
+        },
+    }  # fmt: skip
+
+
+#: how long a task waits on its GPU queue while KEDA starts a GPU pod from zero and it loads its
+#: models, before it runs on CPU (components/gpu)
+GPU_WAIT_S_ON_DEMAND = 180
+
+
+def gpu_component() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``components/gpu``: per service with a ``:gpu`` image (docker-compose.gpu.yml) a GPU worker
+    Deployment (``<service>-gpu``, one ``nvidia.com/gpu``) that KEDA scales from zero on the
+    capability's GPU queues; and a patch that makes job-manager send ``auto`` tasks of those
+    capabilities to the GPU queues even while no GPU pod runs (``JOB_MANAGER_GPU_ON_DEMAND``),
+    moving them to CPU after ``GPU_WAIT_S_ON_DEMAND``."""
+    from mediafleet.common.queues import gpu_queues
+    from mediafleet.common.registry import capabilities as installed
+
+    services = compose()["services"]
+    overlay = yaml.safe_load((ROOT / "docker-compose.gpu.yml").read_text())["services"]
+    caps = installed()
+    objects: list[dict[str, Any]] = []
+    for name, gpu in overlay.items():
+        s, cap = services[name], caps[name]
+        dns = f"{name.replace('_', '-')}-gpu"
+        env = {k: v for k, v in s["environment"].items() if k != "MEDIAFLEET_MEDIA_DIR"}
+        env.update(gpu["environment"])
+        res = resources(s)
+        res["limits"]["nvidia.com/gpu"] = "1"
+        objects += [
+            ai_worker(dns, image(gpu), env, res, cap.http_port, seconds(s["stop_grace_period"])),
+            scaled_object(dns, gpu_queues(cap), 0, LIST_LENGTH.get(name, 5), 2),
+        ]
+    rename_hosts(objects)
+    patch = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "job-manager"},
+        "spec": {"template": {"spec": {"containers": [{
+            "name": "job-manager",
+            "env": [
+                {"name": "JOB_MANAGER_GPU_ON_DEMAND", "value": json.dumps(sorted(overlay))},
+                {"name": "JOB_MANAGER_GPU_WAIT_S", "value": str(GPU_WAIT_S_ON_DEMAND)},
+            ],
+        }]}}},
+    }  # fmt: skip
+    return objects, patch
 
 
 def servicemonitors() -> list[dict[str, Any]]:
@@ -458,6 +527,19 @@ def outputs() -> dict[Path, str]:
             "apiVersion": "kustomize.config.k8s.io/v1alpha1",
             "kind": "Component",
             "resources": ["servicemonitors.yaml"],
+        },
+        sort_keys=False,
+    )
+    gpu_objects, patch = gpu_component()
+    gpu = BASE.parent / "components" / "gpu"
+    out[gpu / "gpu-workers.yaml"] = HEADER + yaml.safe_dump_all(gpu_objects, sort_keys=False, width=120)
+    out[gpu / "job-manager-gpu.yaml"] = HEADER + yaml.safe_dump(patch, sort_keys=False, width=120)
+    out[gpu / "kustomization.yaml"] = HEADER + yaml.safe_dump(
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+            "kind": "Component",
+            "resources": ["gpu-workers.yaml"],
+            "patches": [{"path": "job-manager-gpu.yaml"}],
         },
         sort_keys=False,
     )

@@ -1,6 +1,6 @@
 """Render docker-compose.worker.yml, the worker host's compose file, from docker-compose.yml (issue 24.1).
 
-    python deploy/worker-host/render.py           # writes docker-compose.worker.yml
+    python deploy/worker-host/render.py           # writes docker-compose.worker.yml and -gpu.yml
     python deploy/worker-host/render.py --check   # exit 1 when the committed file differs
 
 A worker host runs chosen AI workers on another machine (a second VPS, a rented GPU box) for a
@@ -15,6 +15,7 @@ fleet); no database, no media volume, no published port. Settings come from ``wo
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = ROOT / "docker-compose.worker.yml"
+#: the GPU overlay of a worker host (``make run-worker-host GPU=1``), from docker-compose.gpu.yml
+GPU_TARGET = ROOT / "docker-compose.worker-gpu.yml"
 #: what every worker on a worker host runs with (the fleet's x-service-env is for its own host)
 WORKER_ENV = {
     "MEDIAFLEET_ENVIRONMENT": "${MEDIAFLEET_ENVIRONMENT:-production}",
@@ -69,6 +72,24 @@ def render() -> dict[str, Any]:
     return {"version": compose["version"], "services": services, "volumes": {"models": {}}}
 
 
+def render_gpu() -> dict[str, Any]:
+    """docker-compose.gpu.yml's services without their ``build`` (a worker host runs images)."""
+    gpu = yaml.safe_load((ROOT / "docker-compose.gpu.yml").read_text())
+    services = {  # deep copies: no YAML anchors in the output
+        name: copy.deepcopy({k: v for k, v in s.items() if k != "build"})
+        for name, s in gpu["services"].items()
+    }
+    return {"version": gpu["version"], "services": services}
+
+
+GPU_HEADER = """\
+# A GPU worker host's overlay: make run-worker-host GPU=1 SERVICES="..." (docs/worker-hosts.md).
+# Rendered by deploy/worker-host/render.py from docker-compose.gpu.yml: edit that, not this file.
+# The :gpu images as GPU workers (MEDIAFLEET_WORKER_DEVICE=cuda): they take their capability's
+# GPU queues first and refuse to start with one line when no CUDA device is usable.
+"""
+
+
 HEADER = """\
 # A worker host: AI workers on another machine for a fleet elsewhere (docs/worker-hosts.md).
 # Rendered by deploy/worker-host/render.py from docker-compose.yml: edit that, not this file.
@@ -84,17 +105,26 @@ def text() -> str:
     return HEADER + str(yaml.safe_dump(render(), sort_keys=False, width=1000))
 
 
+def outputs() -> dict[Path, str]:
+    return {
+        TARGET: text(),
+        GPU_TARGET: GPU_HEADER + str(yaml.safe_dump(render_gpu(), sort_keys=False, width=1000)),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when the committed file differs")
     args = parser.parse_args()
+    stale = [path.name for path, body in outputs().items() if not path.is_file() or path.read_text() != body]
     if args.check:
-        if not TARGET.is_file() or TARGET.read_text() != text():
-            print("render.py: docker-compose.worker.yml is out of date (run python deploy/worker-host/render.py)",
+        if stale:
+            print(f"render.py: {', '.join(stale)} out of date (run python deploy/worker-host/render.py)",
                   file=sys.stderr)  # fmt: skip
             return 1
         return 0
-    TARGET.write_text(text())
+    for path, body in outputs().items():
+        path.write_text(body)
     return 0
 
 

@@ -76,6 +76,8 @@ class ComposeFleet:
             # fast fault detection for the tests (defaults: 15 s lease, 2 s backoff)
             "MEDIAFLEET_TASK_LEASE_S": "4",
             "MEDIAFLEET_TASK_RETRY_BACKOFF_S": "1",
+            # GPU routing (test_worker_host.py): a task waits 8 s for a GPU worker (default 30 s)
+            "GPU_WAIT_S": "8",
             "OCR_MEM_LIMIT": "3g",
             # no CLIP weights are reachable here: clip_nsfw loads the tiny generated open_clip
             # model from the models volume (tiny_clip_models) through the ViT-B-32 code path

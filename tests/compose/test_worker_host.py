@@ -198,3 +198,56 @@ def test_wrong_credentials_are_refused_and_said(fleet: ComposeFleet, host: Worke
     finally:
         host.compose("stop", "ocr_detection")
         host.write_env(host.password)
+
+
+def test_gpu_routing_and_cpu_fallback(fleet: ComposeFleet, host: WorkerHost, tmp_path: Path) -> None:
+    """The remote worker as a GPU worker (``MEDIAFLEET_WORKER_DEVICE=cuda`` with the test-only
+    ``MEDIAFLEET_TEST_PRETEND_CUDA``: no GPU here, its engines run on the CPU) and the fleet's own
+    CPU worker: a job runs on the GPU worker while it is ready; while it is busy with a long task,
+    a new one moves to CPU after GPU_WAIT_S (8 s here); killed mid-task, its task finishes on CPU
+    (attempts 2, one result)."""
+    gpu = tmp_path / "gpu.yml"
+    gpu.write_text('version: "2.4"\nservices:\n  ocr_detection:\n    environment:\n'
+                   '      MEDIAFLEET_WORKER_DEVICE: cuda\n      MEDIAFLEET_TEST_PRETEND_CUDA: "true"\n')  # fmt: skip
+    fleet.compose("start", "ocr_detection")
+    host.compose("-f", str(gpu), "up", "-d", "--force-recreate", "ocr_detection")
+    host.wait_log('"event": "worker_started"')
+    assert '"device": "cuda"' in host.logs() and "ocr_detection:gpu:high" in host.logs()
+    fleet.wait_healthy(["ocr_detection"])
+    wip = "rq:wip:ocr_detection:gpu:normal"
+    with fleet.client() as c:
+        token = admin(fleet, c)
+        on_gpu = wait_job(c, token, ocr_job(fleet, c, token), timeout=120)
+        assert on_gpu["status"] == "succeeded" and on_gpu["tasks"][0]["device"] == "cuda", on_gpu
+
+        def start_long(n: int) -> str:
+            job_id = ocr_job(fleet, c, token, tiled_page(tmp_path / f"page{n}.png", n))
+            deadline = time.monotonic() + 60
+            while fleet.redis_cli("ZCARD", wip) == "0" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert fleet.redis_cli("ZCARD", wip) == "1", "the GPU worker never started the long task"
+            return job_id
+
+        busy_id = start_long(6)
+        start = time.monotonic()
+        short_id = ocr_job(fleet, c, token)
+        short = wait_job(c, token, short_id, timeout=120)
+        fallback_s = time.monotonic() - start
+        assert short["status"] == "succeeded" and short["tasks"][0]["device"] == "cpu", short
+        assert short["tasks"][0]["attempts"] == 1, short  # moved, not retried
+        moved = [ln for ln in fleet.compose("logs", "--no-color", "job_manager").stdout.splitlines()
+                 if '"event": "task_to_cpu"' in ln and short_id in ln]  # fmt: skip
+        assert moved and '"gpu_workers": 1' in moved[0], moved
+        print(f"\n[gpu routing] GPU worker busy: a new job done on CPU {fallback_s:.1f} s after submission "
+              f"(GPU_WAIT_S=8)")  # fmt: skip
+
+        assert wait_job(c, token, busy_id, timeout=300)["tasks"][0]["device"] == "cuda"
+
+        long_id = start_long(5)
+        start = time.monotonic()
+        host.compose("kill", "-s", "SIGKILL", "ocr_detection")
+        killed = wait_job(c, token, long_id, timeout=300)
+        print(f"[gpu routing] GPU worker killed mid-task: done on CPU {time.monotonic() - start:.1f} s later")
+    assert killed["status"] == "succeeded", killed
+    assert killed["tasks"][0]["attempts"] == 2 and killed["tasks"][0]["device"] == "cpu", killed
+    assert "soap" in killed["results"]["ocr"]["text"].split()

@@ -23,10 +23,12 @@ class TaskOutcome(BaseModel):
     ok: bool
     result: dict[str, Any] | None = None
     error: TaskError | None = None
+    #: what the worker that produced ``result`` runs on (``cpu``, ``cuda``); None from older workers
+    device: str | None = None
 
     @classmethod
-    def success(cls, result: BaseModel) -> TaskOutcome:
-        return cls(ok=True, result=result.model_dump(mode="json"))
+    def success(cls, result: BaseModel, device: str | None = None) -> TaskOutcome:
+        return cls(ok=True, result=result.model_dump(mode="json"), device=device)
 
     @classmethod
     def failure(cls, code: str, message: str, status: int = 400) -> TaskOutcome:

@@ -5,6 +5,10 @@ every task of the capability goes there and the generic task function
 :func:`mediafleet.common.taskrun.run_task` runs it. Its workers also drain the queues of the
 names it had before (``Capability.former_queues``: ``ocr``, ``pose``, ``clip`` until 2026-12),
 so tasks queued before an upgrade still run.
+
+GPU workers (``MEDIAFLEET_WORKER_DEVICE=cuda``) listen first on ``<capability>:gpu:high|normal|low``,
+where job_manager sends a task while a GPU worker of its capability is alive and ready, then on
+the CPU queues; a task no GPU worker took in time goes back to the CPU queue (job_manager).
 """
 
 from __future__ import annotations
@@ -56,24 +60,37 @@ def priority_queues(cap: Capability, priority: Priority | str) -> list[str]:
     return [f"{name}:{level}" for name in (cap.queue, *cap.former_queues)]
 
 
-def family_queues(cap: Capability) -> list[str]:
-    """Every queue a worker of ``cap`` listens on, in its listening order: highest priority
-    first, and at one priority the current name before former ones."""
-    return [q for p in PRIORITY_ORDER for q in priority_queues(cap, p)]
+def gpu_queues(cap: Capability) -> list[str]:
+    """The GPU queues of ``cap``, highest priority first: ``<queue>:gpu:high|normal|low``."""
+    return [f"{cap.queue}:gpu:{p.value}" for p in PRIORITY_ORDER]
 
 
-def queue_name(task: str, priority: Priority | str) -> str:
-    """RQ queue new work for ``task`` at ``priority`` goes to: ``<capability>:<priority>``."""
+def family_queues(cap: Capability, device: str = "cpu") -> list[str]:
+    """Every queue a worker of ``cap`` on ``device`` (``cpu``, ``cuda``) listens on, in its
+    listening order: a GPU worker's GPU queues first; then highest priority first, and at one
+    priority the current name before former ones."""
+    cpu = [q for p in PRIORITY_ORDER for q in priority_queues(cap, p)]
+    return gpu_queues(cap) + cpu if device == "cuda" else cpu
+
+
+def is_gpu_queue(name: str) -> bool:
+    return ":gpu:" in name
+
+
+def queue_name(task: str, priority: Priority | str, gpu: bool = False) -> str:
+    """RQ queue new work for ``task`` at ``priority`` goes to: ``<capability>:<priority>``, or
+    ``<capability>:gpu:<priority>`` for a GPU worker."""
     from mediafleet.common.registry import capability_of
 
-    return f"{capability_of(task).queue}:{Priority(priority).value}"
+    return f"{capability_of(task).queue}:{'gpu:' if gpu else ''}{Priority(priority).value}"
 
 
 def all_queue_names() -> list[str]:
-    """Every queue of every installed capability, former names included (depth metrics)."""
+    """Every queue of every installed capability, GPU queues and former names included (depth
+    metrics, job_manager's reaper and scheduler)."""
     from mediafleet.common.registry import capabilities
 
-    return [q for cap in capabilities().values() for q in family_queues(cap)]
+    return [q for cap in capabilities().values() for q in family_queues(cap, "cuda")]
 
 
 def job_events_key(job_id: str) -> str:

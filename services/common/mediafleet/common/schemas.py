@@ -27,3 +27,17 @@ class JobStatus(StrEnum):
     @property
     def terminal(self) -> bool:
         return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.canceled)
+
+
+class DeviceChoice(StrEnum):
+    """Where a job's tasks may run (``JobCreate.device``).
+
+    ``auto``: on a GPU worker of the task's capability when one is alive and ready, else on CPU;
+    a task no GPU worker took within job_manager's ``GPU_WAIT_S`` (or whose GPU worker died)
+    moves to the CPU queue. ``gpu``: only on a GPU worker (it waits for one). ``cpu``: never
+    waits for a GPU (the CPU queue, which GPU workers also drain when their own is empty).
+    """
+
+    auto = "auto"
+    gpu = "gpu"
+    cpu = "cpu"

@@ -1,7 +1,8 @@
 """``mediafleet-service NAME [worker|serve]``: the entry point of every AI service.
 
 ``worker`` (default): an RQ worker on the capability's queues (``<queue>:high``,
-``:normal``, ``:low``) with the HTTP app (health, metrics, ``/v1/predict``) in a thread;
+``:normal``, ``:low``; a GPU worker, ``MEDIAFLEET_WORKER_DEVICE=cuda``, its ``<queue>:gpu:*``
+first, and it exits with one line when no CUDA device is usable) with the HTTP app (health, metrics, ``/v1/predict``) in a thread;
 both share the runner loaded at start, and the worker binds it for each job.
 ``serve``: only the HTTP app. ``mediafleet-service --list``: the installed capabilities,
 one per line (``name queue http_port env_prefix``), for scripts that iterate over them.
@@ -63,6 +64,16 @@ def run(cap: Capability, mode: str, burst: bool = False) -> None:
     log = structlog.get_logger(f"mediafleet.{cap.name}")
     settings = cap.load_settings()
     configure_logging(settings.core.log_level, settings.core.log_format)
+    device = settings.core.worker_device
+    if device == "cuda" and mode == "worker" and not settings.core.test_pretend_cuda:
+        from mediafleet.common.device import cuda_problem
+
+        problem = cuda_problem()
+        if problem is not None:  # it would take GPU work and run it slowly on the CPU
+            raise SystemExit(
+                f"mediafleet-service {cap.name}: MEDIAFLEET_WORKER_DEVICE=cuda but no CUDA device is "
+                f"usable: {problem}. Start it without MEDIAFLEET_WORKER_DEVICE=cuda to run on the CPU."
+            )
     configure_tracing(cap.name)  # when OTEL_EXPORTER_OTLP_ENDPOINT is set
     runner = cap.build_runner(settings)
     runner.preload()  # before taking any job: never load a model per job
@@ -80,13 +91,18 @@ def run(cap: Capability, mode: str, burst: bool = False) -> None:
     conn = redis.Redis.from_url(settings.core.redis_url)
     # what readiness reports (the gateway's /readyz, GET /v1/tasks, the admin page), the retry
     # that loads weights provisioned after the start, and the adverts (once Redis answers)
-    keep_status(conn, cap, runner, on_first=lambda: advertise(conn, cap, runner))
+    keep_status(conn, cap, runner, on_first=lambda: advertise(conn, cap, runner), device=device)
     app = create_service_app(cap, runner, {"redis": redis_check(conn)})
     serve_in_thread(app, settings.http_host, settings.http_port)
     ModelWorker.lease_s = settings.core.task_lease_s
-    runtime = Runtime(capability=cap, runner=runner, redis=conn, media_dir=settings.core.media_dir)
-    queues = family_queues(cap)
-    log.info("worker_started", capability=cap.name, queues=queues, threads=threads, models=runner.models())
+    runtime = Runtime(
+        capability=cap, runner=runner, redis=conn, media_dir=settings.core.media_dir, device=device
+    )
+    queues = family_queues(cap, device)
+    log.info(
+        "worker_started", capability=cap.name, device=device, queues=queues, threads=threads,
+        models=runner.models(),
+    )  # fmt: skip
     work_until_done(lambda: ModelWorker(queues, connection=conn, runtime=runtime), conn, burst, log)
 
 

@@ -89,6 +89,13 @@ class CoreSettings(BaseSettings):
     video_every_s: float = Field(default=2.0, gt=0)
     video_scene_threshold: float = Field(default=0.3, ge=0, le=1)
     video_max_frames: int = Field(default=60, ge=1, le=1000)
+    #: What an AI worker runs on: ``cpu``, or ``cuda`` (a GPU worker: it takes its capability's
+    #: GPU queues first, and refuses to start without a usable CUDA device). Set its engines'
+    #: own device settings too (docker-compose.gpu.yml does both).
+    worker_device: Literal["cpu", "cuda"] = "cpu"
+    #: Tests only: a ``cuda`` worker skips the CUDA check and runs its engines on the CPU (a GPU
+    #: worker's routing, tested on a machine without one).
+    test_pretend_cuda: bool = False
 
     @property
     def is_production(self) -> bool:

@@ -54,6 +54,8 @@ class Runtime:
     runner: Runner
     redis: redis.Redis
     media_dir: Path
+    #: ``cpu`` or ``cuda`` (``MEDIAFLEET_WORKER_DEVICE``), returned with each result
+    device: str = "cpu"
 
 
 _current: contextvars.ContextVar[Runtime | None] = contextvars.ContextVar("mediafleet_runtime", default=None)
@@ -151,7 +153,7 @@ def _run_task(payload: dict[str, Any]) -> dict[str, Any]:
     used = getattr(result, "engine", None) or engine
     used_model = getattr(result, "model", None) or model
     TASK_DURATION.labels(task, used, used_model, "ok").observe(time.perf_counter() - start)
-    return TaskOutcome.success(result).model_dump(mode="json")
+    return TaskOutcome.success(result, device=rt.device).model_dump(mode="json")
 
 
 #: The function a worker runs for a capability's synchronous query (gateway -> worker).

@@ -97,6 +97,7 @@ class WorkerStatus(BaseModel):
     """What a worker process says of itself (Redis, ``WORKER_STATUS_PREFIX<hostname>:<pid>``)."""
 
     capability: str
+    #: ``cpu`` or ``cuda`` (``MEDIAFLEET_WORKER_DEVICE``): a ``cuda`` worker takes the GPU queues
     device: str = "cpu"
     #: task -> None when it can run now with its default options, else why not.
     tasks: dict[str, NotReady | None]
@@ -117,11 +118,13 @@ def task_readiness(runner: Runner, task: str) -> NotReady | None:
     return None if reason is None else NotReady(code="load_failed", message=reason)
 
 
-def publish_status(conn: redis.Redis, cap: Capability, runner: Runner, ttl_s: int) -> WorkerStatus:
+def publish_status(
+    conn: redis.Redis, cap: Capability, runner: Runner, ttl_s: int, device: str = "cpu"
+) -> WorkerStatus:
     """Write this process's status (every task's readiness; a missing model is retried to load)."""
     status = WorkerStatus(
         capability=cap.name,
-        device=str(getattr(runner.settings, "device", None) or "cpu"),
+        device=device,
         tasks={t: task_readiness(runner, t) for t in cap.task_names},
         at=time.time(),
     )
@@ -135,6 +138,7 @@ def keep_status(
     runner: Runner,
     every_s: float = 5.0,
     on_first: Callable[[], None] | None = None,
+    device: str = "cpu",
 ) -> threading.Thread:
     """A daemon thread that republishes the status every ``every_s`` seconds (the key expires 3
     periods after the process stops writing it). ``on_first`` runs after the first status that
@@ -147,7 +151,7 @@ def keep_status(
         problem = ""
         while True:
             try:
-                status = publish_status(conn, cap, runner, ttl_s=max(int(3 * every_s), 5))
+                status = publish_status(conn, cap, runner, ttl_s=max(int(3 * every_s), 5), device=device)
                 if first is not None:
                     first()
                     first = None
@@ -198,6 +202,32 @@ def _live_statuses(conn: redis.Redis, cap: Capability) -> tuple[int, list[Worker
         except ValueError:
             statuses.append(None)
     return len(workers), statuses
+
+
+def gpu_workers_ready(conn: redis.Redis, cap: Capability, task: str) -> int:
+    """Live GPU workers of ``cap`` (registered on its GPU queues, RQ registration alive) whose
+    status says ``task`` can run now. Raises redis.RedisError."""
+    from rq import Queue, Worker
+
+    from mediafleet.common.queues import gpu_queues
+
+    workers = Worker.all(connection=conn, queue=Queue(gpu_queues(cap)[1], connection=conn))
+    if not workers:
+        return 0
+    ready = 0
+    for value in conn.mget([status_key(w.hostname, w.pid) for w in workers]):
+        try:
+            status = WorkerStatus.model_validate_json(value) if value else None
+        except ValueError:
+            status = None
+        if (
+            status is not None
+            and status.device == "cuda"
+            and task in status.tasks
+            and status.tasks[task] is None
+        ):
+            ready += 1
+    return ready
 
 
 def readiness(conn: redis.Redis) -> dict[str, TaskReadiness]:
@@ -277,15 +307,15 @@ def fleet_report(conn: redis.Redis) -> list[dict[str, Any]]:
     Raises redis.RedisError when Redis is down."""
     from rq import Queue
 
-    from mediafleet.common.queues import ADVERTS_KEY, PRIORITY_ORDER, priority_queues
+    from mediafleet.common.queues import ADVERTS_KEY, PRIORITY_ORDER, gpu_queues, priority_queues
     from mediafleet.common.registry import capabilities as installed
 
     adverts = conn.hgetall(ADVERTS_KEY)
     out = []
     for cap in installed().values():
         queues = {
-            p.value: [Queue(name, connection=conn) for name in priority_queues(cap, p)]
-            for p in PRIORITY_ORDER
+            p.value: [Queue(name, connection=conn) for name in [*priority_queues(cap, p), gpu_queues(cap)[i]]]
+            for i, p in enumerate(PRIORITY_ORDER)
         }
         versions: dict[str, str] = {}
         for task in cap.task_names:

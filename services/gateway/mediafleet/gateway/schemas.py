@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from mediafleet.common.capability import MediaKind
-from mediafleet.common.schemas import JobStatus, Priority
+from mediafleet.common.schemas import DeviceChoice, JobStatus, Priority
 from mediafleet.common.worker import TaskReadiness
 
 #: A binary body in OpenAPI (a file): generated clients hand it over as bytes.
@@ -207,6 +207,12 @@ class JobCreate(BaseModel):
         default=None, max_length=2048, description="POSTed the signed job summary when the job ends"
     )
     use_cache: bool = Field(default=True, description="serve identical earlier work from the result cache")
+    device: DeviceChoice = Field(
+        default=DeviceChoice.auto,
+        description="auto: on a GPU worker when one is alive and ready, else (or when none took it "
+        "within the fleet's GPU wait) on CPU; gpu: only on a GPU worker (waits for one); cpu: "
+        "never waits for a GPU",
+    )
 
 
 class JobCreated(BaseModel):
@@ -234,6 +240,10 @@ class TaskPublic(BaseModel):
     error: str | None
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    device: str | None = Field(
+        default=None,
+        description="what the worker that ran it runs on (cpu, cuda); null before, or when cached",
+    )
     vectors: VectorSyncPublic | None = Field(
         default=None, description="present when the result holds embeddings for vector_db"
     )
@@ -262,6 +272,7 @@ class JobPublicBase(BaseModel):
     media_id: str
     status: JobStatus
     priority: Priority
+    device: DeviceChoice = Field(default=DeviceChoice.auto, description="where its tasks may run")
     options: dict[str, Any]
     tasks: list[TaskPublic]
     results: Any

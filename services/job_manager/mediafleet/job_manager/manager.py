@@ -19,6 +19,16 @@ One pass, idempotent, safe to run any number of times and after any crash:
    ``MEDIAFLEET_TASK_RETRY_BACKOFF_S``); when one failed it fails with the reason.
    Independent tasks are enqueued together and run in parallel on their queues. An RQ
    job that went missing (Redis lost its data) is enqueued again.
+   A job's ``device`` picks the queue family: ``auto`` sends a task to its capability's GPU
+   queue (``<queue>:gpu:<priority>``) while a GPU worker of the capability is alive and has
+   the task ready (its RQ registration and status, :func:`mediafleet.common.worker.gpu_workers_ready`),
+   or always for the capabilities in ``gpu_on_demand`` (GPU workers scaled from zero);
+   ``gpu`` always; ``cpu`` never.
+   Fallback: an ``auto`` task waiting on a GPU queue moves to the CPU queue of its priority,
+   as the same RQ job (its retries and attempts kept), once it waited ``gpu_wait_s`` or at
+   once when no GPU worker is alive and ready (one died: its abandoned task came back from
+   the reaper to the GPU queue). The move is one transaction watching the GPU list: a GPU
+   worker that popped the task first keeps it, so it never runs twice.
 4. Cancel: RQ jobs of canceled tasks are removed from their queue or stopped.
 5. Webhooks: a job that ended with a ``webhook_url`` gets a pending delivery
    (sent by :func:`mediafleet.job_manager.webhooks.deliver_due`).
@@ -26,6 +36,7 @@ One pass, idempotent, safe to run any number of times and after any crash:
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -46,11 +57,12 @@ from mediafleet.common import events, registry, tracing
 from mediafleet.common.media_access import sign_media_url, url_expires
 from mediafleet.common.outcome import TaskOutcome, failure_message
 from mediafleet.common.pipeline.record import record
-from mediafleet.common.queues import TASK_FUNCTION, all_queue_names, queue_name
+from mediafleet.common.queues import TASK_FUNCTION, all_queue_names, is_gpu_queue, queue_name
 from mediafleet.common.schemas import JobStatus
 from mediafleet.common.settings import retry_intervals
 from mediafleet.common.store import Job, Media, Task
 from mediafleet.common.store.models import utcnow
+from mediafleet.common.worker import gpu_workers_ready
 from mediafleet.job_manager import cache, vectors, webhooks
 from mediafleet.job_manager.settings import JobManagerSettings
 
@@ -70,11 +82,14 @@ class JobManager:
         self.redis = conn
         self.queues = {name: Queue(name, connection=conn) for name in all_queue_names()}
         self.scheduler = RQScheduler(list(self.queues), connection=conn)
+        #: task -> live GPU workers with it ready, counted once per pass
+        self._gpu_ready: dict[str, int] = {}
 
     # -- one pass -------------------------------------------------------------------
     def reconcile(self) -> int:
         """Run one reconciliation pass; returns the number of tasks whose state changed."""
         self.reap()
+        self._gpu_ready = {}
         changed = 0
         with self.sessions() as session:
             tasks = session.scalars(
@@ -171,7 +186,7 @@ class JobManager:
         }
         if core.media_url_base and core.media_url_secret:
             payload["media_url"] = self._media_url(job.media_id)
-        queue = self.queues[queue_name(task.name, job.priority)]
+        queue = self.queues[queue_name(task.name, job.priority, gpu=self._wants_gpu(task))]
         rq_id = rq_job_id(task.id)
         with tracing.span(
             "task.enqueue", kind=SpanKind.PRODUCER, attributes=_span_attributes(task, queue.name)
@@ -183,6 +198,65 @@ class JobManager:
         log.info("task_enqueued", job_id=job.id, task=task.name, queue=queue.name)
         events.publish(self.redis, job.id, task=task.name, task_status=JobStatus.queued, queue=queue.name)
         return 1
+
+    def _gpu_workers(self, task: str) -> int:
+        """Live GPU workers that have ``task`` ready (counted once per reconciliation pass)."""
+        if task not in self._gpu_ready:
+            self._gpu_ready[task] = gpu_workers_ready(self.redis, registry.capability_of(task), task)
+        return self._gpu_ready[task]
+
+    def _wants_gpu(self, task: Task) -> bool:
+        device = task.job.device or "auto"
+        if device != "auto":
+            return device == "gpu"
+        return (
+            registry.capability_of(task.name).name in self.settings.gpu_on_demand
+            or self._gpu_workers(task.name) > 0
+        )
+
+    def _fall_back_to_cpu(self, task: Task, rq_job: RQJob) -> None:
+        """Move an ``auto`` task waiting on a GPU queue to the CPU queue when no GPU worker took it
+        within ``gpu_wait_s``, or at once when no GPU worker is alive and ready (and its
+        capability's GPU workers do not start on demand)."""
+        enqueued = rq_job.enqueued_at
+        if enqueued is None:
+            return
+        if enqueued.tzinfo is None:
+            enqueued = enqueued.replace(tzinfo=dt.UTC)
+        waited = (dt.datetime.now(dt.UTC) - enqueued).total_seconds()
+        on_demand = registry.capability_of(task.name).name in self.settings.gpu_on_demand
+        ready = self._gpu_workers(task.name)
+        if waited < self.settings.gpu_wait_s and (ready or on_demand):
+            return
+        gpu_queue = self.queues.get(rq_job.origin) or Queue(rq_job.origin, connection=self.redis)
+        cpu_queue = self.queues[queue_name(task.name, task.job.priority)]
+        # One transaction, watched: off the GPU list and onto the CPU one together, or not at
+        # all when a GPU worker popped it (or the list changed) in between; then the next pass
+        # looks again. A crash between the two cannot leave it on neither list.
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(gpu_queue.key)  # type: ignore[no-untyped-call]
+                if pipe.lpos(gpu_queue.key, rq_job.id) is None:
+                    return  # a GPU worker took it: it runs there
+                pipe.multi()
+                pipe.lrem(gpu_queue.key, 1, rq_job.id)
+                cpu_queue.enqueue_job(rq_job, pipeline=pipe)
+                pipe.execute()
+            except redis.WatchError:
+                return
+        why = (
+            f"no GPU worker took it within {self.settings.gpu_wait_s:g} s"
+            if ready
+            else "no GPU worker is ready"
+        )
+        log.info(
+            "task_to_cpu", job_id=task.job_id, task=task.name, queue=cpu_queue.name,
+            waited_s=round(waited, 1), gpu_workers=ready,
+        )  # fmt: skip
+        events.publish(
+            self.redis, task.job_id, task=task.name, task_status=JobStatus.queued, queue=cpu_queue.name,
+            message=f"{why}: it runs on CPU",
+        )  # fmt: skip
 
     def _media_url(self, media_id: str) -> str:
         core = self.settings.core
@@ -255,6 +329,8 @@ class JobManager:
             # waiting, possibly for a retry after a failed or abandoned attempt
             task.status = JobStatus.queued
             task.attempts = attempts - 1
+            if status == RQStatus.QUEUED and is_gpu_queue(rq_job.origin) and task.job.device == "auto":
+                self._fall_back_to_cpu(task, rq_job)
             self._keep_media_url_fresh(rq_job)
         elif status == RQStatus.FINISHED:
             self._store_result(session, task, rq_job.return_value())
@@ -298,6 +374,7 @@ class JobManager:
             return
         task.status = JobStatus.succeeded
         task.result = outcome.result
+        task.device = outcome.device
         task.error = None
         self._index(session, task)
         job = task.job

@@ -18,5 +18,12 @@ class JobManagerSettings(BaseSettings):
     reconcile_interval_s: float = Field(default=1.0, gt=0)
     #: How long a finished RQ job's result stays in Redis after collection, seconds.
     result_ttl_s: int = Field(default=24 * 3600, ge=60)
+    #: A task of a job with ``device: auto`` on a GPU queue that no GPU worker took within this
+    #: many seconds moves to the CPU queue (at once when no GPU worker is alive and ready).
+    gpu_wait_s: float = Field(default=30.0, ge=0)
+    #: Capabilities whose GPU workers start on demand (KEDA, ``minReplicaCount: 0``): their
+    #: ``auto`` tasks go to the GPU queue even while no GPU worker runs, whose length starts one,
+    #: and move to CPU after ``gpu_wait_s``. JSON list, e.g. ``["whisper_transcriber"]``.
+    gpu_on_demand: set[str] = Field(default_factory=set)
     http_host: str = "127.0.0.1"
     http_port: int = 8102

@@ -1969,6 +1969,17 @@ export interface components {
             score: number;
         };
         /**
+         * DeviceChoice
+         * @description Where a job's tasks may run (``JobCreate.device``).
+         *
+         *     ``auto``: on a GPU worker of the task's capability when one is alive and ready, else on CPU;
+         *     a task no GPU worker took within job_manager's ``GPU_WAIT_S`` (or whose GPU worker died)
+         *     moves to the CPU queue. ``gpu``: only on a GPU worker (it waits for one). ``cpu``: never
+         *     waits for a GPU (the CPU queue, which GPU workers also drain when their own is empty).
+         * @enum {string}
+         */
+        DeviceChoice: "auto" | "gpu" | "cpu";
+        /**
          * DiarizationInfo
          * @description How the speakers were told apart.
          */
@@ -2522,6 +2533,11 @@ export interface components {
         };
         /** JobCreate */
         JobCreate: {
+            /**
+             * @description auto: on a GPU worker when one is alive and ready, else (or when none took it within the fleet's GPU wait) on CPU; gpu: only on a GPU worker (waits for one); cpu: never waits for a GPU
+             * @default auto
+             */
+            device?: components["schemas"]["DeviceChoice"];
             /** Media Id */
             media_id: string;
             /**
@@ -2572,6 +2588,11 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /**
+             * @description where its tasks may run
+             * @default auto
+             */
+            device?: components["schemas"]["DeviceChoice"];
             /** Error */
             error: string | null;
             /** Finished At */
@@ -3499,6 +3520,11 @@ export interface components {
             cached: boolean;
             /** Depends On */
             depends_on: string[];
+            /**
+             * Device
+             * @description what the worker that ran it runs on (cpu, cuda); null before, or when cached
+             */
+            device?: string | null;
             /** Error */
             error: string | null;
             /** Finished At */

@@ -185,6 +185,8 @@ class Job(Base):
     #: The creating request's W3C ``traceparent``/``tracestate`` and ``request_id``
     #: (:data:`mediafleet.common.tracing.Carrier`): job_manager and workers continue its trace.
     trace_context: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    #: Where its tasks may run: ``auto``, ``gpu`` or ``cpu`` (mediafleet.common.schemas.DeviceChoice).
+    device: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column()
@@ -216,6 +218,9 @@ class Task(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     result: Mapped[dict[str, Any] | None] = mapped_column()
     error: Mapped[str | None] = mapped_column(Text)
+    #: What the worker that produced ``result`` runs on (``cpu``, ``cuda``); None until then,
+    #: for a cached result, and for results of workers older than 2026-12-07.
+    device: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
     started_at: Mapped[dt.datetime | None] = mapped_column()
     finished_at: Mapped[dt.datetime | None] = mapped_column()

@@ -60,6 +60,7 @@ def job_public(job: Job, model: type[JobPublicBase] = JobPublicBase) -> JobPubli
         media_id=job.media_id,
         status=job.status,
         priority=job.priority,
+        device=job.device,
         options=job.options,
         tasks=[
             TaskPublic(
@@ -71,6 +72,7 @@ def job_public(job: Job, model: type[JobPublicBase] = JobPublicBase) -> JobPubli
                 error=t.error,
                 started_at=t.started_at,
                 finished_at=t.finished_at,
+                device=t.device,
                 vectors=(
                     VectorSyncPublic.model_validate(t.vector_sync, from_attributes=True)
                     if t.vector_sync is not None
@@ -175,6 +177,7 @@ def submit_job(
         options=options,
         webhook_url=body.webhook_url,
         use_cache=body.use_cache,
+        device=body.device,
         idempotency_key=idempotency_key,
         idempotency_hash=fingerprint,
     )
