@@ -23,7 +23,7 @@ class JobManagerSettings(BaseSettings):
     gpu_wait_s: float = Field(default=30.0, ge=0)
     #: Capabilities whose GPU workers start on demand (KEDA, ``minReplicaCount: 0``): their
     #: ``auto`` tasks go to the GPU queue even while no GPU worker runs, whose length starts one,
-    #: and move to CPU after ``gpu_wait_s``. JSON list, e.g. ``["whisper_transcriber"]``.
+    #: and move to CPU after ``gpu_wait_s``. JSON list of capability names (deploy/kubernetes/components/gpu sets it).
     gpu_on_demand: set[str] = Field(default_factory=set)
     http_host: str = "127.0.0.1"
     http_port: int = 8102
