@@ -8,13 +8,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 from rq import Queue
 
 from mediafleet.common.device import cuda_problem
@@ -24,11 +22,9 @@ from mediafleet.common.settings import CoreSettings
 from mediafleet.common.store import create_db_engine, session_factory
 from mediafleet.common.taskrun import Runtime
 from mediafleet.common.worker import ModelWorker, publish_status, status_key
-from mediafleet.gateway.app import create_app
-from mediafleet.gateway.settings import AdminSettings, GatewaySettings
 from mediafleet.job_manager.manager import JobManager
 from mediafleet.job_manager.settings import JobManagerSettings
-from tests.api_helpers import FIRST_PASSWORD, admin_token, auth, upload
+from tests.api_helpers import auth, upload
 from tests.conftest import sample
 from tests.echo_capability.runner import EchoRunner, EchoSettings
 
@@ -39,17 +35,6 @@ CAP = get_capability("echo")
 @pytest.fixture
 def core(tmp_path: Path, redis_url: str, pg_url: str) -> CoreSettings:
     return CoreSettings(database_url=pg_url, redis_url=redis_url, media_dir=tmp_path / "media")
-
-
-@pytest.fixture
-def api(core: CoreSettings) -> Iterator[tuple[TestClient, str]]:
-    settings = GatewaySettings(
-        core=core,
-        secret_key=SecretStr("gpu-routing-test-secret-0123456789abcd"),
-        admin=AdminSettings(password=SecretStr(FIRST_PASSWORD)),
-    )
-    with TestClient(create_app(settings)) as client:
-        yield client, admin_token(client)
 
 
 def manager(core: CoreSettings, **settings: object) -> JobManager:
@@ -231,3 +216,24 @@ def test_a_gpu_worker_without_cuda_refuses_to_start_in_one_line(tmp_path: Path) 
         "mediafleet-service ocr_detection: MEDIAFLEET_WORKER_DEVICE=cuda but no CUDA"
     ), out
     assert "Traceback" not in out.stderr and "worker_started" not in out.stderr + out.stdout, out
+
+
+def test_a_task_a_worker_popped_and_never_started_goes_back_on_its_queue(api, core: CoreSettings) -> None:
+    """RQ's multi-queue dequeue is a blocking pop: a worker that popped a task and died before
+    marking it started leaves it QUEUED on no list. After 2 x the lease job_manager puts it back
+    (the same RQ job), and a worker runs it once."""
+    core = core.model_copy(update={"task_lease_s": 2})
+    jm = manager(core)
+    jm.orphan_check_s = 0.0
+    job_id = new_job(api)
+    jm.reconcile()
+    assert jm.redis.lpop("rq:queue:echo:normal") is not None  # popped by a worker that then died
+    jm.reconcile()
+    assert depths(jm.redis) == (0, 0)  # within 2 x lease: maybe a worker about to start it
+    time.sleep(4.2)
+    jm.reconcile()
+    assert depths(jm.redis) == (0, 1)
+    Worker(core, "cpu").start().work()
+    jm.reconcile()
+    done = job(api, job_id)
+    assert done["status"] == "succeeded" and done["tasks"][0]["attempts"] == 1, done

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from rq import Queue
 
@@ -18,13 +16,11 @@ from mediafleet.common.settings import CoreSettings
 from mediafleet.common.store import create_db_engine, session_factory
 from mediafleet.common.taskrun import Runtime
 from mediafleet.common.worker import ModelWorker
-from mediafleet.gateway.app import create_app
-from mediafleet.gateway.settings import AdminSettings, GatewaySettings
 from mediafleet.job_manager.manager import JobManager
 from mediafleet.job_manager.settings import JobManagerSettings
 from mediafleet.ocr_detection.runner import OcrRunner
 from mediafleet.ocr_detection.settings import OcrSettings
-from tests.api_helpers import FIRST_PASSWORD, admin_token, auth, upload
+from tests.api_helpers import auth, upload
 from tests.conftest import sample
 from tests.echo_capability.runner import EchoRunner, EchoSettings
 
@@ -35,17 +31,6 @@ def core(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str) -> Core
         f"sqlite:///{tmp_path / 'jm.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     )
     return CoreSettings(database_url=url, redis_url=redis_url, media_dir=tmp_path / "media")
-
-
-@pytest.fixture
-def api(core: CoreSettings) -> Iterator[tuple[TestClient, str]]:
-    settings = GatewaySettings(
-        core=core,
-        secret_key=SecretStr("job-manager-test-secret-0123456789abc"),
-        admin=AdminSettings(password=SecretStr(FIRST_PASSWORD)),
-    )
-    with TestClient(create_app(settings)) as client:
-        yield client, admin_token(client)
 
 
 @pytest.fixture

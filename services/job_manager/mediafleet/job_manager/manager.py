@@ -29,6 +29,10 @@ One pass, idempotent, safe to run any number of times and after any crash:
    once when no GPU worker is alive and ready (one died: its abandoned task came back from
    the reaper to the GPU queue). The move is one transaction watching the GPU list: a GPU
    worker that popped the task first keeps it, so it never runs twice.
+   Orphans: a worker dequeues with a blocking pop, so one that popped a task and died (or
+   froze) before marking it started leaves it QUEUED on no list, where no lease covers it.
+   Every ``orphan_check_s`` the waiting tasks are compared with their queues' lists; one
+   missing for ``2 x MEDIAFLEET_TASK_LEASE_S`` and still QUEUED is put back on its queue.
 4. Cancel: RQ jobs of canceled tasks are removed from their queue or stopped.
 5. Webhooks: a job that ended with a ``webhook_url`` gets a pending delivery
    (sent by :func:`mediafleet.job_manager.webhooks.deliver_due`).
@@ -76,6 +80,9 @@ def rq_job_id(task_id: str) -> str:
 
 
 class JobManager:
+    #: seconds between two looks for tasks a worker popped and never started (one LRANGE per queue)
+    orphan_check_s: float = 10.0
+
     def __init__(self, settings: JobManagerSettings, sessions: sessionmaker[Session], conn: redis.Redis):
         self.settings = settings
         self.sessions = sessions
@@ -84,12 +91,16 @@ class JobManager:
         self.scheduler = RQScheduler(list(self.queues), connection=conn)
         #: task -> live GPU workers with it ready, counted once per pass
         self._gpu_ready: dict[str, int] = {}
+        #: QUEUED tasks seen this pass; RQ job id -> when it was first missing from its list
+        self._waiting: list[RQJob] = []
+        self._missing: dict[str, float] = {}
+        self._orphans_checked = 0.0
 
     # -- one pass -------------------------------------------------------------------
     def reconcile(self) -> int:
         """Run one reconciliation pass; returns the number of tasks whose state changed."""
         self.reap()
-        self._gpu_ready = {}
+        self._gpu_ready, self._waiting = {}, []
         changed = 0
         with self.sessions() as session:
             tasks = session.scalars(
@@ -110,6 +121,7 @@ class JobManager:
                     break
                 changed += len(moved)
                 waiting = [t for t in waiting if t.queue_job_id is None and t.status == JobStatus.queued]
+            self._requeue_orphans()
             changed += self._cancel_canceled(session)
             changed += self._queue_webhooks(session)
             session.commit()
@@ -258,6 +270,34 @@ class JobManager:
             message=f"{why}: it runs on CPU",
         )  # fmt: skip
 
+    def _requeue_orphans(self) -> None:
+        """Put back on its queue a task that stayed QUEUED but off its queue's list for
+        ``2 x task_lease_s``: a worker popped it and died before starting it (module docstring)."""
+        now = time.monotonic()
+        if now - self._orphans_checked < self.orphan_check_s:
+            return
+        self._orphans_checked = now
+        listed: set[str] = set()
+        for name in {j.origin for j in self._waiting}:
+            listed.update((self.queues.get(name) or Queue(name, connection=self.redis)).get_job_ids())
+        missing: dict[str, float] = {}
+        for rq_job in self._waiting:
+            if rq_job.id in listed:
+                continue
+            first = self._missing.get(rq_job.id, now)
+            if now - first < 2 * self.settings.core.task_lease_s:
+                missing[rq_job.id] = first
+                continue
+            if rq_job.get_status(refresh=True) != RQStatus.QUEUED:
+                continue  # a worker started it after all
+            queue = self.queues.get(rq_job.origin) or Queue(rq_job.origin, connection=self.redis)
+            queue.enqueue_job(rq_job)
+            log.warning(
+                "task_requeued", rq_job_id=rq_job.id, queue=queue.name, missing_s=round(now - first, 1),
+                reason="a worker took it off its queue and never started it",
+            )  # fmt: skip
+        self._missing = missing
+
     def _media_url(self, media_id: str) -> str:
         core = self.settings.core
         assert core.media_url_base and core.media_url_secret  # checked by the callers
@@ -332,6 +372,8 @@ class JobManager:
             if status == RQStatus.QUEUED and is_gpu_queue(rq_job.origin) and task.job.device == "auto":
                 self._fall_back_to_cpu(task, rq_job)
             self._keep_media_url_fresh(rq_job)
+            if status == RQStatus.QUEUED:
+                self._waiting.append(rq_job)
         elif status == RQStatus.FINISHED:
             self._store_result(session, task, rq_job.return_value())
             task.attempts = max(task.attempts, attempts)
