@@ -2,8 +2,9 @@
 
 ``worker`` (default): an RQ worker on the capability's queues (``<queue>:high``,
 ``:normal``, ``:low``; a GPU worker, ``MEDIAFLEET_WORKER_DEVICE=cuda``, its ``<queue>:gpu:*``
-first, and it exits with one line when no CUDA device is usable) with the HTTP app (health, metrics, ``/v1/predict``) in a thread;
-both share the runner loaded at start, and the worker binds it for each job.
+first, and it exits with one line when no CUDA device is usable) with the HTTP app (health,
+metrics, ``/v1/predict``) in a thread; both share the runner loaded at start, and the worker
+binds it for each job.
 ``serve``: only the HTTP app. ``mediafleet-service --list``: the installed capabilities,
 one per line (``name queue http_port env_prefix``), for scripts that iterate over them.
 """

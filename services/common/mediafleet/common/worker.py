@@ -188,10 +188,15 @@ class TaskReadiness(BaseModel):
 NO_WORKER = "no worker runs: jobs needing it wait in the queue"
 
 
-def _live_statuses(conn: redis.Redis, cap: Capability) -> tuple[int, list[WorkerStatus | None]]:
+def _live_statuses(
+    conn: redis.Redis, cap: Capability, queue: str | None = None
+) -> tuple[int, list[WorkerStatus | None]]:
+    """The live RQ workers listening on ``queue`` (default: ``cap``'s normal queue, which every
+    worker of it drains) and each one's status (None: not written yet, or unreadable)."""
     from rq import Queue, Worker
 
-    workers = Worker.all(connection=conn, queue=Queue(f"{cap.queue}:normal", connection=conn))
+    name = queue or f"{cap.queue}:normal"
+    workers = Worker.all(connection=conn, queue=Queue(name, connection=conn))
     if not workers:
         return 0, []
     raw = conn.mget([status_key(w.hostname, w.pid) for w in workers])
@@ -207,27 +212,14 @@ def _live_statuses(conn: redis.Redis, cap: Capability) -> tuple[int, list[Worker
 def gpu_workers_ready(conn: redis.Redis, cap: Capability, task: str) -> int:
     """Live GPU workers of ``cap`` (registered on its GPU queues, RQ registration alive) whose
     status says ``task`` can run now. Raises redis.RedisError."""
-    from rq import Queue, Worker
-
     from mediafleet.common.queues import gpu_queues
 
-    workers = Worker.all(connection=conn, queue=Queue(gpu_queues(cap)[1], connection=conn))
-    if not workers:
-        return 0
-    ready = 0
-    for value in conn.mget([status_key(w.hostname, w.pid) for w in workers]):
-        try:
-            status = WorkerStatus.model_validate_json(value) if value else None
-        except ValueError:
-            status = None
-        if (
-            status is not None
-            and status.device == "cuda"
-            and task in status.tasks
-            and status.tasks[task] is None
-        ):
-            ready += 1
-    return ready
+    _, statuses = _live_statuses(conn, cap, gpu_queues(cap)[1])
+    return sum(
+        1
+        for s in statuses
+        if s is not None and s.device == "cuda" and task in s.tasks and s.tasks[task] is None
+    )
 
 
 def readiness(conn: redis.Redis) -> dict[str, TaskReadiness]:
