@@ -36,8 +36,15 @@ if importlib.util.find_spec("torch"):
 if importlib.util.find_spec("onnxruntime"):
     import onnxruntime
     found["onnxruntime"] = f"{onnxruntime.__version__} {onnxruntime.get_available_providers()}"
-print(f"mediafleet/{cap.name}:gpu imports {type(runner).__name__}; {found}")
+from mediafleet.common.device import cuda_problem
+print(f"mediafleet/{cap.name}:gpu imports {type(runner).__name__}; {found}; CUDA: {cuda_problem() or 'usable'}")
 PY
+  # as a GPU worker on this machine without a GPU it must refuse to start, in one line
+  if out=$(docker run --rm -e MEDIAFLEET_WORKER_DEVICE=cuda "mediafleet/$name:gpu" 2>&1); then
+    echo "mediafleet/$name:gpu started as a GPU worker without a GPU: $out"; exit 1
+  fi
+  [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || { echo "mediafleet/$name:gpu said more than one line: $out"; exit 1; }
+  echo "mediafleet/$name:gpu as a GPU worker here: $out"
 done
 for variant in cpu gpu; do
   for file in services/*/Dockerfile.$variant; do

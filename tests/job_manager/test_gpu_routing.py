@@ -15,6 +15,7 @@ import redis
 from fastapi.testclient import TestClient
 from rq import Queue
 
+from mediafleet.common import device
 from mediafleet.common.device import cuda_problem
 from mediafleet.common.queues import family_queues
 from mediafleet.common.registry import get as get_capability
@@ -200,9 +201,18 @@ def test_an_unknown_device_is_refused(api) -> None:
     assert resp.json()["error"]["code"] == "validation_error", resp.json()
 
 
-def test_no_cuda_here_is_said() -> None:
-    problem = cuda_problem()
-    assert problem is not None and "PyTorch" in problem and "ONNX Runtime" in problem, problem
+def test_no_cuda_here_is_said(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This machine has no NVIDIA driver: that is the answer, whatever the builds. With a device
+    (the driver stubbed), the answer follows the image's builds: a CUDA build of one library
+    will do, CPU builds only are named."""
+    assert cuda_problem() == device.cuda_devices()
+    assert str(cuda_problem()).startswith("no NVIDIA driver is visible")
+    monkeypatch.setattr(device, "cuda_devices", lambda: 1)
+    monkeypatch.setattr(device, "BUILDS", {"PyTorch": lambda: False, "CTranslate2": lambda: None})
+    assert cuda_problem() == "1 NVIDIA device(s) visible, but this image has CPU builds only (PyTorch): " \
+        "use the :gpu image (make images GPU=1)"  # fmt: skip
+    monkeypatch.setattr(device, "BUILDS", {"PyTorch": lambda: False, "ONNX Runtime": lambda: True})
+    assert cuda_problem() is None
 
 
 def test_a_gpu_worker_without_cuda_refuses_to_start_in_one_line(tmp_path: Path) -> None:

@@ -2,17 +2,41 @@
 
 A worker started with ``MEDIAFLEET_WORKER_DEVICE=cuda`` takes its capability's GPU queues; one
 that cannot use a GPU would take GPU work and run it slowly on the CPU, so it refuses to start.
-The check asks the inference libraries the image has, in the order the capabilities use them:
-PyTorch (``torch.cuda.is_available()``), ONNX Runtime (``CUDAExecutionProvider``), CTranslate2
-(faster-whisper, ``get_cuda_device_count()``) and llama.cpp (``llama_supports_gpu_offload()``).
-One of them seeing a device is enough.
+Two things must hold:
+
+1. **A device**: the NVIDIA driver's own library (``libcuda.so.1``, which the NVIDIA Container
+   Toolkit mounts into a container given a GPU) initialises (``cuInit``) and counts at least
+   one device (``cuDeviceGetCount``), through ``ctypes``: the CUDA Driver API, the same call
+   every CUDA library makes first.
+2. **A CUDA build** of a library of this image: PyTorch (``torch.version.cuda``), ONNX Runtime
+   (``CUDAExecutionProvider`` among its providers), CTranslate2 (``get_cuda_device_count()``)
+   or llama.cpp (``llama_supports_gpu_offload()``). ONNX Runtime and llama.cpp report what they
+   were built with, not whether a device is there: hence 1.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
-import os
-import shutil
+
+
+def cuda_devices() -> int | str:
+    """The number of CUDA devices the driver sees (>= 1), or why none: one line for people."""
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return (
+            "no NVIDIA driver is visible to this process (a container needs the NVIDIA driver and "
+            "the NVIDIA Container Toolkit on the host, and a GPU reservation: docker-compose.gpu.yml)"
+        )
+    status = lib.cuInit(0)
+    if status != 0:
+        return f"the NVIDIA driver is there but does not initialise (CUDA error {status})"
+    count = ctypes.c_int(0)
+    status = lib.cuDeviceGetCount(ctypes.byref(count))
+    if status != 0 or count.value < 1:
+        return "the NVIDIA driver sees no device (check CUDA_VISIBLE_DEVICES and the GPU reservation)"
+    return int(count.value)
 
 
 def _torch() -> bool | None:
@@ -20,7 +44,7 @@ def _torch() -> bool | None:
         return None
     import torch
 
-    return bool(torch.cuda.is_available())
+    return torch.version.cuda is not None
 
 
 def _onnxruntime() -> bool | None:
@@ -47,7 +71,8 @@ def _llama_cpp() -> bool | None:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
-PROBES = {
+#: library -> True when this image has its CUDA build, False when a CPU build, None when absent
+BUILDS = {
     "PyTorch": _torch,
     "ONNX Runtime": _onnxruntime,
     "CTranslate2": _ctranslate2,
@@ -56,26 +81,25 @@ PROBES = {
 
 
 def cuda_problem() -> str | None:
-    """None when a library of this image sees a CUDA device, else one line for people on why not.
-
-    Never raises: a library that fails to import or to probe counts as seeing no device."""
-    asked = []
-    for name, probe in PROBES.items():
+    """None when a CUDA device is usable here (both conditions of the module docstring), else one
+    line for people on why not. Never raises: a library that fails to import or to answer
+    counts as a CPU build."""
+    devices = cuda_devices()
+    if isinstance(devices, str):
+        return devices
+    cpu_builds = []
+    for name, probe in BUILDS.items():
         try:
-            seen = probe()
-        except Exception:  # a broken CUDA install is "no usable device", said below
-            seen = False
-        if seen:
+            cuda = probe()
+        except Exception:  # a broken CUDA install is "not usable", said below
+            cuda = False
+        if cuda:
             return None
-        if seen is not None:
-            asked.append(name)
-    if not asked:
+        if cuda is not None:
+            cpu_builds.append(name)
+    if not cpu_builds:
         return "this image has none of the libraries that run models on a GPU"
-    where = (
-        "no NVIDIA device is visible to this container (the host needs the NVIDIA driver and "
-        "the NVIDIA Container Toolkit, and the service a GPU reservation: docker-compose.gpu.yml)"
-        if shutil.which("nvidia-smi") is None and not os.path.exists("/dev/nvidiactl")
-        else "an NVIDIA device is visible but this image's libraries are CPU builds (use the "
-        ":gpu image: make images GPU=1)"
+    return (
+        f"{devices} NVIDIA device(s) visible, but this image has CPU builds only ({', '.join(cpu_builds)}): "
+        "use the :gpu image (make images GPU=1)"
     )
-    return f"{where}; asked {', '.join(asked)}"
