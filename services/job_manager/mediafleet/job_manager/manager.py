@@ -211,6 +211,14 @@ class JobManager:
         events.publish(self.redis, job.id, task=task.name, task_status=JobStatus.queued, queue=queue.name)
         return 1
 
+    def _queue(self, name: str) -> Queue:
+        """The RQ queue ``name`` (one of this version's, or a name an RQ job still carries)."""
+        return self.queues.get(name) or Queue(name, connection=self.redis)
+
+    def _on_demand(self, task: str) -> bool:
+        """Whether ``task``'s capability has GPU workers that start on demand (``gpu_on_demand``)."""
+        return registry.capability_of(task).name in self.settings.gpu_on_demand
+
     def _gpu_workers(self, task: str) -> int:
         """Live GPU workers that have ``task`` ready (counted once per reconciliation pass)."""
         if task not in self._gpu_ready:
@@ -221,10 +229,7 @@ class JobManager:
         device = task.job.device or "auto"
         if device != "auto":
             return device == "gpu"
-        return (
-            registry.capability_of(task.name).name in self.settings.gpu_on_demand
-            or self._gpu_workers(task.name) > 0
-        )
+        return self._on_demand(task.name) or self._gpu_workers(task.name) > 0
 
     def _fall_back_to_cpu(self, task: Task, rq_job: RQJob) -> None:
         """Move an ``auto`` task waiting on a GPU queue to the CPU queue when no GPU worker took it
@@ -236,11 +241,10 @@ class JobManager:
         if enqueued.tzinfo is None:
             enqueued = enqueued.replace(tzinfo=dt.UTC)
         waited = (dt.datetime.now(dt.UTC) - enqueued).total_seconds()
-        on_demand = registry.capability_of(task.name).name in self.settings.gpu_on_demand
         ready = self._gpu_workers(task.name)
-        if waited < self.settings.gpu_wait_s and (ready or on_demand):
+        if waited < self.settings.gpu_wait_s and (ready or self._on_demand(task.name)):
             return
-        gpu_queue = self.queues.get(rq_job.origin) or Queue(rq_job.origin, connection=self.redis)
+        gpu_queue = self._queue(rq_job.origin)
         cpu_queue = self.queues[queue_name(task.name, task.job.priority)]
         # One transaction, watched: off the GPU list and onto the CPU one together, or not at
         # all when a GPU worker popped it (or the list changed) in between; then the next pass
@@ -279,7 +283,7 @@ class JobManager:
         self._orphans_checked = now
         listed: set[str] = set()
         for name in {j.origin for j in self._waiting}:
-            listed.update((self.queues.get(name) or Queue(name, connection=self.redis)).get_job_ids())
+            listed.update(self._queue(name).get_job_ids())
         missing: dict[str, float] = {}
         for rq_job in self._waiting:
             if rq_job.id in listed:
@@ -290,7 +294,7 @@ class JobManager:
                 continue
             if rq_job.get_status(refresh=True) != RQStatus.QUEUED:
                 continue  # a worker started it after all
-            queue = self.queues.get(rq_job.origin) or Queue(rq_job.origin, connection=self.redis)
+            queue = self._queue(rq_job.origin)
             queue.enqueue_job(rq_job)
             log.warning(
                 "task_requeued", rq_job_id=rq_job.id, queue=queue.name, missing_s=round(now - first, 1),
